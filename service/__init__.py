@@ -1,0 +1,33 @@
+"""Hearth's Flask service: the app factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from redis import Redis
+
+from .config import Config
+from .database import db
+from .dispatch import enqueue_after_commit
+from .runtime import Runtime
+
+
+def create_app(config: Config | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the app from `config` (default: the environment); nothing is built at import time."""
+    config = config or Config.from_env()
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(SECRET_KEY=config.secret_key, HEARTH=config)
+    app.config.update(overrides or {})
+    db.init_app(app)
+    app.extensions["hearth_redis"] = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    app.extensions["hearth_runtime"] = Runtime(config)
+    enqueue_after_commit(db.session.session_factory, app.extensions["hearth_redis"])
+
+    from . import health, webhooks
+    from .cli import register_cli
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(webhooks.bp)
+    register_cli(app)
+    return app

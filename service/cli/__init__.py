@@ -1,0 +1,26 @@
+"""The `hearth` command line: a Flask CLI group over the app factory."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+
+
+def register_cli(app: Flask) -> None:
+    """Attach Hearth's command groups to the app."""
+    from . import db_commands, dev, directory, simulate
+
+    for module in (db_commands, directory, simulate, dev):
+        module.register(app)
+
+
+def _create_app(*_args):
+    from service import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+def main() -> None:
+    """Hearth: SMS and voice check-ins for therapeutic communities."""

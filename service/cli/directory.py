@@ -1,0 +1,104 @@
+"""`hearth community create`, `hearth member add`, `hearth members import`, `hearth facilitator add`."""
+
+from __future__ import annotations
+
+import csv
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from service.database import db
+from service.directory import add_facilitator, add_member, community_named, create_community
+from service.exceptions import HearthError
+
+from .errors import clear_errors
+
+community_cli = AppGroup("community", help="Communities.")
+member_cli = AppGroup("member", help="One member.")
+members_cli = AppGroup("members", help="Many members.")
+facilitator_cli = AppGroup("facilitator", help="Facilitators.")
+
+
+@community_cli.command("create")
+@click.argument("name")
+@click.option("--timezone", default="Europe/London", show_default=True, help="IANA timezone.")
+@click.option("--language", default="en", show_default=True)
+@click.option("--region", default="GB", show_default=True, help="Where local phone numbers are read from.")
+@click.option("--phone-number", help="The community's Twilio number, when several communities share Hearth.")
+def create_community_command(name, timezone, language, region, phone_number) -> None:
+    """Create a community."""
+    with clear_errors():
+        community = create_community(db.session, name, timezone, language=language, region=region.upper(),
+                                     phone_number=phone_number)
+        db.session.commit()
+    click.echo(f"Created community {community.name} ({community.timezone}).")
+
+
+@member_cli.command("add")
+@click.option("--community", "community_name", required=True)
+@click.option("--name", required=True)
+@click.option("--phone", required=True, help="Any common format; stored as E.164.")
+@click.option("--language", default=None)
+@click.option("--channel", type=click.Choice(["sms", "voice"]), default="sms", show_default=True)
+@click.option("--no-welcome", is_flag=True, help="Do not send the welcome message.")
+def add_member_command(community_name, name, phone, language, channel, no_welcome) -> None:
+    """Add one member; they get the welcome message unless --no-welcome."""
+    with clear_errors():
+        community = community_named(db.session, community_name)
+        member = add_member(db.session, community, name, phone, language=language, channel=channel,
+                            welcome=not no_welcome)
+        db.session.commit()
+    click.echo(f"Added {member.name} ({member.phone}) to {community.name}"
+               + ("." if no_welcome else "; welcome message queued."))
+
+
+@members_cli.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--community", "community_name", required=True)
+@click.option("--no-welcome", is_flag=True, help="Do not send welcome messages.")
+def import_members_command(file, community_name, no_welcome) -> None:
+    """Import members from a CSV with columns name, phone[, language, channel]; bad rows are reported."""
+    with clear_errors():
+        community = community_named(db.session, community_name)
+    reader = csv.DictReader(file)
+    headers = {(h or "").strip().lower() for h in reader.fieldnames or []}
+    if not {"name", "phone"} <= headers:
+        raise click.ClickException("the CSV needs a header row with at least the columns name and phone")
+    rows = list(reader)
+    added, refused = 0, []
+    with click.progressbar(rows, label=f"Importing into {community.name}", file=click.get_text_stream("stderr")) as bar:
+        for line, raw in enumerate(bar, start=2):
+            row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+            try:
+                with db.session.begin_nested():
+                    add_member(db.session, community, row.get("name", ""), row.get("phone", ""),
+                               language=row.get("language") or None, channel=row.get("channel") or "sms",
+                               welcome=not no_welcome, actor="cli:import")
+                added += 1
+            except HearthError as exc:
+                refused.append(f"line {line}: refused: {exc}")
+    db.session.commit()
+    click.echo(f"Imported {added} of {len(rows)} rows into {community.name}.")
+    for report_line in refused:
+        click.echo(report_line)
+
+
+@facilitator_cli.command("add")
+@click.option("--community", "community_name", required=True)
+@click.option("--name", required=True)
+@click.option("--phone", required=True)
+@click.option("--on-call", is_flag=True, help="Gets crisis alerts first.")
+def add_facilitator_command(community_name, name, phone, on_call) -> None:
+    """Add a facilitator."""
+    with clear_errors():
+        community = community_named(db.session, community_name)
+        facilitator = add_facilitator(db.session, community, name, phone, on_call=on_call)
+        db.session.commit()
+    click.echo(f"Added facilitator {facilitator.name} ({facilitator.phone})" + (", on call." if on_call else "."))
+
+
+def register(app: Flask) -> None:
+    """Add the directory groups."""
+    for group in (community_cli, member_cli, members_cli, facilitator_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,98 @@
+"""`hearth simulate`: chat with Hearth from a terminal, through the signed webhook and the outbox."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from xml.etree import ElementTree
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from service.database import db
+from service.demo import DEMO_MEMBERS
+from service.directory import community_named, only_community
+from service.exceptions import InvalidPhone
+from service.models import Member, OutboundMessage
+from service.phones import to_e164
+from service.sending import deliver
+from service.transports.console import ConsoleTransport
+from service.signature import signing_token
+
+from .errors import clear_errors
+
+
+@click.command("simulate")
+@click.option("--phone", required=True, help="The member's phone, in any common format.")
+@click.option("--community", "community_name", default=None, help="Needed when several communities exist.")
+@with_appcontext
+def simulate_command(phone: str, community_name: str | None) -> None:
+    """Text Hearth as the member with this phone; each line you type is one SMS (Ctrl-D ends)."""
+    with clear_errors():
+        community = community_named(db.session, community_name) if community_name else only_community(db.session)
+        if community is None:
+            raise click.ClickException("several communities exist: say which with --community")
+        try:
+            number = to_e164(phone, community.region)
+        except InvalidPhone as exc:
+            raise click.ClickException(str(exc)) from None
+    to_number = community.phone_number or "+441632960000"
+    member = db.session.scalar(select(Member).where(Member.community_id == community.id, Member.phone == number))
+    click.secho(f"Texting {community.name} as {member.name if member else 'an unknown number'} ({number}).", bold=True)
+    if member is None:
+        click.echo("  (not a member: try " + ", ".join(p for _, p in DEMO_MEMBERS) + ")")
+    click.echo("  Type a message and press Enter. Ctrl-D to finish.")
+    db.session.rollback()
+    client = current_app.test_client()
+    while True:
+        try:
+            text = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
+        except (click.Abort, EOFError):
+            click.echo()
+            break
+        for reply in _send(client, number, to_number, text):
+            click.secho(f"hearth> {reply}", fg="green")
+        for sent in _drain(number):
+            click.secho(f"hearth> {sent}", fg="cyan")
+        if member is not None:
+            db.session.refresh(member)
+            click.secho(f"  [member status: {member.status}]", dim=True)
+        db.session.rollback()
+
+
+def _send(client, from_number: str, to_number: str, text: str) -> list[str]:
+    """POST a signed inbound SMS to /twilio/sms and return the TwiML replies."""
+    config = current_app.config["HEARTH"]
+    form = {"MessageSid": "SM" + uuid.uuid4().hex, "AccountSid": config.twilio_account_sid or "AC" + "0" * 32,
+            "From": from_number, "To": to_number, "Body": text, "NumMedia": "0"}
+    base = config.public_base_url or "http://localhost"
+    signature = RequestValidator(signing_token(config)).compute_signature(base + "/twilio/sms", form)
+    response = client.post("/twilio/sms", data=form, base_url=base, headers={"X-Twilio-Signature": signature})
+    if response.status_code != 200:
+        return [f"(HTTP {response.status_code}: {response.get_data(as_text=True).strip()})"]
+    root = ElementTree.fromstring(response.get_data(as_text=True))
+    return [m.text or "" for m in root.iter("Message")]
+
+
+def _drain(number: str) -> list[str]:
+    """Send what is due for this phone now, as a worker would, and return the bodies."""
+    runtime = current_app.extensions["hearth_runtime"]
+    # On the console transport simulate shows each message itself, so the transport's print is muted.
+    transport = ConsoleTransport(io.StringIO()) if runtime.config.transport == "console" else runtime.transport
+    ids = db.session.scalars(select(OutboundMessage.id).where(
+        OutboundMessage.to_number == number, OutboundMessage.state == "pending")).all()
+    bodies = []
+    for outbox_id in ids:
+        state = deliver(db.session, outbox_id, transport=transport, limiter=runtime.limiter,
+                        sender=current_app.config["HEARTH"].sender, final_attempt=True)
+        if state == "sent":
+            bodies.append(db.session.get(OutboundMessage, outbox_id).body)
+    return bodies
+
+
+def register(app: Flask) -> None:
+    """Add `hearth simulate`."""
+    app.cli.add_command(simulate_command)

@@ -1,0 +1,22 @@
+"""The one place Hearth reads the time; tests replace it through the app config."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    """The current time, aware and in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def now() -> datetime:
+    """The app's clock (config `CLOCK`) if there is an app, else the system clock."""
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        return current_app.config.get("CLOCK", system_clock)()
+    return system_clock()

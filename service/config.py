@@ -1,0 +1,69 @@
+"""Configuration read from the environment (the design's table), once, in the app factory."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+INSTANCE_DIR = Path.cwd() / "instance"
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{INSTANCE_DIR / 'hearth.db'}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything Hearth reads from its environment."""
+
+    database_url: str
+    redis_url: str = DEFAULT_REDIS_URL
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(16))
+    public_base_url: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base: str | None = None
+    transport: str = "console"
+    send_rate: float = 10.0
+    flows_dir: str | None = None
+    validate_signatures: bool = True
+
+    @property
+    def sender(self) -> str:
+        """The sender that the send rate limit is kept for."""
+        return self.twilio_messaging_service_sid or self.twilio_from_number or "console"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Config":
+        """Read the configuration from `environ` (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        sid = env.get("TWILIO_ACCOUNT_SID") or None
+        token = env.get("TWILIO_AUTH_TOKEN") or None
+        transport = env.get("HEARTH_TRANSPORT") or ("twilio" if sid and token else "console")
+        if transport not in ("twilio", "console"):
+            raise ValueError(f"HEARTH_TRANSPORT must be 'twilio' or 'console', not {transport!r}")
+        try:
+            send_rate = float(env.get("HEARTH_SEND_RATE") or 10)
+        except ValueError:
+            raise ValueError("HEARTH_SEND_RATE must be a number of messages per second") from None
+        if send_rate < 0:
+            raise ValueError("HEARTH_SEND_RATE must not be negative (0 turns the limit off)")
+        return cls(
+            database_url=env.get("DATABASE_URL") or _default_database_url(),
+            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            secret_key=env.get("SECRET_KEY") or secrets.token_hex(16),
+            public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+            twilio_account_sid=sid,
+            twilio_auth_token=token,
+            twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
+            twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
+            twilio_api_base=(env.get("TWILIO_API_BASE") or "").rstrip("/") or None,
+            transport=transport,
+            send_rate=send_rate,
+            flows_dir=env.get("HEARTH_FLOWS_DIR") or None,
+        )

@@ -1,0 +1,26 @@
+"""A small demo community, so a newcomer can text Hearth at once with `hearth simulate`."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .directory import add_facilitator, add_member, create_community
+from .models import Community
+
+DEMO_COMMUNITY = "Demo Community"
+DEMO_NUMBER = "+441632960000"  # Ofcom's drama range: never a real line
+DEMO_MEMBERS = [("Alex", "07700 900001"), ("Sam", "07700 900002"), ("Priya", "07700 900003")]
+DEMO_FACILITATOR = ("Jo", "07700 900100")
+
+
+def seed_demo(session: Session) -> Community | None:
+    """Create the demo community unless it exists; returns it when it was created."""
+    if session.scalar(select(Community.id).where(Community.name == DEMO_COMMUNITY)):
+        return None
+    community = create_community(session, DEMO_COMMUNITY, "Europe/London", phone_number=DEMO_NUMBER, actor="demo")
+    for name, phone in DEMO_MEMBERS:
+        add_member(session, community, name, phone, welcome=False, actor="demo")
+    add_facilitator(session, community, *DEMO_FACILITATOR, on_call=True, actor="demo")
+    session.commit()
+    return community

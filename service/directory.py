@@ -1,0 +1,98 @@
+"""Finding and adding communities, members and facilitators."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from . import audit
+from .clock import now
+from .exceptions import Conflict, HearthError, NotFound
+from .models import Community, Facilitator, Member
+from .models.member import CHANNELS
+from .outbox import queue_message
+from .phones import to_e164
+
+
+def create_community(session: Session, name: str, timezone: str = "Europe/London", *, language: str = "en",
+                     region: str = "GB", phone_number: str | None = None, actor: str = "cli") -> Community:
+    """A new community; its timezone must be a real IANA zone."""
+    name = name.strip()
+    if not name:
+        raise HearthError("a community needs a name")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise HearthError(f"{timezone!r} is not a timezone (try Europe/London)") from None
+    if session.scalar(select(Community).where(func.lower(Community.name) == name.lower())):
+        raise Conflict(f"there is already a community called {name!r}")
+    number = to_e164(phone_number, region) if phone_number else None
+    community = Community(name=name, timezone=timezone, language=language, region=region,
+                          phone_number=number, created_at=now())
+    session.add(community)
+    session.flush()
+    audit.record(session, actor, "community.created", community_id=community.id, name=name, timezone=timezone)
+    return community
+
+
+def community_named(session: Session, name: str) -> Community:
+    """The community called `name` (any case)."""
+    community = session.scalar(select(Community).where(func.lower(Community.name) == name.strip().lower()))
+    if community is None:
+        raise NotFound(f"there is no community called {name!r}")
+    return community
+
+
+def community_for_number(session: Session, to_number: str) -> Community | None:
+    """The community whose Twilio number this is; with a single community, that one."""
+    community = session.scalar(select(Community).where(Community.phone_number == to_number))
+    if community is not None:
+        return community
+    return only_community(session)
+
+
+def only_community(session: Session) -> Community | None:
+    """The community, when there is exactly one."""
+    only = session.scalars(select(Community).limit(2)).all()
+    return only[0] if len(only) == 1 else None
+
+
+def add_member(session: Session, community: Community, name: str, phone: str, *, language: str | None = None,
+               channel: str = "sms", welcome: bool = True, actor: str = "cli") -> Member:
+    """A new member, phone stored as E.164; the welcome message goes through the outbox."""
+    name = (name or "").strip()
+    if not name:
+        raise HearthError("a member needs a name")
+    if channel not in CHANNELS:
+        raise HearthError(f"channel must be sms or voice, not {channel!r}")
+    number = to_e164(phone, community.region)
+    if session.scalar(select(Member.id).where(Member.community_id == community.id, Member.phone == number)):
+        raise Conflict(f"{number} is already a member of {community.name}")
+    at = now()
+    member = Member(community_id=community.id, name=name, phone=number, language=language or None,
+                    channel=channel, status="active", consent_at=at, created_at=at, fields={})
+    session.add(member)
+    session.flush()
+    audit.record(session, actor, "member.added", community_id=community.id, member_id=member.id, welcome=welcome)
+    if welcome:
+        queue_message(session, key=f"welcome:{member.id}", to=number, body=community.render(community.welcome_text),
+                      kind="welcome", member=member)
+    return member
+
+
+def add_facilitator(session: Session, community: Community, name: str, phone: str, *, on_call: bool = False,
+                    actor: str = "cli") -> Facilitator:
+    """A new facilitator of the community."""
+    number = to_e164(phone, community.region)
+    if session.scalar(select(Facilitator.id).where(Facilitator.community_id == community.id,
+                                                   Facilitator.phone == number)):
+        raise Conflict(f"{number} is already a facilitator of {community.name}")
+    facilitator = Facilitator(community_id=community.id, name=name.strip(), phone=number, on_call=on_call,
+                              created_at=now())
+    session.add(facilitator)
+    session.flush()
+    audit.record(session, actor, "facilitator.added", community_id=community.id, facilitator_id=facilitator.id,
+                 on_call=on_call)
+    return facilitator

@@ -1,0 +1,74 @@
+"""Twilio's webhook forms parsed into plain objects; anything malformed is a BadRequest with a reason."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .exceptions import BadRequest
+
+SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+NUMBER = re.compile(r"^\+?[0-9]{3,16}$")
+MAX_BODY = 10_000
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """One inbound SMS."""
+
+    sid: str
+    from_number: str
+    to_number: str
+    body: str
+
+
+@dataclass(frozen=True)
+class StatusCallback:
+    """One outbound message status report."""
+
+    sid: str
+    status: str
+    error_code: int | None
+
+
+STATUSES = {"accepted", "queued", "sending", "sent", "failed", "delivered", "undelivered", "read",
+            "receiving", "received", "scheduled", "canceled"}
+
+
+def _field(form, name: str, *alternatives: str) -> str:
+    for key in (name, *alternatives):
+        value = form.get(key)
+        if value is not None:
+            return value
+    raise BadRequest(f"missing form field {name}")
+
+
+def _sid(form, name: str, *alternatives: str) -> str:
+    sid = _field(form, name, *alternatives).strip()
+    if not SID.match(sid):
+        raise BadRequest(f"{name} is not a Twilio sid")
+    return sid
+
+
+def parse_inbound_sms(form) -> InboundSms:
+    """MessageSid, From, To and Body of an inbound SMS."""
+    sid = _sid(form, "MessageSid", "SmsSid")
+    sender = _field(form, "From").strip()
+    if not NUMBER.match(sender.replace(" ", "")):
+        raise BadRequest("From is not a phone number")
+    body = _field(form, "Body")
+    if len(body) > MAX_BODY:
+        raise BadRequest(f"Body is longer than {MAX_BODY} characters")
+    return InboundSms(sid=sid, from_number=sender.replace(" ", ""), to_number=_field(form, "To").strip(), body=body)
+
+
+def parse_status_callback(form) -> StatusCallback:
+    """MessageSid, MessageStatus and ErrorCode of a status callback."""
+    sid = _sid(form, "MessageSid", "SmsSid")
+    status = _field(form, "MessageStatus", "SmsStatus").strip().lower()
+    if status not in STATUSES:
+        raise BadRequest(f"MessageStatus {status!r} is not one Twilio sends")
+    raw_code = (form.get("ErrorCode") or "").strip()
+    if raw_code and not raw_code.isdigit():
+        raise BadRequest("ErrorCode is not a number")
+    return StatusCallback(sid=sid, status=status, error_code=int(raw_code) if raw_code else None)

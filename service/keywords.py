@@ -1,0 +1,29 @@
+"""The carrier keywords that work from any state: opt out, opt in, help."""
+
+from __future__ import annotations
+
+import re
+
+OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+OPT_IN = frozenset({"START", "UNSTOP"})
+OPT_IN_WHEN_OPTED_OUT = frozenset({"YES"})
+HELP = frozenset({"HELP", "INFO"})
+
+_EDGES = re.compile(r"^[\W_]+|[\W_]+$", re.UNICODE)
+
+
+def normalise(body: str) -> str:
+    """Upper case without surrounding spaces and punctuation: ' stop! ' -> 'STOP'."""
+    return _EDGES.sub("", body or "").upper()
+
+
+def classify(body: str, opted_out: bool) -> str | None:
+    """'opt_out', 'opt_in', 'help' or None, for a whole message that is one of these words."""
+    word = normalise(body)
+    if word in OPT_OUT:
+        return "opt_out"
+    if word in OPT_IN or (opted_out and word in OPT_IN_WHEN_OPTED_OUT):
+        return "opt_in"
+    if word in HELP:
+        return "help"
+    return None

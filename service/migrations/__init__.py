@@ -1,0 +1,21 @@
+"""Alembic migrations, applied with `hearth db upgrade`."""
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+
+HERE = Path(__file__).parent
+
+
+def alembic_config(database_url: str) -> AlembicConfig:
+    """An Alembic configuration for `database_url`, without an ini file."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(HERE))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Apply migrations up to `revision`."""
+    command.upgrade(alembic_config(database_url), revision)

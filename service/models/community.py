@@ -1,0 +1,72 @@
+"""A community, its staff and the settings its messages are made from."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base
+
+UK_CRISIS_CONTACTS: list[dict[str, str]] = [
+    {"name": "Samaritans", "how": "call 116 123", "when": "free, 24/7"},
+    {"name": "Shout", "how": "text SHOUT to 85258", "when": "free, 24/7"},
+    {"name": "NHS 111", "how": "call 111, mental health option", "when": "24/7"},
+    {"name": "Emergency", "how": "call 999 or go to A&E", "when": "if a life is at risk"},
+]
+
+DEFAULT_HELP_TEXT = (
+    "{community} check-ins. Reply MENU for what you can text, PAUSE 7 for a break, "
+    "STOP to stop. Need to talk now? Samaritans 116 123 (free, 24/7)."
+)
+DEFAULT_WELCOME_TEXT = (
+    "Welcome to {community} check-ins. We will text you now and then to ask how you are. "
+    "Reply HELP for help or STOP to stop. Samaritans 116 123 (free, 24/7)."
+)
+DEFAULT_UNKNOWN_REPLY = "Sorry, this number could not recognise you. If you need support, call Samaritans on 116 123."
+DEFAULT_OPT_OUT_REPLY = "You will get no more messages from {community}. Text START to join again."
+DEFAULT_OPT_IN_REPLY = "Welcome back to {community}. Reply HELP for help or STOP to stop."
+
+
+class Community(Base):
+    """A therapeutic community: its clock, language, number and the words it sends."""
+
+    __tablename__ = "communities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/London")
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    region: Mapped[str] = mapped_column(String(2), default="GB")
+    phone_number: Mapped[str | None] = mapped_column(String(20), unique=True)
+    quiet_start: Mapped[time | None] = mapped_column(default=time(21, 0))
+    quiet_end: Mapped[time | None] = mapped_column(default=time(8, 0))
+    help_text: Mapped[str] = mapped_column(Text, default=DEFAULT_HELP_TEXT)
+    welcome_text: Mapped[str] = mapped_column(Text, default=DEFAULT_WELCOME_TEXT)
+    opt_out_reply: Mapped[str] = mapped_column(Text, default=DEFAULT_OPT_OUT_REPLY)
+    opt_in_reply: Mapped[str] = mapped_column(Text, default=DEFAULT_OPT_IN_REPLY)
+    unknown_reply: Mapped[str | None] = mapped_column(Text, default=DEFAULT_UNKNOWN_REPLY)
+    crisis_contacts: Mapped[list[Any]] = mapped_column(default=lambda: list(UK_CRISIS_CONTACTS))
+    created_at: Mapped[datetime]
+
+    members: Mapped[list["Member"]] = relationship(back_populates="community")  # noqa: F821
+
+    def render(self, template: str) -> str:
+        """Fill `{community}` in one of the community's own texts."""
+        return template.replace("{community}", self.name)
+
+
+class Facilitator(Base):
+    """A member of staff (or a member on the rota) who gets alerts and digests."""
+
+    __tablename__ = "facilitators"
+    __table_args__ = (UniqueConstraint("community_id", "phone"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    phone: Mapped[str] = mapped_column(String(20))
+    on_call: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]

@@ -1,0 +1,46 @@
+"""Phone numbers: parsed with `phonenumbers` in the community's region, stored as E.164."""
+
+from __future__ import annotations
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat
+
+from .exceptions import InvalidPhone
+
+_REASONS = {
+    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "the country code is not valid",
+    phonenumbers.ValidationResult.TOO_SHORT: "it is too short",
+    phonenumbers.ValidationResult.TOO_LONG: "it is too long",
+    phonenumbers.ValidationResult.INVALID_LENGTH: "it has the wrong number of digits",
+}
+
+
+def to_e164(raw: str, region: str = "GB") -> str:
+    """`07700 900123`, `+44 7700 900123` and `447700900123` all give `+447700900123`."""
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidPhone(raw, "it is empty")
+    digits = text.lstrip("+")
+    # A bare international number without its plus ("447700900123") is common in spreadsheets.
+    if not text.startswith("+") and not text.startswith("0") and digits.isdigit() and len(digits) > 10:
+        text = "+" + digits
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException as exc:
+        raise InvalidPhone(raw, _parse_reason(exc)) from None
+    # "Possible", not "valid": Ofcom's drama ranges (07700 900xxx) are possible but never allocated,
+    # and a community testing Hearth uses exactly those.
+    verdict = phonenumbers.is_possible_number_with_reason(number)
+    if verdict != phonenumbers.ValidationResult.IS_POSSIBLE:
+        raise InvalidPhone(raw, _REASONS.get(verdict, "it needs its area code"))
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def _parse_reason(exc: NumberParseException) -> str:
+    return {
+        NumberParseException.INVALID_COUNTRY_CODE: "the country code is not valid",
+        NumberParseException.NOT_A_NUMBER: "it is not a phone number",
+        NumberParseException.TOO_SHORT_NSN: "it is too short",
+        NumberParseException.TOO_SHORT_AFTER_IDD: "it is too short",
+        NumberParseException.TOO_LONG: "it is too long",
+    }.get(exc.error_type, "it is not a phone number")

@@ -1,0 +1,42 @@
+"""The one decorator every /twilio/* route wears: 403 unless X-Twilio-Signature validates."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import abort, current_app, request
+from twilio.request_validator import RequestValidator
+
+# Without Twilio credentials (console transport, `hearth simulate`) webhooks are signed with this
+# token, so the local pipeline is the same as the real one. It is never used with real credentials.
+LOCAL_AUTH_TOKEN = "hearth-local-development-token"
+
+
+def signing_token(config) -> str:
+    """The token webhooks must be signed with."""
+    return config.twilio_auth_token or LOCAL_AUTH_TOKEN
+
+
+def public_url() -> str:
+    """The URL Twilio signed: PUBLIC_BASE_URL plus the path, or the request's own URL."""
+    base = current_app.config["HEARTH"].public_base_url
+    if not base:
+        return request.url
+    query = request.query_string.decode()
+    return base + request.path + (f"?{query}" if query else "")
+
+
+def twilio_signed(view):
+    """Refuse (403) a request whose signature does not match the public URL and form."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        config = current_app.config["HEARTH"]
+        if config.validate_signatures:
+            signature = request.headers.get("X-Twilio-Signature", "")
+            validator = RequestValidator(signing_token(config))
+            if not signature or not validator.validate(public_url(), request.form, signature):
+                abort(403, description="X-Twilio-Signature does not match this request")
+        return view(*args, **kwargs)
+
+    return wrapper

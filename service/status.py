@@ -1,0 +1,47 @@
+"""Status callbacks: deduplicated on (sid, status), and never moving a message backwards."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .clock import now
+from .forms import StatusCallback
+from .models import OutboundMessage, StatusEvent
+from .models.messages import DELIVERY_RANK
+
+
+def record_status(session: Session, callback: StatusCallback) -> bool:
+    """Store a callback and apply it to its outbox row; False when it was a repeat."""
+    try:
+        with session.begin_nested():
+            session.add(StatusEvent(sid=callback.sid, status=callback.status, error_code=callback.error_code,
+                                    received_at=now()))
+    except IntegrityError:
+        session.rollback()
+        return False
+    row = session.scalar(
+        select(OutboundMessage).where(OutboundMessage.provider_sid == callback.sid).with_for_update()
+    )
+    if row is not None:
+        advance(row, callback.status, callback.error_code)
+    # A callback that beats the sender's own commit waits in status_events; `catch_up` applies it.
+    session.commit()
+    return True
+
+
+def advance(row: OutboundMessage, status: str, error_code: int | None) -> None:
+    """Move the row's delivery status forward only: delivered stays delivered."""
+    if DELIVERY_RANK.get(status, -1) <= DELIVERY_RANK.get(row.delivery_status or "", -1):
+        return
+    row.delivery_status = status
+    row.updated_at = now()
+    if error_code is not None:
+        row.error_code = error_code
+
+
+def catch_up(session: Session, row: OutboundMessage) -> None:
+    """Apply callbacks that arrived before the row knew its sid."""
+    for event in session.scalars(select(StatusEvent).where(StatusEvent.sid == row.provider_sid)):
+        advance(row, event.status, event.error_code)

@@ -1,0 +1,57 @@
+"""The Twilio transport, on the real SDK; TWILIO_API_BASE points it at a compatible double."""
+
+from __future__ import annotations
+
+from requests.exceptions import RequestException
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from ..exceptions import PermanentSendError, TransientSendError
+from .base import SendResult
+
+OPTED_OUT = 21610
+INVALID_NUMBER = {21211, 21614}
+RATE_LIMITED = 20429
+
+
+class TwilioTransport:
+    """Sends through Twilio's Messages API and sorts its errors into retry or give up."""
+
+    def __init__(self, config) -> None:
+        if not (config.twilio_account_sid and config.twilio_auth_token):
+            raise ValueError("the twilio transport needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+        if not (config.twilio_from_number or config.twilio_messaging_service_sid):
+            raise ValueError("the twilio transport needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+        # environment={} so TWILIO_EDGE/TWILIO_REGION cannot rewrite the host of a local double.
+        self.client = Client(
+            config.twilio_account_sid,
+            config.twilio_auth_token,
+            environment={},
+            http_client=TwilioHttpClient(timeout=10),
+        )
+        if config.twilio_api_base:
+            self.client.api.base_url = config.twilio_api_base
+        self.sender = (
+            {"messaging_service_sid": config.twilio_messaging_service_sid}
+            if config.twilio_messaging_service_sid
+            else {"from_": config.twilio_from_number}
+        )
+
+    def send(self, to: str, body: str, status_callback: str | None) -> SendResult:
+        """Create the message; 429 and 5xx are transient, other 4xx permanent."""
+        extra = {"status_callback": status_callback} if status_callback else {}
+        try:
+            message = self.client.messages.create(to=to, body=body, **self.sender, **extra)
+        except TwilioRestException as exc:
+            raise _classify(exc) from None
+        except RequestException as exc:
+            raise TransientSendError(f"could not reach Twilio: {exc.__class__.__name__}") from None
+        return SendResult(sid=message.sid, status=message.status or "queued", segments=int(message.num_segments or 1))
+
+
+def _classify(exc: TwilioRestException) -> Exception:
+    code = exc.code
+    if exc.status == 429 or code == RATE_LIMITED or exc.status >= 500:
+        return TransientSendError(f"Twilio answered {exc.status} ({code}): {exc.msg}", code=code)
+    return PermanentSendError(f"Twilio refused the message ({code}): {exc.msg}", code=code)

@@ -1,0 +1,1 @@
+"""RQ jobs, the queues they run on, and the clock."""
