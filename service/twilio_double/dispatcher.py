@@ -146,7 +146,7 @@ class Dispatcher:
                 return signature, None, None, f"{type(exc).__name__}: {exc}", attempt
             finally:
                 conn.close()
-            if self._stopping.wait(0.05 * attempt):
+            if attempt > self._retries or self._stopping.wait(0.05 * attempt):
                 break
         return signature, None, None, error, attempt
 

@@ -103,7 +103,7 @@ class TwilioDouble:
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
         self.dispatcher.start()
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="twilio-double-server", daemon=True)
         self._thread.start()
         return self

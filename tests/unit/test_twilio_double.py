@@ -84,7 +84,7 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
         self.thread.start()
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -186,7 +186,7 @@ def test_fetch_message_shows_its_current_status(double, client):
     ("a" * 307, 3, "GSM-7"),
     ("€" * 80, 1, "GSM-7"),           # extension characters cost two septets
     ("€" * 81, 2, "GSM-7"),
-    ("[" * 77, 2, "GSM-7"),           # 154 septets; an escape pair is never split
+    ("a" * 152 + "[" + "a" * 152, 3, "GSM-7"),  # 306 septets, but an escape is never split
     ("ж" * 70, 1, "UCS-2"),
     ("ж" * 71, 2, "UCS-2"),
     ("ж" * 134, 2, "UCS-2"),
@@ -454,10 +454,14 @@ def test_non_loopback_callback_is_never_posted(double, client):
 
 def test_no_callbacks_when_disabled(client, double, receiver):
     double.configure(callbacks=False)
-    message = send(client, status_callback=receiver.url("/s"))
-    send(client, to="+447700900999")  # a later request, after any callback would be queued
-    assert receiver.received() == []
-    assert double.message(message.sid)["status"] == "queued"
+    silent = send(client, status_callback=receiver.url("/silent"))
+    double.configure(callbacks=True)
+    send(client, status_callback=receiver.url("/loud"))  # its callbacks come after any for silent
+
+    double.wait_for(lambda: len(receiver.received()) == 2)
+
+    assert {p["path"] for p in receiver.received()} == {"/loud"}
+    assert double.message(silent.sid)["status"] == "queued"
 
 
 # -- calls ----------------------------------------------------------------------------
@@ -469,7 +473,7 @@ def test_create_call_and_progress_callbacks(double, client, receiver):
         status_callback_event=["initiated", "ringing", "answered", "completed"])
 
     assert SID_RE.match(call.sid) and call.sid.startswith("CA")
-    assert (call.status, call.to, call.from_, call.direction) == ("queued", TO, FROM, "outbound-api")
+    assert (call.status, call.to, call._from, call.direction) == ("queued", TO, FROM, "outbound-api")
     double.wait_for(lambda: len(receiver.received()) == 5)
     posts = receiver.received()
 

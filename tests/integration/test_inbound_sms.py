@@ -1,0 +1,155 @@
+"""POST /twilio/sms against a real database: signatures, malformed forms, replays, opt-out words."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from service.models import AuditEvent, InboundMessage, Member, OutboundMessage
+from tests.support import sms_form
+
+EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
+
+
+def replies(response) -> list[str]:
+    from xml.etree import ElementTree
+
+    return [m.text for m in ElementTree.fromstring(response.get_data(as_text=True)).iter("Message")]
+
+
+def test_unsigned_request_is_refused(client, member, session):
+    response = client.post("/twilio/sms", data=sms_form("hello"))
+    assert response.status_code == 403
+    assert session.scalar(select(func.count(InboundMessage.id))) == 0
+
+
+def test_signature_for_another_url_or_token_is_refused(post_signed, member):
+    assert post_signed("/twilio/sms", sms_form("hi"), token="wrong").status_code == 403
+    assert post_signed("/twilio/sms", sms_form("hi"), url="https://elsewhere.example/twilio/sms").status_code == 403
+
+
+def test_tampered_body_is_refused(client, member):
+    from tests.conftest import AUTH_TOKEN
+    from tests.support import sign
+
+    form = sms_form("hello")
+    signature = sign("https://hearth.example.org/twilio/sms", form, AUTH_TOKEN)
+    response = client.post("/twilio/sms", data={**form, "Body": "STOP"}, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("MessageSid", None, "missing form field MessageSid"),
+    ("MessageSid", "not-a-sid", "MessageSid is not a Twilio sid"),
+    ("From", None, "missing form field From"),
+    ("From", "robert'); drop table", "From is not a phone number"),
+    ("Body", None, "missing form field Body"),
+    ("To", None, "missing form field To"),
+])
+def test_malformed_form_gets_400_with_reason(post_signed, member, session, field, value, reason):
+    form = sms_form("hello")
+    if value is None:
+        del form[field]
+    else:
+        form[field] = value
+    response = post_signed("/twilio/sms", form)
+    assert response.status_code == 400
+    assert reason in response.get_data(as_text=True)
+    assert session.scalar(select(func.count(InboundMessage.id))) == 0
+
+
+def test_help_answers_with_the_community_help_text(post_signed, member):
+    response = post_signed("/twilio/sms", sms_form("help"))
+    assert response.status_code == 200
+    assert response.mimetype == "text/xml"
+    [text] = replies(response)
+    assert "Oak House" in text and "STOP" in text
+
+
+def test_replayed_message_sid_gets_the_same_answer_and_changes_nothing_twice(post_signed, member, session):
+    form = sms_form("STOP")
+    first = post_signed("/twilio/sms", form)
+    second = post_signed("/twilio/sms", form)
+    assert first.get_data() == second.get_data()
+    assert len(replies(first)) == 1
+    assert session.scalar(select(func.count(InboundMessage.id))) == 1
+    assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "member.opted_out")) == 1
+    assert session.scalar(select(func.count(OutboundMessage.id))) == 1
+
+
+@pytest.mark.parametrize("word", ["STOP", "stop", " Stop ", "STOP!", "stopall", "UNSUBSCRIBE", "cancel",
+                                  "End.", "quit", "  QUIT  ", "Stop.", "¡stop!"])
+def test_every_opt_out_word_opts_out_with_one_confirmation(post_signed, member, session, word):
+    [confirmation] = replies(post_signed("/twilio/sms", sms_form(word)))
+    assert "no more messages" in confirmation
+    session.expire_all()
+    assert session.get(Member, member.id).status == "opted_out"
+    # Nothing after it: other texts get no answer, a second STOP no second confirmation.
+    assert replies(post_signed("/twilio/sms", sms_form("hello?"))) == []
+    assert replies(post_signed("/twilio/sms", sms_form("STOP"))) == []
+
+
+@pytest.mark.parametrize("word", ["START", "unstop", "Yes", "yes!"])
+def test_opt_in_words_bring_an_opted_out_member_back(post_signed, member, session, word):
+    post_signed("/twilio/sms", sms_form("STOP"))
+    [welcome_back] = replies(post_signed("/twilio/sms", sms_form(word)))
+    assert "Welcome back" in welcome_back
+    session.expire_all()
+    back = session.get(Member, member.id)
+    assert back.status == "active" and back.opted_out_at is None
+
+
+def test_yes_from_an_active_member_is_not_an_opt_in(post_signed, member, session):
+    [answer] = replies(post_signed("/twilio/sms", sms_form("YES")))
+    assert "Welcome back" not in answer
+    assert session.scalar(select(InboundMessage.handled_as)) != "opt_in"
+
+
+def test_stop_cancels_messages_still_waiting(post_signed, member, session, clock):
+    from service.outbox import queue_message
+
+    queue_message(session, key="later", to=member.phone, body="see you", kind="broadcast", member=member,
+                  due_at=clock.advance(hours=1))
+    session.commit()
+    post_signed("/twilio/sms", sms_form("STOP"))
+    session.expire_all()
+    assert session.scalar(select(OutboundMessage.state).where(OutboundMessage.idempotency_key == "later")) == "cancelled"
+
+
+def test_help_works_for_an_opted_out_member(post_signed, member):
+    post_signed("/twilio/sms", sms_form("STOP"))
+    [text] = replies(post_signed("/twilio/sms", sms_form("INFO")))
+    assert "Samaritans" in text
+
+
+def test_unknown_number_gets_a_neutral_answer_and_is_recorded(post_signed, member, session):
+    [answer] = replies(post_signed("/twilio/sms", sms_form("hi", from_number="+447700900999")))
+    assert "Oak House" not in answer and "Alex" not in answer
+    row = session.scalar(select(InboundMessage))
+    assert row.member_id is None and row.handled_as == "unknown" and row.body == "hi"
+
+
+def test_unknown_number_gets_nothing_when_the_community_says_so(post_signed, community, session):
+    community.unknown_reply = None
+    session.commit()
+    response = post_signed("/twilio/sms", sms_form("hi", from_number="+447700900999"))
+    assert response.get_data(as_text=True) == EMPTY
+
+
+def test_member_found_whatever_format_the_number_arrives_in(post_signed, member, session):
+    post_signed("/twilio/sms", sms_form("HELP", from_number="447700900123"))
+    assert session.scalar(select(InboundMessage.member_id)) == member.id
+
+
+def test_anything_else_is_answered_with_the_help_text_until_flows_run(post_signed, member, session):
+    [text] = replies(post_signed("/twilio/sms", sms_form("what is this?")))
+    assert "STOP" in text
+    assert session.scalar(select(InboundMessage.handled_as)) == "help_fallback"
+
+
+def test_inbound_row_reply_and_state_are_written_together(post_signed, member, session):
+    post_signed("/twilio/sms", sms_form("STOP", sid="SM" + "a" * 32))
+    inbound = session.scalar(select(InboundMessage))
+    reply = session.scalar(select(OutboundMessage))
+    assert inbound.sid == "SM" + "a" * 32 and "no more messages" in inbound.response
+    assert reply.idempotency_key == f"reply:{inbound.sid}:0" and reply.via == "twiml"

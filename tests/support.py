@@ -1,0 +1,33 @@
+"""Small helpers the tests share: a clock moved by hand, signing, form builders."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from twilio.request_validator import RequestValidator
+
+
+class FakeClock:
+    """Returns the same time until moved."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+def sign(url: str, form: dict, token: str) -> str:
+    """The X-Twilio-Signature Twilio would send."""
+    return RequestValidator(token).compute_signature(url, form)
+
+
+def sms_form(body: str, from_number: str = "+447700900123", to: str = "+441632960000", sid: str | None = None) -> dict:
+    """An inbound SMS form as Twilio posts it."""
+    return {"MessageSid": sid or "SM" + uuid.uuid4().hex, "AccountSid": "AC" + "1" * 32, "From": from_number,
+            "To": to, "Body": body, "NumMedia": "0", "NumSegments": "1"}
