@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 
 import click
 from flask import Flask
@@ -67,7 +68,7 @@ def import_members_command(file, community_name, no_welcome) -> None:
         raise click.ClickException("the CSV needs a header row with at least the columns name and phone")
     rows = list(reader)
     added, refused = 0, []
-    with click.progressbar(rows, label=f"Importing into {community.name}", file=click.get_text_stream("stderr")) as bar:
+    with click.progressbar(rows, label=f"Importing into {community.name}", file=sys.stderr) as bar:
         for line, raw in enumerate(bar, start=2):
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
             try:

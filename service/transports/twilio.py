@@ -23,15 +23,14 @@ class TwilioTransport:
             raise ValueError("the twilio transport needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
         if not (config.twilio_from_number or config.twilio_messaging_service_sid):
             raise ValueError("the twilio transport needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
-        # environment={} so TWILIO_EDGE/TWILIO_REGION cannot rewrite the host of a local double.
-        self.client = Client(
-            config.twilio_account_sid,
-            config.twilio_auth_token,
-            environment={},
-            http_client=TwilioHttpClient(timeout=10),
-        )
+        http = TwilioHttpClient(timeout=10)
+        self.client = Client(config.twilio_account_sid, config.twilio_auth_token, http_client=http)
         if config.twilio_api_base:
+            # The SDK reads TWILIO_EDGE/TWILIO_REGION from os.environ when given an empty mapping and
+            # would rewrite a loopback host; a proxy from the environment would capture it too.
+            self.client.edge = self.client.region = None
             self.client.api.base_url = config.twilio_api_base
+            http.session.trust_env = False
         self.sender = (
             {"messaging_service_sid": config.twilio_messaging_service_sid}
             if config.twilio_messaging_service_sid

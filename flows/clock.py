@@ -1,0 +1,66 @@
+"""Date and time helpers: ISO parsing, zones, and locale-free formatting."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+UTC = timezone.utc
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July",
+    "August", "September", "October", "November", "December",
+)
+_DIRECTIVE = re.compile(r"%(-?)([a-zA-Z%])")
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def to_datetime(value) -> datetime | None:
+    """A datetime or ISO 8601 text as aware UTC; None when it is neither."""
+    if isinstance(value, datetime):
+        return as_utc(value)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(value.strip()))
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=64)
+def zone(name) -> ZoneInfo | timezone:
+    """The IANA zone called `name`, or UTC when there is no such zone."""
+    try:
+        return ZoneInfo(name) if isinstance(name, str) and name else UTC
+    except (ValueError, KeyError, OSError):
+        return UTC
+
+
+def _part(moment: datetime, flag: str, code: str) -> str:
+    if code == "A":
+        return DAYS[moment.weekday()]
+    if code == "a":
+        return DAYS[moment.weekday()][:3]
+    if code == "B":
+        return MONTHS[moment.month - 1]
+    if code == "b":
+        return MONTHS[moment.month - 1][:3]
+    if code == "p":
+        return "am" if moment.hour < 12 else "pm"
+    text = moment.strftime("%" + code)
+    if flag and code in "dmHIMS" and text.isdigit():
+        return str(int(text))
+    return text
+
+
+def format_local(moment: datetime, fmt: str, tz_name) -> str:
+    """strftime in `tz_name`, English names, and %-d style unpadded numbers."""
+    here = as_utc(moment).astimezone(zone(tz_name))
+    return _DIRECTIVE.sub(lambda m: _part(here, m.group(1), m.group(2)), fmt)

@@ -1,0 +1,49 @@
+"""wait: pause the flow for a while, or until a time.
+
+```yaml
+- id: later
+  type: wait
+  for: 2h
+  next: ask_again
+```
+`until` (a template giving an ISO time) wins over `for` when it renders to
+a time; otherwise `for` is used; with neither readable the wait ends at once.
+Messages that arrive during a wait are not taken (resume returns no events).
+"""
+from __future__ import annotations
+
+from flows.clock import to_datetime
+from flows.durations import parse_duration
+from flows.steps.base import DURATION, STEP_ID, TEMPLATE, WAIT, Finding, Go, StepType, register
+
+
+@register
+class WaitStep(StepType):
+    """Wait for a duration or until a time, then go on."""
+
+    name = "wait"
+    waits = True
+    properties = {"for": DURATION, "until": TEMPLATE, "next": STEP_ID}
+
+    def texts(self, config):
+        """`until` is a template."""
+        return [(("until",), "template")] if "until" in config else []
+
+    def check(self, config, scope):
+        """A wait needs a duration or a time."""
+        if "for" in config or "until" in config:
+            return []
+        return [Finding((), "a wait needs 'for' (a duration) or 'until' (a time)")]
+
+    def enter(self, step, run):
+        """Start the timer."""
+        run.clear_timers()
+        at = to_datetime(run.value(step.get("until"))) if step.get("until") else None
+        if at is None:
+            at = run.now + (parse_duration(step.get("for", "")) or run.now - run.now)
+        run.add_timer(max(at, run.now), "wait")
+        return WAIT
+
+    def timeout(self, step, run, kind):
+        """The wait is over: go on."""
+        return Go() if kind == "wait" else None

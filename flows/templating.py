@@ -1,0 +1,118 @@
+"""Message templates: Jinja2 in a sandbox, checked when a flow loads.
+
+Loading only parses templates (compiling costs about 1 ms each); they are
+compiled on first use and cached by source text.
+"""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from functools import lru_cache
+
+from jinja2 import ChainableUndefined, pass_context
+from jinja2.sandbox import SandboxedEnvironment
+
+from flows import clock, defaults
+from flows.exceptions import TemplateFailure
+
+DEFAULT_FORMAT = "%a %-d %b at %H:%M"
+_TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
+_LOCAL_FORMAT = re.compile(r"""\|\s*local\(\s*(['"])(.*?)\1""")
+
+
+def is_template(text: str) -> bool:
+    """True when `text` holds Jinja syntax (plain text skips Jinja entirely)."""
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+@pass_context
+def _local(context, value, fmt: str = DEFAULT_FORMAT) -> str:
+    moment = clock.to_datetime(value)
+    if moment is None:
+        return "" if value is None or isinstance(value, ChainableUndefined) else str(value)
+    community = context.get("community") or {}
+    return clock.format_local(moment, str(fmt), community.get("timezone"))
+
+
+def _add_days(value, days=0):
+    moment = clock.to_datetime(value)
+    try:
+        return moment + timedelta(days=int(days)) if moment else None
+    except (TypeError, ValueError, OverflowError):
+        return moment
+
+
+def _iso(value) -> str:
+    moment = clock.to_datetime(value)
+    return moment.isoformat() if moment else ""
+
+
+def _number(value, default=None, min=None, max=None):  # noqa: A002 - Jinja keyword names
+    found = re.search(r"-?\d{1,9}", str(value)) if value is not None else None
+    number = int(found.group(0)) if found else default
+    if number is None:
+        return None
+    if min is not None and number < min:
+        number = min
+    if max is not None and number > max:
+        number = max
+    return number
+
+
+def _first_name(value) -> str:
+    words = str(value or "").split()
+    return words[0] if words else ""
+
+
+@lru_cache(maxsize=1)
+def environment() -> SandboxedEnvironment:
+    """The one sandboxed Jinja environment all flow templates use."""
+    env = SandboxedEnvironment(
+        undefined=ChainableUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
+    )
+    env.filters.update(
+        local=_local, add_days=_add_days, iso=_iso, number=_number, first_name=_first_name
+    )
+    return env
+
+
+@lru_cache(maxsize=4096)
+def _compiled(source: str):
+    return environment().from_string(source)
+
+
+def render(source: str, variables: dict) -> str:
+    """Render `source` over `variables`; raise TemplateFailure if it cannot."""
+    if not is_template(source):
+        return source
+    try:
+        return _compiled(source).render(variables)
+    except Exception as exc:  # the sandbox and user data can raise anything
+        raise TemplateFailure(f"{type(exc).__name__}: {exc}") from exc
+
+
+def strip_tags(source: str) -> str:
+    """`source` with every {{ }} / {% %} tag removed: the last-resort text."""
+    return " ".join(_TAG.sub(" ", source).split())
+
+
+def literal_parts(source: str) -> str:
+    """The text outside any tag: what the author typed character by character."""
+    return _TAG.sub("", source)
+
+
+def sample(source: str) -> str:
+    """The literal text with each placeholder counted at a typical length."""
+
+    def stand_in(match: re.Match) -> str:
+        tag = match.group(0)
+        if not tag.startswith("{{"):
+            return ""
+        fmt = _LOCAL_FORMAT.search(tag)
+        if fmt:
+            return clock.format_local(defaults.SAMPLE_DATETIME, fmt.group(2), "UTC")
+        if "| local" in tag or "|local" in tag:
+            return clock.format_local(defaults.SAMPLE_DATETIME, DEFAULT_FORMAT, "UTC")
+        return "x" * defaults.PLACEHOLDER_CHARS
+
+    return _TAG.sub(stand_in, source)

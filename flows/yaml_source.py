@@ -1,0 +1,156 @@
+"""Read flow YAML keeping the line of every mapping, key and list item.
+
+The resolver follows YAML 1.2's core schema rather than PyYAML's YAML 1.1:
+`yes`, `no`, `on`, `off`, `y`, `n` stay text (they are answers here), `10:00`
+stays text (not the base-60 number 600) and dates stay text.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.resolver import BaseResolver
+
+try:
+    from yaml import CParser as _Parser
+except ImportError:  # pragma: no cover - pure-Python PyYAML
+    _Parser = None
+
+
+class Mapping(dict):
+    """A dict that remembers its own line and the line of each key."""
+
+    __slots__ = ("line", "key_lines")
+
+
+class Sequence(list):
+    """A list that remembers its own line and the line of each item."""
+
+    __slots__ = ("line", "item_lines")
+
+
+class YamlProblem(Exception):
+    """The text is not YAML we can read; carries a 1-based line."""
+
+    def __init__(self, line: int | None, message: str):
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+class _Resolver(BaseResolver):
+    pass
+
+
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+0123456789."),
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+_Resolver.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^<<$"), ["<"])
+
+
+def _key(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
+
+
+class _Constructor(SafeConstructor):
+    def construct_lined_map(self, node):
+        data = Mapping()
+        data.line, data.key_lines = node.start_mark.line + 1, {}
+        yield data
+        self.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (list, dict)):
+                raise ConstructorError(None, None, "a key must be plain text", key_node.start_mark)
+            key = _key(key)
+            if key in data:
+                raise ConstructorError(
+                    None, None, f"duplicate key '{key}'", key_node.start_mark
+                )
+            data[key] = self.construct_object(value_node, deep=True)
+            data.key_lines[key] = key_node.start_mark.line + 1
+
+    def construct_lined_seq(self, node):
+        data = Sequence()
+        data.line, data.item_lines = node.start_mark.line + 1, []
+        yield data
+        for child in node.value:
+            data.append(self.construct_object(child, deep=True))
+            data.item_lines.append(child.start_mark.line + 1)
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:map", _Constructor.construct_lined_map)
+_Constructor.add_constructor("tag:yaml.org,2002:seq", _Constructor.construct_lined_seq)
+
+if _Parser is not None:
+
+    class _Loader(_Parser, _Constructor, _Resolver):
+        def __init__(self, stream):
+            _Parser.__init__(self, stream)
+            _Constructor.__init__(self)
+            _Resolver.__init__(self)
+
+else:  # pragma: no cover
+
+    from yaml.composer import Composer
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Loader(Reader, Scanner, Parser, Composer, _Constructor, _Resolver):
+        def __init__(self, stream):
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
+            _Constructor.__init__(self)
+            _Resolver.__init__(self)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse one YAML document into Mapping/Sequence/scalars, or raise YamlProblem."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        message = " ".join(p for p in (exc.context, exc.problem) if p) or "not valid YAML"
+        raise YamlProblem(line, f"not valid YAML: {message}") from None
+    except yaml.YAMLError as exc:
+        raise YamlProblem(None, f"not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def line_at(tree: Any, path: tuple) -> int | None:
+    """The line of the deepest node along `path` that has a known line."""
+    line = getattr(tree, "line", None)
+    node = tree
+    for key in path:
+        if isinstance(node, Mapping) and key in node:
+            line = node.key_lines.get(key, line)
+            node = node[key]
+        elif isinstance(node, Sequence) and isinstance(key, int) and 0 <= key < len(node):
+            line = node.item_lines[key]
+            node = node[key]
+        else:
+            break
+    return line

@@ -1,0 +1,86 @@
+"""The `hearth` commands against a real database."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from service.models import AuditEvent, Community, Facilitator, Member, OutboundMessage
+
+
+def test_community_create_and_refusals(runner, session):
+    result = runner.invoke(args=["community", "create", "Oak House", "--timezone", "Europe/London"])
+    assert result.exit_code == 0, result.output
+    assert session.scalar(select(Community.timezone)) == "Europe/London"
+    again = runner.invoke(args=["community", "create", "oak house"])
+    assert again.exit_code == 1 and "already a community" in again.output
+    bad = runner.invoke(args=["community", "create", "Elm", "--timezone", "Mars/Olympus"])
+    assert bad.exit_code == 1 and "is not a timezone" in bad.output and "Traceback" not in bad.output
+
+
+def test_member_add_queues_the_welcome_unless_told_not_to(runner, session, community, redis):
+    result = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Alex",
+                                 "--phone", "07700 900123"])
+    assert result.exit_code == 0, result.output
+    welcome = session.scalar(select(OutboundMessage))
+    assert welcome.kind == "welcome" and welcome.to_number == "+447700900123"
+    assert "STOP" in welcome.body and "HELP" in welcome.body and "Oak House" in welcome.body
+    assert redis.llen("rq:queue:replies") == 1
+    quiet = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Sam",
+                                "--phone", "+44 7700 900124", "--no-welcome"])
+    assert quiet.exit_code == 0
+    assert session.scalar(select(func.count(OutboundMessage.id))) == 1
+
+
+def test_member_add_refuses_the_same_phone_in_another_format(runner, community):
+    runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "A", "--phone", "07700900123"])
+    dup = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "B", "--phone", "447700900123"])
+    assert dup.exit_code == 1 and "already a member" in dup.output
+
+
+def test_member_add_refuses_an_impossible_number_with_a_reason(runner, community, session):
+    result = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "A", "--phone", "hello"])
+    assert result.exit_code == 1 and "not a phone number" in result.output
+    assert session.scalar(select(func.count(Member.id))) == 0
+
+
+def test_import_reports_each_refused_row_and_keeps_the_rest(runner, community, session, tmp_path):
+    csv = tmp_path / "members.csv"
+    csv.write_text("Name,Phone,Language\nAna,07700 900201,en\nBo,12,\nCy,+447700900201,\n,07700900202,\n"
+                   "Di,447700900203,cy\nEd,07700900204,en\n", encoding="utf-8")
+    result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    assert result.exit_code == 0, result.output
+    assert "Imported 3 of 6 rows" in result.output
+    assert "line 3: refused:" in result.output and "'12'" in result.output
+    assert "line 4: refused: +447700900201 is already a member" in result.output
+    assert "line 5: refused: a member needs a name" in result.output
+    assert session.scalar(select(func.count(Member.id))) == 3
+    assert session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.kind == "welcome")) == 3
+    assert session.scalar(select(Member.language).where(Member.name == "Di")) == "cy"
+
+
+def test_import_without_the_needed_columns_says_so(runner, community, tmp_path):
+    csv = tmp_path / "members.csv"
+    csv.write_text("who,number\nAna,07700900201\n")
+    result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    assert result.exit_code == 1 and "name and phone" in result.output
+
+
+def test_facilitator_add(runner, community, session):
+    result = runner.invoke(args=["facilitator", "add", "--community", "Oak House", "--name", "Jo",
+                                 "--phone", "07700 900100", "--on-call"])
+    assert result.exit_code == 0, result.output
+    assert session.scalar(select(Facilitator.on_call)) is True
+    assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "facilitator.added")) == 1
+
+
+def test_unknown_community_is_named(runner, session):
+    result = runner.invoke(args=["member", "add", "--community", "Nowhere", "--name", "A", "--phone", "07700900123"])
+    assert result.exit_code == 1 and "no community called 'Nowhere'" in result.output
+
+
+def test_simulate_chats_through_the_webhook(runner, member, session):
+    result = runner.invoke(args=["simulate", "--phone", "07700 900123"], input="help\nstop\nhello\n")
+    assert result.exit_code == 0, result.output
+    assert "Samaritans" in result.output
+    assert "no more messages" in result.output
+    assert "[member status: opted_out]" in result.output

@@ -1,0 +1,33 @@
+"""The send rate limit is kept in Redis, so it holds across limiter instances (workers)."""
+
+from service.ratelimit import SendRateLimiter
+from tests.conftest import REDIS_URL
+
+
+def test_the_window_is_shared_between_workers(redis):
+    sleeps = []
+    first = SendRateLimiter(REDIS_URL, 3, sleep=sleeps.append)
+    second = SendRateLimiter(REDIS_URL, 3, sleep=sleeps.append)
+    for _ in range(3):
+        assert first.acquire("+441632960000") == 0
+    # The fourth send in the same second must wait, whichever worker asks.
+    assert not second.limiter.test(second.item, "hearth-send", "+441632960000")
+    assert first.limiter.test(first.item, "hearth-send", "+440000000000"), "each sender has its own window"
+
+
+def test_a_blocked_sender_waits_then_goes(redis):
+    waits = []
+    limiter = SendRateLimiter(REDIS_URL, 2, sleep=lambda s: (waits.append(s), __import__("time").sleep(s)))
+    for _ in range(3):
+        limiter.acquire("sender")
+    assert waits and all(0 < w <= 1.0 for w in waits)
+
+
+def test_zero_turns_the_limit_off(redis):
+    limiter = SendRateLimiter(REDIS_URL, 0)
+    assert all(limiter.acquire("s") == 0 for _ in range(100))
+
+
+def test_a_fractional_rate_becomes_a_per_minute_allowance(redis):
+    limiter = SendRateLimiter(REDIS_URL, 0.5)
+    assert limiter.item.amount == 30

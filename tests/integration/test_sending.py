@@ -1,0 +1,123 @@
+"""Sending outbox rows through the real Twilio SDK to the project's Twilio double."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sqlalchemy import select
+
+from service import create_app
+from service.database import db
+from service.exceptions import TransientSendError
+from service.models import AuditEvent, Member, OutboundMessage
+from service.outbox import queue_message
+from service.sending import deliver
+from service.twilio_double import TwilioDouble
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
+
+
+@pytest.fixture
+def double():
+    with TwilioDouble(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, callbacks=False) as double:
+        yield double
+
+
+@pytest.fixture
+def app(config, clock, double):
+    config = dataclasses.replace(config, transport="twilio", twilio_api_base=double.url, public_base_url=None)
+    app = create_app(config, overrides={"TESTING": True, "CLOCK": clock})
+    yield app
+    db.engine.dispose()
+
+
+def send(app, session, row, final=False):
+    runtime = app.extensions["hearth_runtime"]
+    return deliver(session, row.id, transport=runtime.transport, limiter=runtime.limiter,
+                   sender="+441632960000", final_attempt=final)
+
+
+def fresh(session, row):
+    session.expire_all()
+    return session.get(OutboundMessage, row.id)
+
+
+def test_a_row_is_sent_through_the_sdk_and_recorded(app, session, member, double):
+    row = queue_message(session, key="k", to=member.phone, body="How are you today?", kind="reply", member=member)
+    session.commit()
+    assert send(app, session, row) == "sent"
+    [request] = double.messages
+    assert request["to"] == "+447700900123" and request["body"] == "How are you today?"
+    assert request["from"] == "+441632960000"
+    got = fresh(session, row)
+    assert got.state == "sent" and got.provider_sid.startswith("SM") and got.delivery_status == "queued"
+    assert got.attempts == 1
+
+
+def test_a_row_is_sent_once_however_often_its_job_runs(app, session, member, double):
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    assert send(app, session, row) == "sent"
+    assert send(app, session, row) == "skipped"
+    assert len(double.messages) == 1
+
+
+def test_rate_limited_then_accepted(app, session, member, double):
+    double.fail(member.phone, "429", times=1)
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    with pytest.raises(TransientSendError):
+        send(app, session, row)
+    assert fresh(session, row).state == "pending"
+    assert send(app, session, row) == "sent"
+    assert fresh(session, row).attempts == 2
+
+
+def test_server_errors_on_the_last_attempt_are_a_recorded_failure(app, session, member, double):
+    double.fail(member.phone, "500")
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    assert send(app, session, row, final=True) == "failed"
+    got = fresh(session, row)
+    assert got.state == "failed" and "500" in got.error_message
+
+
+def test_21610_marks_the_member_opted_out_and_cancels_the_rest(app, session, member, double):
+    double.fail(member.phone, "21610")
+    first = queue_message(session, key="a", to=member.phone, body="one", kind="broadcast", member=member)
+    second = queue_message(session, key="b", to=member.phone, body="two", kind="broadcast", member=member)
+    session.commit()
+    assert send(app, session, first) == "failed"
+    assert fresh(session, first).error_code == 21610
+    assert session.get(Member, member.id).status == "opted_out"
+    assert fresh(session, second).state == "cancelled"
+    assert session.scalar(select(AuditEvent.details).where(AuditEvent.action == "member.opted_out")) == {
+        "source": "twilio:21610"}
+
+
+@pytest.mark.parametrize("code", ["21211", "21614"])
+def test_a_bad_number_is_marked_and_not_tried_again(app, session, member, double, code):
+    double.fail(member.phone, code)
+    first = queue_message(session, key="a", to=member.phone, body="one", kind="broadcast", member=member)
+    second = queue_message(session, key="b", to=member.phone, body="two", kind="broadcast", member=member)
+    session.commit()
+    assert send(app, session, first) == "failed"
+    assert fresh(session, first).error_code == int(code)
+    assert send(app, session, second) == "cancelled"
+    assert len(double.requests) == 1
+
+
+def test_nothing_goes_to_an_opted_out_member(app, session, member, double):
+    row = queue_message(session, key="a", to=member.phone, body="one", kind="broadcast", member=member)
+    member.status = "opted_out"
+    session.commit()
+    assert send(app, session, row) == "cancelled"
+    assert double.requests == []
+
+
+def test_a_row_not_yet_due_is_not_sent(app, session, member, double, clock):
+    row = queue_message(session, key="a", to=member.phone, body="later", kind="broadcast", member=member,
+                        due_at=clock.now.replace(hour=20))
+    session.commit()
+    assert send(app, session, row) == "skipped"
+    assert double.requests == []

@@ -1,0 +1,77 @@
+"""POST /twilio/status: deduplicated on (sid, status); a status never moves backwards."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from service.models import OutboundMessage, StatusEvent
+from service.outbox import queue_message
+
+SID = "SM" + "b" * 32
+
+
+def status_form(status: str, sid: str = SID, error: str | None = None) -> dict:
+    form = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
+            "AccountSid": "AC" + "1" * 32, "To": "+447700900123", "From": "+441632960000", "ApiVersion": "2010-04-01"}
+    if error:
+        form["ErrorCode"] = error
+    return form
+
+
+def sent_row(session, member):
+    row = queue_message(session, key="k1", to=member.phone, body="hi", kind="reply", member=member)
+    row.state, row.provider_sid, row.delivery_status = "sent", SID, "queued"
+    session.commit()
+    return row
+
+
+def delivery_status(session, row):
+    session.expire_all()
+    return session.get(OutboundMessage, row.id).delivery_status
+
+
+def test_statuses_in_order_move_forward(post_signed, session, member):
+    row = sent_row(session, member)
+    for status in ("sent", "delivered"):
+        assert post_signed("/twilio/status", status_form(status)).status_code == 200
+    assert delivery_status(session, row) == "delivered"
+
+
+def test_out_of_order_callback_never_moves_backwards(post_signed, session, member):
+    row = sent_row(session, member)
+    post_signed("/twilio/status", status_form("delivered"))
+    post_signed("/twilio/status", status_form("sent"))
+    post_signed("/twilio/status", status_form("queued"))
+    assert delivery_status(session, row) == "delivered"
+
+
+def test_repeated_callback_is_recorded_once(post_signed, session, member):
+    sent_row(session, member)
+    post_signed("/twilio/status", status_form("delivered"))
+    post_signed("/twilio/status", status_form("delivered"))
+    assert session.scalar(select(func.count(StatusEvent.id))) == 1
+
+
+def test_failure_records_its_error_code(post_signed, session, member):
+    row = sent_row(session, member)
+    post_signed("/twilio/status", status_form("undelivered", error="30005"))
+    session.expire_all()
+    got = session.get(OutboundMessage, row.id)
+    assert (got.delivery_status, got.error_code) == ("undelivered", 30005)
+
+
+def test_callback_before_the_sender_recorded_the_sid_is_applied_later(post_signed, session, member):
+    from service.status import catch_up
+
+    post_signed("/twilio/status", status_form("delivered"))
+    row = queue_message(session, key="k2", to=member.phone, body="hi", kind="reply", member=member)
+    row.provider_sid = SID
+    catch_up(session, row)
+    assert row.delivery_status == "delivered"
+
+
+def test_status_callbacks_are_signed_and_validated(client, post_signed, member):
+    assert client.post("/twilio/status", data=status_form("sent")).status_code == 403
+    response = post_signed("/twilio/status", status_form("exploded"))
+    assert response.status_code == 400 and "MessageStatus" in response.get_data(as_text=True)
+    assert post_signed("/twilio/status", status_form("failed", error="abc")).status_code == 400

@@ -1,0 +1,61 @@
+"""The sweeper re-enqueues due rows with no live job, so a flushed Redis loses nothing."""
+
+from __future__ import annotations
+
+from rq.job import Job
+
+from service.outbox import queue_message
+from service.sweeper import sweep
+from workers.queues import queue, send_job_id
+
+
+def queued_ids(redis, name="replies"):
+    return queue(name, redis).job_ids
+
+
+def test_commit_enqueues_a_due_row_with_its_deterministic_id(session, member, redis):
+    row = queue_message(session, key="a", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    assert queued_ids(redis) == [send_job_id(row.id)]
+
+
+def test_rollback_enqueues_nothing(session, member, redis):
+    queue_message(session, key="a", to=member.phone, body="hi", kind="reply", member=member)
+    session.rollback()
+    assert queued_ids(redis) == []
+
+
+def test_a_second_row_with_the_same_key_is_the_first(session, member):
+    first = queue_message(session, key="same", to=member.phone, body="hi", kind="reply", member=member)
+    second = queue_message(session, key="same", to=member.phone, body="hi again", kind="reply", member=member)
+    assert first.id == second.id
+
+
+def test_after_a_flush_the_sweeper_enqueues_what_is_pending(session, member, redis):
+    rows = [queue_message(session, key=f"k{i}", to=member.phone, body="hi", kind="broadcast", member=member)
+            for i in range(5)]
+    session.commit()
+    redis.flushdb()
+    assert sweep(session, redis) == 5
+    assert sorted(queued_ids(redis, "bulk")) == sorted(send_job_id(r.id) for r in rows)
+    assert sweep(session, redis) == 0, "a live job is not enqueued twice"
+
+
+def test_rows_not_yet_due_wait(session, member, redis, clock):
+    queue_message(session, key="later", to=member.phone, body="hi", kind="broadcast", member=member,
+                  due_at=clock.now.replace(hour=23))
+    session.commit()
+    assert queued_ids(redis, "bulk") == []
+    assert sweep(session, redis) == 0
+    clock.advance(hours=15)
+    assert sweep(session, redis) == 1
+
+
+def test_a_dead_job_is_replaced(session, member, redis):
+    row = queue_message(session, key="a", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    job = Job.fetch(send_job_id(row.id), connection=redis)
+    job.set_status("failed")
+    queue("replies", redis).remove(job.id)
+    assert sweep(session, redis) == 1
+    assert queued_ids(redis) == [send_job_id(row.id)]

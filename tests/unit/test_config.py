@@ -1,0 +1,27 @@
+import pytest
+
+from service.config import Config
+
+
+def test_defaults_are_embedded():
+    config = Config.from_env({})
+    assert config.database_url.startswith("sqlite:///") and config.database_url.endswith("instance/hearth.db")
+    assert config.redis_url == "redis://127.0.0.1:6379/0"
+    assert config.transport == "console" and config.send_rate == 10
+
+
+def test_credentials_choose_the_twilio_transport():
+    config = Config.from_env({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "HEARTH_SEND_RATE": "2.5",
+                              "PUBLIC_BASE_URL": "https://h.example/"})
+    assert config.transport == "twilio" and config.send_rate == 2.5
+    assert config.public_base_url == "https://h.example"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"HEARTH_TRANSPORT": "pigeon"}, "HEARTH_TRANSPORT"),
+    ({"HEARTH_SEND_RATE": "fast"}, "HEARTH_SEND_RATE"),
+    ({"HEARTH_SEND_RATE": "-1"}, "HEARTH_SEND_RATE"),
+])
+def test_bad_settings_are_named(env, message):
+    with pytest.raises(ValueError, match=message):
+        Config.from_env(env)
