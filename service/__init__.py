@@ -19,10 +19,10 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
     app = Flask(__name__, instance_relative_config=False)
     app.config.update(SECRET_KEY=config.secret_key, HEARTH=config)
     app.config.update(overrides or {})
-    db.init_app(app)
+    bound = db.init_app(app)
     app.extensions["hearth_redis"] = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
     app.extensions["hearth_runtime"] = Runtime(config)
-    enqueue_after_commit(db.session.session_factory, app.extensions["hearth_redis"])
+    enqueue_after_commit(bound.session.session_factory, app.extensions["hearth_redis"])
 
     from . import health, webhooks
     from .cli import register_cli

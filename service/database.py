@@ -4,26 +4,42 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flask import current_app
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 
+class Bound:
+    """One app's engine and scoped session."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.session: scoped_session[Session] = scoped_session(sessionmaker(engine, expire_on_commit=False))
+
+
 class Database:
-    """One engine and one scoped session per app; built in `init_app`, never at import."""
+    """The engine and session of the current app; each app gets its own in `init_app`."""
 
-    def __init__(self) -> None:
-        self.engine: Engine | None = None
-        self.session: scoped_session[Session] | None = None
-
-    def init_app(self, app) -> None:
+    def init_app(self, app) -> Bound:
         """Build the engine for the app's DATABASE_URL and remove the session after each request."""
-        self.engine = make_engine(app.config["HEARTH"].database_url)
-        self.session = scoped_session(sessionmaker(self.engine, expire_on_commit=False))
-        app.extensions["hearth_db"] = self
+        bound = Bound(make_engine(app.config["HEARTH"].database_url))
+        app.extensions["hearth_db"] = bound
 
         @app.teardown_appcontext
         def _remove_session(exc: BaseException | None) -> None:
-            self.session.remove()
+            bound.session.remove()
+
+        return bound
+
+    @property
+    def session(self) -> scoped_session[Session]:
+        """The current app's scoped session."""
+        return current_app.extensions["hearth_db"].session
+
+    @property
+    def engine(self) -> Engine:
+        """The current app's engine."""
+        return current_app.extensions["hearth_db"].engine
 
 
 def normalise_url(url: str) -> str:

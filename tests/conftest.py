@@ -91,7 +91,7 @@ def config(database_url, redis):
 def app(config, clock):
     app = create_app(config, overrides={"TESTING": True, "CLOCK": clock})
     yield app
-    db.engine.dispose()
+    app.extensions["hearth_db"].engine.dispose()
 
 
 @pytest.fixture

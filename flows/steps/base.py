@@ -54,6 +54,7 @@ class StepType:
 
     name: ClassVar[str] = ""
     properties: ClassVar[dict] = {}
+    defs: ClassVar[dict] = {}
     required: ClassVar[tuple[str, ...]] = ()
     waits: ClassVar[bool] = False
     ends: ClassVar[bool] = False

@@ -38,7 +38,8 @@ Run it as a process (prints its URL on one line, then serves until SIGTERM/SIGIN
 
     python -m service.twilio_double --port 8765 --account-sid AC... --auth-token ...
 
-and drive it over HTTP: ``GET /_double/{health,requests,messages,calls,callbacks,settings}``,
+and drive it over HTTP:
+``GET /_double/{health,requests,messages,calls,callbacks,counts,settings}``,
 ``POST /_double/fail`` ``{"to", "kind", "times"}``, ``POST /_double/outcome``
 ``{"to", "status", "error_code", ...}``, ``POST /_double/config`` ``{setting: value}``,
 ``POST /_double/reset``.

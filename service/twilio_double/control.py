@@ -60,5 +60,6 @@ _READERS = {
     "calls": lambda d: d.calls,
     "callbacks": lambda d: d.callbacks,
     "settings": lambda d: dataclasses.asdict(d.settings),
+    "counts": lambda d: d.counts,
 }
 _WRITERS = {"fail": _fail, "outcome": _outcome, "config": _config, "reset": _reset}

@@ -1,6 +1,5 @@
 """Everything the double saw and did, kept thread-safe, with a way to wait for change."""
 
-import copy
 import threading
 import time
 
@@ -64,40 +63,59 @@ class Recorder:
         """A copy of the Message or Call ``sid``, or None."""
         with self._lock:
             found = self._resources.get(sid)
-            return copy.deepcopy(found) if found else None
+            return _copy(found) if found else None
 
     def requests(self) -> list[dict]:
         """Copies of every API request, oldest first."""
         with self._lock:
-            return copy.deepcopy(self._requests)
+            return [_copy(r) for r in self._requests]
 
     def resources(self, prefix: str) -> list[dict]:
         """Copies of the resources whose sid starts with ``prefix`` ("SM" or "CA")."""
         with self._lock:
-            return [copy.deepcopy(r) for sid, r in self._resources.items() if sid.startswith(prefix)]
+            return [_copy(r) for sid, r in self._resources.items() if sid.startswith(prefix)]
 
     def callbacks(self) -> list[dict]:
         """Copies of every callback posted, in the order they were answered."""
         with self._lock:
-            return copy.deepcopy(self._callbacks)
+            return [_copy(c) for c in self._callbacks]
+
+    def counts(self) -> dict:
+        """How many requests, messages, calls and callbacks, without copying anything."""
+        with self._lock:
+            messages = sum(1 for sid in self._resources if sid.startswith("SM"))
+            return {"requests": len(self._requests), "messages": messages,
+                    "calls": len(self._resources) - messages, "callbacks": len(self._callbacks)}
 
     def wait_for(self, predicate, timeout: float):
         """Return ``predicate()`` once truthy; raise TimeoutError after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while True:
+            started = time.monotonic()
             result = predicate()
             if result:
                 return result
-            remaining = deadline - time.monotonic()
+            checked = time.monotonic()
+            remaining = deadline - checked
             if remaining <= 0:
                 raise TimeoutError(f"condition not met within {timeout}s")
             with self._changed:
                 # Woken by any change; the cap covers a change racing the check above.
                 self._changed.wait(min(remaining, 0.05))
+            # A predicate that copies a long history must not starve the threads it waits on.
+            pause = min(2 * (checked - started), deadline - time.monotonic())
+            if pause > 0.001:
+                time.sleep(pause)
 
     def _notify(self) -> None:
         with self._changed:
             self._changed.notify_all()
+
+
+def _copy(entry: dict) -> dict:
+    """A copy deep enough that callers cannot change what was recorded (dict values copied)."""
+    return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+            for k, v in entry.items()}
 
 
 def wait_for(predicate, timeout: float = 5.0, interval: float = 0.01):

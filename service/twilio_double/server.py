@@ -189,6 +189,11 @@ class TwilioDouble:
         """Every callback posted: kind, sid, status, url, params, signature, http_status, error."""
         return self.recorder.callbacks()
 
+    @property
+    def counts(self) -> dict:
+        """Numbers of requests, messages, calls and callbacks recorded (cheap, for polling)."""
+        return self.recorder.counts()
+
     def message(self, sid: str) -> dict | None:
         """One message by sid, or None."""
         return self.recorder.resource(sid)

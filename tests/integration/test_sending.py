@@ -28,7 +28,7 @@ def app(config, clock, double):
     config = dataclasses.replace(config, transport="twilio", twilio_api_base=double.url, public_base_url=None)
     app = create_app(config, overrides={"TESTING": True, "CLOCK": clock})
     yield app
-    db.engine.dispose()
+    app.extensions["hearth_db"].engine.dispose()
 
 
 def send(app, session, row, final=False):

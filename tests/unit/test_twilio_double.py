@@ -526,6 +526,8 @@ def test_control_api(double, client, receiver):
     assert [r["status"] for r in control(double, "GET", "requests")] == [400, 201]
     assert {c["params"].get("ErrorCode") for c in control(double, "GET", "callbacks")} == {None, "30005"}
     assert control(double, "GET", "calls") == []
+    assert control(double, "GET", "counts") == {"requests": 2, "messages": 1, "calls": 0,
+                                                "callbacks": 4}
 
     control(double, "POST", "reset")
     assert control(double, "GET", "requests") == []

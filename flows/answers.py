@@ -1,0 +1,134 @@
+"""Reading a member's answer: choices (numbers, words, phrases), numbers, text.
+
+A choice is read when the whole folded text is one of its words, or the
+first word is a number it accepts, or the words/phrases found in the text
+all belong to that one choice and none is negated ("not good").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from flows.folding import fold, tokens
+
+NEGATIONS = frozenset(
+    "not no never isnt isn't dont don't didnt didn't wasnt wasn't arent aren't"
+    " cant can't cannot nid ddim".split()
+)
+YES_WORDS = {
+    "en": ["yes", "y", "yeah", "yea", "yep", "yup", "ya", "sure", "ok", "okay", "aye",
+           "yes please", "of course", "definitely"],
+    "cy": ["ie", "do", "oes", "ydw", "ydy", "ydyn", "gwnaf", "iawn"],
+}
+NO_WORDS = {
+    "en": ["no", "n", "nope", "nah", "no thanks", "not really", "never"],
+    "cy": ["na", "nac", "naddo", "nage", "dim", "nac ydw"],
+}
+NUMBER_WORDS = {
+    w: n for n, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve".split()
+    )
+}
+
+
+def word_list(words: Any) -> list[str]:
+    """Folded words from a list, or from a map of language to list."""
+    if isinstance(words, Mapping):
+        return [fold(str(w)) for group in words.values() for w in group or ()]
+    return [fold(str(w)) for w in words or ()]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One readable answer: its value, category, route and words."""
+
+    value: Any
+    category: str | None
+    next: str | None
+    words: tuple[str, ...]
+
+
+class ChoiceReader:
+    """Matches text against a set of choices."""
+
+    def __init__(self, choices: Iterable[Choice]):
+        self.choices = tuple(choices)
+        self.exact: dict[str, int] = {}
+        self.clashes: list[tuple[str, int, int]] = []
+        for index, choice in enumerate(self.choices):
+            for word in choice.words:
+                if not word:
+                    continue
+                if word in self.exact and self.exact[word] != index:
+                    self.clashes.append((word, self.exact[word], index))
+                self.exact.setdefault(word, index)
+        self.phrases = sorted(
+            ((tuple(w.split()), i) for w, i in self.exact.items()), key=lambda p: -len(p[0])
+        )
+
+    def read(self, text: str) -> Choice | None:
+        """The choice `text` means, or None when it is unclear."""
+        folded = fold(text)
+        if folded in self.exact:
+            return self.choices[self.exact[folded]]
+        words = tokens(folded)
+        if not words:
+            return None
+        if words[0].isdecimal() and words[0] in self.exact:
+            return self.choices[self.exact[words[0]]]
+        covered = [False] * len(words)
+        starts: list[tuple[int, int]] = []
+        for phrase, index in self.phrases:
+            size = len(phrase)
+            for at in range(len(words) - size + 1):
+                if not any(covered[at:at + size]) and tuple(words[at:at + size]) == phrase:
+                    covered[at:at + size] = [True] * size
+                    starts.append((at, index))
+        for at, _ in starts:
+            before = range(max(0, at - 2), at)
+            if any(words[b] in NEGATIONS and not covered[b] for b in before):
+                return None
+        found = {index for _, index in starts}
+        return self.choices[found.pop()] if len(found) == 1 else None
+
+
+def yes_no_choices(on_yes: str | None, on_no: str | None) -> list[Choice]:
+    """The built-in yes and no choices, in every language Hearth knows."""
+    return [
+        Choice("yes", "yes", on_yes, tuple(word_list(YES_WORDS))),
+        Choice("no", "no", on_no, tuple(word_list(NO_WORDS))),
+    ]
+
+
+def options_choices(options: Any, target: str | None) -> list[Choice]:
+    """Choices numbered 1.. from a list of option texts (e.g. params.options)."""
+    if not isinstance(options, (list, tuple)):
+        return []
+    return [
+        Choice(str(option), None, target, (str(n), fold(str(option))))
+        for n, option in enumerate(options[:50], start=1)
+    ]
+
+
+def read_number(text: str, low: float | None, high: float | None) -> int | None:
+    """The first whole number in `text` (digits or a word) if within range."""
+    for word in tokens(text, limit=12):
+        if word.isdecimal() and word.isascii() and len(word) <= 9:
+            number = int(word)
+        elif word in NUMBER_WORDS:
+            number = NUMBER_WORDS[word]
+        else:
+            continue
+        if (low is None or number >= low) and (high is None or number <= high):
+            return number
+        return None
+    return None
+
+
+def is_skip(text: str, skip_words: frozenset[str]) -> bool:
+    """True when `text` says "nothing to add" (SKIP, no, nothing...)."""
+    folded = fold(text)
+    if folded in skip_words:
+        return True
+    words = tokens(folded, limit=3)
+    return bool(words) and len(words) <= 2 and words[0] in skip_words

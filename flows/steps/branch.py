@@ -1,0 +1,161 @@
+"""branch: choose the next step from an answer, result, field or the time.
+
+```yaml
+- id: how_low
+  type: branch
+  on: results.mood
+  cases:
+    - {in: [1, 2], next: tell_team}
+  default: thanks
+```
+`on` may be `results.NAME` (or `results.NAME.category`), `answers.ASK_ID`,
+`member.KEY`, `member.fields.KEY`, `community.KEY`, `params.KEY`,
+`meeting.KEY`, or `local.time` / `local.hour` / `local.weekday` /
+`local.date` (in the community's timezone). Each case holds one test:
+`equals`, `in`, `between` (inclusive; times like "22:00".."07:00" wrap past
+midnight), `contains_any` (words or phrases), `is_set` or `future`.
+"""
+from __future__ import annotations
+
+import re
+
+from flows import defaults
+from flows.clock import to_datetime
+from flows.folding import fold, tokens
+from flows.steps.base import STEP_ID, Finding, Go, StepType, register
+
+TESTS = ("equals", "in", "between", "contains_any", "is_set", "future")
+SCALAR = {"type": ["string", "number", "boolean", "null"]}
+_SUBJECT = re.compile(r"^[a-z_]+(\.[A-Za-z0-9_]+){1,2}$")
+LOCAL = ("time", "hour", "weekday", "date")
+
+
+def _number(value):
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _same(a, b) -> bool:
+    na, nb = _number(a), _number(b)
+    if na is not None and nb is not None:
+        return na == nb
+    return fold("" if a is None else str(a)) == fold("" if b is None else str(b))
+
+
+def _between(value, low, high) -> bool:
+    if isinstance(low, str) and ":" in low:
+        value = str(value)
+        return low <= value <= high if low <= high else value >= low or value <= high
+    v, lo, hi = _number(value), _number(low), _number(high)
+    return v is not None and lo is not None and hi is not None and lo <= v <= hi
+
+
+def _contains(value, phrases) -> bool:
+    words = tokens("" if value is None else str(value), limit=400)
+    joined = " " + " ".join(words) + " "
+    return any(f" {fold(str(p))} " in joined for p in phrases if fold(str(p)))
+
+
+def case_matches(case, value, now) -> bool:
+    """True when `value` passes the one test in `case`."""
+    if "equals" in case:
+        return _same(value, case["equals"])
+    if "in" in case:
+        return any(_same(value, option) for option in case["in"])
+    if "between" in case:
+        return _between(value, *case["between"])
+    if "contains_any" in case:
+        return _contains(value, case["contains_any"])
+    if "is_set" in case:
+        return (value not in (None, "")) == bool(case["is_set"])
+    if "future" in case:
+        moment = to_datetime(value)
+        return (moment is not None and moment > now) == bool(case["future"])
+    return False
+
+
+def subject_problem(subject: str, scope) -> str | None:
+    """Why `on:` cannot be looked up, or None when it can."""
+    if not _SUBJECT.match(subject):
+        return f"cannot branch on '{subject}' (write e.g. results.mood or local.hour)"
+    base, *rest = subject.split(".")
+    name = rest[0]
+    known = {
+        "results": scope.results, "answers": scope.answers, "params": scope.params,
+        "member": defaults.MEMBER_KEYS, "community": defaults.COMMUNITY_KEYS, "local": LOCAL,
+    }
+    if base == "meeting":
+        return None
+    if base not in known:
+        return f"cannot branch on '{subject}': '{base}' is not something a flow can read"
+    if name not in known[base]:
+        return f"cannot branch on '{subject}': unknown {base} name '{name}'"
+    if len(rest) == 2 and not (
+        (base == "results" and rest[1] == "category") or (base, name) == ("member", "fields")
+    ):
+        return f"cannot branch on '{subject}'"
+    return None
+
+
+@register
+class BranchStep(StepType):
+    """Go to the first case whose test passes, else `default`."""
+
+    name = "branch"
+    properties = {
+        "on": {"type": "string"},
+        "cases": {"type": "array", "items": {"$ref": "#/$defs/branch_case"}},
+        "default": STEP_ID,
+    }
+    required = ("on", "cases")
+    defs = {
+        "branch_case": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["next"],
+            "properties": {
+                "equals": SCALAR,
+                "in": {"type": "array", "items": SCALAR, "minItems": 1},
+                "between": {"type": "array", "items": SCALAR, "minItems": 2, "maxItems": 2},
+                "contains_any": {"type": "array", "items": {"type": ["string", "number"]}},
+                "is_set": {"type": "boolean"},
+                "future": {"type": "boolean"},
+                "next": STEP_ID,
+            },
+        }
+    }
+
+    def routes(self, config):
+        """Every case's `next`, and `default`."""
+        found = [(("cases", i, "next"), c["next"]) for i, c in enumerate(config["cases"])]
+        if "default" in config:
+            found.append((("default",), config["default"]))
+        return found
+
+    def falls_through(self, config):
+        """With no `default`, no match goes to the step below."""
+        return "default" not in config
+
+    def check(self, config, scope):
+        """The subject must exist; each case needs exactly one test."""
+        findings = []
+        problem = subject_problem(config["on"], scope)
+        if problem:
+            findings.append(Finding(("on",), problem))
+        for i, case in enumerate(config["cases"]):
+            tests = [t for t in TESTS if t in case]
+            if len(tests) != 1:
+                findings.append(Finding(("cases", i), f"a case needs exactly one of: {', '.join(TESTS)}"))
+        return findings
+
+    def enter(self, step, run):
+        """Look the subject up and take the first matching case."""
+        value = run.lookup(step.get("on"))
+        for case in step.get("cases"):
+            if case_matches(case, value, run.now):
+                return Go(case["next"])
+        return Go(step.get("default"))
