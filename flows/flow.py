@@ -60,7 +60,7 @@ class Flow:
     examples: tuple = field(default=(), repr=False)
     expiry_message: Any = None
     description: str = ""
-    following: Mapping[str, str | None] = field(default=MappingProxyType({}), repr=False)
+    following: Mapping[str, str | None] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     @property
     def first_step(self) -> Step:

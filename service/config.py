@@ -31,6 +31,7 @@ class Config:
     transport: str = "console"
     send_rate: float = 10.0
     flows_dir: str | None = None
+    send_lease: float = 60.0
     validate_signatures: bool = True
 
     @property
@@ -66,4 +67,5 @@ class Config:
             transport=transport,
             send_rate=send_rate,
             flows_dir=env.get("HEARTH_FLOWS_DIR") or None,
+            send_lease=float(env.get("HEARTH_SEND_LEASE") or 60),
         )

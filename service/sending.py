@@ -19,8 +19,6 @@ from .transports.twilio import INVALID_NUMBER, OPTED_OUT
 
 log = logging.getLogger(__name__)
 
-# A claim older than this is taken to belong to a dead worker (job timeout is 30 s).
-LEASE = timedelta(seconds=60)
 ALWAYS_SENT = {"opt_out"}  # the one message an opted-out member may get
 
 
@@ -53,13 +51,18 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     return _finish(session, row, "sent")
 
 
+def lease() -> timedelta:
+    """How old a claim must be to count as a dead worker's (HEARTH_SEND_LEASE, default 60 s > job timeout)."""
+    return timedelta(seconds=current_app.config["HEARTH"].send_lease)
+
+
 def _claim(session: Session, outbox_id: int) -> bool:
     at = now()
     claimed = session.execute(
         update(OutboundMessage)
         .where(OutboundMessage.id == outbox_id, OutboundMessage.due_at <= at,
                or_(OutboundMessage.state == "pending",
-                   (OutboundMessage.state == "sending") & (OutboundMessage.claimed_at < at - LEASE)))
+                   (OutboundMessage.state == "sending") & (OutboundMessage.claimed_at < at - lease())))
         .values(state="sending", claimed_at=at, attempts=OutboundMessage.attempts + 1, updated_at=at)
         .execution_options(synchronize_session=False)
     ).rowcount

@@ -39,7 +39,7 @@ def static_reader(config) -> ChoiceReader | None:
     if config.get("answer") == "choice" and config.get("choices") is not None:
         return ChoiceReader(
             Choice(c.get("value"), c.get("category"), c.get("next"),
-                   (str(c.get("value")).casefold(), *word_list(c.get("words"))))
+                   (*word_list([c.get("value")]), *word_list(c.get("words"))))
             for c in config["choices"]
         )
     return None

@@ -159,7 +159,7 @@ class TwilioDouble:
                                       out_of_order=out_of_order, duplicate_callbacks=duplicate_callbacks)
 
     def configure(self, **settings) -> Settings:
-        """Change callbacks, callback_delay, out_of_order, duplicate_callbacks, queued_callback, fetch_twiml."""
+        """Change any Settings field (callbacks, callback_delay, out_of_order, ...) while running."""
         return self.behaviour.configure(**settings)
 
     @property
@@ -213,7 +213,7 @@ class TwilioDouble:
         for key, value in step.fields.items():
             if value is STAMP:
                 step.fields[key] = stamp
-        if step.params.get("Timestamp", "") is STAMP:
+        if "Timestamp" in step.params and step.params["Timestamp"] is STAMP:
             step.params["Timestamp"] = stamp
         if step.kind != "call-url":
             self.recorder.advance(step.sid, step.status, step.fields)

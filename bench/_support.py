@@ -1,0 +1,232 @@
+"""Shared pieces of the benchmarks: databases, processes, ports, percentiles, machine facts.
+
+Benchmarks never touch the test suite's database (`test`) or Redis db 15: they use the
+PostgreSQL database `hearth_bench` (created when missing) and Redis db 14, both wiped at
+the start of each run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+RESULTS = BENCH / "results"  # git-ignored
+VENV_BIN = Path(sys.executable).parent
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/hearth_bench"
+SQLITE_PATH = Path(os.environ.get("TMPDIR", "/tmp")) / "hearth-bench" / "hearth.db"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+REFUSED_DATABASES = {"test"}  # the suite truncates it; never benchmark there
+REFUSED_REDIS_DBS = {"15"}
+
+ACCOUNT_SID = "AC" + "b" * 32
+AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
+FROM_NUMBER = "+441632960000"  # the community's Twilio number (Ofcom drama range)
+MEMBER_PHONE = "+447700900123"
+
+
+def database_url(kind: str) -> str:
+    """The benchmark database: `postgres` (hearth_bench) or `sqlite` (a file under $TMPDIR)."""
+    if kind == "postgres":
+        return os.environ.get("HEARTH_BENCH_DATABASE_URL", POSTGRES_URL)
+    if kind == "sqlite":
+        return f"sqlite:///{SQLITE_PATH}"
+    raise SystemExit(f"--database must be postgres or sqlite, not {kind!r}")
+
+
+def reset_database(url: str) -> None:
+    """A freshly migrated, empty database at `url` (PostgreSQL: schema dropped; SQLite: file removed)."""
+    from sqlalchemy import create_engine, text
+
+    from service.database import make_engine, normalise_url
+    from service.migrations import upgrade
+
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[-1])
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        name = url.rsplit("/", 1)[-1].split("?", 1)[0]
+        if name in REFUSED_DATABASES:
+            raise SystemExit(f"refusing to benchmark in database {name!r}: the test suite truncates it")
+        admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        engine.dispose()
+    upgrade(url)
+
+
+def reset_redis(url: str = REDIS_URL) -> None:
+    """Empty the benchmark's Redis database (never the suite's)."""
+    from redis import Redis
+
+    if url.rstrip("/").rsplit("/", 1)[-1] in REFUSED_REDIS_DBS:
+        raise SystemExit(f"refusing to flush {url}: the test suite uses it")
+    conn = Redis.from_url(url)
+    conn.flushdb()
+    conn.close()
+
+
+def hearth_env(**extra: str) -> dict[str, str]:
+    """The process environment for Hearth's web app or worker; loopback only, no proxies."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TWILIO_", "HEARTH_")) and k.lower() not in ("http_proxy", "https_proxy")}
+    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", PYTHONUNBUFFERED="1",
+               REDIS_URL=REDIS_URL, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+               TWILIO_FROM_NUMBER=FROM_NUMBER, HEARTH_TRANSPORT="twilio")
+    env.update(extra)
+    return env
+
+
+def make_app(url: str, **env: str):
+    """An app built from the same environment the processes get (for seeding and enqueueing)."""
+    from service import create_app
+    from service.config import Config
+
+    return create_app(Config.from_env(hearth_env(DATABASE_URL=url, **env)))
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Processes:
+    """Child processes started by a benchmark, each in its own process group, all stopped on exit."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.started: list[subprocess.Popen] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path = REPO) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "wb")
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        proc.bench_name = name  # type: ignore[attr-defined]
+        self.started.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 10.0) -> None:
+        """SIGTERM the group this benchmark started (by its id), then SIGKILL it after `timeout`."""
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(5)
+        if proc in self.started:
+            self.started.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(reversed(self.started)):
+            self.stop(proc)
+
+    def log_tail(self, proc: subprocess.Popen, lines: int = 30) -> str:
+        path = self.log_dir / f"{proc.bench_name}.log"  # type: ignore[attr-defined]
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> "Processes":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_all()
+
+
+def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 30.0) -> None:
+    """Wait until `url` answers any HTTP status (bounded by `timeout`)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {proc.returncode}")
+        try:
+            opener.open(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s ({last})")
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted values (p in 0..100)."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), -(-p * len(sorted_values) // 100)))
+    return sorted_values[int(rank) - 1]
+
+
+def machine() -> dict:
+    """Facts about this machine worth printing beside every figure."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+            "kernel": platform.release()}
+
+
+def banner(title: str, argv: list[str]) -> dict:
+    """Print what is being measured, where and when; return the same facts for the results file."""
+    facts = machine()
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"== {title} ==")
+    print(f"command: {' '.join(argv)}")
+    print(f"date:    {started}")
+    print(f"machine: {facts['cores']} cores ({facts['cpu']}), Python {facts['python']}, Linux {facts['kernel']}")
+    if (facts["cores"] or 0) <= 2:
+        print("note:    only 2 cores, shared by the load generator, the servers, PostgreSQL and Redis;"
+              " figures are lower bounds for a host where they run apart")
+    print()
+    return {"title": title, "command": " ".join(argv), "date": started, "machine": facts}
+
+
+def save_results(name: str, results: dict) -> Path:
+    """Write the run's figures as JSON under bench/results/ (git-ignored)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    return path
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"

@@ -1,0 +1,131 @@
+"""start() and resume(): run a flow from one wait to the next.
+
+The engine keeps nothing between calls. The host stores `Outcome.state` (plain
+JSON) and acts on the events. Nothing a member sends can make it raise: a
+broken call ends the session with FlowEnded('error') and logs why.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, datetime
+
+from flows import defaults
+from flows.context import Context, Outcome
+from flows.events import FlowEnded
+from flows.inputs import Expire, Message, Timeout
+from flows.run import Run
+from flows.steps import STEP_TYPES
+from flows.steps.base import Finish, Wait
+from flows.triggers import keyword_params
+
+log = logging.getLogger("flows")
+
+
+def _plain(value, depth: int = 0):
+    if depth > 20:
+        return None
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v, depth + 1) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _advance(run: Run, step, move) -> None:
+    flow = run.flow
+    for _ in range(defaults.MAX_STEPS_PER_CALL):
+        if isinstance(move, Wait):
+            run.state["step"] = step.id
+            return
+        if isinstance(move, Finish):
+            run.finish(move.reason)
+            return
+        target = move.target or step.get("next")
+        if target is None:
+            kind = STEP_TYPES[step.type]
+            after = flow.step_after(step.id) if kind.falls_through(step.config) else None
+            target = after.id if after else None
+        step = flow.steps.get(target) if target else None
+        if step is None:
+            run.finish("completed")
+            return
+        move = STEP_TYPES[step.type].enter(step, run)
+    log.error("flow %s: more than %d steps without a wait", flow.id, defaults.MAX_STEPS_PER_CALL)
+    run.finish("loop")
+
+
+def _outcome(run: Run) -> Outcome:
+    return Outcome(None if run.ended else run.state, run.events)
+
+
+def start(flow, ctx: Context, params: dict | None = None) -> Outcome:
+    """Begin a session of `flow` for the member in `ctx`."""
+    try:
+        params = _plain(params) if isinstance(params, dict) else {}
+        if isinstance(params.get("text"), str) and "keyword" not in params:
+            params = {**keyword_params(params["text"]), **params}
+        state = {
+            "flow": {"id": flow.id, "version": flow.version, "digest": flow.digest},
+            "session": "", "step": None, "tries": 0, "timers": {}, "language": None,
+            "params": params, "results": {}, "answers": {},
+        }
+        run = Run(flow, state, ctx)
+        state["session"] = str(ctx.new_id())
+        state["language"] = run.language
+        state["started_at"] = run.now.isoformat()
+        expires = run.now + flow.expiry
+        state["expires_at"] = expires.isoformat()
+        run.add_timer(expires, "expiry")
+        first = flow.first_step
+        _advance(run, first, STEP_TYPES[first.type].enter(first, run))
+        return _outcome(run)
+    except Exception:
+        log.exception("flow %s: start failed", getattr(flow, "id", "?"))
+        return Outcome(None, [FlowEnded("error")])
+
+
+def _expire(run: Run) -> None:
+    if run.flow.expiry_message is not None:
+        step = run.flow.steps.get(run.state.get("step")) or run.flow.first_step
+        run.send(run.flow.expiry_message, step)
+    run.finish("expired")
+
+
+def resume(flow, state: dict | None, input, ctx: Context) -> Outcome:
+    """Carry a stored session on with a Message, Timeout or Expire."""
+    if not isinstance(state, dict):
+        return Outcome(None, [])
+    try:
+        run = Run(flow, json.loads(json.dumps(state, default=str)), ctx)
+        step = flow.steps.get(run.state.get("step"))
+        if isinstance(input, Expire):
+            _expire(run)
+            return _outcome(run)
+        if isinstance(input, Timeout):
+            kind = run.state.get("timers", {}).pop(str(input.token), None)
+            if kind is None:
+                return Outcome(state, [])
+            if kind == "expiry":
+                _expire(run)
+                return _outcome(run)
+            move = STEP_TYPES[step.type].timeout(step, run, kind) if step else None
+        elif isinstance(input, Message):
+            text = input.text if isinstance(input.text, str) else ""
+            move = STEP_TYPES[step.type].receive(step, run, text) if step else None
+        else:
+            move = None
+        if move is None and step is None and isinstance(input, (Message, Timeout)):
+            run.finish("flow_changed")
+            return _outcome(run)
+        if move is None:
+            return Outcome(state, [])
+        _advance(run, step, move)
+        return _outcome(run)
+    except Exception:
+        log.exception("flow %s: resume failed", getattr(flow, "id", "?"))
+        return Outcome(None, [FlowEnded("error")])

@@ -1,0 +1,148 @@
+"""load_flow_text() / load_flow_file(): YAML in, a checked Flow (or problems) out."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from flows import defaults
+from flows.durations import parse_duration
+from flows.flow import Flow, Step, freeze
+from flows.graph import graph_findings
+from flows.message_checks import message_findings
+from flows.problem import Problem
+from flows.scope import Scope
+from flows.steps import STEP_TYPES
+from flows.structure import structure_findings
+from flows.triggers import parse_triggers
+from flows.yaml_source import Mapping, YamlProblem, line_at, parse_yaml
+
+
+class _Report:
+    """Collects problems, turning tree paths into lines and step ids."""
+
+    def __init__(self, tree: Any, file: str):
+        self.tree, self.file, self.problems = tree, file, []
+
+    def step_id(self, path: tuple) -> str | None:
+        steps = self.tree.get("steps") if isinstance(self.tree, dict) else None
+        if len(path) > 1 and path[0] == "steps" and isinstance(steps, list):
+            raw = steps[path[1]] if isinstance(path[1], int) and path[1] < len(steps) else None
+            if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+                return raw["id"]
+        return None
+
+    def add(self, path: tuple, message: str, severity: str = "error", suggestion=None) -> None:
+        line = line_at(self.tree, path)
+        self.problems.append(Problem(self.file, line, self.step_id(path), message, severity, suggestion))
+
+    @property
+    def failed(self) -> bool:
+        return any(p.is_error for p in self.problems)
+
+
+def _scope(tree: Mapping, triggers) -> Scope:
+    results, answers = set(), set()
+    for raw in tree["steps"]:
+        if raw["type"] == "ask":
+            answers.add(raw["id"])
+            if "result" in raw:
+                results.add(raw["result"])
+        if raw["type"] == "save":
+            results.add(raw["name"])
+    language = tree.get("language", defaults.LANGUAGE)
+    languages = tuple(tree.get("languages") or (language,))
+    return Scope(triggers.params(), frozenset(results), frozenset(answers), languages, language)
+
+
+def _check(tree: Mapping, report: _Report, scope: Scope) -> None:
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(tree["steps"]):
+        if raw["id"] in seen:
+            report.add(("steps", index, "id"), f"step id '{raw['id']}' is used twice")
+        seen.setdefault(raw["id"], index)
+    if scope.default_language not in scope.languages:
+        report.add(("languages",), f"'languages' must include the default language '{scope.default_language}'")
+    if "expiry" in tree and parse_duration(tree["expiry"]) is None:
+        report.add(("expiry",), "expiry must be longer than zero")
+    for index, raw in enumerate(tree["steps"]):
+        kind = STEP_TYPES[raw["type"]]
+        base = ("steps", index)
+        for finding in kind.check(raw, scope):
+            report.add(base + finding.path, finding.message, finding.severity, finding.suggestion)
+        for path, role in kind.texts(raw):
+            value = raw
+            for key in path:
+                value = value[key]
+            for found in message_findings(value, role, scope):
+                report.add(base + path + found.path, found.message, found.severity, found.suggestion)
+    if "expiry_message" in tree:
+        for found in message_findings(tree["expiry_message"], "sms", scope):
+            report.add(("expiry_message",) + found.path, found.message, found.severity, found.suggestion)
+    if not report.failed:
+        order = [(raw["id"], raw) for raw in tree["steps"]]
+        where = {raw["id"]: i for i, raw in enumerate(tree["steps"])}
+        for found in graph_findings(order):
+            report.add(("steps", where[found.step]) + found.path, found.message)
+
+
+def _build(tree: Mapping, text: str, source_path: str, triggers, scope: Scope) -> Flow:
+    steps = {}
+    ids = [raw["id"] for raw in tree["steps"]]
+    for raw in tree["steps"]:
+        kind = STEP_TYPES[raw["type"]]
+        steps[raw["id"]] = Step(raw["id"], raw["type"], raw.line, freeze(dict(raw)), kind.prepare(raw))
+    following = {a: b for a, b in zip(ids, ids[1:] + [None])}
+    return Flow(
+        id=tree["id"], version=tree["version"], language=scope.default_language,
+        languages=scope.languages,
+        expiry=parse_duration(tree.get("expiry", "")) or defaults.EXPIRY,
+        steps=MappingProxyType(steps), triggers=triggers,
+        interrupts=bool(tree.get("interrupts", False)), source_path=source_path,
+        source_text=text, digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        examples=freeze(tree.get("examples", [])), expiry_message=freeze(tree.get("expiry_message")),
+        description=tree.get("description", ""), following=MappingProxyType(following),
+    )
+
+
+def load_flow_text(text: str, path: str = "<string>", source_path: str | None = None):
+    """Parse and check a flow; (Flow, problems), Flow None if any error."""
+    try:
+        tree = parse_yaml(text)
+    except YamlProblem as exc:
+        return None, [Problem(path, exc.line, None, exc.message)]
+    if not isinstance(tree, Mapping):
+        return None, [Problem(path, getattr(tree, "line", 1), None,
+                              "a flow file must be a mapping with id, version and steps")]
+    report = _Report(tree, path)
+    for found_path, message, suggestion in structure_findings(tree):
+        report.add(found_path, message, "error", suggestion)
+    if report.failed:
+        return None, report.problems
+    triggers = parse_triggers(tree.get("triggers"))
+    scope = _scope(tree, triggers)
+    _check(tree, report, scope)
+    if report.failed:
+        return None, report.problems
+    return _build(tree, text, source_path or path, triggers, scope), report.problems
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """`path` relative to the working directory when it lies beneath it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def load_flow_file(path: str | os.PathLike):
+    """Read and check one flow file; (Flow, problems), Flow None if any error."""
+    shown = display_path(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(shown, None, None, f"cannot read the file: {exc}")]
+    return load_flow_text(text, shown, source_path=str(Path(path).resolve()))

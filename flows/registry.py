@@ -1,0 +1,107 @@
+"""Registry: the flows a community can run, and which one a text starts."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from flows.flow import Flow
+from flows.folding import tokens
+from flows.language import normalize
+from flows.loader import display_path, load_flow_file
+from flows.problem import Problem
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+# While a member is mid-flow, a keyword interrupts only as a short command
+# ("PAUSE 7"), so an answer such as "back pain today" stays an answer.
+MAX_INTERRUPT_WORDS = 2
+
+
+class Registry:
+    """Flows by id, with keyword, catch-all and schedule look-ups."""
+
+    def __init__(self, flows: Iterable[Flow] = ()):
+        self.flows: dict[str, Flow] = {}
+        for flow in flows:
+            self.flows[flow.id] = flow
+
+    def get(self, flow_id: str) -> Flow | None:
+        """The flow with this id, or None."""
+        return self.flows.get(flow_id)
+
+    def match(self, text: str, language: str | None, active: Flow | None = None) -> Flow | None:
+        """The flow whose keyword is the first word of `text`, if any may start."""
+        words = tokens(text if isinstance(text, str) else "", limit=MAX_INTERRUPT_WORDS + 1)
+        if not words or (active is not None and len(words) > MAX_INTERRUPT_WORDS):
+            return None
+        first = words[0]
+        candidates = [f for f in self.flows.values() if active is None or f.interrupts]
+        lang = normalize(language)
+        for flow in candidates:
+            if lang and first in flow.triggers.keywords.get(lang, ()):
+                return flow
+        for flow in candidates:
+            if first in flow.triggers.all_keywords():
+                return flow
+        return None
+
+    @property
+    def catch_all(self) -> Flow | None:
+        """The flow for a member in no flow whose text matched no keyword."""
+        found = [f for f in self.flows.values() if f.triggers.catch_all]
+        return found[-1] if found else None
+
+    def scheduled(self) -> list[Flow]:
+        """Flows with a schedule trigger."""
+        return [f for f in self.flows.values() if f.triggers.schedules]
+
+    def cross_check(self) -> list[Problem]:
+        """Problems between flows: missing start_flow targets, shared keywords."""
+        problems = []
+        owners: dict[str, str] = {}
+        for flow in self.flows.values():
+            shown = display_path(flow.source_path)
+            for step in flow.steps.values():
+                if step.type == "start_flow" and step.get("flow") not in self.flows:
+                    problems.append(Problem(shown, step.line, step.id,
+                                            f"start_flow to a flow that is not loaded: '{step.get('flow')}'"))
+            for word in sorted(flow.triggers.all_keywords()):
+                if word in owners and owners[word] != flow.id:
+                    problems.append(Problem(shown, None, None, f"keyword '{word}' also starts "
+                                            f"'{owners[word]}'; the first loaded wins", "warning"))
+                owners.setdefault(word, flow.id)
+        if len([f for f in self.flows.values() if f.triggers.catch_all]) > 1:
+            problems.append(Problem("<registry>", None, None, "more than one catch_all flow; "
+                                    f"using '{self.catch_all.id}'", "warning"))
+        return problems
+
+
+def _files(directory: str | os.PathLike) -> list[Path]:
+    folder = Path(directory)
+    return sorted(list(folder.glob("*.yaml")) + list(folder.glob("*.yml")))
+
+
+def load_registry(extra_dirs: Iterable[str | os.PathLike] = (), include_bundled: bool = True):
+    """Bundled flows, then extra dirs (same id overrides); (Registry, problems)."""
+    folders = ([BUNDLED_DIR] if include_bundled else []) + [Path(d) for d in extra_dirs]
+    problems: list[Problem] = []
+    flows: dict[str, Flow] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            problems.append(Problem(display_path(folder), None, None, "not a folder of flows"))
+            continue
+        for path in _files(folder):
+            flow, found = load_flow_file(path)
+            problems.extend(found)
+            if flow is not None:
+                flows[flow.id] = flow
+    while True:
+        registry = Registry(flows.values())
+        broken = [p for p in registry.cross_check() if p.is_error]
+        refused = {p.file for p in broken}
+        if not broken:
+            break
+        problems.extend(broken)
+        flows = {i: f for i, f in flows.items() if display_path(f.source_path) not in refused}
+    problems.extend(p for p in registry.cross_check() if not p.is_error)
+    return registry, problems

@@ -1,0 +1,151 @@
+"""Run: one engine call's working set (flow, state, context, events so far)."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from flows import defaults, language, templating
+from flows.clock import UTC, as_utc, zone
+from flows.events import FlowEnded, RaiseAlert, SaveResult, Send, SetField, StartFlow, WaitUntil
+from flows.exceptions import TemplateFailure
+
+log = logging.getLogger("flows")
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+class Run:
+    """The state being changed and the events emitted during one call."""
+
+    def __init__(self, flow, state: dict, ctx):
+        self.flow, self.state, self.ctx = flow, state, ctx
+        now = getattr(ctx, "now", None)
+        self.now = as_utc(now) if isinstance(now, datetime) else datetime.now(UTC)
+        self.member = _dict(getattr(ctx, "member", None))
+        self.community = _dict(getattr(ctx, "community", None))
+        self.fields = dict(_dict(self.member.get("fields")))
+        self.language = language.choose(
+            flow.languages, flow.language, self.member.get("language"), self.community.get("language")
+        )
+        self.events: list = []
+        self.ended = False
+        self._variables: dict | None = None
+
+    @property
+    def params(self) -> dict:
+        """The params the session started with."""
+        return self.state.setdefault("params", {})
+
+    def variables(self) -> dict:
+        """What templates can see (rebuilt after a result or field changes)."""
+        if self._variables is None:
+            meeting = getattr(self.ctx, "meeting", None)
+            if not isinstance(meeting, dict):
+                meeting = _dict(self.params.get("meeting"))
+            results = self.state.get("results", {})
+            self._variables = {
+                "member": {**self.member, "fields": self.fields},
+                "community": self.community,
+                "meeting": meeting,
+                "params": self.params,
+                "results": {k: v.get("value") for k, v in results.items()},
+                "answers": dict(self.state.get("answers", {})),
+                "now": self.now,
+            }
+        return self._variables
+
+    def _render(self, source: str | None) -> str | None:
+        if source is None:
+            return None
+        try:
+            return templating.render(source, self.variables())
+        except TemplateFailure as exc:
+            log.warning("flow %s: template failed, falling back: %s", self.flow.id, exc)
+            return None
+
+    def text(self, message: Any, step) -> str:
+        """A message rendered in the member's language; never raises."""
+        day = self.now.astimezone(zone(self.community.get("timezone"))).date().isoformat()
+        seed = f"{self.member.get('id')}|{day}|{step.id}"
+        primary, fallback = language.select(message, self.language, self.flow.language, seed)
+        rendered = self._render(primary)
+        if rendered is None:
+            rendered = self._render(fallback)
+        if rendered is None:
+            rendered = templating.strip_tags(primary or fallback or "")
+        return rendered
+
+    def value(self, value: Any) -> Any:
+        """A field value: text is rendered as a template, anything else kept."""
+        if not isinstance(value, str):
+            return value
+        rendered = self._render(value)
+        return rendered if rendered is not None else templating.strip_tags(value)
+
+    def send(self, message: Any, step, voice: dict | None = None) -> None:
+        """Emit Send unless the text renders empty."""
+        text = self.text(message, step).strip()[: defaults.MAX_SEND_CHARS]
+        if text:
+            self.events.append(Send(text, step.id, voice))
+
+    def save(self, name: str, value: Any, step, category: str | None = None) -> None:
+        """Record a result in the state and emit SaveResult."""
+        self.state.setdefault("results", {})[name] = {"value": value, "category": category}
+        self._variables = None
+        self.events.append(SaveResult(name, value, step.id, category))
+
+    def answer(self, step, text: str) -> None:
+        """Remember the raw text an ask was answered with."""
+        self.state.setdefault("answers", {})[step.id] = text[: defaults.MAX_ANSWER_CHARS]
+        self._variables = None
+
+    def set_field(self, field: str, value: Any) -> None:
+        """Change a member field (seen by later steps of this call) and emit SetField."""
+        self.fields[field] = value
+        self._variables = None
+        self.events.append(SetField(field, value))
+
+    def alert(self, severity: str, summary: Any, step) -> None:
+        """Emit RaiseAlert."""
+        self.events.append(RaiseAlert(severity, str(summary or "").strip(), step.id))
+
+    def start_flow(self, flow_id: str, params: dict) -> None:
+        """Emit StartFlow."""
+        self.events.append(StartFlow(flow_id, params))
+
+    def add_timer(self, at: datetime, kind: str) -> str:
+        """Ask the host for a Timeout at `at`; returns its token."""
+        token = str(self.ctx.new_id())
+        self.state.setdefault("timers", {})[token] = kind
+        self.events.append(WaitUntil(at, token, kind))
+        return token
+
+    def clear_timers(self) -> None:
+        """Forget every timer but the expiry (their Timeouts become stale)."""
+        timers = self.state.get("timers", {})
+        self.state["timers"] = {t: k for t, k in timers.items() if k == "expiry"}
+
+    def lookup(self, subject: str) -> Any:
+        """The value a branch's `on:` names, or None."""
+        base, *rest = subject.split(".")
+        if base == "local":
+            here = self.now.astimezone(zone(self.community.get("timezone")))
+            return {"time": here.strftime("%H:%M"), "hour": here.hour,
+                    "weekday": ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[here.weekday()],
+                    "date": here.date().isoformat()}.get(rest[0])
+        if base == "results":
+            result = _dict(self.state.get("results", {}).get(rest[0]))
+            return result.get("category" if rest[1:] == ["category"] else "value")
+        source = _dict(self.variables().get(base))
+        value = source.get(rest[0])
+        for key in rest[1:]:
+            value = _dict(value).get(key)
+        return value
+
+    def finish(self, reason: str) -> None:
+        """End the session."""
+        self.ended = True
+        self.events.append(FlowEnded(reason))

@@ -1,0 +1,87 @@
+"""Load-time checks for ask steps: fields that fit the kind, routes, voice."""
+from __future__ import annotations
+
+from flows.answers import read_number
+from flows.steps.base import Finding
+
+KIND_FIELDS = {
+    "choice": ("choices", "choices_from"),
+    "number": ("min", "max"),
+    "yes_no": ("on_yes", "on_no"),
+    "text": ("skip_words", "on_skip"),
+}
+
+
+def _kind_fields(config, kind) -> list[Finding]:
+    found = []
+    for other, names in KIND_FIELDS.items():
+        for name in names:
+            if other != kind and name in config:
+                found.append(Finding((name,), f"'{name}' only applies to answer: {other}"))
+    if kind == "choice" and ("choices" in config) == ("choices_from" in config):
+        found.append(Finding(("answer",), "a choice ask needs 'choices' or 'choices_from' (one of them)"))
+    if kind == "number" and config.get("min", 0) > config.get("max", float("inf")):
+        found.append(Finding(("min",), "min is greater than max"))
+    return found
+
+
+def _routes(config, kind) -> list[Finding]:
+    found = []
+    fallback = "next" in config
+
+    def need(path, ok, outcome):
+        if not ok and not fallback:
+            found.append(Finding(path, f"no route for {outcome}: give it a 'next' (or the step a 'next')"))
+
+    if kind == "choice":
+        for i, choice in enumerate(config.get("choices") or ()):
+            need(("choices", i), "next" in choice, f"choice '{choice.get('value')}'")
+        if "choices_from" in config and not fallback:
+            found.append(Finding(("choices_from",), "no route for the choices: give the step a 'next'"))
+    elif kind == "yes_no":
+        need(("answer",), "on_yes" in config, "yes (on_yes)")
+        need(("answer",), "on_no" in config, "no (on_no)")
+    elif kind == "text" and "skip_words" in config:
+        need(("skip_words",), "on_skip" in config, "a skipped answer (on_skip)")
+    if kind in ("number", "text") and not fallback:
+        found.append(Finding(("answer",), "no route for an answer: give the step a 'next'"))
+    if "next" not in (config.get("unreadable") or {}):
+        found.append(Finding(("unreadable",) if "unreadable" in config else (),
+                             "no route for an answer it cannot read: add unreadable: {next: STEP}"))
+    if "next" not in (config.get("no_answer") or {}):
+        found.append(Finding(("no_answer",) if "no_answer" in config else (),
+                             "no route for no answer: add no_answer: {after: 8h, next: STEP}"))
+    return found
+
+
+def _voice(config, kind, reader) -> list[Finding]:
+    voice = config.get("voice")
+    if voice is None:
+        if "text" in config:
+            return [Finding(("text",), "no voice: say how this ask sounds on a call (voice: {say: ...})")]
+        return []
+    found = []
+    for key, value in (voice.get("keys") or {}).items():
+        text = str(value)
+        if kind in ("choice", "yes_no") and reader is not None:
+            readable = reader.read(text) is not None
+        elif kind == "number":
+            readable = read_number(text, config.get("min"), config.get("max")) is not None
+        else:
+            readable = True
+        if not readable:
+            found.append(Finding(("voice", "keys", key), f"key {key} gives '{text}', which this ask cannot read"))
+    return found
+
+
+def check_ask(config, scope, reader) -> list[Finding]:
+    """Every finding for one ask step."""
+    kind = config.get("answer")
+    found = _kind_fields(config, kind) + _routes(config, kind) + _voice(config, kind, reader)
+    if reader is not None:
+        for word, first, second in reader.clashes:
+            found.append(Finding(("choices",), f"'{word}' is a word for more than one choice ({first + 1} and {second + 1})"))
+    source = config.get("choices_from")
+    if source and source.split(".", 1)[1] not in scope.params:
+        found.append(Finding(("choices_from",), f"unknown variable '{source}': no trigger of this flow passes it"))
+    return found
