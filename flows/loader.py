@@ -81,11 +81,12 @@ def _check(tree: Mapping, report: _Report, scope: Scope) -> None:
     if "expiry_message" in tree:
         for found in message_findings(tree["expiry_message"], "sms", scope):
             report.add(("expiry_message",) + found.path, found.message, found.severity, found.suggestion)
-    if not report.failed:
-        order = [(raw["id"], raw) for raw in tree["steps"]]
-        where = {raw["id"]: i for i, raw in enumerate(tree["steps"])}
-        for found in graph_findings(order):
-            report.add(("steps", where[found.step]) + found.path, found.message)
+    order = [(raw["id"], raw) for raw in tree["steps"]]
+    where = {}
+    for index, raw in enumerate(tree["steps"]):
+        where.setdefault(raw["id"], index)
+    for found in graph_findings(order):
+        report.add(("steps", where[found.step]) + found.path, found.message)
 
 
 def _build(tree: Mapping, text: str, source_path: str, triggers, scope: Scope) -> Flow:

@@ -5,7 +5,6 @@ import difflib
 from functools import lru_cache
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 
 from flows.flow_schema import DRAFT, build_schema, definitions, step_schema
 from flows.steps import STEP_TYPES
@@ -13,14 +12,26 @@ from flows.steps import STEP_TYPES
 Finding = tuple  # (path, message, suggestion)
 
 
+def inline_refs(schema, defs: dict):
+    """`schema` with every local $ref replaced by its definition (faster to check)."""
+    if isinstance(schema, dict):
+        if "$ref" in schema and len(schema) == 1:
+            return inline_refs(defs[schema["$ref"].rsplit("/", 1)[1]], defs)
+        return {k: inline_refs(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [inline_refs(v, defs) for v in schema]
+    return schema
+
+
 @lru_cache(maxsize=1)
 def _top() -> Draft202012Validator:
-    return Draft202012Validator(build_schema(load_time=True))
+    return Draft202012Validator(inline_refs(build_schema(load_time=True), definitions()))
 
 
 @lru_cache(maxsize=32)
 def _step(name: str) -> Draft202012Validator:
-    return Draft202012Validator({"$schema": DRAFT, "$defs": definitions(), **step_schema(name)})
+    schema = {"$schema": DRAFT, **step_schema(name)}
+    return Draft202012Validator(inline_refs(schema, definitions()))
 
 
 def _field(path) -> str:
@@ -28,14 +39,33 @@ def _field(path) -> str:
     return named[-1] if named else "this"
 
 
+WORDS = {"object": "a mapping", "array": "a list", "string": "text", "number": "a number",
+         "integer": "a whole number", "boolean": "true or false", "null": "null"}
+
+
+def _types(error) -> list[str]:
+    if error.validator == "type":
+        value = error.validator_value
+        return value if isinstance(value, list) else [value]
+    return [t for child in error.context or () for t in _types(child)]
+
+
 def _shape(error) -> str:
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
     if description:
         return description
-    expected = error.schema.get("type") if isinstance(error.schema, dict) else None
-    if isinstance(expected, list):
-        return " or ".join(expected)
-    return expected or "something else"
+    names = list(dict.fromkeys(WORDS.get(t, t) for t in _types(error)))
+    return " or ".join(names) if names else "something else"
+
+
+def _deepest(error):
+    """Inside anyOf/oneOf, the error from the branch whose shape fitted."""
+    while error.validator in ("anyOf", "oneOf") and error.context:
+        fitted = [e for e in error.context if e.validator != "type"]
+        if not fitted:
+            break
+        error = max(fitted, key=lambda e: len(e.absolute_path))
+    return error
 
 
 def describe(error, base: tuple = ()) -> list[Finding]:
@@ -54,8 +84,8 @@ def describe(error, base: tuple = ()) -> list[Finding]:
         missing = [k for k in error.validator_value if k not in instance]
         return [(path, f"missing field '{k}'", None) for k in missing]
     if kind in ("anyOf", "oneOf") and error.context:
-        deepest = best_match(error.context)
-        if deepest is not None and deepest.validator not in ("type", "anyOf", "oneOf"):
+        deepest = _deepest(error)
+        if deepest is not error:
             return describe(deepest, base)
         return [(path, f"'{_field(path)}' should be {_shape(error)}", None)]
     if kind in ("enum", "const") and _field(path) == "type":

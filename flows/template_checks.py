@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from jinja2 import TemplateSyntaxError, nodes
-from jinja2.meta import find_undeclared_variables
 
 from flows import defaults
 from flows.scope import Scope
@@ -10,6 +9,15 @@ from flows.templating import environment, is_template
 
 _FORBIDDEN = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 _FIXED_KEYS = {"member": defaults.MEMBER_KEYS, "community": defaults.COMMUNITY_KEYS}
+
+
+def _unknown_names(tree, env) -> set[str]:
+    # A flat reading of scope (Jinja's own find_undeclared_variables costs
+    # more than the rest of loading): a name set anywhere counts as known.
+    loaded, stored = set(), {"loop"}
+    for node in tree.find_all(nodes.Name):
+        (loaded if node.ctx == "load" else stored).add(node.name)
+    return loaded - stored - set(env.globals) - defaults.TEMPLATE_NAMES
 
 
 def _attribute(node) -> tuple[str, str] | None:
@@ -51,7 +59,7 @@ def check_template(source: str, scope: Scope) -> list[tuple[str, int]]:
     except TemplateSyntaxError as exc:
         return [(f"template does not compile: {exc.message}", exc.lineno or 1)]
     found: list[tuple[str, int]] = []
-    for name in sorted(find_undeclared_variables(tree) - defaults.TEMPLATE_NAMES):
+    for name in sorted(_unknown_names(tree, env)):
         known = ", ".join(sorted(defaults.TEMPLATE_NAMES))
         found.append((f"unknown variable '{name}' (known: {known})", 1))
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from redis import Redis
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from workers.queues import DEAD_STATUSES, enqueue_send, forget_job, job_state
+from workers.queues import enqueue_send, forget_job, live_send_jobs, send_job_id
 
 from .clock import now
 from .models import OutboundMessage
@@ -18,33 +16,27 @@ BATCH = 500
 
 
 def sweep(session: Session, redis: Redis, limit: int = BATCH) -> int:
-    """Enqueue due rows whose job is missing or dead; return how many were enqueued."""
-    at, stale = now(), now() - lease()
+    """Enqueue due rows whose job is missing or dead; return how many were enqueued.
+
+    Two sweeps at once are harmless: job ids are unique and a send claims its row first.
+    """
+    stale = now() - lease()
     rows = session.execute(
         select(OutboundMessage.id, OutboundMessage.queue)
-        .where(OutboundMessage.due_at <= at,
+        .where(OutboundMessage.due_at <= now(),
                or_(OutboundMessage.state == "pending",
                    (OutboundMessage.state == "sending") & (OutboundMessage.claimed_at < stale)))
         .order_by(OutboundMessage.due_at)
         .limit(limit)
     ).all()
     session.rollback()
+    if not rows:
+        return 0
+    live = live_send_jobs(redis, started_after=stale)
     enqueued = 0
     for outbox_id, queue_name in rows:
-        status, started_at = job_state(redis, outbox_id)
-        if status is not None and not _dead(status, started_at, stale):
+        if send_job_id(outbox_id) in live:
             continue
-        if status is not None:
-            forget_job(redis, outbox_id)
+        forget_job(redis, outbox_id)
         enqueued += enqueue_send(redis, outbox_id, queue_name)
     return enqueued
-
-
-def _dead(status, started_at: datetime | None, stale: datetime) -> bool:
-    if status in DEAD_STATUSES:
-        return True
-    if status == "started":
-        # A worker killed mid-job leaves its job "started" for good.
-        started = started_at.replace(tzinfo=timezone.utc) if started_at and started_at.tzinfo is None else started_at
-        return started is None or started < stale
-    return False

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,6 @@ CRISIS, REPLIES, BULK = "crisis", "replies", "bulk"
 PRIORITY = (CRISIS, REPLIES, BULK)  # a worker listens in this order
 SEND_RETRY_INTERVALS = [2, 5, 15, 60, 180, 600]
 JOB_TIMEOUT = 30
-DEAD_STATUSES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
 def send_job_id(outbox_id: int) -> str:
@@ -43,13 +43,26 @@ def enqueue_send(connection: Redis, outbox_id: int, queue_name: str) -> bool:
     return True
 
 
-def job_state(connection: Redis, outbox_id: int) -> tuple[str | None, object]:
-    """The status of a row's send job (None when Redis has no such job) and its start time."""
-    try:
-        job = Job.fetch(send_job_id(outbox_id), connection=connection, serializer=JSONSerializer)
-    except NoSuchJobError:
-        return None, None
-    return job.get_status(refresh=False), job.started_at
+def live_send_jobs(connection: Redis, started_after: datetime) -> set[str]:
+    """Ids of jobs that will still run: waiting in a queue, scheduled (a retry), or started recently.
+
+    A job a killed worker had taken off its queue is in none of these (or started long ago), so
+    the sweeper replaces it.
+    """
+    live: set[str] = set()
+    for name in PRIORITY:
+        q = queue(name, connection)
+        live.update(q.get_job_ids())
+        live.update(q.scheduled_job_registry.get_job_ids())
+        started = q.started_job_registry.get_job_ids()
+        for job in Job.fetch_many(started, connection=connection, serializer=JSONSerializer):
+            if job is not None and job.started_at is not None and _aware(job.started_at) > started_after:
+                live.add(job.id)
+    return live
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def forget_job(connection: Redis, outbox_id: int) -> None:

@@ -75,20 +75,16 @@ def _create(double, collection: str, params: dict) -> Answer:
     if isinstance(created, ApiError):
         return Answer.error(created)
     double.recorder.add_resource(dict(created))
-    after = _message_callbacks if collection == "Messages" else _call_callbacks
-    return Answer(201, created, after=lambda: after(double, created, params), sid=created["sid"])
-
-
-def _message_callbacks(double, message: dict, params: dict) -> None:
-    outcome = double.behaviour.outcome_for(message["to"], "delivered")
-    settings = outcome.settings(double.behaviour.settings)
-    if settings.callbacks:
-        double.dispatcher.submit(callbacks.message_sequence(
-            message, outcome, settings, params.get("StatusCallback"), double.messaging_service_from))
-
-
-def _call_callbacks(double, call: dict, params: dict) -> None:
-    outcome = double.behaviour.outcome_for(call["to"], "completed")
-    settings = outcome.settings(double.behaviour.settings)
-    if settings.callbacks:
-        double.dispatcher.submit(callbacks.call_sequence(call, params, outcome, settings))
+    # Settings are read now, not after the answer is written: a test may change them
+    # as soon as it has the answer.
+    if collection == "Messages":
+        outcome = double.behaviour.outcome_for(created["to"], "delivered")
+        settings = outcome.settings(double.behaviour.settings)
+        sequence = callbacks.message_sequence(created, outcome, settings, params.get("StatusCallback"),
+                                              double.messaging_service_from)
+    else:
+        outcome = double.behaviour.outcome_for(created["to"], "completed")
+        settings = outcome.settings(double.behaviour.settings)
+        sequence = callbacks.call_sequence(created, params, outcome, settings)
+    after = (lambda: double.dispatcher.submit(sequence)) if settings.callbacks else None
+    return Answer(201, created, after=after, sid=created["sid"])

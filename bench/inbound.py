@@ -1,0 +1,517 @@
+"""Inbound webhook benchmark: Hearth's POST /twilio/sms against a bare Flask baseline.
+
+    .venv/bin/python bench/inbound.py            # the real figures (about 3 minutes)
+    .venv/bin/python bench/inbound.py --quick    # a shorter smoke run
+
+What it does, in one run:
+
+1. Migrates the PostgreSQL database `hearth_bench` afresh (never `test`), adds one community
+   and one member, flushes Redis db 14.
+2. Starts two servers with the same gunicorn settings (2 sync workers, 127.0.0.1, no access
+   log): Hearth (`service:create_app()`) and bench/baseline_app.py (bare Flask, same TwiML).
+3. Pre-signs every request before any timing (real X-Twilio-Signature over PUBLIC_BASE_URL +
+   /twilio/sms, a unique MessageSid each, body "hello" from the member: the normal path, no
+   state change).
+4. Maximum throughput: closed-loop load for several rounds per server, alternating, with
+   `wrk` (apt-get install wrk) or, without it, a multi-process asyncio client.
+5. Latency: open-loop load paced at half of Hearth's median maximum, latency measured from
+   each request's scheduled start (so a stalled server is not hidden), for Hearth and, at the
+   same rate, for the baseline.
+6. Checks every answer was 200 and that Hearth stored one inbound row per answered request.
+
+Goals (the issue): Hearth >= 1/3 of the baseline's throughput; p99 < 50 ms at half Hearth's max.
+Exit status 0 when both goals pass, 1 when one fails, 2 when the run itself was invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import multiprocessing
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._support import (  # noqa: E402
+    ACCOUNT_SID, AUTH_TOKEN, BENCH, FROM_NUMBER, MEMBER_PHONE, REPO, VENV_BIN, Processes, banner,
+    database_url, free_port, hearth_env, make_app, percentile, reset_database, reset_redis, save_results,
+    verdict, wait_http,
+)
+
+THROUGHPUT_RATIO_GOAL = 1 / 3
+P99_GOAL_MS = 50.0
+GUNICORN_SETTINGS = ["--workers", "2", "--worker-class", "sync", "--log-level", "warning"]
+
+
+# -- requests -------------------------------------------------------------------------------------
+
+def signed_requests(count: int, url: str, body: str, tag: int) -> list[tuple[str, str]]:
+    """`count` (signature, urlencoded form) pairs as Twilio would post them, each with its own MessageSid."""
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(AUTH_TOKEN)
+    run = uuid.uuid4().hex[:12]
+    out = []
+    for i in range(count):
+        sid = f"SM{run}{tag:04x}{i:016x}"  # 32 hex digits, unique per run, pool and request
+        form = {
+            "ToCountry": "GB", "ToState": "", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "",
+            "FromZip": "", "SmsSid": sid, "FromState": "", "SmsStatus": "received", "FromCity": "",
+            "Body": body, "FromCountry": "GB", "To": FROM_NUMBER, "ToZip": "", "NumSegments": "1",
+            "MessageSid": sid, "AccountSid": ACCOUNT_SID, "From": MEMBER_PHONE, "ApiVersion": "2010-04-01",
+        }
+        out.append((validator.compute_signature(url, form), urlencode(form)))
+    return out
+
+
+def raw_request(port: int, signature: str, form: str) -> bytes:
+    """One complete HTTP/1.1 request, ready to write to a socket."""
+    data = form.encode()
+    return (f"POST /twilio/sms HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: {signature}\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode() + data
+
+
+# -- an asyncio HTTP client (no dependencies) -----------------------------------------------------
+
+async def _exchange(port: int, data: bytes) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        match = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+        body = await reader.readexactly(int(match.group(1))) if match else await reader.read()
+        return status, body
+    finally:
+        writer.close()
+
+
+def fetch(port: int, data: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
+    """One request, outside any timing."""
+    return asyncio.run(asyncio.wait_for(_exchange(port, data), timeout))
+
+
+async def _closed_loop(port: int, requests: list[bytes], connections: int, duration: float) -> dict:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + duration
+    statuses: dict[str, int] = {}
+    position = 0
+    wrapped = 0
+
+    async def client() -> None:
+        nonlocal position, wrapped
+        while loop.time() < deadline:
+            if position >= len(requests):
+                position, wrapped = 0, wrapped + 1
+            data = requests[position]
+            position += 1
+            try:
+                status, _ = await asyncio.wait_for(_exchange(port, data), 10)
+                key = str(status)
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
+                key = type(exc).__name__
+            if loop.time() <= deadline:
+                statuses[key] = statuses.get(key, 0) + 1
+
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return {"statuses": statuses, "wrapped": wrapped}
+
+
+def _closed_loop_process(args: tuple) -> dict:
+    port, requests, connections, duration = args
+    return asyncio.run(_closed_loop(port, requests, connections, duration))
+
+
+# -- maximum throughput ---------------------------------------------------------------------------
+
+def run_wrk(port: int, path: Path, duration: float, connections: int, threads: int) -> dict:
+    """Closed-loop load with wrk over the pre-signed requests in `path`."""
+    env = dict(os.environ, HEARTH_BENCH_REQUESTS=str(path), HEARTH_BENCH_THREADS=str(threads))
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
+            "-s", str(BENCH / "inbound.lua"), f"http://127.0.0.1:{port}/twilio/sms"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=duration + 60)
+    out = done.stdout
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or out}")
+    total = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    seconds = float(total.group(2)) / (1000 if total.group(3) == "ms" else 1)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    wrapped = re.search(r"HEARTH_WRAPPED (\d+)", out)
+    count = int(total.group(1))
+    return {"requests": count, "seconds": seconds, "rps": count / seconds,
+            "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": sum(map(int, errors.groups())) if errors else 0,
+            "wrapped": int(wrapped.group(1)) if wrapped else 0}
+
+
+def run_python(port: int, requests: list[bytes], duration: float, connections: int, processes: int) -> dict:
+    """Closed-loop load with `processes` asyncio processes sharing `connections` connections."""
+    per = math.ceil(len(requests) / processes)
+    jobs = [(port, requests[i * per:(i + 1) * per], max(1, connections // processes), duration)
+            for i in range(processes)]
+    started = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        parts = pool.map(_closed_loop_process, jobs)
+    elapsed = time.perf_counter() - started
+    statuses: dict[str, int] = {}
+    for part in parts:
+        for key, n in part["statuses"].items():
+            statuses[key] = statuses.get(key, 0) + n
+    ok = statuses.get("200", 0)
+    count = sum(statuses.values())
+    return {"requests": count, "seconds": duration, "rps": count / duration, "elapsed": elapsed,
+            "non_2xx": sum(n for k, n in statuses.items() if k.isdigit() and not k.startswith("2")),
+            "socket_errors": sum(n for k, n in statuses.items() if not k.isdigit()),
+            "wrapped": sum(p["wrapped"] for p in parts), "ok": ok}
+
+
+# -- open-loop paced latency ----------------------------------------------------------------------
+
+async def _paced(port: int, requests: list[bytes], rate: float, timeout: float) -> dict:
+    loop = asyncio.get_running_loop()
+    n = len(requests)
+    results: list[tuple[float, float, float, str] | None] = [None] * n
+    outstanding = 0
+    peak = 0
+
+    async def fire(i: int, scheduled: float) -> None:
+        nonlocal outstanding
+        started = loop.time()
+        try:
+            status, _ = await asyncio.wait_for(_exchange(port, requests[i]), timeout)
+            key = str(status)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
+            key = type(exc).__name__
+        results[i] = (scheduled, started, loop.time(), key)
+        outstanding -= 1
+
+    tasks = []
+    t0 = loop.time() + 0.1
+    for i in range(n):
+        scheduled = t0 + i / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        outstanding += 1
+        peak = max(peak, outstanding)
+        tasks.append(asyncio.create_task(fire(i, scheduled)))
+        if outstanding > 2000:  # the server has fallen hopelessly behind: stop adding load
+            break
+    await asyncio.gather(*tasks)
+    done = [r for r in results if r is not None]
+    latencies = sorted((end - scheduled) * 1000 for scheduled, _, end, _ in done)
+    lags = sorted((started - scheduled) * 1000 for scheduled, started, _, _ in done)
+    statuses: dict[str, int] = {}
+    for *_, key in done:
+        statuses[key] = statuses.get(key, 0) + 1
+    span = done[-1][0] - done[0][0] if len(done) > 1 else 0.0
+    return {
+        "sent": len(done), "offered_rate": rate, "achieved_rate": (len(done) - 1) / span if span else 0.0,
+        "statuses": statuses, "peak_outstanding": peak,
+        "p50_ms": percentile(latencies, 50), "p90_ms": percentile(latencies, 90),
+        "p99_ms": percentile(latencies, 99), "max_ms": latencies[-1] if latencies else float("nan"),
+        "client_lag_p99_ms": percentile(lags, 99),
+    }
+
+
+def paced(port: int, requests: list[bytes], rate: float, timeout: float = 10.0) -> dict:
+    return asyncio.run(_paced(port, requests, rate, timeout))
+
+
+# -- servers --------------------------------------------------------------------------------------
+
+def start_gunicorn(procs: Processes, name: str, app: str, port: int, env: dict[str, str],
+                   extra: list[str] | None = None):
+    argv = [str(VENV_BIN / "gunicorn"), *GUNICORN_SETTINGS, "--bind", f"127.0.0.1:{port}", *(extra or []), app]
+    proc = procs.start(name, argv, env)
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout=60)
+    return proc
+
+
+def seed(url: str) -> None:
+    from service.database import db
+    from service.directory import add_member, create_community
+
+    app = make_app(url)
+    with app.app_context():
+        community = create_community(db.session, "Bench House", "Europe/London", phone_number=FROM_NUMBER)
+        add_member(db.session, community, "Alex", MEMBER_PHONE, welcome=False)
+        db.session.commit()
+    app.extensions["hearth_db"].engine.dispose()
+
+
+def inbound_rows(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from service.database import make_engine
+    from service.models import InboundMessage
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        n = conn.scalar(select(func.count()).select_from(InboundMessage))
+    engine.dispose()
+    return n
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short rounds (a smoke run, not the figures)")
+    parser.add_argument("--rounds", type=int, help="closed-loop rounds per server (default 3; quick 1)")
+    parser.add_argument("--duration", type=float, help="seconds per closed-loop round (default 10; quick 5)")
+    parser.add_argument("--latency-seconds", type=float, help="seconds of paced load (default 30; quick 10)")
+    parser.add_argument("--connections", type=int, default=8, help="closed-loop connections (default 8)")
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
+                        help="closed-loop load generator (auto: wrk when installed)")
+    parser.add_argument("--body", default="hello", help="the member's message (default: hello)")
+    parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--max-rps", type=int, default=3000,
+                        help="pre-signed requests per second of a round (a bound; default 3000)")
+    parser.add_argument("--profile", action="store_true",
+                        help="afterwards, one extra Hearth round under py-spy (not counted); prints hot spots")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (1 if args.quick else 3)
+    duration = args.duration or (5.0 if args.quick else 10.0)
+    latency_seconds = args.latency_seconds or (10.0 if args.quick else 30.0)
+    if not 1 <= rounds <= 10 or not 1 <= duration <= 60 or not 1 <= latency_seconds <= 120:
+        parser.error("keep --rounds in 1..10, --duration in 1..60 and --latency-seconds in 1..120")
+
+    meta = banner("Hearth inbound webhook benchmark", [".venv/bin/python", "bench/inbound.py", *(argv or sys.argv[1:])])
+    client = args.client
+    if client in ("auto", "wrk") and shutil.which("wrk") is None:
+        if client == "wrk":
+            print("wrk is not installed: apt-get install wrk (or run with --client python)")
+            return 2
+        print("wrk is not installed (apt-get install wrk); using the built-in asyncio client,"
+              " which costs more CPU on the shared cores")
+        client = "python"
+    elif client == "auto":
+        client = "wrk"
+    print(f"load generator: {client}; closed loop with {args.connections} connections;"
+          f" gunicorn {' '.join(GUNICORN_SETTINGS)} (no access log) for both servers")
+
+    url = database_url(args.database)
+    reset_database(url)
+    reset_redis()
+    seed(url)
+    hearth_port, base_port = free_port(), free_port()
+    public = f"http://127.0.0.1:{hearth_port}"
+    sign_url = public + "/twilio/sms"
+
+    # Every request is signed before any timing.
+    t = time.perf_counter()
+    per_round = int(args.max_rps * duration)
+    warm = signed_requests(500, sign_url, args.body, 1)
+    pools = [signed_requests(per_round, sign_url, args.body, 16 + i) for i in range(rounds)]
+    profile_pool = signed_requests(per_round, sign_url, args.body, 2) if args.profile else []
+    # Paced pools are sized once Hearth's maximum is known, but signed before the paced phase starts.
+    print(f"pre-signed {500 + per_round * rounds + len(profile_pool)} requests in {time.perf_counter() - t:.1f}s"
+          f" (unique MessageSid each; body {args.body!r} from the member)")
+
+    tmp = Path(tempfile.mkdtemp(prefix="hearth-inbound-"))
+    files = []
+    for i, pool in enumerate(pools):
+        path = tmp / f"round{i}.tsv"
+        path.write_text("".join(f"{sig}\t{form}\n" for sig, form in pool))
+        files.append(path)
+
+    results: dict = {**meta, "client": client, "connections": args.connections, "rounds": rounds,
+                     "duration": duration, "database": args.database}
+    invalid: list[str] = []
+    sent_to_hearth_ok = 0
+    with Processes(tmp / "logs") as procs:
+        env = hearth_env(DATABASE_URL=url, PUBLIC_BASE_URL=public, TWILIO_API_BASE="http://127.0.0.1:9")
+        hearth = start_gunicorn(procs, "hearth-web", "service:create_app()", hearth_port, env)
+        start_gunicorn(procs, "baseline-web", "baseline_app:app", base_port, env,
+                       ["--pythonpath", str(BENCH)])
+
+        # Same answer from both (outside timing), and warm both up.
+        statuses = {}
+        bodies = {}
+        for name, port in (("hearth", hearth_port), ("baseline", base_port)):
+            statuses[name], bodies[name] = fetch(port, raw_request(port, *warm[0]))
+        sent_to_hearth_ok += statuses["hearth"] == 200
+        print(f"hearth answers {statuses['hearth']}: {bodies['hearth'].decode(errors='replace')}")
+        if statuses != {"hearth": 200, "baseline": 200} or bodies["hearth"] != bodies["baseline"]:
+            print(f"baseline answers {statuses['baseline']}: {bodies['baseline'].decode(errors='replace')}")
+            print("WARNING: the two servers do not give the same answer")
+            invalid.append("answers differ") if statuses["hearth"] != 200 else None
+        for name, port in (("hearth", hearth_port), ("baseline", base_port)):
+            warm_reqs = [raw_request(port, *w) for w in warm[1:]]
+            r = run_python(port, warm_reqs, 2.0, args.connections, 1)
+            if name == "hearth":
+                sent_to_hearth_ok += r["ok"]
+        print()
+
+        # Maximum throughput, alternating servers so drift hits both alike.
+        rps: dict[str, list[float]] = {"hearth": [], "baseline": []}
+        rounds_out = []
+        print(f"maximum throughput: {rounds} round(s) of {duration:.0f}s per server")
+        for i in range(rounds):
+            for name, port in (("hearth", hearth_port), ("baseline", base_port)):
+                if client == "wrk":
+                    r = run_wrk(port, files[i], duration, args.connections, 2)
+                else:
+                    r = run_python(port, [raw_request(port, *p) for p in pools[i]], duration, args.connections, 2)
+                r.update(server=name, round=i + 1)
+                rounds_out.append(r)
+                bad = r["non_2xx"] + r["socket_errors"]
+                if name == "hearth":
+                    sent_to_hearth_ok += r["requests"] - r["non_2xx"]
+                    if r["wrapped"]:
+                        invalid.append(f"round {i + 1} ran out of pre-signed requests (raise --max-rps)")
+                if bad:
+                    invalid.append(f"{name} round {i + 1}: {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors")
+                rps[name].append(r["rps"])
+                print(f"  round {i + 1} {name:8s} {r['rps']:8.1f} req/s  ({r['requests']} requests,"
+                      f" {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors)")
+        hearth_max = statistics.median(rps["hearth"])
+        base_max = statistics.median(rps["baseline"])
+        ratio = hearth_max / base_max
+        throughput_ok = ratio >= THROUGHPUT_RATIO_GOAL
+        results["throughput"] = {"rounds": rounds_out, "hearth_rps": hearth_max, "baseline_rps": base_max,
+                                 "ratio": ratio, "goal": ">= 1/3", "pass": throughput_ok}
+        print()
+
+        # Latency at half of Hearth's maximum, open loop.
+        rate = hearth_max / 2
+        count = max(10, int(rate * latency_seconds))
+        print(f"latency: open-loop at {rate:.1f} req/s (half Hearth's maximum) for {latency_seconds:.0f}s"
+              f" ({count} requests), measured from each request's scheduled start")
+        hearth_paced = [raw_request(hearth_port, *p) for p in signed_requests(count, sign_url, args.body, 3)]
+        base_paced = [raw_request(base_port, *p) for p in signed_requests(count, sign_url, args.body, 4)]
+        lat = {}
+        for name, port, reqs in (("hearth", hearth_port, hearth_paced), ("baseline", base_port, base_paced)):
+            lat[name] = r = paced(port, reqs, rate)
+            if name == "hearth":
+                sent_to_hearth_ok += r["statuses"].get("200", 0)
+            if set(r["statuses"]) != {"200"}:
+                invalid.append(f"{name} paced: answers {r['statuses']}")
+            print(f"  {name:8s} p50 {r['p50_ms']:6.1f} ms  p90 {r['p90_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms"
+                  f"  max {r['max_ms']:6.1f} ms  (achieved {r['achieved_rate']:.1f} req/s, {r['sent']} requests,"
+                  f" client lag p99 {r['client_lag_p99_ms']:.1f} ms)")
+        latency_ok = lat["hearth"]["p99_ms"] < P99_GOAL_MS
+        results["latency"] = {**lat, "rate": rate, "goal_p99_ms": P99_GOAL_MS, "pass": latency_ok}
+
+        if args.profile:
+            results["profile"] = profile_round(procs, hearth, hearth_port, profile_pool, duration,
+                                               args.connections, tmp)
+
+        procs.stop_all()
+
+    # Hearth really did the work: one inbound row per answered request (a few more may be
+    # committed for requests in flight when a round's clock ran out).
+    rows = inbound_rows(url)
+    slack = args.connections * (rounds + 2)
+    results["inbound_rows"] = rows
+    results["answered_200"] = sent_to_hearth_ok
+    if not 0 <= rows - sent_to_hearth_ok <= slack + (len(profile_pool) if args.profile else 0):
+        invalid.append(f"database holds {rows} inbound rows for {sent_to_hearth_ok} answered requests")
+
+    print()
+    print("== summary ==")
+    print(f"maximum throughput  hearth {hearth_max:.0f} req/s, baseline {base_max:.0f} req/s:"
+          f" ratio {ratio:.2f} (goal >= 0.33)  {verdict(throughput_ok)}")
+    print(f"latency at {rate:.0f} req/s  hearth p50 {lat['hearth']['p50_ms']:.1f} ms, p99"
+          f" {lat['hearth']['p99_ms']:.1f} ms (goal p99 < {P99_GOAL_MS:.0f} ms)  {verdict(latency_ok)}")
+    print(f"                     baseline p50 {lat['baseline']['p50_ms']:.1f} ms, p99"
+          f" {lat['baseline']['p99_ms']:.1f} ms (reference)")
+    print(f"check: {rows} inbound rows stored for {sent_to_hearth_ok} answered requests")
+    for problem in invalid:
+        print(f"INVALID: {problem}")
+    results["invalid"] = invalid
+    print(f"results: {save_results('inbound', results).relative_to(REPO)}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if invalid:
+        return 2
+    return 0 if throughput_ok and latency_ok else 1
+
+
+# -- profiling ------------------------------------------------------------------------------------
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def profile_round(procs: Processes, hearth, port: int, pool, duration: float, connections: int, tmp: Path) -> dict:
+    """One closed-loop round with py-spy sampling each Hearth worker; prints where the time goes."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        print("profile: py-spy is not installed (pip install py-spy); skipped")
+        return {"skipped": "py-spy not installed"}
+    workers = _children(hearth.pid)
+    outs = []
+    spies = []
+    for pid in workers:
+        out = tmp / f"pyspy-{pid}.txt"
+        outs.append(out)
+        spies.append(subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(duration)),
+                                       "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(1.0)
+    reqs = [raw_request(port, *p) for p in pool]
+    r = run_python(port, reqs, duration - 1.5, connections, 1)
+    for spy_proc in spies:
+        try:
+            spy_proc.wait(duration + 30)
+        except subprocess.TimeoutExpired:
+            spy_proc.kill()
+    stacks: dict[str, int] = {}
+    for out in outs:
+        if out.exists():
+            for line in out.read_text().splitlines():
+                stack, _, n = line.rpartition(" ")
+                if n.isdigit():
+                    stacks[stack] = stacks.get(stack, 0) + int(n)
+    total = sum(stacks.values())
+    print(f"\nprofile: py-spy on {len(workers)} Hearth workers during a {r['rps']:.0f} req/s round"
+          f" ({total} samples; not counted in the figures)")
+    if not total:
+        return {"samples": 0}
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    for stack, n in stacks.items():
+        frames = stack.split(";")
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+    keep = 25
+    print("  inclusive (share of worker samples, project frames and notable libraries):")
+    shown = 0
+    for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1]):
+        if shown >= keep:
+            break
+        print(f"    {100 * n / total:5.1f}%  {frame}")
+        shown += 1
+    print("  self time:")
+    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"    {100 * n / total:5.1f}%  {frame}")
+    dest = BENCH / "results"
+    dest.mkdir(exist_ok=True)
+    collapsed = dest / f"inbound-profile-{time.strftime('%Y%m%dT%H%M%S')}.collapsed"
+    collapsed.write_text("".join(f"{s} {n}\n" for s, n in stacks.items()))
+    print(f"  collapsed stacks: {collapsed.relative_to(REPO)}")
+    return {"samples": total, "collapsed": str(collapsed),
+            "inclusive_top": sorted(((f, n / total) for f, n in inclusive.items()), key=lambda kv: -kv[1])[:40],
+            "self_top": sorted(((f, n / total) for f, n in own.items()), key=lambda kv: -kv[1])[:20]}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

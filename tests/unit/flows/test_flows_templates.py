@@ -1,0 +1,93 @@
+"""Templates, the local() filter, translations and the fall-backs that keep sending."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from flows_testkit import make_context
+
+from flows import Send, load_flow_text, start
+from flows import templating
+from flows.clock import format_local
+from flows.language import choose, select
+
+
+def sent(text_yaml: str, head: str = "", params=None, **context) -> list[str]:
+    flow, problems = load_flow_text(
+        f"id: t\nversion: 1\n{head}steps:\n  - id: s\n    type: send\n    text: {text_yaml}\n")
+    assert flow is not None, [str(p) for p in problems]
+    outcome = start(flow, make_context(**context), params or {})
+    return [e.text for e in outcome.events if isinstance(e, Send)]
+
+
+@pytest.mark.parametrize("fmt,expected", [
+    ("%A %-d %B at %H:%M", "Tuesday 7 April at 10:30"),
+    ("%a %-d %b %-I:%M%p", "Tue 7 Apr 10:30am"),
+    ("%d/%m/%Y", "07/04/2026"),
+])
+def test_local_format_is_in_the_community_zone_and_locale_free(fmt, expected):
+    moment = datetime(2026, 4, 7, 9, 30, tzinfo=timezone.utc)
+    assert format_local(moment, fmt, "Europe/London") == expected
+
+
+def test_local_filter_over_iso_text_in_summer_and_winter():
+    head = "triggers: {facilitator: {params: [at]}}\n"
+    text = "\"{{ params.at | local('%H:%M') }}\""
+    assert sent(text, head, {"at": "2026-07-01T17:00:00Z"}) == ["18:00"]
+    assert sent(text, head, {"at": "2026-12-01T17:00:00+00:00"}) == ["17:00"]
+    assert sent(text, head, {"at": "not a time"}) == ["not a time"]
+    assert sent(text, head, {}) == []
+
+
+def test_a_bad_timezone_falls_back_to_utc():
+    assert sent("\"{{ now | local('%H:%M') }}\"", community={"timezone": "Mars/Olympus"}) == ["09:00"]
+
+
+def test_filters_number_add_days_iso_first_name():
+    head = "triggers: {keywords: [pause]}\n"
+    text = "\"{{ params.args | number(7, 1, 60) }} {{ now | add_days(2) | iso }} {{ member.name | first_name }}\""
+    assert sent(text, head, {"text": "pause 99"}, member={"name": "Jo Bloggs"}) == [
+        "60 2026-03-04T09:00:00+00:00 Jo"]
+    assert sent(text, head, {"text": "pause"}, member={"name": None}) == ["7 2026-03-04T09:00:00+00:00"]
+
+
+def test_missing_values_render_empty_rather_than_fail():
+    assert sent("\"Hi {{ meeting.place.room }}{{ member.fields.nothing }}!\"") == ["Hi !"]
+
+
+def test_the_sandbox_refuses_unsafe_attributes_and_degrades():
+    out = sent("\"x{{ meeting.__class__.__mro__ }}{{ meeting.items.__globals__ }}y\"")
+    assert out == ["xy"] or out == ["x y"]
+
+
+def test_runtime_failure_falls_back_to_the_raw_text_without_tags():
+    head = "triggers: {facilitator: {params: [n]}}\n"
+    assert sent("\"Total: {{ params.n // 0 }} items\"", head, {"n": 3}) == ["Total: items"]
+
+
+@pytest.mark.parametrize("member,community,expected", [
+    ("cy", "en", "cy"), ("CY-gb", "en", "cy"), ("fr", "cy", "cy"), (None, "fr", "en"), (None, None, "en"),
+])
+def test_language_choice(member, community, expected):
+    assert choose(("en", "cy"), "en", member, community) == expected
+
+
+def test_translations_and_variants():
+    head = "languages: [en, cy]\n"
+    assert sent("{en: Hello, cy: Helo}", head, member={"language": "cy"}) == ["Helo"]
+    assert sent("{en: Hello, cy: Helo}", head, community={"language": "cy"}) == ["Helo"]
+    assert sent("{en: Hello, cy: Helo}", head, member={"language": "fr"}) == ["Hello"]
+    assert select([{"en": "A", "cy": "B"}, {"en": "C", "cy": "D"}], "cy", "en", "seed") in (("B", "A"), ("D", "C"))
+
+
+def test_variants_are_stable_for_a_member_and_day_but_vary():
+    picks = {tuple(sent("[one, two, three]", member={"id": f"m{i}"})) for i in range(30)}
+    assert len(picks) == 3
+    assert sent("[one, two, three]", member={"id": "m5"}) == sent("[one, two, three]", member={"id": "m5"})
+
+
+def test_sample_and_literal_parts_used_for_checks():
+    source = "Hi {{ member.name }}, {{ x | local('%A') }}{% if y %}!{% endif %}"
+    assert templating.sample(source) == "Hi xxxxxxxxxx, Wednesday!"
+    assert templating.literal_parts(source) == "Hi , !"
+    assert templating.strip_tags(source) == "Hi , !"

@@ -1,0 +1,257 @@
+"""Each load-time error and warning names the right file, line and step."""
+from __future__ import annotations
+
+import pytest
+
+from flows import FlowError, Problem, load_flow_text
+
+ASK = """\
+  - id: q
+    type: ask
+    text: Reply 1 or 2
+    answer: choice
+    choices:
+      - {value: 1, next: done}
+      - {value: 2, next: done}
+    unreadable: {next: done}
+    no_answer: {after: 1h, next: done}
+    voice: {say: Press 1 or 2}
+  - id: done
+    type: end
+"""
+
+
+def flow(steps: str, head: str = "") -> str:
+    return f"id: t\nversion: 1\n{head}steps:\n{steps}"
+
+
+def line_of(text: str, marker: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if marker in line)
+
+
+def problems(text: str, severity: str | None = None) -> list[Problem]:
+    found = load_flow_text(text, "flows/test.yaml")[1]
+    return [p for p in found if severity is None or p.severity == severity]
+
+
+def expect(text: str, marker: str, step: str | None, words: str, severity: str = "error") -> Problem:
+    """Exactly the problem asked for exists, at the marker's line and step."""
+    found = problems(text, severity)
+    hits = [p for p in found if words in p.message]
+    assert hits, f"no {severity} containing {words!r}; got {[str(p) for p in found]}"
+    problem = hits[0]
+    assert (problem.file, problem.line, problem.step) == ("flows/test.yaml", line_of(text, marker), step), str(problem)
+    if severity == "error":
+        assert load_flow_text(text)[0] is None
+    return problem
+
+
+def test_a_good_flow_has_no_problems():
+    flow_, found = load_flow_text(flow(ASK), "flows/test.yaml")
+    assert flow_ is not None and found == []
+
+
+def test_problem_text_names_file_line_and_step():
+    problem = Problem("flows/bundled/checkin.yaml", 42, "ask_mood", "oops")
+    assert str(problem) == "flows/bundled/checkin.yaml:42: step 'ask_mood': oops"
+    assert str(Problem("f.yaml", None, None, "bad")) == "f.yaml: bad"
+
+
+def test_flow_error_carries_problems_and_names_the_first():
+    found = problems(flow(ASK.replace("type: end", "type: ned")))
+    error = FlowError(found)
+    assert error.problems == found
+    assert str(error).startswith("flows/test.yaml:15: step 'done': unknown step type 'ned'")
+
+
+def test_yaml_syntax_error_has_a_line():
+    text = flow(ASK.replace("      - {value: 2, next: done}", "      - {value: 2, next: done"))
+    [problem] = problems(text)
+    assert problem.line is not None and "not valid YAML" in problem.message
+
+
+def test_duplicate_keys_are_refused():
+    text = flow(ASK.replace("    text: Reply 1 or 2\n", "    text: Reply 1 or 2\n    text: again\n"))
+    expect(text, "text: again", None, "duplicate key 'text'")
+
+
+def test_a_list_is_not_a_flow():
+    assert "must be a mapping" in problems("- a\n- b\n")[0].message
+
+
+def test_unknown_step_type_suggests_the_closest():
+    text = flow(ASK.replace("type: end", "type: ned"))
+    assert expect(text, "type: ned", "done", "unknown step type 'ned'").suggestion == "end"
+
+
+def test_unknown_field_in_a_step():
+    text = flow(ASK.replace("    text: Reply", "    txt: Reply"))
+    assert expect(text, "txt: Reply", "q", "unknown field 'txt'").suggestion == "text"
+
+
+def test_unknown_nested_and_top_level_fields():
+    expect(flow(ASK.replace("unreadable: {next: done}", "unreadable: {next: done, tires: 2}")),
+           "unreadable:", "q", "unknown field 'tires'")
+    expect(flow(ASK, head="expiry_mesage: hi\n"), "expiry_mesage", None, "unknown field 'expiry_mesage'")
+
+
+def test_missing_required_field():
+    expect(flow("  - id: hi\n    type: send\n"), "- id: hi", "hi", "missing field 'text'")
+
+
+def test_bad_duration():
+    expect(flow(ASK.replace("after: 1h", "after: 1 hour")), "after: 1 hour", "q", "a duration such as")
+
+
+def test_route_to_a_missing_step():
+    expect(flow(ASK.replace("- {value: 2, next: done}", "- {value: 2, next: dnoe}")),
+           "value: 2", "q", "route to a step that does not exist: 'dnoe'")
+
+
+def test_unreachable_step():
+    text = flow(ASK + "  - id: orphan\n    type: send\n    text: nobody gets here\n")
+    expect(text, "id: orphan", "orphan", "unreachable")
+
+
+@pytest.mark.parametrize("change,marker,words", [
+    (("- {value: 1, next: done}", "- {value: 1}"), "value: 1", "no route for choice '1'"),
+    (("    unreadable: {next: done}\n", ""), "- id: q", "no route for an answer it cannot read"),
+    (("no_answer: {after: 1h, next: done}", "no_answer: {after: 1h}"), "no_answer:", "no route for no answer"),
+])
+def test_an_ask_needs_a_route_for_every_outcome(change, marker, words):
+    expect(flow(ASK.replace(*change)), marker, "q", words)
+
+
+def test_yes_no_needs_both_routes():
+    text = flow(ASK.replace("    answer: choice\n    choices:\n      - {value: 1, next: done}\n"
+                            "      - {value: 2, next: done}\n", "    answer: yes_no\n    on_yes: done\n"))
+    expect(text, "answer: yes_no", "q", "no route for no (on_no)")
+
+
+def test_fields_must_fit_the_answer_kind():
+    expect(flow(ASK.replace("    answer: choice\n", "    answer: choice\n    min: 1\n")),
+           "min: 1", "q", "'min' only applies to answer: number")
+
+
+def test_template_that_does_not_compile():
+    text = flow("  - id: hi\n    type: send\n    text: \"Hi {{ member.name \"\n")
+    expect(text, "text:", "hi", "template does not compile")
+    text = flow("  - id: hi\n    type: send\n    text: \"Hi {{ member.name | shout }}\"\n")
+    expect(text, "text:", "hi", "no filter named 'shout'")
+
+
+@pytest.mark.parametrize("template,words", [
+    ("{{ membr.name }}", "unknown variable 'membr'"),
+    ("{{ member.nmae }}", "unknown variable 'member.nmae'"),
+    ("{{ community.phone }}", "unknown variable 'community.phone'"),
+    ("{{ params.question }}", "unknown variable 'params.question'"),
+    ("{{ results.mood }}", "unknown variable 'results.mood'"),
+    ("{{ answers.mood }}", "unknown variable 'answers.mood'"),
+])
+def test_template_with_an_unknown_variable(template, words):
+    text = flow(f"  - id: hi\n    type: send\n    text: \"{template}\"\n")
+    expect(text, "text:", "hi", words)
+
+
+def test_known_variables_pass():
+    text = flow(ASK.replace("    answer: choice", "    result: mood\n    answer: choice")
+                + "  - id: hi\n    type: send\n    text: \"{{ results.mood }} {{ answers.q }} "
+                  "{{ params.question }} {{ meeting.title }} {{ member.fields.x }} {{ now | local }}\"\n",
+                head="triggers: {facilitator: {params: [question]}}\n")
+    text = text.replace("  - id: done\n    type: end\n", "") + "  - id: done\n    type: end\n"
+    text = text.replace("next: done}\n    voice", "next: done}\n    voice").replace(
+        "- {value: 1, next: done}", "- {value: 1, next: hi}")
+    assert problems(text, "error") == []
+
+
+def test_missing_translation():
+    text = flow("  - id: hi\n    type: send\n    text: {en: Hello}\n", head="languages: [en, cy]\n")
+    expect(text, "text:", "hi", "no 'cy' translation")
+
+
+def test_translation_in_an_undeclared_language():
+    text = flow("  - id: hi\n    type: send\n    text:\n      en: Hello\n      fr: Bonjour\n")
+    expect(text, "fr: Bonjour", "hi", "'fr' is not one of the flow's languages")
+
+
+def test_untranslated_text_in_a_translated_flow_is_a_warning():
+    text = flow("  - id: hi\n    type: send\n    text: Hello\n", head="languages: [en, cy]\n")
+    expect(text, "text: Hello", "hi", "not translated", "warning")
+
+
+def test_languages_must_include_the_default():
+    expect(flow(ASK, head="language: en\nlanguages: [cy]\n"), "languages:", None, "must include the default")
+
+
+def test_a_loop_that_never_waits():
+    text = flow("  - id: a\n    type: send\n    text: hi\n    next: b\n"
+                "  - id: b\n    type: branch\n    on: local.hour\n    cases:\n"
+                "      - {between: [0, 23], next: a}\n")
+    expect(text, "- id: a", "a", "a loop that never waits for the member: a -> b -> a")
+
+
+def test_a_loop_through_an_ask_is_fine():
+    text = flow(ASK.replace("- {value: 1, next: done}", "- {value: 1, next: again}")
+                + "  - id: again\n    type: send\n    text: once more\n    next: q\n")
+    assert problems(text, "error") == []
+
+
+def test_a_message_over_two_segments_is_a_warning():
+    text = flow(f"  - id: long\n    type: send\n    text: \"{'word ' * 70}\"\n")
+    expect(text, "text:", "long", "3 SMS parts", "warning")
+
+
+def test_placeholders_count_towards_length():
+    text = flow(f"  - id: long\n    type: send\n    text: \"{'x' * 300}{{{{ member.name }}}}\"\n")
+    expect(text, "text:", "long", "3 SMS parts", "warning")
+
+
+def test_characters_outside_gsm7_offer_the_plain_spelling():
+    text = flow("  - id: q\n    type: send\n    text: \"It\u2019s ok \u2014 see you\u2026\"\n")
+    problem = expect(text, "text:", "q", "outside GSM-7", "warning")
+    assert problem.suggestion == "It's ok - see you..."
+    assert load_flow_text(text)[0] is not None
+
+
+def test_duplicate_step_ids():
+    text = flow(ASK + "  - id: q  # again\n    type: end\n")
+    expect(text, "# again", "q", "step id 'q' is used twice")
+
+
+def test_the_same_word_for_two_choices():
+    text = flow(ASK.replace("- {value: 2, next: done}", "- {value: 2, words: [\"1\"], next: done}"))
+    expect(text, "choices:", "q", "'1' is a word for more than one choice")
+
+
+def test_an_ask_must_say_how_it_sounds_on_a_call():
+    expect(flow(ASK.replace("    voice: {say: Press 1 or 2}\n", "")), "text: Reply", "q", "no voice")
+
+
+def test_voice_keys_must_give_a_readable_answer():
+    text = flow(ASK.replace("voice: {say: Press 1 or 2}", "voice: {say: Press 1 or 2, keys: {\"3\": \"3\"}}"))
+    expect(text, "voice:", "q", "key 3 gives '3'")
+
+
+def test_branch_on_something_unknown():
+    text = flow("  - id: b\n    type: branch\n    on: results.mood\n    cases:\n      - {equals: 1, next: e}\n"
+                "  - id: e\n    type: end\n")
+    expect(text, "on: results.mood", "b", "unknown results name 'mood'")
+
+
+def test_a_branch_case_needs_exactly_one_test():
+    text = flow("  - id: b\n    type: branch\n    on: local.hour\n    cases:\n"
+                "      - {equals: 1, in: [2], next: e}\n  - id: e\n    type: end\n")
+    expect(text, "equals: 1", "b", "a case needs exactly one of")
+
+
+def test_a_wait_needs_a_duration_or_a_time():
+    expect(flow("  - id: w\n    type: wait\n"), "- id: w", "w", "a wait needs 'for'")
+
+
+def test_bad_schedule_time():
+    text = flow(ASK, head="triggers:\n  schedule: {every: day, at: \"25:00\"}\n")
+    expect(text, "schedule:", None, "local time HH:MM")
+
+
+def test_keywords_are_single_words():
+    expect(flow(ASK, head="triggers:\n  keywords: [check in]\n"), "keywords:", None, "one word")
