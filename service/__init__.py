@@ -25,6 +25,14 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
     enqueue_after_commit(bound.session.session_factory, app.extensions["hearth_redis"])
 
     from . import health, webhooks
+    from .converse import converse
+    from .flow_library import FlowLibrary
+    from .schedules import run_schedules
+    from .timers import fire_due_timers
+
+    app.extensions["hearth_flows"] = FlowLibrary(config.flows_dir)
+    app.extensions["hearth_converse"] = converse
+    app.extensions["hearth_clock_tasks"] = [fire_due_timers, run_schedules]
     from .cli import register_cli
 
     app.register_blueprint(health.bp)

@@ -1,0 +1,167 @@
+"""Running a member's flows: start, resume, and turning the engine's events into rows."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+import flows
+from flows import Expire, FlowEnded, Message, RaiseAlert, SaveResult, Send, SetField, StartFlow, Timeout, WaitUntil
+
+from . import audit
+from .clock import now
+from .flow_library import FlowLibrary
+from .models import Alert, Community, Conversation, Member, Result, Timer
+from .outbox import queue_message
+
+MAX_CHAIN = 3  # start_flow may hand over to another flow, but not forever
+
+
+@dataclass
+class Turn:
+    """What one call into the engine produced for the host."""
+
+    sent: list[str] = field(default_factory=list)
+    saved: list[tuple[str, object]] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+
+
+def active_conversation(session: Session, member: Member) -> Conversation | None:
+    """The member's conversation in progress, if any (one at a time)."""
+    return session.scalar(select(Conversation).where(Conversation.member_id == member.id, Conversation.active)
+                          .with_for_update())
+
+
+def context(member: Member, community: Community) -> flows.Context:
+    """The engine's view of the member and community, now."""
+    fields_ = dict(member.fields or {})
+    if member.paused_until is not None:
+        fields_["paused_until"] = member.paused_until.isoformat()
+    return flows.Context(
+        member={"id": member.id, "name": member.name, "language": member.language, "channel": member.channel,
+                "status": member.status, "fields": fields_},
+        community={"name": community.name, "timezone": community.timezone, "language": community.language,
+                   "help_text": community.render(community.help_text)},
+        now=now(), new_id=lambda: uuid.uuid4().hex[:12],
+    )
+
+
+def start_flow(session: Session, library: FlowLibrary, member: Member, community: Community, flow: flows.Flow,
+               params: dict | None, origin: str, turn: Turn | None = None, depth: int = 0) -> Turn:
+    """Start `flow` for the member, ending any conversation in progress as interrupted."""
+    turn = turn or Turn()
+    current = active_conversation(session, member)
+    if current is not None:
+        _end(session, current, "interrupted")
+    library.remember(session, flow)
+    at = now()
+    conversation = Conversation(member_id=member.id, flow_id=flow.id, flow_digest=flow.digest, state=None,
+                                active=True, started_at=at, updated_at=at)
+    session.add(conversation)
+    session.flush()
+    outcome = flows.start(flow, context(member, community), params=params or {})
+    return _apply(session, library, member, community, conversation, outcome, origin, turn, depth)
+
+
+def resume_flow(session: Session, library: FlowLibrary, member: Member, community: Community,
+                conversation: Conversation, input_, origin: str) -> Turn:
+    """Give the conversation one input: a message, a timeout or its expiry."""
+    flow = library.version(session, conversation.flow_digest)
+    if flow is None:
+        # The stored source no longer loads (it always should): end cleanly rather than fail.
+        _end(session, conversation, "flow_unavailable")
+        return Turn()
+    outcome = flows.resume(flow, conversation.state, input_, context(member, community))
+    return _apply(session, library, member, community, conversation, outcome, origin, Turn(), 0)
+
+
+def _apply(session: Session, library: FlowLibrary, member: Member, community: Community,
+           conversation: Conversation, outcome: flows.Outcome, origin: str, turn: Turn, depth: int) -> Turn:
+    at = now()
+    conversation.state, conversation.updated_at = outcome.state, at
+    handover: StartFlow | None = None
+    for index, event in enumerate(outcome.events):
+        if isinstance(event, Send):
+            turn.sent.append(event.text)
+            if not origin.startswith("reply"):
+                queue_message(session, key=f"flow:{conversation.id}:{origin}:{index}", to=member.phone,
+                              body=event.text, kind="checkin" if origin.startswith("schedule") else "flow",
+                              member=member)
+        elif isinstance(event, SaveResult):
+            _save(session, member, conversation, event, at)
+            turn.saved.append((event.name, event.value))
+        elif isinstance(event, SetField):
+            _set_field(session, member, event)
+        elif isinstance(event, RaiseAlert):
+            session.add(Alert(community_id=community.id, member_id=member.id, conversation_id=conversation.id,
+                              severity=event.severity, summary=event.summary, created_at=at))
+            audit.record(session, f"flow:{conversation.flow_id}", "alert.raised", community_id=community.id,
+                         member_id=member.id, severity=event.severity)
+            turn.alerts.append(f"{event.severity}: {event.summary}")
+        elif isinstance(event, WaitUntil):
+            _timer(session, conversation, event)
+        elif isinstance(event, StartFlow):
+            handover = event
+        elif isinstance(event, FlowEnded):
+            _end(session, conversation, event.reason)
+    session.flush()
+    if handover is not None and depth < MAX_CHAIN:
+        target = library.get(handover.flow_id)
+        if target is not None:
+            start_flow(session, library, member, community, target, handover.params, f"{origin}:{depth + 1}",
+                       turn, depth + 1)
+    return turn
+
+
+def _save(session: Session, member: Member, conversation: Conversation, event: SaveResult, at: datetime) -> None:
+    value = None if event.value is None else str(event.value)
+    row = session.scalar(select(Result).where(Result.conversation_id == conversation.id, Result.name == event.name))
+    if row is None:
+        session.add(Result(conversation_id=conversation.id, member_id=member.id, flow_id=conversation.flow_id,
+                           name=event.name, value=value, category=event.category, saved_at=at))
+    else:
+        row.value, row.category, row.saved_at = value, event.category, at
+
+
+def _set_field(session: Session, member: Member, event: SetField) -> None:
+    if event.field == "paused_until":
+        until = datetime.fromisoformat(event.value) if event.value else None
+        member.paused_until = until
+        if member.status in ("active", "paused"):
+            member.status = "paused" if until else "active"
+        audit.record(session, f"member:{member.id}", "member.paused" if until else "member.resumed",
+                     community_id=member.community_id, member_id=member.id,
+                     until=until.isoformat() if until else None)
+    elif event.field == "language":
+        member.language = event.value or None
+    else:
+        member.fields = {**(member.fields or {}), event.field: event.value}
+
+
+def _timer(session: Session, conversation: Conversation, event: WaitUntil) -> None:
+    exists = session.scalar(select(Timer.id).where(Timer.conversation_id == conversation.id,
+                                                   Timer.token == event.token))
+    if exists is None:
+        session.add(Timer(conversation_id=conversation.id, token=event.token, kind=event.kind, due_at=event.at))
+
+
+def _end(session: Session, conversation: Conversation, reason: str) -> None:
+    conversation.active, conversation.ended_reason, conversation.updated_at = False, reason, now()
+    conversation.state = None
+    session.execute(update(Timer).where(Timer.conversation_id == conversation.id, Timer.fired_at.is_(None))
+                    .values(fired_at=now()))
+    session.flush()
+
+
+def timeout_input(timer: Timer):
+    """The engine input a due timer stands for."""
+    return Expire() if timer.kind == "expiry" else Timeout(timer.token)
+
+
+def message_input(text: str) -> Message:
+    """The engine input for a member's text."""
+    return Message(text)

@@ -1,0 +1,33 @@
+"""An inbound text from a member, given to flows: a keyword starts one, else the flow in progress resumes."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from flows import keyword_params
+
+from .conversations import active_conversation, message_input, resume_flow, start_flow
+from .forms import InboundSms
+from .inbound import Handling
+from .models import Community, Member
+
+
+def converse(session: Session, member: Member, community: Community, sms: InboundSms) -> Handling:
+    """Run the member's flows for one text; the engine's messages become the TwiML reply."""
+    library = current_app.extensions["hearth_flows"]
+    origin = f"reply:{sms.sid}"
+    conversation = active_conversation(session, member)
+    active = library.version(session, conversation.flow_digest) if conversation else None
+    keyword_flow = library.registry.match(sms.body, member.language or community.language, active)
+    if keyword_flow is not None:
+        turn = start_flow(session, library, member, community, keyword_flow, keyword_params(sms.body), origin)
+        return Handling(f"flow:{keyword_flow.id}", turn.sent)
+    if conversation is not None:
+        turn = resume_flow(session, library, member, community, conversation, message_input(sms.body), origin)
+        return Handling(f"flow:{conversation.flow_id}", turn.sent)
+    catch_all = library.registry.catch_all
+    if catch_all is not None:
+        turn = start_flow(session, library, member, community, catch_all, keyword_params(sms.body), origin)
+        return Handling(f"flow:{catch_all.id}", turn.sent)
+    return Handling("help_fallback", [community.render(community.help_text)])

@@ -1,0 +1,53 @@
+"""The flows this app runs: bundled plus HEARTH_FLOWS_DIR, and older versions that conversations started on."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from flows import Flow, Registry, load_flow_text, load_registry
+
+from .clock import now
+from .models import FlowVersion
+
+log = logging.getLogger(__name__)
+
+
+class FlowLibrary:
+    """The registry of current flows, and any version a running conversation still needs."""
+
+    def __init__(self, flows_dir: str | None = None) -> None:
+        self.registry, self.problems = load_registry([flows_dir] if flows_dir else [])
+        for problem in self.problems:
+            (log.error if problem.severity == "error" else log.warning)("flow %s", problem)
+        self._by_digest: dict[str, Flow] = {flow.digest: flow for flow in self.registry.flows.values()}
+
+    def get(self, flow_id: str) -> Flow | None:
+        """The current version of a flow."""
+        return self.registry.get(flow_id)
+
+    def version(self, session: Session, digest: str) -> Flow | None:
+        """The exact flow a conversation started on, from memory or from its stored source."""
+        flow = self._by_digest.get(digest)
+        if flow is None:
+            stored = session.get(FlowVersion, digest)
+            if stored is not None:
+                flow, problems = load_flow_text(stored.source_text, stored.source_path)
+                if flow is not None:
+                    self._by_digest[digest] = flow
+        return flow
+
+    def remember(self, session: Session, flow: Flow) -> None:
+        """Store the flow's source under its digest, once, so a changed file never breaks a conversation."""
+        if session.get(FlowVersion, flow.digest) is not None:
+            return
+        try:
+            with session.begin_nested():
+                session.add(FlowVersion(digest=flow.digest, flow_id=flow.id, version=flow.version,
+                                        source_path=str(flow.source_path), source_text=flow.source_text,
+                                        loaded_at=now()))
+        except IntegrityError:
+            pass  # another process stored it first

@@ -1,0 +1,82 @@
+"""Reading answers and counting SMS: the small pure functions under the steps."""
+from __future__ import annotations
+
+import pytest
+
+from flows.answers import (
+    Choice, ChoiceReader, is_skip, options_choices, read_number, word_list, yes_no_choices,
+)
+from flows.durations import format_duration, parse_duration
+from flows.sms import measure, non_gsm7, plain
+
+MOOD = ChoiceReader([
+    Choice(1, "low", None, tuple(word_list(["1", "bad", "not good", "very low"]))),
+    Choice(3, "ok", None, tuple(word_list(["3", "ok", "not bad"]))),
+    Choice(5, "great", None, tuple(word_list(["5", "good", "great"]))),
+])
+
+
+@pytest.mark.parametrize("text,value", [
+    ("5", 5), (" 5 ", 5), ("5!", 5), ("GREAT", 5), ("great thanks", 5), ("5 today", 5),
+    ("not good", 1), ("Not good at all", 1), ("very low", 1), ("feeling bad", 1), ("not bad", 3),
+    ("not great", None), ("isn't good", None), ("good and bad", None), ("", None), ("😀", None),
+    ("15", None), ("1600" * 400, None), ("ok ok", 3),
+])
+def test_choice_reading(text, value):
+    choice = MOOD.read(text)
+    assert (choice.value if choice else None) == value
+
+
+@pytest.mark.parametrize("text,value", [
+    ("yes", "yes"), ("Y", "yes"), ("yes please", "yes"), ("Ie", "yes"), ("nope", "no"),
+    ("no thanks", "no"), ("Na", "no"), ("no not really", "no"), ("yes and no", None), ("maybe", None),
+])
+def test_yes_no(text, value):
+    choice = ChoiceReader(yes_no_choices("a", "b")).read(text)
+    assert (choice.value if choice else None) == value
+
+
+def test_options_from_params():
+    reader = ChoiceReader(options_choices(["The beach", "Zoo"], "next"))
+    assert reader.read("2").value == "Zoo" and reader.read("the BEACH").value == "The beach"
+    assert options_choices("nope", "x") == [] and len(options_choices(list(range(80)), "x")) == 50
+
+
+@pytest.mark.parametrize("text,low,high,value", [
+    ("7", 1, 60, 7), ("about 7 days", 1, 60, 7), ("seven", 1, 60, 7), ("0", 1, 60, None),
+    ("61", 1, 60, None), ("no idea", 1, 60, None), ("-3", None, None, 3), ("9" * 30, None, None, None),
+])
+def test_numbers(text, low, high, value):
+    assert read_number(text, low, high) == value
+
+
+def test_skip_words():
+    words = frozenset(word_list(["skip", "no", "nothing"]))
+    assert is_skip("SKIP", words) and is_skip("no thanks", words) and is_skip("Nothing.", words)
+    assert not is_skip("no one came to see me today", words) and not is_skip("", words)
+
+
+@pytest.mark.parametrize("text,encoding,units,segments", [
+    ("a" * 160, "GSM-7", 160, 1), ("a" * 161, "GSM-7", 161, 2), ("a" * 306, "GSM-7", 306, 2),
+    ("a" * 307, "GSM-7", 307, 3), ("€" * 80, "GSM-7", 160, 1), ("é" * 160, "GSM-7", 160, 1),
+    ("\u2019" * 70, "UCS-2", 70, 1), ("\u2019" * 71, "UCS-2", 71, 2), ("😀" * 35, "UCS-2", 70, 1),
+    ("", "GSM-7", 0, 1),
+])
+def test_segments(text, encoding, units, segments):
+    size = measure(text)
+    assert (size.name, size.units, size.segments) == (encoding, units, segments)
+
+
+def test_plain_spellings_make_gsm7():
+    text = "\u201cIt\u2019s fine\u201d \u2013 see you\u2026\u00a0soon"
+    assert non_gsm7(text) == ["\u201c", "\u2019", "\u201d", "\u2013", "\u2026", "\u00a0"]
+    assert plain(text) == "\"It's fine\" - see you... soon" and non_gsm7(plain(text)) == []
+
+
+@pytest.mark.parametrize("text,minutes", [("30m", 30), ("2h", 120), ("1d", 1440), ("1d12h", 2160),
+                                          ("2w", 20160), ("0h", None), ("1 hour", None), ("", None)])
+def test_durations(text, minutes):
+    found = parse_duration(text)
+    assert (found.total_seconds() / 60 if found else None) == minutes
+    if found:
+        assert parse_duration(format_duration(found)) == found
