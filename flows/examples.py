@@ -51,9 +51,11 @@ class _Player:
         self.state = None
 
     def context(self) -> Context:
+        """A context at the example's current time."""
         return Context(dict(self.member), dict(self.community), self.now, self.new_id, self.meeting)
 
     def apply(self, outcome) -> None:
+        """Act on an outcome the way a host would."""
         self.state = outcome.state
         for event in outcome.events:
             if isinstance(event, Send):
@@ -72,6 +74,7 @@ class _Player:
                 self.ended = event.reason
 
     def play(self, kind: str, value: Any) -> str | None:
+        """Feed one input turn; a note when it could not be played."""
         self.transcript.append(_line(kind, value))
         if kind == "member":
             self.apply(resume(self.flow, self.state, Message(str(value)), self.context()))

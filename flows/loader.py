@@ -27,6 +27,7 @@ class _Report:
         self.tree, self.file, self.problems = tree, file, []
 
     def step_id(self, path: tuple) -> str | None:
+        """The id of the step a path points into, if any."""
         steps = self.tree.get("steps") if isinstance(self.tree, dict) else None
         if len(path) > 1 and path[0] == "steps" and isinstance(steps, list):
             raw = steps[path[1]] if isinstance(path[1], int) and path[1] < len(steps) else None
@@ -35,11 +36,13 @@ class _Report:
         return None
 
     def add(self, path: tuple, message: str, severity: str = "error", suggestion=None) -> None:
+        """Record a problem at `path`."""
         line = line_at(self.tree, path)
         self.problems.append(Problem(self.file, line, self.step_id(path), message, severity, suggestion))
 
     @property
     def failed(self) -> bool:
+        """True once any error has been recorded."""
         return any(p.is_error for p in self.problems)
 
 

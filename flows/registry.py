@@ -12,9 +12,12 @@ from flows.loader import display_path, load_flow_file
 from flows.problem import Problem
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
-# While a member is mid-flow, a keyword interrupts only as a short command
-# ("PAUSE 7"), so an answer such as "back pain today" stays an answer.
-MAX_INTERRUPT_WORDS = 2
+
+
+def _command_like(words: list[str]) -> bool:
+    # While a member is mid-flow a keyword interrupts only as a command: alone
+    # or followed by a number ("PAUSE 7 days"). "Back pain today" stays an answer.
+    return len(words) == 1 or words[1].isdecimal()
 
 
 class Registry:
@@ -31,8 +34,8 @@ class Registry:
 
     def match(self, text: str, language: str | None, active: Flow | None = None) -> Flow | None:
         """The flow whose keyword is the first word of `text`, if any may start."""
-        words = tokens(text if isinstance(text, str) else "", limit=MAX_INTERRUPT_WORDS + 1)
-        if not words or (active is not None and len(words) > MAX_INTERRUPT_WORDS):
+        words = tokens(text if isinstance(text, str) else "", limit=2)
+        if not words or (active is not None and not _command_like(words)):
             return None
         first = words[0]
         candidates = [f for f in self.flows.values() if active is None or f.interrupts]

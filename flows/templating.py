@@ -104,7 +104,7 @@ def literal_parts(source: str) -> str:
 def sample(source: str) -> str:
     """The literal text with each placeholder counted at a typical length."""
 
-    def stand_in(match: re.Match) -> str:
+    def _stand_in(match: re.Match) -> str:
         tag = match.group(0)
         if not tag.startswith("{{"):
             return ""
@@ -115,4 +115,4 @@ def sample(source: str) -> str:
             return clock.format_local(defaults.SAMPLE_DATETIME, DEFAULT_FORMAT, "UTC")
         return "x" * defaults.PLACEHOLDER_CHARS
 
-    return _TAG.sub(stand_in, source)
+    return _TAG.sub(_stand_in, source)

@@ -71,6 +71,7 @@ def _key(value: Any) -> str:
 
 class _Constructor(SafeConstructor):
     def construct_lined_map(self, node):
+        """A Mapping with lines; duplicate keys are refused."""
         data = Mapping()
         data.line, data.key_lines = node.start_mark.line + 1, {}
         yield data
@@ -88,6 +89,7 @@ class _Constructor(SafeConstructor):
             data.key_lines[key] = key_node.start_mark.line + 1
 
     def construct_lined_seq(self, node):
+        """A Sequence with the line of each item."""
         data = Sequence()
         data.line, data.item_lines = node.start_mark.line + 1, []
         yield data

@@ -149,6 +149,13 @@ def _timer(session: Session, conversation: Conversation, event: WaitUntil) -> No
         session.add(Timer(conversation_id=conversation.id, token=event.token, kind=event.kind, due_at=event.at))
 
 
+def end_active(session: Session, member: Member, reason: str) -> None:
+    """End the member's conversation in progress, if any, and cancel its timers."""
+    conversation = active_conversation(session, member)
+    if conversation is not None:
+        _end(session, conversation, reason)
+
+
 def _end(session: Session, conversation: Conversation, reason: str) -> None:
     conversation.active, conversation.ended_reason, conversation.updated_at = False, reason, now()
     conversation.state = None

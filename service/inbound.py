@@ -96,8 +96,11 @@ def opt_out(session: Session, member: Member, community: Community, source: str)
     """Opt the member out: one confirmation, then nothing; pending messages are cancelled."""
     if member.status == "opted_out":
         return Handling("opt_out_repeat")
+    from .conversations import end_active
+
     member.status, member.opted_out_at = "opted_out", now()
     cancel_pending(session, member.id)
+    end_active(session, member, "opted_out")
     audit.record(session, f"member:{member.id}", "member.opted_out", community_id=community.id,
                  member_id=member.id, source=source)
     return Handling("opt_out", [community.render(community.opt_out_reply)])

@@ -29,20 +29,20 @@ def _routes(config, kind) -> list[Finding]:
     found = []
     fallback = "next" in config
 
-    def need(path, ok, outcome):
+    def _need(path, ok, outcome):
         if not ok and not fallback:
             found.append(Finding(path, f"no route for {outcome}: give it a 'next' (or the step a 'next')"))
 
     if kind == "choice":
         for i, choice in enumerate(config.get("choices") or ()):
-            need(("choices", i), "next" in choice, f"choice '{choice.get('value')}'")
+            _need(("choices", i), "next" in choice, f"choice '{choice.get('value')}'")
         if "choices_from" in config and not fallback:
             found.append(Finding(("choices_from",), "no route for the choices: give the step a 'next'"))
     elif kind == "yes_no":
-        need(("answer",), "on_yes" in config, "yes (on_yes)")
-        need(("answer",), "on_no" in config, "no (on_no)")
+        _need(("answer",), "on_yes" in config, "yes (on_yes)")
+        _need(("answer",), "on_no" in config, "no (on_no)")
     elif kind == "text" and "skip_words" in config:
-        need(("skip_words",), "on_skip" in config, "a skipped answer (on_skip)")
+        _need(("skip_words",), "on_skip" in config, "a skipped answer (on_skip)")
     if kind in ("number", "text") and not fallback:
         found.append(Finding(("answer",), "no route for an answer: give the step a 'next'"))
     if "next" not in (config.get("unreadable") or {}):

@@ -9,9 +9,9 @@ from flask.cli import FlaskGroup
 
 def register_cli(app: Flask) -> None:
     """Attach Hearth's command groups to the app."""
-    from . import db_commands, dev, directory, simulate
+    from . import db_commands, dev, directory, flows_commands, simulate
 
-    for module in (db_commands, directory, simulate, dev):
+    for module in (db_commands, directory, flows_commands, simulate, dev):
         module.register(app)
 
 

@@ -9,14 +9,14 @@ from xml.etree import ElementTree
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy import select
+from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from service.database import db
 from service.demo import DEMO_MEMBERS
 from service.directory import community_named, only_community
 from service.exceptions import InvalidPhone
-from service.models import Member, OutboundMessage
+from service.models import Alert, Conversation, Member, OutboundMessage, Result
 from service.phones import to_e164
 from service.sending import deliver
 from service.transports.console import ConsoleTransport
@@ -53,14 +53,35 @@ def simulate_command(phone: str, community_name: str | None) -> None:
         except (click.Abort, EOFError):
             click.echo()
             break
+        marks = _marks()
         for reply in _send(client, number, to_number, text):
             click.secho(f"hearth> {reply}", fg="green")
         for sent in _drain(number):
             click.secho(f"hearth> {sent}", fg="cyan")
         if member is not None:
-            db.session.refresh(member)
-            click.secho(f"  [member status: {member.status}]", dim=True)
+            _show_saved(member, marks)
         db.session.rollback()
+
+
+def _marks() -> tuple[int, int]:
+    """The newest result and alert ids, so what one message saves can be shown."""
+    marks = (db.session.scalar(select(func.max(Result.id))) or 0, db.session.scalar(select(func.max(Alert.id))) or 0)
+    db.session.rollback()
+    return marks
+
+
+def _show_saved(member: Member, marks: tuple[int, int]) -> None:
+    """Print what the last message saved: results, alerts, the member's status, the flow in progress."""
+    db.session.refresh(member)
+    for result in db.session.scalars(select(Result).where(Result.member_id == member.id, Result.id > marks[0])):
+        category = f" ({result.category})" if result.category else ""
+        click.secho(f"  [saved {result.flow_id}.{result.name} = {result.value!r}{category}]", dim=True)
+    for alert in db.session.scalars(select(Alert).where(Alert.member_id == member.id, Alert.id > marks[1])):
+        click.secho(f"  [alert {alert.severity}: {alert.summary}]", fg="red")
+    conversation = db.session.scalar(select(Conversation).where(Conversation.member_id == member.id,
+                                                                Conversation.active))
+    where = f", in flow {conversation.flow_id}" if conversation else ""
+    click.secho(f"  [member {member.status}{where}]", dim=True)
 
 
 def _send(client, from_number: str, to_number: str, text: str) -> list[str]:

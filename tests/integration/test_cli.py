@@ -83,4 +83,4 @@ def test_simulate_chats_through_the_webhook(runner, member, session):
     assert result.exit_code == 0, result.output
     assert "Samaritans" in result.output
     assert "no more messages" in result.output
-    assert "[member status: opted_out]" in result.output
+    assert "[member opted_out]" in result.output

@@ -46,8 +46,10 @@ def test_only_interrupting_flows_match_while_a_flow_is_active(flows):
     assert flows.match("checkin", "en", active) is None
 
 
-def test_a_long_answer_starting_with_a_keyword_does_not_interrupt(flows):
+def test_mid_flow_a_keyword_interrupts_only_alone_or_with_a_number(flows):
     active = flows.get("checkin")
+    assert flows.match("pause 7 days", "en", active).id == "pause"
+    assert flows.match("Pause!", "en", active).id == "pause"
     assert flows.match("pause for a while please", "en", active) is None
     assert flows.match("pause for a while please", "en", None).id == "pause"
 

@@ -1,0 +1,157 @@
+"""Flows run by the service: keywords, answers, interrupts, timers, schedules, version pinning."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from xml.etree import ElementTree
+
+import pytest
+from sqlalchemy import func, select
+
+from service.directory import add_member
+from service.models import Alert, Conversation, Member, OutboundMessage, Result, Schedule, Timer
+from service.schedules import run_schedules
+from service.timers import fire_due_timers
+from tests.support import sms_form
+
+
+def texts(response) -> list[str]:
+    return [m.text for m in ElementTree.fromstring(response.get_data(as_text=True)).iter("Message")]
+
+
+def say(post_signed, body, phone="+447700900123"):
+    response = post_signed("/twilio/sms", sms_form(body, from_number=phone))
+    assert response.status_code == 200
+    return texts(response)
+
+
+def test_a_check_in_by_keyword_saves_the_answer_and_alerts_on_a_low_score(post_signed, member, session):
+    [question] = say(post_signed, "checkin")
+    assert "1-5" in question
+    replies = say(post_signed, "2")
+    assert any("team" in r for r in replies)
+    result = session.scalar(select(Result).where(Result.name == "mood"))
+    assert (result.value, result.flow_id, result.member_id) == ("2", "checkin", member.id)
+    alert = session.scalar(select(Alert))
+    assert alert.member_id == member.id and alert.severity in ("medium", "high")
+    say(post_signed, "SKIP")
+    session.expire_all()
+    assert session.scalar(select(Conversation.active)) is False
+
+
+def test_words_are_answers_too(post_signed, member, session):
+    say(post_signed, "CHECKIN")
+    say(post_signed, "great")
+    assert session.scalar(select(Result.value).where(Result.name == "mood")) == "5"
+    assert session.scalar(select(func.count(Alert.id))) == 0
+
+
+def test_pause_interrupts_a_check_in_and_pauses_the_member(post_signed, member, session, clock):
+    say(post_signed, "CHECKIN")
+    [reply] = say(post_signed, "PAUSE 7")
+    assert "paused" in reply.lower()
+    session.expire_all()
+    paused = session.get(Member, member.id)
+    assert paused.status == "paused"
+    assert paused.paused_until.date() == (clock.now + timedelta(days=7)).date()
+    ended = session.scalar(select(Conversation).where(Conversation.flow_id == "checkin"))
+    assert (ended.active, ended.ended_reason) == (False, "interrupted")
+    say(post_signed, "BACK")
+    session.expire_all()
+    assert session.get(Member, member.id).status == "active"
+    assert session.get(Member, member.id).paused_until is None
+
+
+def test_stop_in_the_middle_of_a_flow_ends_it(post_signed, member, session):
+    say(post_signed, "CHECKIN")
+    say(post_signed, "STOP")
+    session.expire_all()
+    conversation = session.scalar(select(Conversation))
+    assert (conversation.active, conversation.ended_reason) == (False, "opted_out")
+    assert session.scalar(select(func.count(Timer.id)).where(Timer.fired_at.is_(None))) == 0
+
+
+def test_a_member_in_no_flow_gets_the_menu(post_signed, member):
+    replies = say(post_signed, "what do I do")
+    assert any("CHECKIN" in r for r in replies)
+
+
+def test_the_scheduled_check_in_reaches_every_member_who_should_get_it_once(app, session, community, clock):
+    alex = add_member(session, community, "Alex", "07700 900123", welcome=False)
+    sam = add_member(session, community, "Sam", "07700 900124", welcome=False)
+    gone = add_member(session, community, "Gone", "07700 900125", welcome=False)
+    resting = add_member(session, community, "Resting", "07700 900126", welcome=False)
+    gone.status = "opted_out"
+    resting.status, resting.paused_until = "paused", clock.now + timedelta(days=3)
+    session.commit()
+    clock.now = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    assert run_schedules(session) == {"scheduled_starts": 0}
+    due = session.scalar(select(Schedule.next_due_at).where(Schedule.flow_id == "checkin"))
+    assert due == datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)  # 10:00 in London in November
+    clock.now = due + timedelta(seconds=1)
+    assert run_schedules(session) == {"scheduled_starts": 2}
+    assert run_schedules(session) == {"scheduled_starts": 0}, "a second tick starts nothing again"
+    sent = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "checkin")).all()
+    assert sorted(m.member_id for m in sent) == [alex.id, sam.id]
+    assert session.scalar(select(Schedule.next_due_at).where(Schedule.flow_id == "checkin")) == \
+        datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+
+
+def test_reminder_then_no_answer_fire_from_the_clock(app, session, community, clock):
+    add_member(session, community, "Alex", "07700 900123", welcome=False)
+    session.commit()
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    run_schedules(session)  # creates the schedule row, due at 10:00
+    clock.now = datetime(2026, 11, 23, 10, 0, 1, tzinfo=timezone.utc)
+    assert run_schedules(session) == {"scheduled_starts": 1}
+    assert fire_due_timers(session) == {"timers": 0}
+    clock.advance(hours=3, minutes=1)
+    assert fire_due_timers(session) == {"timers": 1}
+    [reminder] = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "flow")).all()
+    assert reminder.body.startswith("Just checking in")
+    clock.advance(hours=5)
+    assert fire_due_timers(session) == {"timers": 1}
+    session.expire_all()
+    conversation = session.scalar(select(Conversation))
+    assert conversation.active is False
+    assert session.scalar(select(Result.value).where(Result.name == "mood")) == "no_answer"
+
+
+def test_a_running_conversation_keeps_the_flow_version_it_started_with(config, clock, tmp_path, redis):
+    import dataclasses
+
+    from flows.registry import BUNDLED_DIR
+    from service import create_app
+    from service.database import db
+    from service.directory import create_community
+    from tests.conftest import AUTH_TOKEN
+    from tests.support import sign
+
+    def app_with(flows_dir):
+        return create_app(dataclasses.replace(config, flows_dir=str(flows_dir)), overrides={"CLOCK": clock})
+
+    def post(app, body):
+        form = sms_form(body)
+        signature = sign("https://hearth.example.org/twilio/sms", form, AUTH_TOKEN)
+        return texts(app.test_client().post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature}))
+
+    custom = tmp_path / "flows"
+    custom.mkdir()
+    original = (BUNDLED_DIR / "checkin.yaml").read_text()
+    (custom / "checkin.yaml").write_text(original)
+    first = app_with(custom)
+    with first.app_context():
+        community = create_community(db.session, "Oak House", phone_number="+441632960000")
+        add_member(db.session, community, "Alex", "07700 900123", welcome=False)
+        db.session.commit()
+    post(first, "CHECKIN")
+    first.extensions["hearth_db"].engine.dispose()
+
+    # The file changes while Alex is mid-conversation: the answer prompt now reads differently.
+    changed = original.replace("Anything you want the team to know?", "Is there anything else?")
+    assert changed != original
+    (custom / "checkin.yaml").write_text(changed.replace("version: 1", "version: 2", 1))
+    second = app_with(custom)
+    replies = post(second, "4")
+    assert any("Anything you want the team to know?" in r for r in replies), replies
+    second.extensions["hearth_db"].engine.dispose()
