@@ -10,6 +10,7 @@ from typing import Any
 from flows import defaults
 from flows.durations import parse_duration
 from flows.flow import Flow, Step, freeze
+from flows.folding import fold, tokens
 from flows.graph import graph_findings
 from flows.message_checks import message_findings
 from flows.problem import Problem
@@ -68,6 +69,13 @@ def _check(tree: Mapping, report: _Report, scope: Scope) -> None:
         seen.setdefault(raw["id"], index)
     if scope.default_language not in scope.languages:
         report.add(("languages",), f"'languages' must include the default language '{scope.default_language}'")
+    keywords = (tree.get("triggers") or {}).get("keywords") or {}
+    groups = keywords.items() if isinstance(keywords, dict) else [(None, keywords)]
+    for lang, words in groups:
+        for index, word in enumerate(words):
+            if tokens(str(word), limit=2) != [fold(str(word))]:
+                path = ("triggers", "keywords") + ((lang,) if lang else ()) + (index,)
+                report.add(path, f"keyword '{word}' can never match: use letters, digits, - or '")
     if "expiry" in tree and parse_duration(tree["expiry"]) is None:
         report.add(("expiry",), "expiry must be longer than zero")
     for index, raw in enumerate(tree["steps"]):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flows.answers import read_number
+from flows.durations import parse_duration
 from flows.steps.base import Finding
 
 KIND_FIELDS = {
@@ -74,10 +75,20 @@ def _voice(config, kind, reader) -> list[Finding]:
     return found
 
 
+def _durations(config) -> list[Finding]:
+    found = []
+    for key in ("reminder", "no_answer"):
+        after = (config.get(key) or {}).get("after")
+        if after is not None and parse_duration(after) is None:
+            found.append(Finding((key, "after"), f"{key}.after must be longer than zero"))
+    return found
+
+
 def check_ask(config, scope, reader) -> list[Finding]:
     """Every finding for one ask step."""
     kind = config.get("answer")
     found = _kind_fields(config, kind) + _routes(config, kind) + _voice(config, kind, reader)
+    found += _durations(config)
     if reader is not None:
         for word, first, second in reader.clashes:
             found.append(Finding(("choices",), f"'{word}' is a word for more than one choice ({first + 1} and {second + 1})"))

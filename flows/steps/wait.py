@@ -31,6 +31,8 @@ class WaitStep(StepType):
 
     def check(self, config, scope):
         """A wait needs a duration or a time."""
+        if "for" in config and parse_duration(config["for"]) is None:
+            return [Finding(("for",), "a wait must be longer than zero")]
         if "for" in config or "until" in config:
             return []
         return [Finding((), "a wait needs 'for' (a duration) or 'until' (a time)")]

@@ -253,5 +253,14 @@ def test_bad_schedule_time():
     expect(text, "schedule:", None, "local time HH:MM")
 
 
+def test_zero_durations_are_refused():
+    expect(flow(ASK.replace("after: 1h", "after: 0h")), "after: 0h", "q", "no_answer.after must be longer than zero")
+    expect(flow("  - id: w\n    type: wait\n    for: 0m\n"), "for: 0m", "w", "longer than zero")
+
+
+def test_a_keyword_that_can_never_match():
+    expect(flow(ASK, head="triggers:\n  keywords: {en: [ok, \"a.b\"]}\n"), "keywords:", None, "'a.b' can never match")
+
+
 def test_keywords_are_single_words():
     expect(flow(ASK, head="triggers:\n  keywords: [check in]\n"), "keywords:", None, "one word")
