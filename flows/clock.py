@@ -34,11 +34,15 @@ def to_datetime(value) -> datetime | None:
         return None
 
 
-@lru_cache(maxsize=64)
 def zone(name) -> ZoneInfo | timezone:
     """The IANA zone called `name`, or UTC when there is no such zone."""
+    return _zone(name) if isinstance(name, str) and name else UTC
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo | timezone:
     try:
-        return ZoneInfo(name) if isinstance(name, str) and name else UTC
+        return ZoneInfo(name)
     except (ValueError, KeyError, OSError):
         return UTC
 

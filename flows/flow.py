@@ -27,7 +27,7 @@ def thaw(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Step:
     """One step: its id, type, source line, YAML fields and prepared data."""
 
@@ -42,9 +42,9 @@ class Step:
         return self.config.get(key, default)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Flow:
-    """A flow definition, checked and ready to run."""
+    """A flow definition, checked and ready to run (equal only to itself)."""
 
     id: str
     version: int

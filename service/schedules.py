@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import or_, select
@@ -13,6 +13,8 @@ from flows import next_occurrence
 from .clock import now
 from .conversations import active_conversation, start_flow
 from .models import Community, Member, Schedule
+
+BUSY_WINDOW = timedelta(hours=1)
 
 
 def run_schedules(session: Session) -> dict[str, int]:
@@ -30,7 +32,8 @@ def run_schedules(session: Session) -> dict[str, int]:
         flow = library.get(schedule.flow_id)
         occurrence = schedule.next_due_at
         if flow is not None:
-            started += _start_for_members(session, library, community, flow, schedule, occurrence, at)
+            started += start_for_members(session, library, community, flow, {},
+                                         f"schedule:{schedule.id}:{occurrence:%Y%m%dT%H%M}")[0]
             following = next_occurrence(flow, max(occurrence, at), community.timezone)
         else:
             following = None
@@ -55,21 +58,31 @@ def _ensure_schedules(session: Session, library, at: datetime) -> None:
     session.commit()
 
 
-def _start_for_members(session: Session, library, community: Community, flow, schedule: Schedule,
-                       occurrence: datetime, at: datetime) -> int:
-    members = session.scalars(select(Member).where(
+def start_for_members(session: Session, library, community: Community, flow, params: dict, origin: str,
+                      phones: list[str] | None = None) -> tuple[int, int]:
+    """Start `flow` for each member who may get it; returns (started, skipped as busy in another flow).
+
+    Opted-out, departed, paused and bad-number members are left out. A member who was in an
+    exchange in the last BUSY_WINDOW is skipped rather than cut off; an older conversation (a vote
+    left open, a forgotten question) is ended as interrupted. `origin` makes each outbox key unique.
+    """
+    at = now()
+    query = select(Member).where(
         Member.community_id == community.id, Member.status.in_(("active", "paused")),
         or_(Member.paused_until.is_(None), Member.paused_until <= at),
-    ).order_by(Member.id)).all()
-    started = 0
-    for member in members:
+    )
+    if phones is not None:
+        query = query.where(Member.phone.in_(phones))
+    started = skipped = 0
+    for member in session.scalars(query.order_by(Member.id)).all():
         if member.fields and member.fields.get("phone_error"):
             continue
-        if active_conversation(session, member) is not None:
-            continue  # never cut into a conversation in progress
+        current = active_conversation(session, member)
+        if current is not None and current.updated_at > at - BUSY_WINDOW:
+            skipped += 1
+            continue
         if member.status == "paused":
             member.status = "active"  # the pause has run out
-        start_flow(session, library, member, community, flow, {},
-                   f"schedule:{schedule.id}:{occurrence:%Y%m%dT%H%M}")
+        start_flow(session, library, member, community, flow, params, f"{origin}:{member.id}")
         started += 1
-    return started
+    return started, skipped

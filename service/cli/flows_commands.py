@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from flows.__main__ import main as flows_main
 from flows.registry import BUNDLED_DIR
+from service import audit
+from service.database import db
+from service.directory import community_named
+from service.phones import to_e164
+from service.schedules import start_for_members
+
+from .errors import clear_errors
 
 flows_cli = AppGroup("flows", help="Flow definitions.")
 
@@ -31,6 +41,43 @@ def validate_command(paths: tuple[str, ...]) -> None:
 def test_command(paths: tuple[str, ...]) -> None:
     """Run the example conversations in flow files."""
     raise SystemExit(flows_main(["test", *_paths(paths)]))
+
+
+def _param(text: str) -> tuple[str, object]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise click.BadParameter(f"{text!r} is not KEY=VALUE")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+@flows_cli.command("start")
+@click.argument("flow_id")
+@click.option("--community", "community_name", required=True)
+@click.option("--param", "raw_params", multiple=True, metavar="KEY=VALUE",
+              help="A parameter; VALUE is read as JSON when it is JSON (lists, objects), else as text.")
+@click.option("--phone", "phones", multiple=True, help="Only these members (default: every member who may get it).")
+def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...], phones: tuple[str, ...]) -> None:
+    """Start a flow for a community's members, as a facilitator (a vote, a meeting RSVP)."""
+    library = current_app.extensions["hearth_flows"]
+    flow = library.get(flow_id)
+    if flow is None:
+        raise click.ClickException(f"there is no flow {flow_id!r} (loaded: {', '.join(sorted(library.registry.flows))})")
+    params = dict(_param(p) for p in raw_params)
+    with clear_errors():
+        community = community_named(db.session, community_name)
+        numbers = [to_e164(p, community.region) for p in phones] or None
+        run = uuid.uuid4().hex[:8]
+        started, skipped = start_for_members(db.session, library, community, flow, params,
+                                             f"facilitator:{flow.id}:{run}", numbers)
+        audit.record(db.session, "cli", "flow.started", community_id=community.id, flow_id=flow.id,
+                     started=started, skipped=skipped)
+        db.session.commit()
+    click.echo(f"Started {flow.id} for {started} member(s)"
+               + (f"; {skipped} skipped, busy in another conversation." if skipped else "."))
 
 
 def register(app: Flask) -> None:

@@ -47,6 +47,8 @@ def simulate_command(phone: str, community_name: str | None) -> None:
     click.echo("  Type a message and press Enter. Ctrl-D to finish.")
     db.session.rollback()
     client = current_app.test_client()
+    for sent in _drain(number):
+        click.secho(f"hearth> {sent}", fg="cyan")
     while True:
         try:
             text = click.prompt("you", prompt_suffix="> ", default="", show_default=False)

@@ -155,3 +155,40 @@ def test_a_running_conversation_keeps_the_flow_version_it_started_with(config, c
     replies = post(second, "4")
     assert any("Anything you want the team to know?" in r for r in replies), replies
     second.extensions["hearth_db"].engine.dispose()
+
+
+def test_a_facilitator_starts_a_vote_and_members_may_change_their_vote(runner, post_signed, member, session, clock):
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House",
+                                 "--param", "question=Film night on Friday?", "--param", 'options=["Yes", "No"]',
+                                 "--param", "closes_at=2026-11-27T18:00:00+00:00"])
+    assert result.exit_code == 0, result.output
+    assert "Started vote for 1 member(s)." in result.output
+    [question] = session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "flow")).all()
+    assert "Film night on Friday?" in question and "1 = Yes" in question
+    say(post_signed, "1")
+    say(post_signed, "2")
+    assert session.scalars(select(Result.value).where(Result.name == "vote")).all() == ["No"]
+    clock.now = datetime(2026, 11, 27, 18, 1, tzinfo=timezone.utc)
+    fire_due_timers(session)
+    session.expire_all()
+    assert session.scalar(select(Conversation.active).where(Conversation.flow_id == "vote")) is False
+
+
+def test_a_start_skips_a_member_mid_exchange_but_ends_an_idle_conversation(runner, post_signed, member, session, clock):
+    say(post_signed, "CHECKIN")
+    args = ["flows", "start", "meeting_rsvp", "--community", "Oak House",
+            "--param", 'meeting={"title": "Community meeting", "starts_at": "2026-11-24T10:00:00+00:00"}']
+    busy = runner.invoke(args=args)
+    assert "0 member(s); 1 skipped" in busy.output
+    clock.advance(hours=2)
+    idle = runner.invoke(args=args)
+    assert "Started meeting_rsvp for 1 member(s)." in idle.output
+    body = session.scalar(select(OutboundMessage.body).where(OutboundMessage.kind == "flow"))
+    assert "Tuesday 24 November at 10:00" in body
+    checkin = session.scalar(select(Conversation).where(Conversation.flow_id == "checkin"))
+    assert checkin.ended_reason == "interrupted"
+
+
+def test_an_unknown_flow_is_named(runner, community):
+    result = runner.invoke(args=["flows", "start", "nope", "--community", "Oak House"])
+    assert result.exit_code == 1 and "there is no flow 'nope'" in result.output

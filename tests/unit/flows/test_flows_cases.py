@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows_testkit import make_context
+from .flows_testkit import make_context
 
 from flows import Expire, Message, Timeout, load_flow_text, resume, start
 from flows.events import WaitUntil

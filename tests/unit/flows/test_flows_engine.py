@@ -5,7 +5,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from flows_testkit import make_context
+from .flows_testkit import make_context
 
 from flows import (
     Expire, FlowEnded, Message, Outcome, Send, Timeout, WaitUntil, load_flow_text, resume, start,

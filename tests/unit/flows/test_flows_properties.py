@@ -49,6 +49,12 @@ MEMBER = st.fixed_dictionaries({
     "fields": st.one_of(st.just({}), st.fixed_dictionaries({"paused_until": st.one_of(
         st.text(max_size=30), st.sampled_from(["2026-03-30T10:00:00Z", "2026-01-01T00:00:00Z"]))})),
 })
+COMMUNITY = st.fixed_dictionaries({
+    "name": st.one_of(st.none(), st.text(max_size=20)),
+    "timezone": st.sampled_from(["Europe/London", "America/New_York", "Nope/Zone", "", None, 5]),
+    "language": st.sampled_from([None, "en", "cy", "zz"]),
+    "help_text": st.just(""),
+})
 WAIT_KINDS = {"reminder", "no_answer", "wait", "expiry"}
 
 
@@ -75,15 +81,13 @@ def check(flow, outcome, now) -> None:
 
 @pytest.mark.parametrize("flow_id", FLOW_IDS)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), inputs=st.lists(INPUT, max_size=30), member=MEMBER)
-def test_no_input_crashes_any_bundled_flow(registry, flow_id, data, inputs, member):
+@given(data=st.data(), inputs=st.lists(INPUT, max_size=30), member=MEMBER, community=COMMUNITY)
+def test_no_input_crashes_any_bundled_flow(registry, flow_id, data, inputs, member, community):
     flow = registry.get(flow_id)
     params = data.draw(st.one_of(st.just(GOOD_PARAMS[flow_id]), PARAMS), label="params")
     ids = itertools.count()
     now = START
-    ctx = Context({"channel": "sms", "status": "active", **member},
-                  {"name": "Oak", "timezone": "Europe/London", "language": "en", "help_text": ""},
-                  now, lambda: f"t{next(ids)}")
+    ctx = Context({"channel": "sms", "status": "active", **member}, community, now, lambda: f"t{next(ids)}")
     outcome = start(flow, ctx, params)
     check(flow, outcome, now)
     seen: list[str] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from flows_testkit import make_context
+from .flows_testkit import make_context
 
 from flows import Send, load_flow_text, start
 from flows import templating

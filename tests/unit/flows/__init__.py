@@ -1,0 +1,1 @@
+"""Flow engine tests: pure Python, no database, Redis or network."""
