@@ -46,5 +46,6 @@ def run(app=None, tick_seconds: float = TICK_SECONDS) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("hearth").setLevel(logging.INFO)
     run()
