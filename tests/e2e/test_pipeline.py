@@ -104,3 +104,22 @@ def test_worker_killed_mid_batch_still_delivers_everything(stack, db_app, double
     duplicates = sum(count - 1 for count in received.values())
     print(f"kill -9 mid-batch: {len(bodies)} messages, {in_flight} in flight at the kill, {duplicates} sent twice")
     assert duplicates <= in_flight <= 1
+
+
+def test_a_check_in_conversation_over_http(stack, db_app, double):
+    from service.models import Alert, Result
+
+    stack.start()
+    members(1)
+    phone = "+447700900000"
+
+    def say(body):
+        response = stack.post_signed("/twilio/sms", sms_form(body, from_number=phone), AUTH_TOKEN)
+        assert response.status_code == 200
+        return [m.text for m in ElementTree.fromstring(response.text).iter("Message")]
+
+    assert any("1-5" in text for text in say("checkin"))
+    say("1")
+    say("SKIP")
+    assert read(select(Result.value).where(Result.name == "mood")) == [("1",)]
+    assert read(select(Alert.severity)) == [("high",)]
