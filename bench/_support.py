@@ -36,6 +36,13 @@ FROM_NUMBER = "+441632960000"  # the community's Twilio number (Ofcom drama rang
 MEMBER_PHONE = "+447700900123"
 
 
+def member_phones(count: int) -> list[str]:
+    """`count` distinct mobile numbers from Ofcom's drama range, MEMBER_PHONE first."""
+    if not 1 <= count <= 1000:
+        raise SystemExit("between 1 and 1000 members")
+    return [f"+447700900{(123 + i) % 1000:03d}" for i in range(count)]
+
+
 def database_url(kind: str) -> str:
     """The benchmark database: `postgres` (hearth_bench) or `sqlite` (a file under $TMPDIR)."""
     if kind == "postgres":
@@ -205,19 +212,42 @@ def machine() -> dict:
             "kernel": platform.release()}
 
 
+def code_state() -> str:
+    """The commit measured, and whether service/, flows/ or workers/ had uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "service", "flows", "workers"],
+                               capture_output=True, text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}" + (f" + {len(dirty)} uncommitted file(s) in service/flows/workers" if dirty else "")
+
+
 def banner(title: str, argv: list[str]) -> dict:
     """Print what is being measured, where and when; return the same facts for the results file."""
     facts = machine()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load = os.getloadavg()
+    code = code_state()
     print(f"== {title} ==")
     print(f"command: {' '.join(argv)}")
     print(f"date:    {started}")
+    print(f"code:    {code}")
     print(f"machine: {facts['cores']} cores ({facts['cpu']}), Python {facts['python']}, Linux {facts['kernel']}")
+    print(f"load:    {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min) before the run"
+          + ("  <- other work is running; figures will be low and noisy" if load[0] > 0.5 else ""))
     if (facts["cores"] or 0) <= 2:
         print("note:    only 2 cores, shared by the load generator, the servers, PostgreSQL and Redis;"
               " figures are lower bounds for a host where they run apart")
     print()
-    return {"title": title, "command": " ".join(argv), "date": started, "machine": facts}
+    return {"title": title, "command": " ".join(argv), "date": started, "code": code, "load_before": load,
+            "machine": facts}
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so the child processes are stopped on the way out."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def save_results(name: str, results: dict) -> Path:

@@ -44,9 +44,9 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._support import (  # noqa: E402
-    ACCOUNT_SID, AUTH_TOKEN, BENCH, FROM_NUMBER, MEMBER_PHONE, REPO, VENV_BIN, Processes, banner,
-    database_url, free_port, hearth_env, make_app, percentile, reset_database, reset_redis, save_results,
-    verdict, wait_http,
+    ACCOUNT_SID, AUTH_TOKEN, BENCH, FROM_NUMBER, MEMBER_PHONE, REPO, VENV_BIN, Processes, banner, database_url,
+    exit_on_sigterm, free_port, hearth_env, make_app, member_phones, percentile, reset_database, reset_redis,
+    save_results, verdict, wait_http,
 )
 
 THROUGHPUT_RATIO_GOAL = 1 / 3
@@ -56,8 +56,13 @@ GUNICORN_SETTINGS = ["--workers", "2", "--worker-class", "sync", "--log-level", 
 
 # -- requests -------------------------------------------------------------------------------------
 
-def signed_requests(count: int, url: str, body: str, tag: int) -> list[tuple[str, str]]:
-    """`count` (signature, urlencoded form) pairs as Twilio would post them, each with its own MessageSid."""
+def signed_requests(count: int, url: str, body: str, tag: int, senders: list[str] | None = None
+                    ) -> list[tuple[str, str]]:
+    """`count` (signature, urlencoded form) pairs as Twilio would post them, each with its own MessageSid.
+
+    Senders take turns (default: the one member).
+    """
+    senders = senders or [MEMBER_PHONE]
     from twilio.request_validator import RequestValidator
 
     validator = RequestValidator(AUTH_TOKEN)
@@ -69,7 +74,7 @@ def signed_requests(count: int, url: str, body: str, tag: int) -> list[tuple[str
             "ToCountry": "GB", "ToState": "", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "",
             "FromZip": "", "SmsSid": sid, "FromState": "", "SmsStatus": "received", "FromCity": "",
             "Body": body, "FromCountry": "GB", "To": FROM_NUMBER, "ToZip": "", "NumSegments": "1",
-            "MessageSid": sid, "AccountSid": ACCOUNT_SID, "From": MEMBER_PHONE, "ApiVersion": "2010-04-01",
+            "MessageSid": sid, "AccountSid": ACCOUNT_SID, "From": senders[i % len(senders)], "ApiVersion": "2010-04-01",
         }
         out.append((validator.compute_signature(url, form), urlencode(form)))
     return out
@@ -241,14 +246,15 @@ def start_gunicorn(procs: Processes, name: str, app: str, port: int, env: dict[s
     return proc
 
 
-def seed(url: str) -> None:
+def seed(url: str, phones: list[str]) -> None:
     from service.database import db
     from service.directory import add_member, create_community
 
     app = make_app(url)
     with app.app_context():
         community = create_community(db.session, "Bench House", "Europe/London", phone_number=FROM_NUMBER)
-        add_member(db.session, community, "Alex", MEMBER_PHONE, welcome=False)
+        for i, phone in enumerate(phones):
+            add_member(db.session, community, f"Member {i + 1}", phone, welcome=False)
         db.session.commit()
     app.extensions["hearth_db"].engine.dispose()
 
@@ -278,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
                         help="closed-loop load generator (auto: wrk when installed)")
     parser.add_argument("--body", default="hello", help="the member's message (default: hello)")
+    parser.add_argument("--members", type=int, default=1,
+                        help="members texting in turn (default 1, as the issue asks; more shows row-lock effects)")
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--max-rps", type=int, default=3000,
                         help="pre-signed requests per second of a round (a bound; default 3000)")
@@ -290,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= rounds <= 10 or not 1 <= duration <= 60 or not 1 <= latency_seconds <= 120:
         parser.error("keep --rounds in 1..10, --duration in 1..60 and --latency-seconds in 1..120")
 
+    exit_on_sigterm()
     meta = banner("Hearth inbound webhook benchmark", [".venv/bin/python", "bench/inbound.py", *(argv or sys.argv[1:])])
     client = args.client
     if client in ("auto", "wrk") and shutil.which("wrk") is None:
@@ -305,9 +314,10 @@ def main(argv: list[str] | None = None) -> int:
           f" gunicorn {' '.join(GUNICORN_SETTINGS)} (no access log) for both servers")
 
     url = database_url(args.database)
+    phones = member_phones(args.members)
     reset_database(url)
     reset_redis()
-    seed(url)
+    seed(url, phones)
     hearth_port, base_port = free_port(), free_port()
     public = f"http://127.0.0.1:{hearth_port}"
     sign_url = public + "/twilio/sms"
@@ -315,12 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     # Every request is signed before any timing.
     t = time.perf_counter()
     per_round = int(args.max_rps * duration)
-    warm = signed_requests(500, sign_url, args.body, 1)
-    pools = [signed_requests(per_round, sign_url, args.body, 16 + i) for i in range(rounds)]
-    profile_pool = signed_requests(per_round, sign_url, args.body, 2) if args.profile else []
+    warm = signed_requests(500, sign_url, args.body, 1, phones)
+    pools = [signed_requests(per_round, sign_url, args.body, 16 + i, phones) for i in range(rounds)]
+    profile_pool = signed_requests(per_round, sign_url, args.body, 2, phones) if args.profile else []
     # Paced pools are sized once Hearth's maximum is known, but signed before the paced phase starts.
     print(f"pre-signed {500 + per_round * rounds + len(profile_pool)} requests in {time.perf_counter() - t:.1f}s"
-          f" (unique MessageSid each; body {args.body!r} from the member)")
+          f" (unique MessageSid each; body {args.body!r} from {args.members} member(s) in turn)")
 
     tmp = Path(tempfile.mkdtemp(prefix="hearth-inbound-"))
     files = []
@@ -329,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text("".join(f"{sig}\t{form}\n" for sig, form in pool))
         files.append(path)
 
-    results: dict = {**meta, "client": client, "connections": args.connections, "rounds": rounds,
+    results: dict = {**meta, "client": client, "members": args.members, "body": args.body, "connections": args.connections, "rounds": rounds,
                      "duration": duration, "database": args.database}
     invalid: list[str] = []
     sent_to_hearth_ok = 0
@@ -345,11 +355,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, port in (("hearth", hearth_port), ("baseline", base_port)):
             statuses[name], bodies[name] = fetch(port, raw_request(port, *warm[0]))
         sent_to_hearth_ok += statuses["hearth"] == 200
-        print(f"hearth answers {statuses['hearth']}: {bodies['hearth'].decode(errors='replace')}")
-        if statuses != {"hearth": 200, "baseline": 200} or bodies["hearth"] != bodies["baseline"]:
-            print(f"baseline answers {statuses['baseline']}: {bodies['baseline'].decode(errors='replace')}")
-            print("WARNING: the two servers do not give the same answer")
-            invalid.append("answers differ") if statuses["hearth"] != 200 else None
+        for name in ("hearth", "baseline"):
+            text = bodies[name].decode(errors="replace")
+            messages = text.count("<Message>")
+            print(f"{name} answers {statuses[name]} with {messages} message(s), {len(bodies[name])} bytes: {text[:300]}")
+            if statuses[name] != 200 or "<Response>" not in text:
+                invalid.append(f"{name} does not answer TwiML ({statuses[name]})")
+        results["answers"] = {name: bodies[name].decode(errors="replace") for name in bodies}
         for name, port in (("hearth", hearth_port), ("baseline", base_port)):
             warm_reqs = [raw_request(port, *w) for w in warm[1:]]
             r = run_python(port, warm_reqs, 2.0, args.connections, 1)
@@ -392,8 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         count = max(10, int(rate * latency_seconds))
         print(f"latency: open-loop at {rate:.1f} req/s (half Hearth's maximum) for {latency_seconds:.0f}s"
               f" ({count} requests), measured from each request's scheduled start")
-        hearth_paced = [raw_request(hearth_port, *p) for p in signed_requests(count, sign_url, args.body, 3)]
-        base_paced = [raw_request(base_port, *p) for p in signed_requests(count, sign_url, args.body, 4)]
+        hearth_paced = [raw_request(hearth_port, *p) for p in signed_requests(count, sign_url, args.body, 3, phones)]
+        base_paced = [raw_request(base_port, *p) for p in signed_requests(count, sign_url, args.body, 4, phones)]
         lat = {}
         for name, port, reqs in (("hearth", hearth_port, hearth_paced), ("baseline", base_port, base_paced)):
             lat[name] = r = paced(port, reqs, rate)

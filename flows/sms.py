@@ -35,14 +35,24 @@ def is_gsm7(char: str) -> bool:
 
 
 def measure(text: str) -> Encoding:
-    """Encoding, length and segment count of `text` as one SMS."""
+    """Encoding, length and segment count of `text` as one SMS (Twilio bills segments)."""
     if all(is_gsm7(c) for c in text):
-        units = sum(2 if c in GSM7_EXTENDED else 1 for c in text)
+        sizes = [2 if c in GSM7_EXTENDED else 1 for c in text]
         single, part, name = 160, 153, "GSM-7"
     else:
-        units = len(text.encode("utf-16-le")) // 2
+        sizes = [2 if ord(c) > 0xFFFF else 1 for c in text]  # UTF-16 code units
         single, part, name = 70, 67, "UCS-2"
-    segments = 1 if units <= single else math.ceil(units / part)
+    units = sum(sizes)
+    if units <= single:
+        return Encoding(name, units, 1)
+    if units == len(sizes):
+        return Encoding(name, units, math.ceil(units / part))
+    # An escape pair or a surrogate pair is never split across two parts.
+    segments, used = 1, 0
+    for size in sizes:
+        if used + size > part:
+            segments, used = segments + 1, 0
+        used += size
     return Encoding(name, units, segments)
 
 

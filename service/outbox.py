@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from .clock import now as clock_now
 from .models import Member, OutboundMessage
-from .sms import measure
+from flows.sms import measure
 
 QUEUE_FOR_KIND = {
     "crisis": "crisis",
@@ -38,7 +38,7 @@ def queue_message(session: Session, *, key: str, to: str, body: str, kind: str,
         member_id=member.id if member else None,
         community_id=member.community_id if member else community_id,
         state="sent" if via == "twiml" else "pending", via=via,
-        due_at=due_at or at, segments=size.segments, encoding=size.encoding,
+        due_at=due_at or at, segments=size.segments, encoding=size.name,
         created_at=at, updated_at=at, sent_at=at if via == "twiml" else None,
     )
     session.add(row)

@@ -6,7 +6,7 @@ import sys
 import uuid
 from typing import TextIO
 
-from ..sms import measure
+from flows.sms import measure
 from .base import SendResult
 
 

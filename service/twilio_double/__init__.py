@@ -48,7 +48,6 @@ and drive it over HTTP:
 from .behaviour import Outcome, Settings
 from .errors import FAILURE_KINDS
 from .recorder import wait_for
-from .segments import count_segments, encoding
 from .server import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioDouble
 
 __all__ = [
@@ -58,8 +57,6 @@ __all__ = [
     "Outcome",
     "Settings",
     "TwilioDouble",
-    "count_segments",
-    "encoding",
     "point_client_at",
     "wait_for",
 ]

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 
 from . import errors
-from .segments import count_segments
+from flows.sms import measure
 
 API_VERSION = "2010-04-01"
 MAX_BODY = 1600
@@ -62,7 +62,7 @@ def create_message(params: dict, account_sid: str, now: float):
         "from": sender or None,
         "messaging_service_sid": service or None,
         "num_media": str(len(_as_list(params.get("MediaUrl")))),
-        "num_segments": str(count_segments(body)),
+        "num_segments": str(measure(body).segments),
         "price": None,
         "price_unit": "USD",
         "sid": sid,

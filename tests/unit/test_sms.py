@@ -1,4 +1,6 @@
-from service.sms import measure
+import pytest
+
+from flows.sms import measure
 
 
 def test_gsm7_single_and_multipart():
@@ -6,7 +8,7 @@ def test_gsm7_single_and_multipart():
     assert measure("a" * 161).segments == 2
     assert measure("a" * 306).segments == 2
     assert measure("a" * 307).segments == 3
-    assert measure("£ and é are GSM-7").encoding == "GSM-7"
+    assert measure("£ and é are GSM-7").name == "GSM-7"
 
 
 def test_extended_characters_count_twice():
@@ -17,10 +19,32 @@ def test_extended_characters_count_twice():
 def test_one_curly_quote_makes_it_ucs2():
     text = "It’s " + "a" * 66
     m = measure(text)
-    assert m.encoding == "UCS-2" and m.segments == 2
+    assert m.name == "UCS-2" and m.segments == 2
     assert measure("It's " + "a" * 66).segments == 1
 
 
 def test_emoji_take_two_units():
     assert measure("🙂" * 35).segments == 1
     assert measure("🙂" * 36).segments == 2
+
+
+@pytest.mark.parametrize("body, segments, expected_encoding", [
+    ("a" * 160, 1, "GSM-7"),
+    ("a" * 161, 2, "GSM-7"),
+    ("a" * 306, 2, "GSM-7"),
+    ("a" * 307, 3, "GSM-7"),
+    ("€" * 80, 1, "GSM-7"),           # extension characters cost two septets
+    ("€" * 81, 2, "GSM-7"),
+    ("a" * 152 + "[" + "a" * 152, 3, "GSM-7"),  # 306 septets, but an escape is never split
+    ("ж" * 70, 1, "UCS-2"),
+    ("ж" * 71, 2, "UCS-2"),
+    ("ж" * 134, 2, "UCS-2"),
+    ("ж" * 135, 3, "UCS-2"),
+    ("\u2019" + "a" * 69, 1, "UCS-2"),  # one curly quote makes it all UCS-2
+    ("\u2019" + "a" * 70, 2, "UCS-2"),
+    ("\U0001F600" * 35, 1, "UCS-2"),  # each emoji is a surrogate pair
+    ("\U0001F600" * 36, 2, "UCS-2"),
+])
+def test_segments_as_twilio_bills_them(body, segments, expected_encoding):
+    size = measure(body)
+    assert (size.segments, size.name) == (segments, expected_encoding)

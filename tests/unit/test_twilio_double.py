@@ -19,7 +19,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from service.twilio_double import TwilioDouble, count_segments, encoding, point_client_at, wait_for
+from service.twilio_double import TwilioDouble, point_client_at, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -169,28 +169,6 @@ def test_fetch_message_shows_its_current_status(double, client):
     with pytest.raises(TwilioRestException) as info:
         client.messages("SM" + "f" * 32).fetch()
     assert (info.value.status, info.value.code) == (404, 20404)
-
-
-@pytest.mark.parametrize("body, segments, expected_encoding", [
-    ("a" * 160, 1, "GSM-7"),
-    ("a" * 161, 2, "GSM-7"),
-    ("a" * 306, 2, "GSM-7"),
-    ("a" * 307, 3, "GSM-7"),
-    ("€" * 80, 1, "GSM-7"),           # extension characters cost two septets
-    ("€" * 81, 2, "GSM-7"),
-    ("a" * 152 + "[" + "a" * 152, 3, "GSM-7"),  # 306 septets, but an escape is never split
-    ("ж" * 70, 1, "UCS-2"),
-    ("ж" * 71, 2, "UCS-2"),
-    ("ж" * 134, 2, "UCS-2"),
-    ("ж" * 135, 3, "UCS-2"),
-    ("\u2019" + "a" * 69, 1, "UCS-2"),  # one curly quote makes it all UCS-2
-    ("\u2019" + "a" * 70, 2, "UCS-2"),
-    ("\U0001F600" * 35, 1, "UCS-2"),  # each emoji is a surrogate pair
-    ("\U0001F600" * 36, 2, "UCS-2"),
-])
-def test_segments(body, segments, expected_encoding):
-    assert count_segments(body) == segments
-    assert encoding(body) == expected_encoding
 
 
 def test_segments_reported_through_the_sdk(client):
