@@ -5,8 +5,9 @@ import uuid
 from datetime import datetime, timezone
 from email.utils import format_datetime
 
-from . import errors
 from flows.sms import measure
+
+from . import errors
 
 API_VERSION = "2010-04-01"
 MAX_BODY = 1600
