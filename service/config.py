@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-INSTANCE_DIR = Path.cwd() / "instance"
 
 
 def _default_database_url() -> str:
-    return f"sqlite:///{INSTANCE_DIR / 'hearth.db'}"
+    """SQLite under instance/ in the directory Hearth runs from."""
+    return f"sqlite:///{Path.cwd() / 'instance' / 'hearth.db'}"
 
 
 @dataclass(frozen=True)
