@@ -260,3 +260,56 @@ def save_results(name: str, results: dict) -> Path:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
+
+
+# -- profiling with py-spy (optional: pip install py-spy) ----------------------------------------
+
+def find_py_spy() -> str | None:
+    """py-spy on PATH or next to this interpreter."""
+    import shutil
+
+    return shutil.which("py-spy") or (str(VENV_BIN / "py-spy") if (VENV_BIN / "py-spy").exists() else None)
+
+
+def py_spy(pid: int, seconds: float, out: Path, idle: bool = False) -> subprocess.Popen | None:
+    """Start sampling `pid` for `seconds` into `out` (collapsed stacks); None without py-spy."""
+    spy = find_py_spy()
+    if spy is None:
+        return None
+    argv = [spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--rate", "200",
+            "--format", "raw", "--output", str(out), "--nonblocking"] + (["--idle"] if idle else [])
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def hot_spots(paths: list[Path], top: int = 20) -> list[tuple[str, float]]:
+    """Where the main threads' samples fall: the deepest frame in service/, flows/ or workers/ (with the
+    line), else the deepest rq/gunicorn/flask frame; as (place, share) pairs, largest first."""
+    places: dict[str, int] = {}
+    total = 0
+    for path in paths:
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, n = line.rpartition(" ")
+            if not n.isdigit():
+                continue
+            frames = stack.split(";")
+            if any("Thread._bootstrap" in f for f in frames):
+                continue  # helper threads (RQ's pubsub listener, ...): not the work
+            total += int(n)
+            own = [f for f in frames if "(service/" in f or "(flows/" in f or "(workers/" in f]
+            if own:
+                place = own[-1]
+            else:
+                lib = [f for f in frames if "(rq/" in f or "(gunicorn/" in f or "(flask/" in f or "(werkzeug/" in f]
+                place = "outside Hearth: " + (lib[-1] if lib else frames[-1])
+            places[place] = places.get(place, 0) + int(n)
+    if not total:
+        return []
+    return [(p, n / total) for p, n in sorted(places.items(), key=lambda kv: -kv[1])[:top]]
+
+
+def print_hot_spots(title: str, spots: list[tuple[str, float]]) -> None:
+    print(f"  {title}")
+    for place, share in spots:
+        print(f"    {100 * share:5.1f}%  {place}")

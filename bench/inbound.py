@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._support import (  # noqa: E402
     ACCOUNT_SID, AUTH_TOKEN, BENCH, FROM_NUMBER, MEMBER_PHONE, REPO, VENV_BIN, Processes, banner, database_url,
     exit_on_sigterm, free_port, hearth_env, make_app, member_phones, percentile, reset_database, reset_redis,
-    save_results, verdict, wait_http,
+    print_hot_spots, py_spy, hot_spots, save_results, verdict, wait_http,
 )
 
 THROUGHPUT_RATIO_GOAL = 1 / 3
@@ -464,65 +464,24 @@ def _children(pid: int) -> list[int]:
 
 def profile_round(procs: Processes, hearth, port: int, pool, duration: float, connections: int, tmp: Path) -> dict:
     """One closed-loop round with py-spy sampling each Hearth worker; prints where the time goes."""
-    spy = shutil.which("py-spy")
-    if spy is None:
+    workers = _children(hearth.pid)
+    outs = [tmp / f"pyspy-{pid}.txt" for pid in workers]
+    spies = [py_spy(pid, duration, out) for pid, out in zip(workers, outs)]
+    if not all(spies):
         print("profile: py-spy is not installed (pip install py-spy); skipped")
         return {"skipped": "py-spy not installed"}
-    workers = _children(hearth.pid)
-    outs = []
-    spies = []
-    for pid in workers:
-        out = tmp / f"pyspy-{pid}.txt"
-        outs.append(out)
-        spies.append(subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(duration)),
-                                       "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(1.0)
-    reqs = [raw_request(port, *p) for p in pool]
-    r = run_python(port, reqs, duration - 1.5, connections, 1)
-    for spy_proc in spies:
+    r = run_python(port, [raw_request(port, *p) for p in pool], duration - 1.5, connections, 1)
+    for spy in spies:
         try:
-            spy_proc.wait(duration + 30)
+            spy.wait(duration + 30)
         except subprocess.TimeoutExpired:
-            spy_proc.kill()
-    stacks: dict[str, int] = {}
-    for out in outs:
-        if out.exists():
-            for line in out.read_text().splitlines():
-                stack, _, n = line.rpartition(" ")
-                if n.isdigit():
-                    stacks[stack] = stacks.get(stack, 0) + int(n)
-    total = sum(stacks.values())
+            spy.kill()
+    spots = hot_spots(outs, top=25)
     print(f"\nprofile: py-spy on {len(workers)} Hearth workers during a {r['rps']:.0f} req/s round"
-          f" ({total} samples; not counted in the figures)")
-    if not total:
-        return {"samples": 0}
-    inclusive: dict[str, int] = {}
-    own: dict[str, int] = {}
-    for stack, n in stacks.items():
-        frames = stack.split(";")
-        for frame in set(frames):
-            inclusive[frame] = inclusive.get(frame, 0) + n
-        own[frames[-1]] = own.get(frames[-1], 0) + n
-    keep = 25
-    print("  inclusive (share of worker samples, project frames and notable libraries):")
-    shown = 0
-    for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1]):
-        if shown >= keep:
-            break
-        print(f"    {100 * n / total:5.1f}%  {frame}")
-        shown += 1
-    print("  self time:")
-    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:15]:
-        print(f"    {100 * n / total:5.1f}%  {frame}")
-    dest = BENCH / "results"
-    dest.mkdir(exist_ok=True)
-    collapsed = dest / f"inbound-profile-{time.strftime('%Y%m%dT%H%M%S')}.collapsed"
-    collapsed.write_text("".join(f"{s} {n}\n" for s, n in stacks.items()))
-    print(f"  collapsed stacks: {collapsed.relative_to(REPO)}")
-    return {"samples": total, "collapsed": str(collapsed),
-            "inclusive_top": sorted(((f, n / total) for f, n in inclusive.items()), key=lambda kv: -kv[1])[:40],
-            "self_top": sorted(((f, n / total) for f, n in own.items()), key=lambda kv: -kv[1])[:20]}
+          " (not counted in the figures); share of busy samples by deepest Hearth frame:")
+    print_hot_spots("", spots)
+    return {"hot_spots": spots}
 
 
 if __name__ == "__main__":

@@ -15,6 +15,16 @@ def _default_database_url() -> str:
     return f"sqlite:///{Path.cwd() / 'instance' / 'hearth.db'}"
 
 
+def _positive(env, name: str, default: float) -> float:
+    try:
+        value = float(env.get(name) or default)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds")
+    return value
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything Hearth reads from its environment."""
@@ -67,5 +77,5 @@ class Config:
             transport=transport,
             send_rate=send_rate,
             flows_dir=env.get("HEARTH_FLOWS_DIR") or None,
-            send_lease=float(env.get("HEARTH_SEND_LEASE") or 60),
+            send_lease=_positive(env, "HEARTH_SEND_LEASE", 60),
         )

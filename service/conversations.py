@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 import flows
+from flows.clock import to_datetime
 from flows import Expire, FlowEnded, Message, RaiseAlert, SaveResult, Send, SetField, StartFlow, Timeout, WaitUntil
 
 from . import audit
@@ -18,6 +20,7 @@ from .flow_library import FlowLibrary
 from .models import Alert, Community, Conversation, Member, Result, Timer
 from .outbox import queue_message
 
+log = logging.getLogger("hearth.conversations")
 MAX_CHAIN = 3  # start_flow may hand over to another flow, but not forever
 
 
@@ -88,7 +91,7 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
         if isinstance(event, Send):
             turn.sent.append(event.text)
             if not origin.startswith("reply"):
-                queue_message(session, key=f"flow:{conversation.id}:{origin}:{index}", to=member.phone,
+                queue_message(session, key=f"flow:{origin}:{index}", to=member.phone,
                               body=event.text, kind="checkin" if origin.startswith("schedule") else "flow",
                               member=member)
         elif isinstance(event, SaveResult):
@@ -129,7 +132,10 @@ def _save(session: Session, member: Member, conversation: Conversation, event: S
 
 def _set_field(session: Session, member: Member, event: SetField) -> None:
     if event.field == "paused_until":
-        until = datetime.fromisoformat(event.value) if event.value else None
+        until = to_datetime(event.value)
+        if event.value and until is None:
+            log.warning("flow set paused_until to %r, which is not a time; ignored", event.value)
+            return
         member.paused_until = until
         if member.status in ("active", "paused"):
             member.status = "paused" if until else "active"

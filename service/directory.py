@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,12 +19,34 @@ from .outbox import queue_message
 from .phones import to_e164
 
 
+MAX_NAME = 120
+LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+
+
+def _name(raw: str | None, what: str) -> str:
+    name = (raw or "").strip()
+    if not name:
+        raise HearthError(f"a {what} needs a name")
+    if len(name) > MAX_NAME:
+        raise HearthError(f"a {what}'s name must be at most {MAX_NAME} characters")
+    return name
+
+
+def _language(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if not LANGUAGE.match(raw):
+        raise HearthError(f"{raw!r} is not a language code (like en or cy)")
+    return raw
+
+
 def create_community(session: Session, name: str, timezone: str = "Europe/London", *, language: str = "en",
                      region: str = "GB", phone_number: str | None = None, actor: str = "cli") -> Community:
     """A new community; its timezone must be a real IANA zone."""
-    name = name.strip()
-    if not name:
-        raise HearthError("a community needs a name")
+    name = _name(name, "community")
+    language = _language(language) or "en"
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise HearthError(f"{region!r} is not a region phone numbers can be read in (like GB)")
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -62,9 +87,8 @@ def only_community(session: Session) -> Community | None:
 def add_member(session: Session, community: Community, name: str, phone: str, *, language: str | None = None,
                channel: str = "sms", welcome: bool = True, actor: str = "cli") -> Member:
     """A new member, phone stored as E.164; the welcome message goes through the outbox."""
-    name = (name or "").strip()
-    if not name:
-        raise HearthError("a member needs a name")
+    name = _name(name, "member")
+    language = _language(language)
     if channel not in CHANNELS:
         raise HearthError(f"channel must be sms or voice, not {channel!r}")
     number = to_e164(phone, community.region)
@@ -85,11 +109,12 @@ def add_member(session: Session, community: Community, name: str, phone: str, *,
 def add_facilitator(session: Session, community: Community, name: str, phone: str, *, on_call: bool = False,
                     actor: str = "cli") -> Facilitator:
     """A new facilitator of the community."""
+    name = _name(name, "facilitator")
     number = to_e164(phone, community.region)
     if session.scalar(select(Facilitator.id).where(Facilitator.community_id == community.id,
                                                    Facilitator.phone == number)):
         raise Conflict(f"{number} is already a facilitator of {community.name}")
-    facilitator = Facilitator(community_id=community.id, name=name.strip(), phone=number, on_call=on_call,
+    facilitator = Facilitator(community_id=community.id, name=name, phone=number, on_call=on_call,
                               created_at=now())
     session.add(facilitator)
     session.flush()

@@ -39,8 +39,17 @@ def _field(form, name: str, *alternatives: str) -> str:
     for key in (name, *alternatives):
         value = form.get(key)
         if value is not None:
+            if "\x00" in value:
+                raise BadRequest(f"{key} contains a NUL character")
             return value
     raise BadRequest(f"missing form field {name}")
+
+
+def _number(form, name: str) -> str:
+    value = _field(form, name).strip().replace(" ", "")
+    if not NUMBER.match(value):
+        raise BadRequest(f"{name} is not a phone number")
+    return value
 
 
 def _sid(form, name: str, *alternatives: str) -> str:
@@ -53,13 +62,11 @@ def _sid(form, name: str, *alternatives: str) -> str:
 def parse_inbound_sms(form) -> InboundSms:
     """MessageSid, From, To and Body of an inbound SMS."""
     sid = _sid(form, "MessageSid", "SmsSid")
-    sender = _field(form, "From").strip()
-    if not NUMBER.match(sender.replace(" ", "")):
-        raise BadRequest("From is not a phone number")
+    sender, to = _number(form, "From"), _number(form, "To")
     body = _field(form, "Body")
     if len(body) > MAX_BODY:
         raise BadRequest(f"Body is longer than {MAX_BODY} characters")
-    return InboundSms(sid=sid, from_number=sender.replace(" ", ""), to_number=_field(form, "To").strip(), body=body)
+    return InboundSms(sid=sid, from_number=sender, to_number=to, body=body)
 
 
 def parse_status_callback(form) -> StatusCallback:
@@ -69,6 +76,6 @@ def parse_status_callback(form) -> StatusCallback:
     if status not in STATUSES:
         raise BadRequest(f"MessageStatus {status!r} is not one Twilio sends")
     raw_code = (form.get("ErrorCode") or "").strip()
-    if raw_code and not raw_code.isdigit():
-        raise BadRequest("ErrorCode is not a number")
+    if raw_code and not (raw_code.isdigit() and len(raw_code) <= 6):
+        raise BadRequest("ErrorCode is not a Twilio error code")
     return StatusCallback(sid=sid, status=status, error_code=int(raw_code) if raw_code else None)

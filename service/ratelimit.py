@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable
 
-from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
@@ -19,8 +20,12 @@ class SendRateLimiter:
         if rate <= 0:
             self.item = None
             return
-        # limits counts whole hits per window: a fractional rate becomes a per-minute allowance.
-        self.item = RateLimitItemPerSecond(int(rate)) if float(rate).is_integer() else RateLimitItemPerMinute(max(1, round(rate * 60)))
+        # limits counts whole hits per window. Never allow more than asked in any second: 12.5/s
+        # becomes 12/s, and below one a second, 0.2/s becomes 1 in every 5 seconds.
+        if rate >= 1:
+            self.item = RateLimitItemPerSecond(int(rate))
+        else:
+            self.item = RateLimitItemPerSecond(1, multiples=math.ceil(1 / rate))
         self.limiter = MovingWindowRateLimiter(RedisStorage(redis_url))
 
     def acquire(self, sender: str) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -15,6 +16,9 @@ from .conversations import active_conversation, start_flow
 from .models import Community, Member, Schedule
 
 BUSY_WINDOW = timedelta(hours=1)
+# A run the clock missed by more than this (it was down) is skipped: a 10:00 check-in at 03:00 helps nobody.
+MISSED_AFTER = timedelta(hours=1)
+log = logging.getLogger("hearth.schedules")
 
 
 def run_schedules(session: Session) -> dict[str, int]:
@@ -31,12 +35,13 @@ def run_schedules(session: Session) -> dict[str, int]:
         community = session.get(Community, schedule.community_id)
         flow = library.get(schedule.flow_id)
         occurrence = schedule.next_due_at
-        if flow is not None:
+        if flow is not None and occurrence >= at - MISSED_AFTER:
             started += start_for_members(session, library, community, flow, {},
                                          f"schedule:{schedule.id}:{occurrence:%Y%m%dT%H%M}")[0]
-            following = next_occurrence(flow, max(occurrence, at), community.timezone)
-        else:
-            following = None
+        elif flow is not None:
+            log.warning("schedule %s (%s) missed its run at %s; not replaying it late", schedule.id, flow.id,
+                        occurrence.isoformat())
+        following = next_occurrence(flow, max(occurrence, at), community.timezone) if flow else None
         schedule.last_run_at = occurrence
         if following is None:
             session.delete(schedule)
@@ -74,7 +79,10 @@ def start_for_members(session: Session, library, community: Community, flow, par
     if phones is not None:
         query = query.where(Member.phone.in_(phones))
     started = skipped = 0
-    for member in session.scalars(query.order_by(Member.id)).all():
+    for member_id in session.scalars(query.with_only_columns(Member.id).order_by(Member.id)).all():
+        # The member is locked before their conversation, in the same order as the webhook.
+        member = session.scalar(select(Member).where(Member.id == member_id).with_for_update()
+                                .execution_options(populate_existing=True))
         if member.fields and member.fields.get("phone_error"):
             continue
         current = active_conversation(session, member)
@@ -83,6 +91,11 @@ def start_for_members(session: Session, library, community: Community, flow, par
             continue
         if member.status == "paused":
             member.status = "active"  # the pause has run out
-        start_flow(session, library, member, community, flow, params, f"{origin}:{member.id}")
+        try:
+            with session.begin_nested():
+                start_flow(session, library, member, community, flow, params, f"{origin}:{member.id}")
+        except Exception:
+            log.exception("could not start %s for member %s", flow.id, member.id)
+            continue
         started += 1
     return started, skipped

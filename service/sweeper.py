@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from redis import Redis
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workers.queues import enqueue_send, forget_job, live_send_jobs, send_job_id
 
 from .clock import now
 from .models import OutboundMessage
-from .sending import lease
+from .sending import claimable, lease
 
 BATCH = 500
 
@@ -20,19 +20,17 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH) -> int:
 
     Two sweeps at once are harmless: job ids are unique and a send claims its row first.
     """
-    stale = now() - lease()
+    at = now()
     rows = session.execute(
         select(OutboundMessage.id, OutboundMessage.queue)
-        .where(OutboundMessage.due_at <= now(),
-               or_(OutboundMessage.state == "pending",
-                   (OutboundMessage.state == "sending") & (OutboundMessage.claimed_at < stale)))
+        .where(claimable(at))
         .order_by(OutboundMessage.due_at)
         .limit(limit)
     ).all()
     session.rollback()
     if not rows:
         return 0
-    live = live_send_jobs(redis, started_after=stale)
+    live = live_send_jobs(redis, started_after=at - lease())
     enqueued = 0
     for outbox_id, queue_name in rows:
         if send_job_id(outbox_id) in live:

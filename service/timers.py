@@ -2,37 +2,62 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .clock import now
-from .conversations import resume_flow, timeout_input
+from .conversations import end_active, resume_flow, timeout_input
 from .models import Community, Conversation, Member, Timer
 
+log = logging.getLogger("hearth.timers")
 BATCH = 200
 
 
 def fire_due_timers(session: Session, limit: int = BATCH) -> dict[str, int]:
-    """Fire due timers, each in its own transaction; several clocks skip each other's rows."""
+    """Fire due timers, each in its own transaction; one that fails is logged and set aside.
+
+    Locks are taken in the webhook's order (member, then conversation, then timer), so a member
+    texting while their reminder fires waits instead of deadlocking or being overwritten.
+    """
     library = current_app.extensions["hearth_flows"]
     fired = 0
     for _ in range(limit):
-        timer = session.scalar(
-            select(Timer).where(Timer.fired_at.is_(None), Timer.due_at <= now())
-            .order_by(Timer.due_at).limit(1).with_for_update(skip_locked=True)
-        )
-        if timer is None:
+        due = session.execute(
+            select(Timer.id, Conversation.member_id).join(Conversation, Conversation.id == Timer.conversation_id)
+            .where(Timer.fired_at.is_(None), Timer.due_at <= now()).order_by(Timer.due_at, Timer.id).limit(1)
+        ).first()
+        if due is None:
             break
-        timer.fired_at = now()
-        conversation = session.get(Conversation, timer.conversation_id)
-        if conversation is not None and conversation.active:
-            member = session.get(Member, conversation.member_id, with_for_update=True)
-            if member.reachable:
-                community = session.get(Community, member.community_id)
-                resume_flow(session, library, member, community, conversation, timeout_input(timer),
-                            f"timer:{timer.id}")
-        session.commit()
-        fired += 1
+        timer_id, member_id = due
+        try:
+            fired += _fire(session, library, timer_id, member_id)
+        except Exception:
+            session.rollback()
+            log.exception("timer %s failed; it will not be tried again", timer_id)
+            session.get(Timer, timer_id).fired_at = now()
+            session.commit()
     session.rollback()
     return {"timers": fired}
+
+
+def _fire(session: Session, library, timer_id: int, member_id: int) -> int:
+    member = session.scalar(select(Member).where(Member.id == member_id).with_for_update()
+                            .execution_options(populate_existing=True))
+    timer = session.scalar(select(Timer).where(Timer.id == timer_id, Timer.fired_at.is_(None))
+                           .with_for_update(skip_locked=True).execution_options(populate_existing=True))
+    if timer is None:
+        session.rollback()  # another clock fired it meanwhile
+        return 0
+    timer.fired_at = now()
+    conversation = session.get(Conversation, timer.conversation_id, populate_existing=True)
+    if conversation.active:
+        if member.reachable:
+            community = session.get(Community, member.community_id)
+            resume_flow(session, library, member, community, conversation, timeout_input(timer), f"timer:{timer.id}")
+        else:
+            end_active(session, member, member.status)
+    session.commit()
+    return 1

@@ -6,8 +6,6 @@ import logging
 import signal
 import time
 
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger("hearth.clock")
 TICK_SECONDS = 1.0
@@ -18,15 +16,22 @@ def tick(app) -> dict[str, int]:
     from service.database import db
     from service.sweeper import sweep
 
-    with app.app_context():
-        done = {"swept": sweep(db.session, app.extensions["hearth_redis"])}
-        for task in app.extensions.get("hearth_clock_tasks", []):
-            done.update(task(db.session))
-        return done
+    tasks = [lambda session: {"swept": sweep(session, app.extensions["hearth_redis"])},
+             *app.extensions.get("hearth_clock_tasks", [])]
+    done: dict[str, int] = {}
+    for task in tasks:
+        # Each task on its own: Redis being down must not stop timers, which need only the database.
+        with app.app_context():
+            try:
+                done.update(task(db.session))
+            except Exception:
+                db.session.rollback()
+                log.exception("clock task failed; trying again next tick")
+    return done
 
 
 def run(app=None, tick_seconds: float = TICK_SECONDS) -> None:
-    """Tick until SIGTERM or SIGINT; an unreachable database or Redis is logged and retried."""
+    """Tick until SIGTERM or SIGINT; a failing task is logged and tried again next tick."""
     from workers.runtime import worker_app
 
     app = app or worker_app()
@@ -36,12 +41,9 @@ def run(app=None, tick_seconds: float = TICK_SECONDS) -> None:
     log.info("clock started")
     while not stopping:
         started = time.monotonic()
-        try:
-            done = tick(app)
-            if any(done.values()):
-                log.info("tick: %s", done)
-        except (RedisError, SQLAlchemyError) as exc:
-            log.warning("tick failed (%s); trying again", exc.__class__.__name__)
+        done = tick(app)
+        if any(done.values()):
+            log.info("tick: %s", done)
         time.sleep(max(0.0, tick_seconds - (time.monotonic() - started)))
 
 

@@ -18,7 +18,10 @@ def register_cli(app: Flask) -> None:
 def _create_app(*_args):
     from service import create_app
 
-    return create_app()
+    try:
+        return create_app()
+    except ValueError as exc:  # a setting in the environment that cannot be used
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)

@@ -62,11 +62,16 @@ def import_members_command(file, community_name, no_welcome) -> None:
     """Import members from a CSV with columns name, phone[, language, channel]; bad rows are reported."""
     with clear_errors():
         community = community_named(db.session, community_name)
-    reader = csv.DictReader(file)
-    headers = {(h or "").strip().lower() for h in reader.fieldnames or []}
+    try:
+        reader = csv.DictReader(file)
+        headers = {(h or "").strip().lower() for h in reader.fieldnames or []}
+        rows = list(reader)
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file.name} is not UTF-8 text: save it as 'CSV UTF-8' and try again") from None
+    except csv.Error as exc:
+        raise click.ClickException(f"{file.name} is not a readable CSV: {exc}") from None
     if not {"name", "phone"} <= headers:
         raise click.ClickException("the CSV needs a header row with at least the columns name and phone")
-    rows = list(reader)
     added, refused = 0, []
     with click.progressbar(rows, label=f"Importing into {community.name}", file=sys.stderr) as bar:
         for line, raw in enumerate(bar, start=2):
@@ -79,7 +84,8 @@ def import_members_command(file, community_name, no_welcome) -> None:
                 added += 1
             except HearthError as exc:
                 refused.append(f"line {line}: refused: {exc}")
-    db.session.commit()
+    with clear_errors():
+        db.session.commit()
     click.echo(f"Imported {added} of {len(rows)} rows into {community.name}.")
     for report_line in refused:
         click.echo(report_line)

@@ -6,15 +6,22 @@ from contextlib import contextmanager
 
 import click
 
+from sqlalchemy.exc import DBAPIError
+
 from service.database import db
 from service.exceptions import HearthError
 
 
 @contextmanager
 def clear_errors():
-    """Roll back and print `Error: ...` for any HearthError raised inside."""
+    """Roll back and print `Error: ...` for any HearthError (or unready database) raised inside."""
     try:
         yield
     except HearthError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from None
+    except DBAPIError as exc:
+        db.session.rollback()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else exc.__class__.__name__
+        raise click.ClickException(f"the database refused this ({reason}); "
+                                   "if it is new, run `hearth db upgrade` first") from None

@@ -16,7 +16,7 @@ from service.database import db
 from service.demo import DEMO_MEMBERS
 from service.directory import community_named, only_community
 from service.exceptions import InvalidPhone
-from service.models import Alert, Conversation, Member, OutboundMessage, Result
+from service.models import Alert, Community, Conversation, Member, OutboundMessage, Result
 from service.phones import to_e164
 from service.sending import deliver
 from service.transports.console import ConsoleTransport
@@ -34,7 +34,9 @@ def simulate_command(phone: str, community_name: str | None) -> None:
     with clear_errors():
         community = community_named(db.session, community_name) if community_name else only_community(db.session)
         if community is None:
-            raise click.ClickException("several communities exist: say which with --community")
+            raise click.ClickException("several communities exist: say which with --community"
+                                       if db.session.scalar(select(func.count(Community.id)))
+                                       else "there is no community yet: create one with `hearth community create`")
         try:
             number = to_e164(phone, community.region)
         except InvalidPhone as exc:

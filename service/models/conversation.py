@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -28,7 +28,12 @@ class Conversation(Base):
     """The engine's JSON state for one member in one flow."""
 
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_member_active", "member_id", "active"),)
+    __table_args__ = (
+        Index("ix_conversations_member_active", "member_id", "active"),
+        # One conversation in progress per member, whatever races the processes run.
+        Index("uq_conversations_one_active", "member_id", unique=True,
+              postgresql_where=text("active"), sqlite_where=text("active")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))

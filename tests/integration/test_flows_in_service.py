@@ -192,3 +192,46 @@ def test_a_start_skips_a_member_mid_exchange_but_ends_an_idle_conversation(runne
 def test_an_unknown_flow_is_named(runner, community):
     result = runner.invoke(args=["flows", "start", "nope", "--community", "Oak House"])
     assert result.exit_code == 1 and "there is no flow 'nope'" in result.output
+
+
+def test_a_run_the_clock_missed_is_not_replayed_late(app, session, community, clock):
+    add_member(session, community, "Alex", "07700 900123", welcome=False)
+    session.commit()
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    clock.now = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)  # the clock was down over 10:00
+    assert run_schedules(session) == {"scheduled_starts": 0}
+    assert session.scalar(select(Schedule.next_due_at)) == datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+
+
+def test_one_conversation_in_progress_per_member_is_a_database_rule(session, member, app):
+    from sqlalchemy.exc import IntegrityError
+
+    from service.conversations import start_flow
+
+    library = app.extensions["hearth_flows"]
+    start_flow(session, library, member, member.community, library.get("checkin"), {}, "test")
+    session.commit()
+    conversation = session.scalar(select(Conversation))
+    session.add(Conversation(member_id=member.id, flow_id="checkin", flow_digest=conversation.flow_digest,
+                             active=True, started_at=conversation.started_at, updated_at=conversation.started_at))
+    with pytest.raises(IntegrityError):
+        session.commit()
+    session.rollback()
+
+
+def test_timers_fire_while_redis_is_down(config, clock, session, member, app):
+    import dataclasses
+
+    from service import create_app
+    from service.conversations import start_flow
+    from workers.clock import tick
+
+    library = app.extensions["hearth_flows"]
+    start_flow(session, library, member, member.community, library.get("checkin"), {}, "test")
+    session.commit()
+    clock.advance(hours=3, minutes=1)
+    broken = create_app(dataclasses.replace(config, redis_url="redis://127.0.0.1:1/0"), overrides={"CLOCK": clock})
+    done = tick(broken)
+    broken.extensions["hearth_db"].engine.dispose()
+    assert done.get("timers") == 1 and "swept" not in done

@@ -153,3 +153,52 @@ def test_inbound_row_reply_and_state_are_written_together(post_signed, member, s
     reply = session.scalar(select(OutboundMessage))
     assert inbound.sid == "SM" + "a" * 32 and "no more messages" in inbound.response
     assert reply.idempotency_key == f"reply:{inbound.sid}:0" and reply.via == "twiml"
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("Body", "hello\x00there", "Body contains a NUL character"),
+    ("To", "x" * 40, "To is not a phone number"),
+])
+def test_hostile_values_get_400_not_500(post_signed, member, field, value, reason):
+    response = post_signed("/twilio/sms", {**sms_form("hi"), field: value})
+    assert response.status_code == 400 and reason in response.get_data(as_text=True)
+
+
+def test_the_same_message_sid_twice_at_once_is_handled_once(app, member, session):
+    import threading
+
+    from tests.conftest import AUTH_TOKEN
+    from tests.support import sign
+
+    form = sms_form("STOP")
+    headers = {"X-Twilio-Signature": sign("https://hearth.example.org/twilio/sms", form, AUTH_TOKEN)}
+    answers = []
+
+    def post():
+        answers.append(app.test_client().post("/twilio/sms", data=form, headers=headers))
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].get_data() == answers[1].get_data()
+    assert session.scalar(select(func.count(InboundMessage.id))) == 1
+    assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "member.opted_out")) == 1
+
+
+def test_stop_reaches_every_community_sharing_the_number(post_signed, member, session):
+    from service.directory import add_member, create_community
+
+    other = create_community(session, "Elm House", "Europe/London")
+    second = add_member(session, other, "Alex", "07700 900123", welcome=False)
+    session.commit()
+    [confirmation] = replies(post_signed("/twilio/sms", sms_form("STOP")))
+    assert "no more messages" in confirmation
+    session.expire_all()
+    assert {session.get(Member, member.id).status, session.get(Member, second.id).status} == {"opted_out"}
+
+
+def test_stop_from_an_unknown_number_gets_no_answer(post_signed, member):
+    assert replies(post_signed("/twilio/sms", sms_form("STOP", from_number="+447700900999"))) == []

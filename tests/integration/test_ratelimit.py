@@ -28,6 +28,8 @@ def test_zero_turns_the_limit_off(redis):
     assert all(limiter.acquire("s") == 0 for _ in range(100))
 
 
-def test_a_fractional_rate_becomes_a_per_minute_allowance(redis):
-    limiter = SendRateLimiter(REDIS_URL, 0.5)
-    assert limiter.item.amount == 30
+def test_a_fractional_rate_never_allows_more_than_asked_in_a_second(redis):
+    above_one = SendRateLimiter(REDIS_URL, 12.5)
+    assert (above_one.item.amount, above_one.item.get_expiry()) == (12, 1)
+    below_one = SendRateLimiter(REDIS_URL, 0.2)
+    assert (below_one.item.amount, below_one.item.get_expiry()) == (1, 5)

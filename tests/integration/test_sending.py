@@ -121,3 +121,27 @@ def test_a_row_not_yet_due_is_not_sent(app, session, member, double, clock):
     session.commit()
     assert send(app, session, row) == "skipped"
     assert double.requests == []
+
+
+def test_a_stop_that_lands_while_a_send_waits_for_the_rate_limit_wins(app, session, member, double):
+    from service.models import Member as MemberRow
+
+    row = queue_message(session, key="a", to=member.phone, body="one", kind="broadcast", member=member)
+    session.commit()
+
+    class StopArrivesMeanwhile:
+        """A rate limit whose wait is long enough for the member's STOP to commit."""
+
+        def acquire(self, sender):
+            from sqlalchemy.orm import Session
+
+            with Session(app.extensions["hearth_db"].engine) as other:  # the webhook's own connection
+                other.get(MemberRow, member.id).status = "opted_out"
+                other.commit()
+            return 1.0
+
+    runtime = app.extensions["hearth_runtime"]
+    state = deliver(session, row.id, transport=runtime.transport, limiter=StopArrivesMeanwhile(),
+                    sender="+441632960000", final_attempt=False)
+    assert state == "cancelled"
+    assert double.requests == []

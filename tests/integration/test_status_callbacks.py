@@ -75,3 +75,7 @@ def test_status_callbacks_are_signed_and_validated(client, post_signed, member):
     response = post_signed("/twilio/status", status_form("exploded"))
     assert response.status_code == 400 and "MessageStatus" in response.get_data(as_text=True)
     assert post_signed("/twilio/status", status_form("failed", error="abc")).status_code == 400
+
+
+def test_an_absurd_error_code_is_a_400(post_signed, member):
+    assert post_signed("/twilio/status", status_form("failed", error="9" * 30)).status_code == 400
