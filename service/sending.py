@@ -6,15 +6,15 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
 from .clock import now
 from .consent import opt_out
 from .exceptions import PermanentSendError, TransientSendError
-from .models import Member, OutboundMessage
-from .status import advance, catch_up
+from .models import Member, OutboundMessage, StatusEvent
+from .status import catch_up
 from .transports.twilio import INVALID_NUMBER, OPTED_OUT
 
 log = logging.getLogger(__name__)
@@ -39,56 +39,68 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     No transaction is held while waiting for the rate limit or the carrier. Raises
     TransientSendError when the carrier may accept it later and tries remain.
     """
-    if not _claim(session, outbox_id):
+    claim = _claim(session, outbox_id)
+    if claim is None:
         return "skipped"
     limiter.acquire(sender)
     # Looked at again after the wait: a STOP that arrived meanwhile wins.
-    row = session.get(OutboundMessage, outbox_id, populate_existing=True)
-    member = session.get(Member, row.member_id, populate_existing=True) if row.member_id else None
-    if member is not None and (not member.reachable or member.fields.get("phone_error")):
-        return _finish(session, row, "cancelled", error_message=f"member is {member.status}")
-    to, body = row.to_number, row.body
-    session.rollback()
+    blocked = _blocked(session, claim.member_id)
+    if blocked:
+        return _settle(session, outbox_id, "cancelled", error_message=blocked)
     try:
-        result = transport.send(to, body, _status_callback_url())
+        result = transport.send(claim.to_number, claim.body, _status_callback_url())
     except TransientSendError as exc:
-        row = session.get(OutboundMessage, outbox_id)
         if final_attempt:
-            return _finish(session, row, "failed", error_code=exc.code, error_message=str(exc))
-        row.state, row.claimed_at, row.error_code, row.error_message = "pending", None, exc.code, str(exc)
-        session.commit()
+            return _settle(session, outbox_id, "failed", error_code=exc.code, error_message=str(exc))
+        _settle(session, outbox_id, "pending", claimed_at=None, error_code=exc.code, error_message=str(exc))
         raise
     except PermanentSendError as exc:
-        row = session.get(OutboundMessage, outbox_id)
-        _mark_member(session, row.member_id, exc.code)
-        return _finish(session, row, "failed", error_code=exc.code, error_message=str(exc))
-    row = session.get(OutboundMessage, outbox_id)
-    row.provider_sid, row.segments, row.sent_at = result.sid, result.segments, now()
-    advance(row, result.status, None)
-    state = _finish(session, row, "sent")
-    # A callback that arrived between the carrier's answer and this commit is applied now.
-    catch_up(session, session.get(OutboundMessage, outbox_id, populate_existing=True))
-    session.commit()
+        _mark_member(session, claim.member_id, exc.code)
+        return _settle(session, outbox_id, "failed", error_code=exc.code, error_message=str(exc))
+    state = _settle(session, outbox_id, "sent", provider_sid=result.sid, segments=result.segments,
+                    sent_at=now(), delivery_status=result.status)
+    # A callback that arrived between the carrier's answer and that commit is applied now.
+    if session.scalar(select(StatusEvent.id).where(StatusEvent.sid == result.sid).limit(1)) is not None:
+        row = session.get(OutboundMessage, outbox_id, populate_existing=True, with_for_update=True)
+        catch_up(session, row)
+        session.commit()
+    else:
+        session.rollback()
     return state
 
 
-def _claim(session: Session, outbox_id: int) -> bool:
+def _claim(session: Session, outbox_id: int):
+    """Take the row (pending, or a dead worker's) and return what sending needs, or None."""
     at = now()
     claimed = session.execute(
         update(OutboundMessage)
         .where(OutboundMessage.id == outbox_id, claimable(at))
         .values(state="sending", claimed_at=at, attempts=OutboundMessage.attempts + 1, updated_at=at)
+        .returning(OutboundMessage.to_number, OutboundMessage.body, OutboundMessage.member_id)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ).first()
     session.commit()
-    return claimed == 1
+    return claimed
 
 
-def _finish(session: Session, row: OutboundMessage, state: str, error_code: int | None = None,
-            error_message: str | None = None) -> str:
-    row.state, row.updated_at = state, now()
-    if error_code is not None or error_message is not None:
-        row.error_code, row.error_message = error_code, error_message
+def _blocked(session: Session, member_id: int | None) -> str | None:
+    """Why the member may not be sent to now (opted out, left, a bad number), or None."""
+    if member_id is None:
+        return None
+    status, fields_ = session.execute(select(Member.status, Member.fields).where(Member.id == member_id)).one()
+    session.rollback()
+    if status in ("opted_out", "left"):
+        return f"member is {status}"
+    if fields_ and fields_.get("phone_error"):
+        return f"number refused by the carrier ({fields_['phone_error']})"
+    return None
+
+
+def _settle(session: Session, outbox_id: int, state: str, **values) -> str:
+    """Record how a send ended in one UPDATE and commit."""
+    session.execute(update(OutboundMessage).where(OutboundMessage.id == outbox_id)
+                    .values(state=state, updated_at=now(), **values)
+                    .execution_options(synchronize_session=False))
     session.commit()
     return state
 
