@@ -9,10 +9,16 @@ from typing import Callable
 from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+from redis import Redis
 
 
 class SendRateLimiter:
-    """A moving window: never more than `rate` sends in any one-second span, per sender."""
+    """A moving window (never more than `rate` sends in any second), with sends spaced 1/rate apart.
+
+    The window, from the `limits` library, is the guarantee. The spacing spreads sends inside it:
+    without it each second's allowance leaves in a burst, and network jitter on the way to the
+    carrier can make two bursts look like more than `rate` in a second at the other end.
+    """
 
     def __init__(self, redis_url: str, rate: float, sleep: Callable[[float], None] = time.sleep) -> None:
         self.rate = rate
@@ -26,13 +32,20 @@ class SendRateLimiter:
             self.item = RateLimitItemPerSecond(int(rate))
         else:
             self.item = RateLimitItemPerSecond(1, multiples=math.ceil(1 / rate))
+        self.gap_ms = max(1, int(1000 / rate))
         self.limiter = MovingWindowRateLimiter(RedisStorage(redis_url))
+        self.redis = Redis.from_url(redis_url)
 
     def acquire(self, sender: str) -> float:
         """Block until `sender` may send one more message; return the seconds waited."""
         if self.item is None:
             return 0.0
         waited = 0.0
+        gap_key = f"hearth-send-gap:{sender}"
+        while not self.redis.set(gap_key, 1, nx=True, px=self.gap_ms):
+            pause = max(self.redis.pttl(gap_key), 1) / 1000
+            self.sleep(pause)
+            waited += pause
         while not self.limiter.hit(self.item, "hearth-send", sender):
             reset_at, _remaining = self.limiter.get_window_stats(self.item, "hearth-send", sender)
             pause = min(max(reset_at - time.time(), 0.002), 1.0)

@@ -4,13 +4,15 @@ from service.ratelimit import SendRateLimiter
 from tests.conftest import REDIS_URL
 
 
-def test_the_window_is_shared_between_workers(redis):
-    sleeps = []
-    first = SendRateLimiter(REDIS_URL, 3, sleep=sleeps.append)
-    second = SendRateLimiter(REDIS_URL, 3, sleep=sleeps.append)
-    for _ in range(3):
-        assert first.acquire("+441632960000") == 0
-    # The fourth send in the same second must wait, whichever worker asks.
+def test_the_window_and_the_spacing_are_shared_between_workers(redis):
+    first = SendRateLimiter(REDIS_URL, 3)
+    second = SendRateLimiter(REDIS_URL, 3)
+    assert first.acquire("+441632960000") == 0
+    # The next send, from any worker, waits for the gap (1/3 s)...
+    assert not second.redis.set("hearth-send-gap:+441632960000", 1, nx=True, px=second.gap_ms)
+    # ...and for the window once three have gone in the same second.
+    for _ in range(2):
+        assert first.limiter.hit(first.item, "hearth-send", "+441632960000")
     assert not second.limiter.test(second.item, "hearth-send", "+441632960000")
     assert first.limiter.test(first.item, "hearth-send", "+440000000000"), "each sender has its own window"
 
