@@ -127,6 +127,9 @@ class Processes:
         self.started: list[subprocess.Popen] = []
 
     def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path = REPO) -> subprocess.Popen:
+        base, n = name, 2
+        while (self.log_dir / f"{name}.log").exists():  # keep every log of a run
+            name, n = f"{base}-{n}", n + 1
         log = open(self.log_dir / f"{name}.log", "wb")
         proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
@@ -310,6 +313,7 @@ def hot_spots(paths: list[Path], top: int = 20) -> list[tuple[str, float]]:
 
 
 def print_hot_spots(title: str, spots: list[tuple[str, float]]) -> None:
-    print(f"  {title}")
+    if title:
+        print(f"  {title}")
     for place, share in spots:
         print(f"    {100 * share:5.1f}%  {place}")

@@ -7,12 +7,14 @@ What it does, in one run:
 
 1. Migrates the PostgreSQL database `hearth_bench` afresh (never `test`), adds one community
    and one member, flushes Redis db 14.
-2. Starts two servers with the same gunicorn settings (2 sync workers, 127.0.0.1, no access
-   log): Hearth (`service:create_app()`) and bench/baseline_app.py (bare Flask, same TwiML).
+2. Starts servers with the same gunicorn settings (2 sync workers, 127.0.0.1, no access log):
+   Hearth (`service:create_app()`), the baseline bench/baseline_app.py (bare Flask answering
+   one-message TwiML), and, as a reference without a goal, bench/floor_app.py (signature check +
+   one INSERT + commit: the least a durable webhook does; --no-floor skips it).
 3. Pre-signs every request before any timing (real X-Twilio-Signature over PUBLIC_BASE_URL +
    /twilio/sms, a unique MessageSid each, body "hello" from the member: the normal path, no
    state change).
-4. Maximum throughput: closed-loop load for several rounds per server, alternating, with
+4. Maximum throughput: closed-loop load for several rounds per server, taking turns, with
    `wrk` (apt-get install wrk) or, without it, a multi-process asyncio client.
 5. Latency: open-loop load paced at half of Hearth's median maximum, latency measured from
    each request's scheduled start (so a stalled server is not hidden), for Hearth and, at the
@@ -259,6 +261,23 @@ def seed(url: str, phones: list[str]) -> None:
     app.extensions["hearth_db"].engine.dispose()
 
 
+def make_floor_table(url: str) -> None:
+    """The table bench/floor_app.py writes to: inbound_messages' columns and indexes, no foreign keys."""
+    from sqlalchemy import text
+
+    from service.database import make_engine
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "CREATE TABLE bench_floor (id serial PRIMARY KEY, sid varchar(64) NOT NULL UNIQUE, community_id integer,"
+            " member_id integer, from_number varchar(32) NOT NULL, to_number varchar(32) NOT NULL, body text NOT NULL,"
+            " handled_as varchar(32) NOT NULL, response text NOT NULL, received_at timestamptz NOT NULL);"
+            " CREATE INDEX ix_bench_floor_community_id ON bench_floor (community_id);"
+            " CREATE INDEX ix_bench_floor_member_id ON bench_floor (member_id)"))
+    engine.dispose()
+
+
 def inbound_rows(url: str) -> int:
     from sqlalchemy import func, select
 
@@ -289,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--max-rps", type=int, default=3000,
                         help="pre-signed requests per second of a round (a bound; default 3000)")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip the reference server bench/floor_app.py (signature check + one INSERT)")
     parser.add_argument("--profile", action="store_true",
                         help="afterwards, one extra Hearth round under py-spy (not counted); prints hot spots")
     args = parser.parse_args(argv)
@@ -311,14 +332,17 @@ def main(argv: list[str] | None = None) -> int:
     elif client == "auto":
         client = "wrk"
     print(f"load generator: {client}; closed loop with {args.connections} connections;"
-          f" gunicorn {' '.join(GUNICORN_SETTINGS)} (no access log) for both servers")
+          f" gunicorn {' '.join(GUNICORN_SETTINGS)} (no access log) for every server")
+    floor = not args.no_floor and args.database == "postgres"
 
     url = database_url(args.database)
     phones = member_phones(args.members)
     reset_database(url)
     reset_redis()
     seed(url, phones)
-    hearth_port, base_port = free_port(), free_port()
+    if floor:
+        make_floor_table(url)
+    hearth_port, base_port, floor_port = free_port(), free_port(), free_port()
     public = f"http://127.0.0.1:{hearth_port}"
     sign_url = public + "/twilio/sms"
 
@@ -327,20 +351,27 @@ def main(argv: list[str] | None = None) -> int:
     per_round = int(args.max_rps * duration)
     warm = signed_requests(500, sign_url, args.body, 1, phones)
     pools = [signed_requests(per_round, sign_url, args.body, 16 + i, phones) for i in range(rounds)]
+    floor_pools = ([signed_requests(per_round, sign_url, args.body, 48 + i, phones) for i in range(rounds)]
+                   if floor else [])
     profile_pool = signed_requests(per_round, sign_url, args.body, 2, phones) if args.profile else []
     # Paced pools are sized once Hearth's maximum is known, but signed before the paced phase starts.
-    print(f"pre-signed {500 + per_round * rounds + len(profile_pool)} requests in {time.perf_counter() - t:.1f}s"
+    print(f"pre-signed {500 + per_round * (rounds + len(floor_pools)) + len(profile_pool)} requests"
+          f" in {time.perf_counter() - t:.1f}s"
           f" (unique MessageSid each; body {args.body!r} from {args.members} member(s) in turn)")
 
     tmp = Path(tempfile.mkdtemp(prefix="hearth-inbound-"))
-    files = []
-    for i, pool in enumerate(pools):
-        path = tmp / f"round{i}.tsv"
-        path.write_text("".join(f"{sig}\t{form}\n" for sig, form in pool))
-        files.append(path)
+    files: dict[str, list[Path]] = {"hearth": [], "floor": []}
+    for name, name_pools in (("hearth", pools), ("floor", floor_pools)):
+        for i, pool in enumerate(name_pools):
+            path = tmp / f"{name}-round{i}.tsv"
+            path.write_text("".join(f"{sig}\t{form}\n" for sig, form in pool))
+            files[name].append(path)
+    files["baseline"] = files["hearth"]  # the baseline keeps no state: any signed request will do
+    request_pools = {"hearth": pools, "baseline": pools, "floor": floor_pools}
 
-    results: dict = {**meta, "client": client, "members": args.members, "body": args.body, "connections": args.connections, "rounds": rounds,
-                     "duration": duration, "database": args.database}
+    results: dict = {**meta, "client": client, "members": args.members, "body": args.body,
+                     "connections": args.connections, "rounds": rounds, "duration": duration,
+                     "database": args.database, "floor": floor}
     invalid: list[str] = []
     sent_to_hearth_ok = 0
     with Processes(tmp / "logs") as procs:
@@ -348,21 +379,26 @@ def main(argv: list[str] | None = None) -> int:
         hearth = start_gunicorn(procs, "hearth-web", "service:create_app()", hearth_port, env)
         start_gunicorn(procs, "baseline-web", "baseline_app:app", base_port, env,
                        ["--pythonpath", str(BENCH)])
+        servers = [("hearth", hearth_port), ("baseline", base_port)]
+        if floor:
+            start_gunicorn(procs, "floor-web", "floor_app:app", floor_port, env, ["--pythonpath", str(BENCH)])
+            servers.append(("floor", floor_port))
 
-        # Same answer from both (outside timing), and warm both up.
+        # The answers (outside timing), and a warm-up for each server.
         statuses = {}
         bodies = {}
-        for name, port in (("hearth", hearth_port), ("baseline", base_port)):
+        for name, port in servers:
             statuses[name], bodies[name] = fetch(port, raw_request(port, *warm[0]))
         sent_to_hearth_ok += statuses["hearth"] == 200
-        for name in ("hearth", "baseline"):
+        for name, _ in servers:
             text = bodies[name].decode(errors="replace")
             messages = text.count("<Message>")
-            print(f"{name} answers {statuses[name]} with {messages} message(s), {len(bodies[name])} bytes: {text[:300]}")
+            print(f"{name} answers {statuses[name]} with {messages} message(s), {len(bodies[name])} bytes:"
+                  f" {text[:300]}")
             if statuses[name] != 200 or "<Response>" not in text:
                 invalid.append(f"{name} does not answer TwiML ({statuses[name]})")
         results["answers"] = {name: bodies[name].decode(errors="replace") for name in bodies}
-        for name, port in (("hearth", hearth_port), ("baseline", base_port)):
+        for name, port in servers:
             warm_reqs = [raw_request(port, *w) for w in warm[1:]]
             r = run_python(port, warm_reqs, 2.0, args.connections, 1)
             if name == "hearth":
@@ -370,22 +406,24 @@ def main(argv: list[str] | None = None) -> int:
         print()
 
         # Maximum throughput, alternating servers so drift hits both alike.
-        rps: dict[str, list[float]] = {"hearth": [], "baseline": []}
+        rps: dict[str, list[float]] = {name: [] for name, _ in servers}
         rounds_out = []
         print(f"maximum throughput: {rounds} round(s) of {duration:.0f}s per server")
         for i in range(rounds):
-            for name, port in (("hearth", hearth_port), ("baseline", base_port)):
+            for name, port in servers:
                 if client == "wrk":
-                    r = run_wrk(port, files[i], duration, args.connections, 2)
+                    r = run_wrk(port, files[name][i], duration, args.connections, 2)
                 else:
-                    r = run_python(port, [raw_request(port, *p) for p in pools[i]], duration, args.connections, 2)
+                    r = run_python(port, [raw_request(port, *p) for p in request_pools[name][i]], duration,
+                                   args.connections, 2)
                 r.update(server=name, round=i + 1)
                 rounds_out.append(r)
                 bad = r["non_2xx"] + r["socket_errors"]
                 if name == "hearth":
                     sent_to_hearth_ok += r["requests"] - r["non_2xx"]
+                if name != "baseline":
                     if r["wrapped"]:
-                        invalid.append(f"round {i + 1} ran out of pre-signed requests (raise --max-rps)")
+                        invalid.append(f"{name} round {i + 1} ran out of pre-signed requests (raise --max-rps)")
                 if bad:
                     invalid.append(f"{name} round {i + 1}: {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors")
                 rps[name].append(r["rps"])
@@ -395,8 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         base_max = statistics.median(rps["baseline"])
         ratio = hearth_max / base_max
         throughput_ok = ratio >= THROUGHPUT_RATIO_GOAL
+        floor_max = statistics.median(rps["floor"]) if floor else None
         results["throughput"] = {"rounds": rounds_out, "hearth_rps": hearth_max, "baseline_rps": base_max,
-                                 "ratio": ratio, "goal": ">= 1/3", "pass": throughput_ok}
+                                 "floor_rps": floor_max, "ratio": ratio, "goal": ">= 1/3", "pass": throughput_ok}
         print()
 
         # Latency at half of Hearth's maximum, open loop.
@@ -442,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
           f" {lat['hearth']['p99_ms']:.1f} ms (goal p99 < {P99_GOAL_MS:.0f} ms)  {verdict(latency_ok)}")
     print(f"                     baseline p50 {lat['baseline']['p50_ms']:.1f} ms, p99"
           f" {lat['baseline']['p99_ms']:.1f} ms (reference)")
+    if floor_max:
+        print(f"reference (no goal)  floor (signature + one INSERT + commit) {floor_max:.0f} req/s:"
+              f" {floor_max / base_max:.2f} of the baseline; Hearth is {hearth_max / floor_max:.2f} of the floor")
     print(f"check: {rows} inbound rows stored for {sent_to_hearth_ok} answered requests")
     for problem in invalid:
         print(f"INVALID: {problem}")

@@ -1,6 +1,6 @@
 """Sending benchmark: one worker's messages/s to the Twilio double, and the send rate limit's accuracy.
 
-    .venv/bin/python bench/send.py               # the real figures (about 2 minutes)
+    .venv/bin/python bench/send.py               # the real figures (about 2.5 minutes)
     .venv/bin/python bench/send.py --quick       # a shorter smoke run
     .venv/bin/python bench/send.py --database sqlite
 
@@ -16,6 +16,9 @@
     across processes), with rows queued for longer than the window. From the double's receive
     timestamps: the rate over a steady 60 s window (goal 9.5-10.0/s) and the most messages in
     any one-second window, a window starting at every receive time (goal never more than 11).
+
+(c) Reference, no goal: the same worker draining as many no-op jobs (enqueued with the send
+    jobs' options): RQ's own cost per job, which (a) pays on top of Hearth's work.
 
 Uses PostgreSQL database `hearth_bench` (or SQLite with --database sqlite) and Redis db 14,
 both wiped first. Exit status 0 when every goal passes, 1 when one fails, 2 when the run was invalid.
@@ -137,12 +140,15 @@ def throughput(url: str, double, procs: Processes, rows: int, members: int, time
     times = accepted_times(double)
     if spy is not None:
         spy.wait(60)
+    exited = worker.poll()
     procs.stop(worker)
     states = outbox_states(url)
     n = len(times)
     span = times[-1] - times[0] if n > 1 else 0.0
     rate = (n - 1) / span if span else 0.0
     problems = []
+    if exited is not None:
+        problems.append(f"the worker exited early with {exited}; its log ends:\n{procs.log_tail(worker, 15)}")
     if n != rows:
         problems.append(f"the double accepted {n} messages for {rows} rows")
     if states.get("sent", 0) != rows:
@@ -163,6 +169,43 @@ def throughput(url: str, double, procs: Processes, rows: int, members: int, time
         print_hot_spots("wall-clock share of the worker's main thread, by deepest Hearth frame (--idle):",
                         out["hot_spots"])
     return out
+
+
+def rq_ceiling(procs: Processes, jobs: int) -> dict:
+    """Reference, no goal: how fast ONE worker (the Procfile's command) drains no-op jobs enqueued with
+    the same options as Hearth's send jobs; what RQ itself costs per job on this machine."""
+    from redis import Redis
+    from rq import Retry
+
+    from workers.queues import JOB_TIMEOUT, SEND_RETRY_INTERVALS, queue
+
+    print(f"(c) reference: {jobs} no-op jobs (os.getpid) with send-job options, ONE worker")
+    reset_redis()
+    redis = Redis.from_url(REDIS_URL)
+    bulk = queue("bulk", redis)
+    for i in range(jobs):
+        bulk.enqueue("os.getpid", job_id=f"noop-{i}", unique=True,
+                     retry=Retry(max=len(SEND_RETRY_INTERVALS), interval=SEND_RETRY_INTERVALS),
+                     job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=7 * 86400)
+    worker = procs.start("worker-c", WORKER_ARGV, hearth_env(DATABASE_URL="sqlite://"))
+    first = last = None
+    deadline = time.monotonic() + 60 + jobs / 50
+    while time.monotonic() < deadline and worker.poll() is None:
+        left = bulk.count
+        if first is None and left < jobs:
+            first = time.monotonic()
+        if left == 0:
+            last = time.monotonic()
+            break
+        time.sleep(0.005)
+    procs.stop(worker)
+    redis.close()
+    if first is None or last is None or last <= first:
+        print("    INVALID: the worker did not drain the queue")
+        return {"jobs": jobs, "problems": ["the worker did not drain the queue"]}
+    rate = (jobs - 1) / (last - first)
+    print(f"    {rate:.0f} jobs/s ({1000 / rate:.2f} ms of RQ per job, before any Hearth work)")
+    return {"jobs": jobs, "seconds": last - first, "rate": rate, "ms_per_job": 1000 / rate}
 
 
 def max_in_window(times: list[float], width: float = 1.0) -> tuple[int, float | None]:
@@ -253,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="workers for (b) (default 2)")
     parser.add_argument("--members", type=int, default=100, help="members the rows go to (default 100)")
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
-    parser.add_argument("--only", choices=("throughput", "ratelimit"), help="run one part")
+    parser.add_argument("--only", choices=("throughput", "ratelimit", "rq"), help="run one part")
     parser.add_argument("--profile", action="store_true",
                         help="afterwards, one more (a) run under py-spy (not counted); prints where the time goes")
     args = parser.parse_args(argv)
@@ -282,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.only in (None, "ratelimit"):
                 results["rate_limit"] = rate_limit(url, double, procs, window, warmup, args.workers, args.members)
                 print()
+            if args.only in (None, "rq"):
+                results["rq_ceiling"] = rq_ceiling(procs, rows)
+                print()
             if args.profile:
                 results["profile"] = throughput(url, double, procs, min(rows, 1500), args.members, timeout=120,
                                                 profile=logs / "worker-a.collapsed")
@@ -302,9 +348,14 @@ def main(argv: list[str] | None = None) -> int:
         b = results["rate_limit"]
         ok &= b["pass_rate"] and b["pass_burst"]
         invalid |= bool(b["problems"])
-        print(f"(b) limit {RATE}/s, {b['workers']} workers: {b['window_rate']:.2f} msg/s over {b['window_seconds']:.0f}s"
-              f" (goal {RATE_WINDOW_GOAL[0]}-{RATE_WINDOW_GOAL[1]})  {verdict(b['pass_rate'])};"
-              f" most in any second {b['max_in_any_second']} (goal <= {MAX_PER_SECOND_GOAL})  {verdict(b['pass_burst'])}")
+        print(f"(b) limit {RATE}/s, {b['workers']} workers: {b['window_rate']:.2f} msg/s over"
+              f" {b['window_seconds']:.0f}s (goal {RATE_WINDOW_GOAL[0]}-{RATE_WINDOW_GOAL[1]})"
+              f"  {verdict(b['pass_rate'])}; most in any second {b['max_in_any_second']}"
+              f" (goal <= {MAX_PER_SECOND_GOAL})  {verdict(b['pass_burst'])}")
+    if results.get("rq_ceiling", {}).get("rate"):
+        c = results["rq_ceiling"]
+        print(f"(c) reference, no goal: RQ alone drains {c['rate']:.0f} no-op jobs/s in one worker"
+              f" ({c['ms_per_job']:.2f} ms per job)")
     print(f"worker logs: {logs}")
     print(f"results: {save_results('send', results).relative_to(REPO)}")
     if invalid:

@@ -1,0 +1,170 @@
+"""What one inbound SMS or one send costs, in-process: the SQL it runs, its CPU and wall time.
+
+    .venv/bin/python bench/trace.py inbound [--body hello]   # POST /twilio/sms through Flask's test client
+    .venv/bin/python bench/trace.py send                     # service.sending.deliver() to the Twilio double
+
+No HTTP server, no RQ: this isolates Hearth's own work from gunicorn, the load generator and the
+worker loop, so a change in service/ shows up here first. It prints every statement of one
+warmed-up request (or send), then the averages over a few hundred. PostgreSQL database
+`hearth_bench` (wiped first) or --database sqlite; Redis db 14.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._support import (  # noqa: E402
+    ACCOUNT_SID, AUTH_TOKEN, MEMBER_PHONE, banner, database_url, make_app, percentile, reset_database, reset_redis,
+)
+
+
+class Statements:
+    """Counts and times every statement the engine runs; keeps the text while `keep` is on."""
+
+    def __init__(self, engine) -> None:
+        from sqlalchemy import event
+
+        self.count, self.seconds, self.keep, self.kept = 0, 0.0, False, []
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+        for name in ("commit", "rollback"):  # savepoints are statements and show as such
+            event.listen(engine, name, self._marker(name.upper()))
+
+    def _before(self, conn, cursor, statement, params, context, executemany):
+        conn.info["bench_started"] = time.perf_counter()
+        if self.keep:
+            self.kept.append(" ".join(statement.split())[:140])
+
+    def _after(self, conn, cursor, statement, params, context, executemany):
+        self.count += 1
+        self.seconds += time.perf_counter() - conn.info.pop("bench_started", time.perf_counter())
+
+    def _marker(self, name):
+        def record(conn, *args):
+            if self.keep:
+                self.kept.append(name)
+        return record
+
+    def reset(self) -> None:
+        self.count, self.seconds = 0, 0.0
+
+
+def measure(label: str, calls, stmts: Statements) -> None:
+    stmts.reset()
+    laps = []
+    cpu, wall = time.process_time(), time.perf_counter()
+    for call in calls:
+        started = time.perf_counter()
+        call()
+        laps.append((time.perf_counter() - started) * 1000)
+    n = len(laps)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    laps.sort()
+    print(f"{label} x{n}: wall p50 {percentile(laps, 50):.2f} ms, p99 {percentile(laps, 99):.2f} ms;"
+          f" per call {wall / n * 1000:.2f} ms wall, {cpu / n * 1000:.2f} ms CPU in this process,"
+          f" {stmts.count / n:.1f} statements (savepoints included, COMMIT/ROLLBACK not) taking"
+          f" {stmts.seconds / n * 1000:.2f} ms")
+
+
+def trace_inbound(url: str, body: str, count: int) -> None:
+    from bench.inbound import seed, signed_requests
+
+    seed(url, [MEMBER_PHONE])
+    public = "http://127.0.0.1:8000"
+    app = make_app(url, PUBLIC_BASE_URL=public)
+    stmts = Statements(app.extensions["hearth_db"].engine)
+    client = app.test_client()
+    requests = signed_requests(count + 51, public + "/twilio/sms", body, 7)
+
+    def post(sig: str, form: str):
+        def call():
+            answer = client.post("/twilio/sms", data=form, headers={
+                "X-Twilio-Signature": sig, "Content-Type": "application/x-www-form-urlencoded"})
+            if answer.status_code != 200:
+                raise SystemExit(f"Hearth answered {answer.status_code}: {answer.data[:200]!r}")
+            return answer
+        return call
+
+    for sig, form in requests[:50]:
+        post(sig, form)()
+    stmts.keep = True
+    answer = post(*requests[50])()
+    stmts.keep = False
+    print(f"one inbound {body!r} from a member; Hearth answers: {answer.data.decode()[:400]}")
+    for i, line in enumerate(stmts.kept, 1):
+        print(f"  {i:2d} {line}")
+    print()
+    measure("POST /twilio/sms (test client)", [post(s, f) for s, f in requests[51:]], stmts)
+
+
+def trace_send(url: str, count: int) -> None:
+    from sqlalchemy import select
+
+    from bench.send import prepare
+    from service.database import db
+    from service.models import OutboundMessage
+    from service.sending import deliver
+    from service.twilio_double import TwilioDouble
+
+    prepare(url, 100, count + 51)
+    reset_redis()  # the jobs `prepare` enqueued are not needed: deliver() is called directly
+    double = TwilioDouble(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, callbacks=False).start()
+    try:
+        app = make_app(url, TWILIO_API_BASE=double.url, HEARTH_SEND_RATE="0")
+        stmts = Statements(app.extensions["hearth_db"].engine)
+        with app.app_context():
+            runtime = app.extensions["hearth_runtime"]
+            sender = app.config["HEARTH"].sender
+            ids = db.session.scalars(select(OutboundMessage.id).order_by(OutboundMessage.id)).all()
+            db.session.remove()
+
+            def send(outbox_id: int):
+                def call():
+                    state = deliver(db.session, outbox_id, transport=runtime.transport, limiter=runtime.limiter,
+                                    sender=sender, final_attempt=False)
+                    db.session.remove()
+                    if state != "sent":
+                        raise SystemExit(f"outbox row {outbox_id} ended {state}")
+                return call
+
+            for outbox_id in ids[:50]:
+                send(outbox_id)()
+            stmts.keep = True
+            send(ids[50])()
+            stmts.keep = False
+            print("one deliver() of a broadcast row (HEARTH_SEND_RATE=0; the double runs in this process):")
+            for i, line in enumerate(stmts.kept, 1):
+                print(f"  {i:2d} {line}")
+            print()
+            measure("deliver() (the double's CPU counts here too)", [send(i) for i in ids[51:]], stmts)
+    finally:
+        double.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=("inbound", "send"))
+    parser.add_argument("--body", default="hello", help="inbound: the member's message (default hello)")
+    parser.add_argument("--count", type=int, default=300, help="calls to average over (default 300)")
+    parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
+    args = parser.parse_args(argv)
+    if not 10 <= args.count <= 5000:
+        parser.error("keep --count in 10..5000")
+    banner(f"Hearth in-process trace: {args.what}", [".venv/bin/python", "bench/trace.py", *(argv or sys.argv[1:])])
+    url = database_url(args.database)
+    reset_database(url)
+    reset_redis()
+    if args.what == "inbound":
+        trace_inbound(url, args.body, args.count)
+    else:
+        trace_send(url, args.count)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
