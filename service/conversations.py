@@ -53,11 +53,16 @@ def context(member: Member, community: Community) -> flows.Context:
     )
 
 
+UNKNOWN = object()
+
+
 def start_flow(session: Session, library: FlowLibrary, member: Member, community: Community, flow: flows.Flow,
-               params: dict | None, origin: str, turn: Turn | None = None, depth: int = 0) -> Turn:
-    """Start `flow` for the member, ending any conversation in progress as interrupted."""
+               params: dict | None, origin: str, turn: Turn | None = None, depth: int = 0,
+               current=UNKNOWN) -> Turn:
+    """Start `flow` for the member, ending any conversation in progress (`current`, if known) as interrupted."""
     turn = turn or Turn()
-    current = active_conversation(session, member)
+    if current is UNKNOWN:
+        current = active_conversation(session, member)
     if current is not None:
         _end(session, current, "interrupted")
     library.remember(session, flow)
@@ -105,8 +110,8 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
             audit.record(session, f"flow:{conversation.flow_id}", "alert.raised", community_id=community.id,
                          member_id=member.id, severity=event.severity)
             turn.alerts.append(f"{event.severity}: {event.summary}")
-        elif isinstance(event, WaitUntil):
-            _timer(session, conversation, event)
+        elif isinstance(event, WaitUntil) and outcome.state is not None:
+            _timer(session, conversation, event)  # a flow that ended in this turn waits for nothing
         elif isinstance(event, StartFlow):
             handover = event
         elif isinstance(event, FlowEnded):

@@ -21,13 +21,15 @@ def converse(session: Session, member: Member, community: Community, sms: Inboun
     active = library.version(session, conversation.flow_digest) if conversation else None
     keyword_flow = library.registry.match(sms.body, member.language or community.language, active)
     if keyword_flow is not None:
-        turn = start_flow(session, library, member, community, keyword_flow, keyword_params(sms.body), origin)
+        turn = start_flow(session, library, member, community, keyword_flow, keyword_params(sms.body), origin,
+                          current=conversation)
         return Handling(f"flow:{keyword_flow.id}", turn.sent)
     if conversation is not None:
         turn = resume_flow(session, library, member, community, conversation, message_input(sms.body), origin)
         return Handling(f"flow:{conversation.flow_id}", turn.sent)
     catch_all = library.registry.catch_all
     if catch_all is not None:
-        turn = start_flow(session, library, member, community, catch_all, keyword_params(sms.body), origin)
+        turn = start_flow(session, library, member, community, catch_all, keyword_params(sms.body), origin,
+                          current=None)
         return Handling(f"flow:{catch_all.id}", turn.sent)
     return Handling("help_fallback", [community.render(community.help_text)])

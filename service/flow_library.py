@@ -24,6 +24,7 @@ class FlowLibrary:
         for problem in self.problems:
             (log.error if problem.severity == "error" else log.warning)("flow %s", problem)
         self._by_digest: dict[str, Flow] = {flow.digest: flow for flow in self.registry.flows.values()}
+        self._stored: set[str] = set()  # digests known to be in flow_versions (rows are never deleted)
 
     def get(self, flow_id: str) -> Flow | None:
         """The current version of a flow."""
@@ -42,7 +43,10 @@ class FlowLibrary:
 
     def remember(self, session: Session, flow: Flow) -> None:
         """Store the flow's source under its digest, once, so a changed file never breaks a conversation."""
+        if flow.digest in self._stored:
+            return
         if session.get(FlowVersion, flow.digest) is not None:
+            self._stored.add(flow.digest)
             return
         try:
             with session.begin_nested():
@@ -51,3 +55,4 @@ class FlowLibrary:
                                         loaded_at=now()))
         except IntegrityError:
             pass  # another process stored it first
+        # Only once this transaction commits is the row certain; until then, ask again next time.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -34,18 +34,12 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
     `converse(session, member, community, sms) -> Handling` runs flows; without it Hearth answers
     with the help text.
     """
-    seen = session.scalar(select(InboundMessage.response).where(InboundMessage.sid == sms.sid))
-    if seen is not None:
-        return seen
-    inbound = InboundMessage(sid=sms.sid, from_number=sms.from_number, to_number=sms.to_number, body=sms.body,
-                             handled_as="received", response="", received_at=now())
-    try:
-        # Claim the MessageSid first: a copy racing this one waits here, then finds the answer.
-        with session.begin_nested():
-            session.add(inbound)
-    except IntegrityError:
+    inbound_id = _claim_sid(session, sms)
+    if inbound_id is None:
+        # Seen before (or a copy racing this one, which this waited for): answer as it was answered.
+        answer = session.scalar(select(InboundMessage.response).where(InboundMessage.sid == sms.sid))
         session.rollback()
-        return session.scalar(select(InboundMessage.response).where(InboundMessage.sid == sms.sid))
+        return answer
     community = community_for_number(session, sms.to_number)
     member = _member_for(session, community, sms.from_number) if community else None
     word = classify(sms.body, opted_out=member is not None and member.status == "opted_out")
@@ -57,14 +51,28 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
         handling = _handle_member(session, word, member, community, sms, converse)
     if member is not None:
         member.last_inbound_at = now()
-    inbound.community_id = community.id if community else None
-    inbound.member_id = member.id if member else None
-    inbound.handled_as, inbound.response = handling.handled_as, _twiml(handling.replies)
+    community_id = community.id if community else None
+    response = _twiml(handling.replies)
+    session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id).values(
+        community_id=community_id, member_id=member.id if member else None, handled_as=handling.handled_as,
+        response=response))
     for index, reply in enumerate(handling.replies):
         queue_message(session, key=f"reply:{sms.sid}:{index}", to=sms.from_number, body=reply,
-                      kind="reply", member=member, community_id=inbound.community_id, via="twiml")
+                      kind="reply", member=member, community_id=community_id, via="twiml")
     session.commit()
-    return inbound.response
+    return response
+
+
+def _claim_sid(session: Session, sms: InboundSms) -> int | None:
+    """Record the MessageSid in one statement; None when it was there already."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return session.execute(
+        insert(InboundMessage)
+        .values(sid=sms.sid, from_number=sms.from_number, to_number=sms.to_number, body=sms.body,
+                handled_as="received", response="", received_at=now())
+        .on_conflict_do_nothing(index_elements=["sid"])
+        .returning(InboundMessage.id)
+    ).scalar()
 
 
 def _member_for(session: Session, community: Community, from_number: str) -> Member | None:

@@ -27,9 +27,10 @@ def queue_message(session: Session, *, key: str, to: str, body: str, kind: str,
 
     `via="twiml"` records a reply that travels in the webhook's answer and needs no job.
     """
-    existing = session.scalar(select(OutboundMessage).where(OutboundMessage.idempotency_key == key))
-    if existing is not None:
-        return existing
+    if via != "twiml":  # a TwiML reply's key holds a MessageSid this request has just claimed
+        existing = session.scalar(select(OutboundMessage).where(OutboundMessage.idempotency_key == key))
+        if existing is not None:
+            return existing
     at = clock_now()
     size = measure(body)
     row = OutboundMessage(
@@ -42,8 +43,10 @@ def queue_message(session: Session, *, key: str, to: str, body: str, kind: str,
         created_at=at, updated_at=at, sent_at=at if via == "twiml" else None,
     )
     session.add(row)
+    if via == "twiml":
+        return row  # written with the rest of the webhook's transaction; no job
     session.flush()
-    if via is None and row.due_at <= at:
+    if row.due_at <= at:
         session.info.setdefault(STAGED, []).append((row.id, row.queue))
     return row
 

@@ -36,17 +36,21 @@ class SendRateLimiter:
         self.limiter = MovingWindowRateLimiter(RedisStorage(redis_url))
         self.redis = Redis.from_url(redis_url)
 
-    def acquire(self, sender: str) -> float:
-        """Block until `sender` may send one more message; return the seconds waited."""
+    def acquire(self, sender: str, cost: int = 1) -> float:
+        """Block until `sender` may send a message of `cost` segments; return the seconds waited.
+
+        Carriers count segments: a three-part message uses three of the second's allowance.
+        """
         if self.item is None:
             return 0.0
+        cost = max(1, min(cost, self.item.amount))
         waited = 0.0
         gap_key = f"hearth-send-gap:{sender}"
-        while not self.redis.set(gap_key, 1, nx=True, px=self.gap_ms):
+        while not self.redis.set(gap_key, 1, nx=True, px=self.gap_ms * cost):
             pause = max(self.redis.pttl(gap_key), 1) / 1000
             self.sleep(pause)
             waited += pause
-        while not self.limiter.hit(self.item, "hearth-send", sender):
+        while not self.limiter.hit(self.item, "hearth-send", sender, cost=cost):
             reset_at, _remaining = self.limiter.get_window_stats(self.item, "hearth-send", sender)
             pause = min(max(reset_at - time.time(), 0.002), 1.0)
             self.sleep(pause)

@@ -93,7 +93,8 @@ def start_for_members(session: Session, library, community: Community, flow, par
             member.status = "active"  # the pause has run out
         try:
             with session.begin_nested():
-                start_flow(session, library, member, community, flow, params, f"{origin}:{member.id}")
+                start_flow(session, library, member, community, flow, params, f"{origin}:{member.id}",
+                           current=current)
         except Exception:
             log.exception("could not start %s for member %s", flow.id, member.id)
             continue

@@ -42,9 +42,10 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     claim = _claim(session, outbox_id)
     if claim is None:
         return "skipped"
-    limiter.acquire(sender)
-    # Looked at again after the wait: a STOP that arrived meanwhile wins.
-    blocked = _blocked(session, claim.member_id)
+    blocked = _why_blocked(claim.member_status, claim.member_fields)
+    if not blocked and limiter.acquire(sender, cost=claim.segments):
+        # Looked at again after a wait for the rate limit: a STOP that arrived meanwhile wins.
+        blocked = _blocked(session, claim.member_id)
     if blocked:
         return _settle(session, outbox_id, "cancelled", error_message=blocked)
     try:
@@ -72,11 +73,15 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
 def _claim(session: Session, outbox_id: int):
     """Take the row (pending, or a dead worker's) and return what sending needs, or None."""
     at = now()
+    member = select(Member).where(Member.id == OutboundMessage.member_id)
     claimed = session.execute(
         update(OutboundMessage)
         .where(OutboundMessage.id == outbox_id, claimable(at))
         .values(state="sending", claimed_at=at, attempts=OutboundMessage.attempts + 1, updated_at=at)
-        .returning(OutboundMessage.to_number, OutboundMessage.body, OutboundMessage.member_id)
+        .returning(OutboundMessage.to_number, OutboundMessage.body, OutboundMessage.member_id,
+                   OutboundMessage.segments,
+                   member.with_only_columns(Member.status).scalar_subquery().label("member_status"),
+                   member.with_only_columns(Member.fields).scalar_subquery().label("member_fields"))
         .execution_options(synchronize_session=False)
     ).first()
     session.commit()
@@ -89,6 +94,10 @@ def _blocked(session: Session, member_id: int | None) -> str | None:
         return None
     status, fields_ = session.execute(select(Member.status, Member.fields).where(Member.id == member_id)).one()
     session.rollback()
+    return _why_blocked(status, fields_)
+
+
+def _why_blocked(status: str | None, fields_) -> str | None:
     if status in ("opted_out", "left"):
         return f"member is {status}"
     if fields_ and fields_.get("phone_error"):

@@ -132,7 +132,7 @@ def test_a_stop_that_lands_while_a_send_waits_for_the_rate_limit_wins(app, sessi
     class StopArrivesMeanwhile:
         """A rate limit whose wait is long enough for the member's STOP to commit."""
 
-        def acquire(self, sender):
+        def acquire(self, sender, cost=1):
             from sqlalchemy.orm import Session
 
             with Session(app.extensions["hearth_db"].engine) as other:  # the webhook's own connection
