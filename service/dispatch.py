@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from workers.queues import enqueue_send
+from workers.queues import enqueue_sends
 
 from .outbox import take_staged
 
@@ -21,12 +21,14 @@ def enqueue_after_commit(factory: sessionmaker, redis: Redis) -> None:
 
     @event.listens_for(factory, "after_commit")
     def _enqueue(session: Session) -> None:
-        for outbox_id, queue_name in take_staged(session):
-            try:
-                enqueue_send(redis, outbox_id, queue_name)
-            except RedisError as exc:
-                # The row is committed; the clock's sweeper enqueues it when Redis is back.
-                log.warning("could not enqueue outbox %s now (%s); the sweeper will", outbox_id, exc)
+        staged = take_staged(session)
+        if not staged:
+            return
+        try:
+            enqueue_sends(redis, staged)
+        except RedisError as exc:
+            # The rows are committed; the clock's sweeper enqueues them when Redis is back.
+            log.warning("could not enqueue %d outbox rows now (%s); the sweeper will", len(staged), exc)
 
     @event.listens_for(factory, "after_rollback")
     def _forget(session: Session) -> None:

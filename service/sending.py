@@ -70,6 +70,24 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     return state
 
 
+def deliver_batch(session: Session, outbox_ids: list[int], **how) -> list[str]:
+    """`deliver` each row in turn; a transient failure of one does not hold up the others.
+
+    The batch then raises that failure so RQ tries it again later, when the rows sent meanwhile
+    are skipped by their claim.
+    """
+    states, transient = [], None
+    for outbox_id in outbox_ids:
+        try:
+            states.append(deliver(session, outbox_id, **how))
+        except TransientSendError as exc:
+            states.append("retry")
+            transient = exc
+    if transient is not None:
+        raise transient
+    return states
+
+
 def _claim(session: Session, outbox_id: int):
     """Take the row (pending, or a dead worker's) and return what sending needs, or None."""
     at = now()

@@ -6,7 +6,7 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workers.queues import enqueue_send, forget_job, live_send_jobs, send_job_id
+from workers.queues import enqueue_send, forget_job, live_send_rows
 
 from .clock import now
 from .models import OutboundMessage
@@ -30,10 +30,10 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH) -> int:
     session.rollback()
     if not rows:
         return 0
-    live = live_send_jobs(redis, started_after=at - lease())
+    live = live_send_rows(redis, started_after=at - lease())
     enqueued = 0
     for outbox_id, queue_name in rows:
-        if send_job_id(outbox_id) in live:
+        if outbox_id in live:
             continue
         forget_job(redis, outbox_id)
         enqueued += enqueue_send(redis, outbox_id, queue_name)

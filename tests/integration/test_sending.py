@@ -145,3 +145,29 @@ def test_a_stop_that_lands_while_a_send_waits_for_the_rate_limit_wins(app, sessi
                     sender="+441632960000", final_attempt=False)
     assert state == "cancelled"
     assert double.requests == []
+
+
+def test_a_batch_sends_every_row_past_a_transient_failure_and_a_rerun_sends_none_again(app, session, member,
+                                                                                        double):
+    from service.sending import deliver_batch
+
+    other = add_member_for_test(session, member)
+    double.fail(other.phone, "429", times=1)
+    rows = [queue_message(session, key=f"b{i}", to=person.phone, body=f"hi {i}", kind="broadcast", member=person)
+            for i, person in enumerate([member, other, member])]
+    session.commit()
+    runtime = app.extensions["hearth_runtime"]
+    how = dict(transport=runtime.transport, limiter=runtime.limiter, sender="+441632960000", final_attempt=False)
+    with pytest.raises(TransientSendError):
+        deliver_batch(session, [r.id for r in rows], **how)
+    assert sorted(m["body"] for m in double.messages) == ["hi 0", "hi 2"]
+    assert deliver_batch(session, [r.id for r in rows], **how) == ["skipped", "sent", "skipped"]
+    assert sorted(m["body"] for m in double.messages) == ["hi 0", "hi 1", "hi 2"]
+
+
+def add_member_for_test(session, member):
+    from service.directory import add_member
+
+    other = add_member(session, member.community, "Sam", "07700 900124", welcome=False)
+    session.commit()
+    return other

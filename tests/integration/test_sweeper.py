@@ -59,3 +59,15 @@ def test_a_job_taken_off_its_queue_by_a_worker_that_died_is_replaced(session, me
     assert Job.exists(send_job_id(row.id), connection=redis)
     assert sweep(session, redis) == 1
     assert queued_ids(redis) == [send_job_id(row.id)]
+
+
+def test_bulk_rows_committed_together_go_in_batches_the_sweeper_counts_as_live(session, member, redis):
+    from workers.queues import BULK_BATCH, row_ids
+
+    rows = [queue_message(session, key=f"b{i}", to=member.phone, body="hi", kind="broadcast", member=member)
+            for i in range(BULK_BATCH + 3)]
+    session.commit()
+    jobs = queued_ids(redis, "bulk")
+    assert [len(row_ids(job)) for job in jobs] == [BULK_BATCH, 3]
+    assert sorted(r for job in jobs for r in row_ids(job)) == sorted(r.id for r in rows)
+    assert sweep(session, redis) == 0, "rows in a waiting batch have a live job"
