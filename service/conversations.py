@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 import flows
 from flows.clock import to_datetime
-from flows import Expire, FlowEnded, Message, RaiseAlert, SaveResult, Send, SetField, StartFlow, Timeout, WaitUntil
+from flows import Expire, FlowEnded, RaiseAlert, SaveResult, Send, SetField, StartFlow, Timeout, WaitUntil
 
 from . import audit
 from .clock import now
@@ -179,7 +179,3 @@ def timeout_input(timer: Timer):
     """The engine input a due timer stands for."""
     return Expire() if timer.kind == "expiry" else Timeout(timer.token)
 
-
-def message_input(text: str) -> Message:
-    """The engine input for a member's text."""
-    return Message(text)

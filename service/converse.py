@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from flows import keyword_params
+from flows import Message, keyword_params
 
-from .conversations import active_conversation, message_input, resume_flow, start_flow
+from .conversations import active_conversation, resume_flow, start_flow
 from .forms import InboundSms
 from .inbound import Handling
 from .models import Community, Member
@@ -25,7 +25,7 @@ def converse(session: Session, member: Member, community: Community, sms: Inboun
                           current=conversation)
         return Handling(f"flow:{keyword_flow.id}", turn.sent)
     if conversation is not None:
-        turn = resume_flow(session, library, member, community, conversation, message_input(sms.body), origin)
+        turn = resume_flow(session, library, member, community, conversation, Message(sms.body), origin)
         return Handling(f"flow:{conversation.flow_id}", turn.sent)
     catch_all = library.registry.catch_all
     if catch_all is not None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from flows import Flow, Registry, load_flow_text, load_registry
+from flows import Flow, load_flow_text, load_registry
 
 from .clock import now
 from .models import FlowVersion

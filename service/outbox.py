@@ -13,9 +13,8 @@ from flows.sms import measure
 
 QUEUE_FOR_KIND = {
     "crisis": "crisis",
-    "reply": "replies", "help": "replies", "opt_out": "replies", "opt_in": "replies",
-    "welcome": "replies", "flow": "replies", "unknown": "replies",
-    "broadcast": "bulk", "reminder": "bulk", "checkin": "bulk",
+    "reply": "replies", "welcome": "replies", "flow": "replies",
+    "broadcast": "bulk", "checkin": "bulk",
 }
 STAGED = "hearth_staged_sends"
 
