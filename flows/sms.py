@@ -29,25 +29,31 @@ class Encoding:
     segments: int
 
 
+GSM7 = GSM7_BASIC | GSM7_EXTENDED
+
+
 def is_gsm7(char: str) -> bool:
     """True when `char` can be sent in a GSM-7 message."""
-    return char in GSM7_BASIC or char in GSM7_EXTENDED
+    return char in GSM7
 
 
 def measure(text: str) -> Encoding:
     """Encoding, length and segment count of `text` as one SMS (Twilio bills segments)."""
-    if all(is_gsm7(c) for c in text):
-        sizes = [2 if c in GSM7_EXTENDED else 1 for c in text]
+    if GSM7.issuperset(text):
+        units = len(text) + sum(text.count(c) for c in GSM7_EXTENDED)  # an extended character is two septets
         single, part, name = 160, 153, "GSM-7"
     else:
-        sizes = [2 if ord(c) > 0xFFFF else 1 for c in text]  # UTF-16 code units
+        units = len(text.encode("utf-16-le")) // 2  # UTF-16 code units
         single, part, name = 70, 67, "UCS-2"
-    units = sum(sizes)
     if units <= single:
         return Encoding(name, units, 1)
-    if units == len(sizes):
+    if units == len(text):
         return Encoding(name, units, math.ceil(units / part))
     # An escape pair or a surrogate pair is never split across two parts.
+    if name == "GSM-7":
+        sizes = [2 if c in GSM7_EXTENDED else 1 for c in text]
+    else:
+        sizes = [2 if ord(c) > 0xFFFF else 1 for c in text]
     segments, used = 1, 0
     for size in sizes:
         if used + size > part:

@@ -66,12 +66,12 @@ def start_flow(session: Session, library: FlowLibrary, member: Member, community
     if current is not None:
         _end(session, current, "interrupted")
     library.remember(session, flow)
+    outcome = flows.start(flow, context(member, community), params=params or {})
     at = now()
+    # Written once, with the state the first turn left it in (no id until something needs one).
     conversation = Conversation(member_id=member.id, flow_id=flow.id, flow_digest=flow.digest, state=None,
                                 active=True, started_at=at, updated_at=at)
     session.add(conversation)
-    session.flush()
-    outcome = flows.start(flow, context(member, community), params=params or {})
     return _apply(session, library, member, community, conversation, outcome, origin, turn, depth)
 
 
@@ -105,7 +105,8 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
         elif isinstance(event, SetField):
             _set_field(session, member, event)
         elif isinstance(event, RaiseAlert):
-            session.add(Alert(community_id=community.id, member_id=member.id, conversation_id=conversation.id,
+            session.add(Alert(community_id=community.id, member_id=member.id,
+                              conversation_id=_saved_id(session, conversation),
                               severity=event.severity, summary=event.summary, created_at=at))
             audit.record(session, f"flow:{conversation.flow_id}", "alert.raised", community_id=community.id,
                          member_id=member.id, severity=event.severity)
@@ -116,18 +117,26 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
             handover = event
         elif isinstance(event, FlowEnded):
             _end(session, conversation, event.reason)
-    session.flush()
     if handover is not None and depth < MAX_CHAIN:
         target = library.get(handover.flow_id)
         if target is not None:
+            session.flush()
             start_flow(session, library, member, community, target, handover.params, f"{origin}:{depth + 1}",
                        turn, depth + 1)
     return turn
 
 
+def _saved_id(session: Session, conversation: Conversation) -> int:
+    """The conversation's id, writing it first if this turn started it."""
+    if conversation.id is None:
+        session.flush()
+    return conversation.id
+
+
 def _save(session: Session, member: Member, conversation: Conversation, event: SaveResult, at: datetime) -> None:
     value = None if event.value is None else str(event.value)
-    row = session.scalar(select(Result).where(Result.conversation_id == conversation.id, Result.name == event.name))
+    row = session.scalar(select(Result).where(Result.conversation_id == _saved_id(session, conversation),
+                                              Result.name == event.name))
     if row is None:
         session.add(Result(conversation_id=conversation.id, member_id=member.id, flow_id=conversation.flow_id,
                            name=event.name, value=value, category=event.category, saved_at=at))
@@ -154,7 +163,7 @@ def _set_field(session: Session, member: Member, event: SetField) -> None:
 
 
 def _timer(session: Session, conversation: Conversation, event: WaitUntil) -> None:
-    exists = session.scalar(select(Timer.id).where(Timer.conversation_id == conversation.id,
+    exists = session.scalar(select(Timer.id).where(Timer.conversation_id == _saved_id(session, conversation),
                                                    Timer.token == event.token))
     if exists is None:
         session.add(Timer(conversation_id=conversation.id, token=event.token, kind=event.kind, due_at=event.at))
@@ -170,6 +179,8 @@ def end_active(session: Session, member: Member, reason: str) -> None:
 def _end(session: Session, conversation: Conversation, reason: str) -> None:
     conversation.active, conversation.ended_reason, conversation.updated_at = False, reason, now()
     conversation.state = None
+    if conversation.id is None:
+        return  # started and ended in this turn: never written as active, no timers
     session.execute(update(Timer).where(Timer.conversation_id == conversation.id, Timer.fired_at.is_(None))
                     .values(fired_at=now()))
     session.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
@@ -16,7 +16,7 @@ from .exceptions import InvalidPhone
 from .forms import InboundSms
 from .keywords import classify
 from .models import Community, InboundMessage, Member
-from .outbox import queue_message
+from .outbox import record_twiml_replies
 from .phones import to_e164
 
 
@@ -34,14 +34,7 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
     `converse(session, member, community, sms) -> Handling` runs flows; without it Hearth answers
     with the help text.
     """
-    inbound_id = _claim_sid(session, sms)
-    if inbound_id is None:
-        # Seen before (or a copy racing this one, which this waited for): answer as it was answered.
-        answer = session.scalar(select(InboundMessage.response).where(InboundMessage.sid == sms.sid))
-        session.rollback()
-        return answer
-    community = community_for_number(session, sms.to_number)
-    member = _member_for(session, community, sms.from_number) if community else None
+    community, member = _sender(session, sms)
     word = classify(sms.body, opted_out=member is not None and member.status == "opted_out")
     if word in ("opt_out", "opt_in"):
         handling = _consent(session, word, community, member, sms)
@@ -49,30 +42,57 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
         handling = _unknown(community)
     else:
         handling = _handle_member(session, word, member, community, sms, converse)
-    if member is not None:
-        member.last_inbound_at = now()
     community_id = community.id if community else None
+    member_id = member.id if member else None
     response = _twiml(handling.replies)
-    session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id).values(
-        community_id=community_id, member_id=member.id if member else None, handled_as=handling.handled_as,
-        response=response))
-    for index, reply in enumerate(handling.replies):
-        queue_message(session, key=f"reply:{sms.sid}:{index}", to=sms.from_number, body=reply,
-                      kind="reply", member=member, community_id=community_id, via="twiml")
+    if not _record(session, sms, community_id, member_id, handling.handled_as, response):
+        # Handled before, or by a copy racing this one (which this waited for): undo this run, and
+        # answer as that one was answered.
+        session.rollback()
+        answer = session.scalar(select(InboundMessage.response).where(InboundMessage.sid == sms.sid))
+        session.rollback()
+        return answer
+    record_twiml_replies(session, sid=sms.sid, to=sms.from_number, bodies=handling.replies, member_id=member_id,
+                         community_id=community_id)
     session.commit()
     return response
 
 
-def _claim_sid(session: Session, sms: InboundSms) -> int | None:
-    """Record the MessageSid in one statement; None when it was there already."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    return session.execute(
-        insert(InboundMessage)
-        .values(sid=sms.sid, from_number=sms.from_number, to_number=sms.to_number, body=sms.body,
-                handled_as="received", response="", received_at=now())
-        .on_conflict_do_nothing(index_elements=["sid"])
-        .returning(InboundMessage.id)
-    ).scalar()
+def _record(session: Session, sms: InboundSms, community_id: int | None, member_id: int | None, handled_as: str,
+            response: str) -> bool:
+    """Store the message with its answer in one statement; False when its MessageSid is stored already.
+
+    The unique sid makes a second copy wait here until the first commits, then find it.
+    """
+    return session.connection().execute(_RECORD[session.get_bind().dialect.name], dict(
+        sid=sms.sid, from_number=sms.from_number, to_number=sms.to_number, body=sms.body, community_id=community_id,
+        member_id=member_id, handled_as=handled_as, response=response, received_at=now(),
+    )).first() is not None
+
+
+# Built once: the webhook runs it for every message.
+_RECORD = {
+    name: dialect.insert(InboundMessage.__table__).on_conflict_do_nothing(index_elements=["sid"])
+    .returning(InboundMessage.__table__.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
+def _sender(session: Session, sms: InboundSms) -> tuple[Community | None, Member | None]:
+    """The community this number serves, and the member who texted it (locked), if any.
+
+    Twilio sends From in E.164, which is how members are stored: then one query finds both.
+    """
+    if sms.from_number.startswith("+"):
+        found = session.execute(
+            select(Community, Member).join(Member, Member.community_id == Community.id)
+            .where(Community.phone_number == sms.to_number, Member.phone == sms.from_number)
+            .with_for_update(of=Member)
+        ).first()
+        if found is not None:
+            return found.Community, found.Member
+    community = community_for_number(session, sms.to_number)
+    return community, (_member_for(session, community, sms.from_number) if community else None)
 
 
 def _member_for(session: Session, community: Community, from_number: str) -> Member | None:

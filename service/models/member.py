@@ -32,7 +32,6 @@ class Member(Base):
     paused_until: Mapped[datetime | None]
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
-    last_inbound_at: Mapped[datetime | None]
 
     community: Mapped["Community"] = relationship(back_populates="members")  # noqa: F821
 

@@ -23,11 +23,13 @@ class InboundMessage(Base):
     """An SMS a phone sent us, with the answer we gave, so a retried webhook gets the same one."""
 
     __tablename__ = "inbound_messages"
+    # When a member last texted is their newest row here (no column on the member to update).
+    __table_args__ = (Index("ix_inbound_messages_member_received", "member_id", "received_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sid: Mapped[str] = mapped_column(String(64), unique=True)
     community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"), index=True)
-    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     from_number: Mapped[str] = mapped_column(String(32))
     to_number: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)

@@ -1,3 +1,4 @@
+from hypothesis import given, strategies as st
 import pytest
 
 from flows.sms import measure
@@ -48,3 +49,27 @@ def test_emoji_take_two_units():
 def test_segments_as_twilio_bills_them(body, segments, expected_encoding):
     size = measure(body)
     assert (size.segments, size.name) == (segments, expected_encoding)
+
+
+def _one_by_one(text: str) -> tuple[str, int, int]:
+    """The plain definition: every character's size, then fill parts without splitting a pair."""
+    from flows.sms import GSM7_BASIC, GSM7_EXTENDED
+
+    if all(c in GSM7_BASIC or c in GSM7_EXTENDED for c in text):
+        sizes, single, part, name = [2 if c in GSM7_EXTENDED else 1 for c in text], 160, 153, "GSM-7"
+    else:
+        sizes, single, part, name = [2 if ord(c) > 0xFFFF else 1 for c in text], 70, 67, "UCS-2"
+    if sum(sizes) <= single:
+        return name, sum(sizes), 1
+    segments, used = 1, 0
+    for size in sizes:
+        if used + size > part:
+            segments, used = segments + 1, 0
+        used += size
+    return name, sum(sizes), segments
+
+
+@given(st.text(alphabet=st.sampled_from("ab £€[]^\u2019ж\U0001F600\n"), max_size=400))
+def test_measure_agrees_with_counting_one_character_at_a_time(text):
+    size = measure(text)
+    assert (size.name, size.units, size.segments) == _one_by_one(text)
