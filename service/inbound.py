@@ -15,7 +15,8 @@ from .directory import community_for_number
 from .exceptions import InvalidPhone
 from .forms import InboundSms
 from .keywords import classify
-from .models import Community, InboundMessage, Member
+from .conversations import UNKNOWN
+from .models import Community, Conversation, InboundMessage, Member
 from .outbox import record_twiml_replies
 from .phones import to_e164
 
@@ -31,17 +32,18 @@ class Handling:
 def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
     """Handle an inbound SMS and return the TwiML answer; a repeated MessageSid gets the stored answer.
 
-    `converse(session, member, community, sms) -> Handling` runs flows; without it Hearth answers
+    `converse(session, member, community, sms, conversation) -> Handling` runs flows (`conversation`
+    is the member's one in progress, None, or UNKNOWN when not looked up); without it Hearth answers
     with the help text.
     """
-    community, member = _sender(session, sms)
+    community, member, conversation = _sender(session, sms)
     word = classify(sms.body, opted_out=member is not None and member.status == "opted_out")
     if word in ("opt_out", "opt_in"):
         handling = _consent(session, word, community, member, sms)
     elif member is None:
         handling = _unknown(community)
     else:
-        handling = _handle_member(session, word, member, community, sms, converse)
+        handling = _handle_member(session, word, member, community, sms, converse, conversation)
     community_id = community.id if community else None
     member_id = member.id if member else None
     response = _twiml(handling.replies)
@@ -78,21 +80,23 @@ _RECORD = {
 }
 
 
-def _sender(session: Session, sms: InboundSms) -> tuple[Community | None, Member | None]:
-    """The community this number serves, and the member who texted it (locked), if any.
+def _sender(session: Session, sms: InboundSms) -> tuple[Community | None, Member | None, object]:
+    """The community this number serves, the member who texted it (locked) and their conversation in progress.
 
-    Twilio sends From in E.164, which is how members are stored: then one query finds both.
+    Twilio sends From in E.164, which is how members are stored: then one query finds all three.
+    Otherwise the conversation is UNKNOWN until flows look for it.
     """
     if sms.from_number.startswith("+"):
         found = session.execute(
-            select(Community, Member).join(Member, Member.community_id == Community.id)
+            select(Community, Member, Conversation).join(Member, Member.community_id == Community.id)
+            .outerjoin(Conversation, (Conversation.member_id == Member.id) & Conversation.active)
             .where(Community.phone_number == sms.to_number, Member.phone == sms.from_number)
             .with_for_update(of=Member)
         ).first()
         if found is not None:
-            return found.Community, found.Member
+            return found.Community, found.Member, found.Conversation
     community = community_for_number(session, sms.to_number)
-    return community, (_member_for(session, community, sms.from_number) if community else None)
+    return community, (_member_for(session, community, sms.from_number) if community else None), UNKNOWN
 
 
 def _member_for(session: Session, community: Community, from_number: str) -> Member | None:
@@ -135,13 +139,13 @@ def _unknown(community: Community | None) -> Handling:
 
 
 def _handle_member(session: Session, word: str | None, member: Member, community: Community, sms: InboundSms,
-                   converse) -> Handling:
+                   converse, conversation) -> Handling:
     if word == "help":
         return Handling("help", [community.render(community.help_text)])
     if not member.reachable:
         return Handling("ignored_opted_out")
     if converse is not None:
-        return converse(session, member, community, sms)
+        return converse(session, member, community, sms, conversation)
     return Handling("help_fallback", [community.render(community.help_text)])
 
 
