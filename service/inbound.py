@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
@@ -72,12 +72,18 @@ def _record(session: Session, sms: InboundSms, community_id: int | None, member_
     )).first() is not None
 
 
-# Built once: the webhook runs it for every message.
+# The webhook runs these for every message: built once, not per request.
 _RECORD = {
     name: dialect.insert(InboundMessage.__table__).on_conflict_do_nothing(index_elements=["sid"])
     .returning(InboundMessage.__table__.c.id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
+_SENDER = (
+    select(Community, Member, Conversation).join(Member, Member.community_id == Community.id)
+    .outerjoin(Conversation, (Conversation.member_id == Member.id) & Conversation.active)
+    .where(Community.phone_number == bindparam("to"), Member.phone == bindparam("phone"))
+    .with_for_update(of=Member)
+)
 
 
 def _sender(session: Session, sms: InboundSms) -> tuple[Community | None, Member | None, object]:
@@ -87,12 +93,7 @@ def _sender(session: Session, sms: InboundSms) -> tuple[Community | None, Member
     Otherwise the conversation is UNKNOWN until flows look for it.
     """
     if sms.from_number.startswith("+"):
-        found = session.execute(
-            select(Community, Member, Conversation).join(Member, Member.community_id == Community.id)
-            .outerjoin(Conversation, (Conversation.member_id == Member.id) & Conversation.active)
-            .where(Community.phone_number == sms.to_number, Member.phone == sms.from_number)
-            .with_for_update(of=Member)
-        ).first()
+        found = session.execute(_SENDER, {"to": sms.to_number, "phone": sms.from_number}).first()
         if found is not None:
             return found.Community, found.Member, found.Conversation
     community = community_for_number(session, sms.to_number)
