@@ -43,7 +43,7 @@ def measure(text: str) -> Encoding:
         units = len(text) + sum(text.count(c) for c in GSM7_EXTENDED)  # an extended character is two septets
         single, part, name = 160, 153, "GSM-7"
     else:
-        units = len(text.encode("utf-16-le")) // 2  # UTF-16 code units
+        units = len(text.encode("utf-16-le", "surrogatepass")) // 2  # UTF-16 code units
         single, part, name = 70, 67, "UCS-2"
     if units <= single:
         return Encoding(name, units, 1)

@@ -53,7 +53,7 @@ def context(member: Member, community: Community) -> flows.Context:
     )
 
 
-UNKNOWN = object()  # "not looked up yet", where None means "looked up: there is none"
+UNKNOWN = object()
 
 
 def start_flow(session: Session, library: FlowLibrary, member: Member, community: Community, flow: flows.Flow,

@@ -7,22 +7,17 @@ from sqlalchemy.orm import Session
 
 from flows import Message, keyword_params
 
-from .conversations import UNKNOWN, active_conversation, resume_flow, start_flow
+from .conversations import active_conversation, resume_flow, start_flow
 from .forms import InboundSms
 from .inbound import Handling
 from .models import Community, Member
 
 
-def converse(session: Session, member: Member, community: Community, sms: InboundSms,
-             conversation=UNKNOWN) -> Handling:
-    """Run the member's flows for one text; the engine's messages become the TwiML reply.
-
-    `conversation` is the member's conversation in progress (or None) when the caller loaded it.
-    """
+def converse(session: Session, member: Member, community: Community, sms: InboundSms) -> Handling:
+    """Run the member's flows for one text; the engine's messages become the TwiML reply."""
     library = current_app.extensions["hearth_flows"]
     origin = f"reply:{sms.sid}"
-    if conversation is UNKNOWN:
-        conversation = active_conversation(session, member)
+    conversation = active_conversation(session, member)
     active = library.version(session, conversation.flow_digest) if conversation else None
     keyword_flow = library.registry.match(sms.body, member.language or community.language, active)
     if keyword_flow is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
@@ -15,8 +15,7 @@ from .directory import community_for_number
 from .exceptions import InvalidPhone
 from .forms import InboundSms
 from .keywords import classify
-from .conversations import UNKNOWN
-from .models import Community, Conversation, InboundMessage, Member
+from .models import Community, InboundMessage, Member
 from .outbox import record_twiml_replies
 from .phones import to_e164
 
@@ -32,32 +31,37 @@ class Handling:
 def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
     """Handle an inbound SMS and return the TwiML answer; a repeated MessageSid gets the stored answer.
 
-    `converse(session, member, community, sms, conversation) -> Handling` runs flows (`conversation`
-    is the member's one in progress, None, or UNKNOWN when not looked up); without it Hearth answers
+    `converse(session, member, community, sms) -> Handling` runs flows; without it Hearth answers
     with the help text.
     """
-    community, member, conversation = _sender(session, sms)
+    community, member, seen = _sender(session, sms)
+    if seen:
+        return _stored_answer(session, sms.sid)
     word = classify(sms.body, opted_out=member is not None and member.status == "opted_out")
     if word in ("opt_out", "opt_in"):
         handling = _consent(session, word, community, member, sms)
     elif member is None:
         handling = _unknown(community)
     else:
-        handling = _handle_member(session, word, member, community, sms, converse, conversation)
+        handling = _handle_member(session, word, member, community, sms, converse)
     community_id = community.id if community else None
     member_id = member.id if member else None
     response = _twiml(handling.replies)
     if not _record(session, sms, community_id, member_id, handling.handled_as, response):
-        # Handled before, or by a copy racing this one (which this waited for): undo this run, and
-        # answer as that one was answered.
-        session.rollback()
-        answer = session.scalar(select(InboundMessage.response).where(InboundMessage.sid == sms.sid))
-        session.rollback()
-        return answer
+        # A copy racing this one committed first (this one waited for it): undo this run.
+        return _stored_answer(session, sms.sid)
     record_twiml_replies(session, sid=sms.sid, to=sms.from_number, bodies=handling.replies, member_id=member_id,
                          community_id=community_id)
     session.commit()
     return response
+
+
+def _stored_answer(session: Session, sid: str) -> str:
+    """The answer given to this MessageSid before; whatever this transaction did is rolled back."""
+    session.rollback()
+    answer = session.scalar(select(InboundMessage.response).where(InboundMessage.sid == sid))
+    session.rollback()
+    return answer
 
 
 def _record(session: Session, sms: InboundSms, community_id: int | None, member_id: int | None, handled_as: str,
@@ -79,25 +83,26 @@ _RECORD = {
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 _SENDER = (
-    select(Community, Member, Conversation).join(Member, Member.community_id == Community.id)
-    .outerjoin(Conversation, (Conversation.member_id == Member.id) & Conversation.active)
+    select(Community, Member, exists().where(InboundMessage.sid == bindparam("sid")).label("seen"))
+    .join(Member, Member.community_id == Community.id)
     .where(Community.phone_number == bindparam("to"), Member.phone == bindparam("phone"))
     .with_for_update(of=Member)
 )
 
 
-def _sender(session: Session, sms: InboundSms) -> tuple[Community | None, Member | None, object]:
-    """The community this number serves, the member who texted it (locked) and their conversation in progress.
+def _sender(session: Session, sms: InboundSms) -> tuple[Community | None, Member | None, bool]:
+    """The community this number serves, the member who texted it (locked), and whether this sid was handled.
 
-    Twilio sends From in E.164, which is how members are stored: then one query finds all three.
-    Otherwise the conversation is UNKNOWN until flows look for it.
+    Twilio sends From in E.164, which is how members are stored: then one query answers all three.
+    The member's other rows (their conversation) are read after this, once the lock is held: a
+    statement that waited for the lock still sees the other tables as they were when it began.
     """
     if sms.from_number.startswith("+"):
-        found = session.execute(_SENDER, {"to": sms.to_number, "phone": sms.from_number}).first()
+        found = session.execute(_SENDER, {"to": sms.to_number, "phone": sms.from_number, "sid": sms.sid}).first()
         if found is not None:
-            return found.Community, found.Member, found.Conversation
+            return found.Community, found.Member, found.seen
     community = community_for_number(session, sms.to_number)
-    return community, (_member_for(session, community, sms.from_number) if community else None), UNKNOWN
+    return community, (_member_for(session, community, sms.from_number) if community else None), False
 
 
 def _member_for(session: Session, community: Community, from_number: str) -> Member | None:
@@ -140,13 +145,13 @@ def _unknown(community: Community | None) -> Handling:
 
 
 def _handle_member(session: Session, word: str | None, member: Member, community: Community, sms: InboundSms,
-                   converse, conversation) -> Handling:
+                   converse) -> Handling:
     if word == "help":
         return Handling("help", [community.render(community.help_text)])
     if not member.reachable:
         return Handling("ignored_opted_out")
     if converse is not None:
-        return converse(session, member, community, sms, conversation)
+        return converse(session, member, community, sms)
     return Handling("help_fallback", [community.render(community.help_text)])
 
 

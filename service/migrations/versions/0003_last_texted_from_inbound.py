@@ -19,18 +19,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_inbound_messages_member_id"))
-        batch_op.create_index("ix_inbound_messages_member_received", ["member_id", "received_at"], unique=False)
-    with op.batch_alter_table("members", schema=None) as batch_op:
-        batch_op.drop_column("last_inbound_at")
+    # Plain DDL, no batch mode: a batch rebuild of `members` on SQLite would drop a table that other
+    # rows refer to (foreign keys are on). SQLite has had DROP COLUMN since 3.35.
+    op.drop_index("ix_inbound_messages_member_id", table_name="inbound_messages")
+    op.create_index("ix_inbound_messages_member_received", "inbound_messages", ["member_id", "received_at"])
+    op.execute("ALTER TABLE members DROP COLUMN last_inbound_at")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("members", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("last_inbound_at", service.models.base.UTCDateTime(timezone=True), nullable=True))
+    op.add_column("members", sa.Column("last_inbound_at", service.models.base.UTCDateTime(timezone=True),
+                                       nullable=True))
     op.execute("UPDATE members SET last_inbound_at = (SELECT max(received_at) FROM inbound_messages"
                " WHERE inbound_messages.member_id = members.id)")
-    with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
-        batch_op.drop_index("ix_inbound_messages_member_received")
-        batch_op.create_index(batch_op.f("ix_inbound_messages_member_id"), ["member_id"], unique=False)
+    op.drop_index("ix_inbound_messages_member_received", table_name="inbound_messages")
+    op.create_index("ix_inbound_messages_member_id", "inbound_messages", ["member_id"])

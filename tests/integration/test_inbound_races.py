@@ -1,0 +1,114 @@
+"""Texts that wait for a member another transaction holds (PostgreSQL row locks; SQLite runs one writer at a time).
+
+Each test holds the member's row lock in a transaction of its own, lets webhooks queue up behind it,
+changes what it needs to, and commits: the webhooks then run on what is true when they get the member.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from service.models import Conversation, InboundMessage, Result
+from tests.conftest import AUTH_TOKEN, DATABASE
+from tests.support import sign, sms_form
+
+pytestmark = pytest.mark.skipif(DATABASE == "sqlite", reason="needs PostgreSQL row locks")
+
+URL = "https://hearth.example.org/twilio/sms"
+
+
+class HeldMember:
+    """A transaction holding one member's row lock until `release()`."""
+
+    def __init__(self, database_url: str, member_id: int) -> None:
+        self.engine = create_engine(database_url)
+        self.conn = self.engine.connect()
+        self.conn.execute(text("SELECT id FROM members WHERE id = :m FOR UPDATE"), {"m": member_id})
+
+    def run(self, sql: str, **params) -> None:
+        self.conn.execute(text(sql), params)
+
+    def release(self) -> None:
+        self.conn.commit()
+        self.conn.close()
+        self.engine.dispose()
+
+
+def post_in_background(app, form: dict, answers: list) -> threading.Thread:
+    headers = {"X-Twilio-Signature": sign(URL, form, AUTH_TOKEN)}
+    thread = threading.Thread(target=lambda: answers.append(app.test_client().post("/twilio/sms", data=form,
+                                                                                   headers=headers)))
+    thread.start()
+    return thread
+
+
+def wait_for_lock_waiters(session, count: int) -> None:
+    """Until `count` backends are waiting for a row lock (bounded: 10 s)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        waiting = session.scalar(text("SELECT count(*) FROM pg_stat_activity"
+                                      " WHERE wait_event_type = 'Lock' AND datname = current_database()"))
+        session.rollback()
+        if waiting >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{count} webhooks never waited for the member")
+
+
+def replies(response) -> list[str]:
+    from xml.etree import ElementTree
+
+    return [m.text for m in ElementTree.fromstring(response.get_data(as_text=True)).iter("Message")]
+
+
+def test_two_copies_of_a_flow_message_waiting_together_are_handled_once(app, member, session, database_url):
+    held = HeldMember(database_url, member.id)
+    form, answers = sms_form("CHECKIN"), []
+    threads = [post_in_background(app, form, answers) for _ in range(2)]
+    wait_for_lock_waiters(session, 2)
+    held.release()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].get_data() == answers[1].get_data()
+    assert "How are you today?" in replies(answers[0])[0]
+    assert session.scalar(select(func.count(InboundMessage.id))) == 1
+    assert session.scalar(select(func.count(Conversation.id))) == 1
+
+
+def test_two_texts_from_one_member_waiting_together_both_get_answers(app, member, session, database_url):
+    held = HeldMember(database_url, member.id)
+    answers: list = []
+    threads = [post_in_background(app, sms_form("CHECKIN"), answers) for _ in range(2)]
+    wait_for_lock_waiters(session, 2)
+    held.release()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert [a.status_code for a in answers] == [200, 200]
+    assert session.scalar(select(func.count(InboundMessage.id))) == 2
+    # The second text was read as an answer to the check-in the first one started.
+    assert session.scalar(select(func.count(Conversation.id)).where(Conversation.active)) == 1
+
+
+def test_a_text_waiting_while_its_conversation_ends_does_not_resume_it(app, member, session, database_url,
+                                                                       post_signed):
+    assert "How are you today?" in replies(post_signed("/twilio/sms", sms_form("CHECKIN")))[0]
+    held = HeldMember(database_url, member.id)
+    answers: list = []
+    thread = post_in_background(app, sms_form("1"), answers)
+    wait_for_lock_waiters(session, 1)
+    # Meanwhile the clock expires the check-in (as service/timers.py would, holding the member).
+    held.run("UPDATE conversations SET active = false, ended_reason = 'expired', state = NULL WHERE member_id = :m",
+             m=member.id)
+    held.release()
+    thread.join(timeout=30)
+    [answer] = answers
+    assert answer.status_code == 200
+    session.expire_all()
+    assert session.scalar(select(func.count(Result.id))) == 0  # no mood saved onto the ended check-in
+    [ended] = session.scalars(select(Conversation).where(Conversation.flow_id == "checkin")).all()
+    assert (ended.active, ended.ended_reason, ended.state) == (False, "expired", None)

@@ -1,0 +1,88 @@
+"""Migrations applied to a database that already holds members and their messages, not only to an empty one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from alembic import command
+from sqlalchemy import MetaData, create_engine, insert, inspect, make_url, select, text
+
+from service.database import make_engine
+from service.migrations import alembic_config, upgrade
+
+from tests.conftest import DATABASE
+
+EARLIER = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+LATER = datetime(2026, 11, 20, 18, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def empty_url(tmp_path):
+    """A database of its own (the suite's stays at head)."""
+    if DATABASE == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+        return
+    url = make_url(DATABASE)
+    name = f"{url.database}_migrations"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _seed_at_0002(url: str) -> None:
+    """A community, a member who has texted twice, and a conversation: rows that refer to the member."""
+    engine = make_engine(url)
+    tables = MetaData()
+    tables.reflect(engine)
+    t = tables.tables
+    with engine.begin() as conn:
+        conn.execute(insert(t["communities"]).values(
+            id=1, name="Oak House", timezone="Europe/London", language="en", region="GB", help_text="help",
+            welcome_text="welcome", opt_out_reply="bye", opt_in_reply="hello", crisis_contacts=[], created_at=EARLIER))
+        conn.execute(insert(t["members"]).values(
+            id=1, community_id=1, name="Sam", phone="+447700900123", channel="sms", status="active", fields={},
+            created_at=EARLIER, last_inbound_at=LATER))
+        for n, at in ((1, EARLIER), (2, LATER)):
+            conn.execute(insert(t["inbound_messages"]).values(
+                sid=f"SM{n}", community_id=1, member_id=1, from_number="+447700900123", to_number="+441632960000",
+                body="hello", handled_as="flow:menu", response="<Response/>", received_at=at))
+        conn.execute(insert(t["flow_versions"]).values(
+            digest="d" * 64, flow_id="checkin", version=1, source_path="checkin.yaml", source_text="id: checkin",
+            loaded_at=EARLIER))
+        conn.execute(insert(t["conversations"]).values(
+            member_id=1, flow_id="checkin", flow_digest="d" * 64, active=True, started_at=EARLIER, updated_at=EARLIER))
+    engine.dispose()
+
+
+def test_0003_keeps_every_member_and_message_and_downgrades_with_the_last_text_time(empty_url):
+    upgrade(empty_url, "0002")
+    _seed_at_0002(empty_url)
+
+    upgrade(empty_url)
+    engine = make_engine(empty_url)
+    inspector = inspect(engine)
+    assert "last_inbound_at" not in {c["name"] for c in inspector.get_columns("members")}
+    assert {i["name"]: i["column_names"] for i in inspector.get_indexes("inbound_messages")}[
+        "ix_inbound_messages_member_received"] == ["member_id", "received_at"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM members")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM inbound_messages WHERE member_id = 1")).scalar() == 2
+        assert conn.execute(text("SELECT count(*) FROM conversations WHERE member_id = 1")).scalar() == 1
+    engine.dispose()
+
+    command.downgrade(alembic_config(empty_url), "0002")
+    engine = make_engine(empty_url)
+    tables = MetaData()
+    tables.reflect(engine)
+    with engine.connect() as conn:
+        last = conn.execute(select(tables.tables["members"].c.last_inbound_at)).scalar()
+    engine.dispose()
+    assert last is not None and str(last).startswith("2026-11-20 18:30")
+
+    upgrade(empty_url)  # and back up again
