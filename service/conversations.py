@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 import flows
@@ -34,9 +34,12 @@ class Turn:
 
 
 def active_conversation(session: Session, member: Member) -> Conversation | None:
-    """The member's conversation in progress, if any (one at a time)."""
-    return session.scalar(select(Conversation).where(Conversation.member_id == member.id, Conversation.active)
-                          .with_for_update())
+    """The member's conversation in progress, if any (one at a time); read it with the member held."""
+    return session.scalar(_ACTIVE, {"member_id": member.id})
+
+
+_ACTIVE = (select(Conversation).where(Conversation.member_id == bindparam("member_id"), Conversation.active)
+           .with_for_update())  # built once: every text from a member runs it
 
 
 def context(member: Member, community: Community) -> flows.Context:
