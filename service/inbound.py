@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, exists, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, exists, select, text
 from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -70,18 +69,19 @@ def _record(session: Session, sms: InboundSms, community_id: int | None, member_
 
     The unique sid makes a second copy wait here until the first commits, then find it.
     """
-    return session.connection().execute(_RECORD[session.get_bind().dialect.name], dict(
+    return session.connection().execute(_RECORD, dict(
         sid=sms.sid, from_number=sms.from_number, to_number=sms.to_number, body=sms.body, community_id=community_id,
         member_id=member_id, handled_as=handled_as, response=response, received_at=now(),
     )).first() is not None
 
 
-# The webhook runs these for every message: built once, not per request.
-_RECORD = {
-    name: dialect.insert(InboundMessage.__table__).on_conflict_do_nothing(index_elements=["sid"])
-    .returning(InboundMessage.__table__.c.id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+# The webhook runs these for every message: built once, and compiled once. (SQLAlchemy 2.0 caches
+# no dialect INSERT ... ON CONFLICT construct; as text, PostgreSQL and SQLite 3.35+ read it alike.)
+_RECORD = text(
+    "INSERT INTO inbound_messages (sid, community_id, member_id, from_number, to_number, body, handled_as,"
+    " response, received_at) VALUES (:sid, :community_id, :member_id, :from_number, :to_number, :body,"
+    " :handled_as, :response, :received_at) ON CONFLICT (sid) DO NOTHING RETURNING id"
+).bindparams(bindparam("received_at", type_=InboundMessage.__table__.c.received_at.type))
 _SENDER = (
     select(Community, Member, exists().where(InboundMessage.sid == bindparam("sid")).label("seen"))
     .join(Member, Member.community_id == Community.id)
