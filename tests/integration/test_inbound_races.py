@@ -10,7 +10,9 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
+
+from service.database import make_engine
 
 from service.models import Conversation, InboundMessage, Result
 from tests.conftest import AUTH_TOKEN, DATABASE
@@ -25,7 +27,7 @@ class HeldMember:
     """A transaction holding one member's row lock until `release()`."""
 
     def __init__(self, database_url: str, member_id: int) -> None:
-        self.engine = create_engine(database_url)
+        self.engine = make_engine(database_url)
         self.conn = self.engine.connect()
         self.conn.execute(text("SELECT id FROM members WHERE id = :m FOR UPDATE"), {"m": member_id})
 
@@ -33,9 +35,24 @@ class HeldMember:
         self.conn.execute(text(sql), params)
 
     def release(self) -> None:
-        self.conn.commit()
-        self.conn.close()
+        if not self.conn.closed:
+            self.conn.commit()
+            self.conn.close()
         self.engine.dispose()
+
+
+@pytest.fixture
+def hold(database_url):
+    """Hold a member; always let go at the end, so a failed test leaves no lock for the next one."""
+    held: list[HeldMember] = []
+
+    def take(member_id: int) -> HeldMember:
+        held.append(HeldMember(database_url, member_id))
+        return held[-1]
+
+    yield take
+    for h in held:
+        h.release()
 
 
 def post_in_background(app, form: dict, answers: list) -> threading.Thread:
@@ -65,8 +82,8 @@ def replies(response) -> list[str]:
     return [m.text for m in ElementTree.fromstring(response.get_data(as_text=True)).iter("Message")]
 
 
-def test_two_copies_of_a_flow_message_waiting_together_are_handled_once(app, member, session, database_url):
-    held = HeldMember(database_url, member.id)
+def test_two_copies_of_a_flow_message_waiting_together_are_handled_once(app, member, session, hold):
+    held = hold(member.id)
     form, answers = sms_form("CHECKIN"), []
     threads = [post_in_background(app, form, answers) for _ in range(2)]
     wait_for_lock_waiters(session, 2)
@@ -80,8 +97,8 @@ def test_two_copies_of_a_flow_message_waiting_together_are_handled_once(app, mem
     assert session.scalar(select(func.count(Conversation.id))) == 1
 
 
-def test_two_texts_from_one_member_waiting_together_both_get_answers(app, member, session, database_url):
-    held = HeldMember(database_url, member.id)
+def test_two_texts_from_one_member_waiting_together_both_get_answers(app, member, session, hold):
+    held = hold(member.id)
     answers: list = []
     threads = [post_in_background(app, sms_form("CHECKIN"), answers) for _ in range(2)]
     wait_for_lock_waiters(session, 2)
@@ -94,10 +111,9 @@ def test_two_texts_from_one_member_waiting_together_both_get_answers(app, member
     assert session.scalar(select(func.count(Conversation.id)).where(Conversation.active)) == 1
 
 
-def test_a_text_waiting_while_its_conversation_ends_does_not_resume_it(app, member, session, database_url,
-                                                                       post_signed):
+def test_a_text_waiting_while_its_conversation_ends_does_not_resume_it(app, member, session, hold, post_signed):
     assert "How are you today?" in replies(post_signed("/twilio/sms", sms_form("CHECKIN")))[0]
-    held = HeldMember(database_url, member.id)
+    held = hold(member.id)
     answers: list = []
     thread = post_in_background(app, sms_form("1"), answers)
     wait_for_lock_waiters(session, 1)
