@@ -41,21 +41,17 @@ def measure(text: str) -> Encoding:
     """Encoding, length and segment count of `text` as one SMS (Twilio bills segments)."""
     if GSM7.issuperset(text):
         units = len(text) + sum(text.count(c) for c in GSM7_EXTENDED)  # an extended character is two septets
-        single, part, name = 160, 153, "GSM-7"
+        single, part, name, is_pair = 160, 153, "GSM-7", GSM7_EXTENDED.__contains__
     else:
         units = len(text.encode("utf-16-le", "surrogatepass")) // 2  # UTF-16 code units
-        single, part, name = 70, 67, "UCS-2"
+        single, part, name, is_pair = 70, 67, "UCS-2", lambda c: ord(c) > 0xFFFF
     if units <= single:
         return Encoding(name, units, 1)
     if units == len(text):
         return Encoding(name, units, math.ceil(units / part))
     # An escape pair or a surrogate pair is never split across two parts.
-    if name == "GSM-7":
-        sizes = [2 if c in GSM7_EXTENDED else 1 for c in text]
-    else:
-        sizes = [2 if ord(c) > 0xFFFF else 1 for c in text]
     segments, used = 1, 0
-    for size in sizes:
+    for size in (2 if is_pair(c) else 1 for c in text):
         if used + size > part:
             segments, used = segments + 1, 0
         used += size

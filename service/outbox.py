@@ -55,9 +55,10 @@ def record_twiml_replies(session: Session, *, sid: str, to: str, bodies: list[st
     for index, body in enumerate(bodies):
         size = measure(body)
         rows.append(dict(
-            idempotency_key=f"reply:{sid}:{index}", to_number=to, body=body, kind="reply", queue="replies",
-            member_id=member_id, community_id=community_id, state="sent", via="twiml", due_at=at,
-            attempts=0, segments=size.segments, encoding=size.name, created_at=at, updated_at=at, sent_at=at,
+            idempotency_key=f"reply:{sid}:{index}", to_number=to, body=body, kind="reply",
+            queue=QUEUE_FOR_KIND["reply"], member_id=member_id, community_id=community_id, state="sent", via="twiml",
+            due_at=at, attempts=0, segments=size.segments, encoding=size.name, created_at=at, updated_at=at,
+            sent_at=at,
         ))
     session.connection().execute(insert(OutboundMessage.__table__), rows)
 

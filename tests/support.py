@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from xml.etree import ElementTree
 
 from twilio.request_validator import RequestValidator
 
@@ -31,3 +32,8 @@ def sms_form(body: str, from_number: str = "+447700900123", to: str = "+44163296
     """An inbound SMS form as Twilio posts it."""
     return {"MessageSid": sid or "SM" + uuid.uuid4().hex, "AccountSid": "AC" + "1" * 32, "From": from_number,
             "To": to, "Body": body, "NumMedia": "0", "NumSegments": "1"}
+
+
+def twiml_messages(xml: str) -> list[str]:
+    """The texts of the <Message> elements in a TwiML answer, in order."""
+    return [m.text for m in ElementTree.fromstring(xml).iter("Message")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from xml.etree import ElementTree
 
 import pytest
 from sqlalchemy import func, select
@@ -12,11 +11,11 @@ from service.directory import add_member
 from service.models import Alert, Conversation, Member, OutboundMessage, Result, Schedule, Timer
 from service.schedules import run_schedules
 from service.timers import fire_due_timers
-from tests.support import sms_form
+from tests.support import sms_form, twiml_messages
 
 
 def texts(response) -> list[str]:
-    return [m.text for m in ElementTree.fromstring(response.get_data(as_text=True)).iter("Message")]
+    return twiml_messages(response.get_data(as_text=True))
 
 
 def say(post_signed, body, phone="+447700900123"):

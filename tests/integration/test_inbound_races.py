@@ -16,7 +16,7 @@ from service.database import make_engine
 
 from service.models import Conversation, InboundMessage, Result
 from tests.conftest import AUTH_TOKEN, DATABASE
-from tests.support import sign, sms_form
+from tests.support import sign, sms_form, twiml_messages
 
 pytestmark = pytest.mark.skipif(DATABASE == "sqlite", reason="needs PostgreSQL row locks")
 
@@ -77,9 +77,7 @@ def wait_for_lock_waiters(session, count: int) -> None:
 
 
 def replies(response) -> list[str]:
-    from xml.etree import ElementTree
-
-    return [m.text for m in ElementTree.fromstring(response.get_data(as_text=True)).iter("Message")]
+    return twiml_messages(response.get_data(as_text=True))
 
 
 def test_two_copies_of_a_flow_message_waiting_together_are_handled_once(app, member, session, hold):

@@ -6,15 +6,13 @@ import pytest
 from sqlalchemy import func, select
 
 from service.models import AuditEvent, InboundMessage, Member, OutboundMessage
-from tests.support import sms_form
+from tests.support import sms_form, twiml_messages
 
 EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
 def replies(response) -> list[str]:
-    from xml.etree import ElementTree
-
-    return [m.text for m in ElementTree.fromstring(response.get_data(as_text=True)).iter("Message")]
+    return twiml_messages(response.get_data(as_text=True))
 
 
 def test_unsigned_request_is_refused(client, member, session):
