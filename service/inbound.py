@@ -13,7 +13,7 @@ from .consent import opt_in, opt_out
 from .directory import community_for_number
 from .exceptions import InvalidPhone
 from .forms import InboundSms
-from .keywords import classify
+from .keywords import classify, may_change_consent
 from .models import Community, InboundMessage, Member
 from .outbox import record_twiml_replies
 from .phones import to_e164
@@ -33,12 +33,15 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
     `converse(session, member, community, sms) -> Handling` runs flows; without it Hearth answers
     with the help text.
     """
+    # STOP and START change every membership of the phone: take all of them first, in one order,
+    # so that two such texts to two communities cannot each hold one and wait for the other.
+    phone = _memberships(session, sms) if may_change_consent(sms.body) else []
     community, member, seen = _sender(session, sms)
     if seen:
         return _stored_answer(session, sms.sid)
     word = classify(sms.body, opted_out=member is not None and member.status == "opted_out")
     if word in ("opt_out", "opt_in"):
-        handling = _consent(session, word, community, member, sms)
+        handling = _consent(session, word, community, member, sms, phone)
     elif member is None:
         handling = _unknown(community)
     else:
@@ -115,19 +118,22 @@ def _member_for(session: Session, community: Community, from_number: str) -> Mem
     )
 
 
-def _memberships(session: Session, from_number: str, region: str) -> list[Member]:
-    """Every membership of this phone, in every community (locked, in id order)."""
+def _memberships(session: Session, sms: InboundSms) -> list[Member]:
+    """Every membership of the sender's phone, in every community (locked, in id order)."""
+    region = "GB"
+    if not sms.from_number.startswith("+"):  # not E.164: read it as the community it texted would
+        community = community_for_number(session, sms.to_number)
+        region = community.region if community else region
     try:
-        number = to_e164(from_number, region)
+        number = to_e164(sms.from_number, region)
     except InvalidPhone:
         return []
     return list(session.scalars(select(Member).where(Member.phone == number).order_by(Member.id).with_for_update()))
 
 
 def _consent(session: Session, word: str, community: Community | None, member: Member | None,
-             sms: InboundSms) -> Handling:
-    """STOP and START from a phone apply to all its memberships: they share the sender number."""
-    everyone = _memberships(session, sms.from_number, community.region if community else "GB")
+             sms: InboundSms, everyone: list[Member]) -> Handling:
+    """STOP and START from a phone apply to all its memberships (`everyone`): they share the sender number."""
     if not everyone:
         return Handling(f"{word}_unknown")
     change = opt_out if word == "opt_out" else opt_in

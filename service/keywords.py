@@ -17,6 +17,14 @@ def normalise(body: str) -> str:
     return _EDGES.sub("", body or "").upper()
 
 
+def may_change_consent(body: str) -> bool:
+    """Whether `classify` could answer 'opt_out' or 'opt_in' for this message, whoever sent it."""
+    return normalise(body) in _CONSENT_WORDS
+
+
+_CONSENT_WORDS = OPT_OUT | OPT_IN | OPT_IN_WHEN_OPTED_OUT
+
+
 def classify(body: str, opted_out: bool) -> str | None:
     """'opt_out', 'opt_in', 'help' or None, for a whole message that is one of these words."""
     word = normalise(body)

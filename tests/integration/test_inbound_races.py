@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 
 from service.database import make_engine
 
-from service.models import Conversation, InboundMessage, Result
+from service.models import Conversation, InboundMessage, Member, Result
 from tests.conftest import AUTH_TOKEN, DATABASE
 from tests.support import sign, sms_form, twiml_messages
 
@@ -126,3 +126,26 @@ def test_a_text_waiting_while_its_conversation_ends_does_not_resume_it(app, memb
     assert session.scalar(select(func.count(Result.id))) == 0  # no mood saved onto the ended check-in
     [ended] = session.scalars(select(Conversation).where(Conversation.flow_id == "checkin")).all()
     assert (ended.active, ended.ended_reason, ended.state) == (False, "expired", None)
+
+
+def test_stops_from_one_phone_to_two_communities_at_once_do_not_deadlock(app, member, session, hold):
+    """Each STOP reaches every membership of the phone; the two must take those locks in one order."""
+    from service.directory import add_member, create_community
+
+    other = create_community(session, "Elm House", "Europe/London", phone_number="+441632960001")
+    second = add_member(session, other, "Alex", "07700 900123", welcome=False)
+    session.commit()
+    held = hold(member.id)
+    answers: list = []
+    # The STOP to Oak House queues for Alex's Oak House row; then the one to Elm House comes in.
+    threads = [post_in_background(app, sms_form("STOP"), answers)]
+    wait_for_lock_waiters(session, 1)
+    threads.append(post_in_background(app, sms_form("STOP", to="+441632960001"), answers))
+    wait_for_lock_waiters(session, 2)
+    held.release()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(a.status_code for a in answers) == [200, 200]
+    assert sorted(len(replies(a)) for a in answers) == [0, 1]  # one confirmation, then nothing
+    session.expire_all()
+    assert {session.get(Member, member.id).status, session.get(Member, second.id).status} == {"opted_out"}

@@ -1,6 +1,6 @@
 import pytest
 
-from service.keywords import classify
+from service.keywords import classify, may_change_consent
 
 
 @pytest.mark.parametrize("body", ["STOP", "stop", " Stop. ", "STOPALL", "unsubscribe", "Cancel!", "end", "QUIT"])
@@ -24,3 +24,11 @@ def test_yes_opts_in_only_an_opted_out_member():
 @pytest.mark.parametrize("body", ["HELP", "help?", "Info"])
 def test_help_words(body):
     assert classify(body, opted_out=False) == "help"
+
+
+@pytest.mark.parametrize("body", ["STOP", " stopall ", "Cancel!", "START", "unstop", "yes", "HELP", "hello",
+                                  "stop texting me", "", "yes please"])
+def test_may_change_consent_holds_for_every_word_classify_reads_as_consent(body):
+    # inbound.py locks every membership of the phone first when this says so; it must never miss one.
+    could = {classify(body, opted_out=flag) for flag in (False, True)} & {"opt_out", "opt_in"}
+    assert may_change_consent(body) == bool(could)
