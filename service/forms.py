@@ -76,6 +76,6 @@ def parse_status_callback(form) -> StatusCallback:
     if status not in STATUSES:
         raise BadRequest(f"MessageStatus {status!r} is not one Twilio sends")
     raw_code = (form.get("ErrorCode") or "").strip()
-    if raw_code and not (raw_code.isdigit() and len(raw_code) <= 6):
+    if raw_code and not (raw_code.isascii() and raw_code.isdigit() and len(raw_code) <= 6):
         raise BadRequest("ErrorCode is not a Twilio error code")
     return StatusCallback(sid=sid, status=status, error_code=int(raw_code) if raw_code else None)

@@ -20,20 +20,31 @@ def to_e164(raw: str, region: str = "GB") -> str:
     text = (raw or "").strip()
     if not text:
         raise InvalidPhone(raw, "it is empty")
-    digits = text.lstrip("+")
-    # A bare international number without its plus ("447700900123") is common in spreadsheets.
-    if not text.startswith("+") and not text.startswith("0") and digits.isdigit() and len(digits) > 10:
-        text = "+" + digits
-    try:
-        number = phonenumbers.parse(text, region)
-    except NumberParseException as exc:
-        raise InvalidPhone(raw, _parse_reason(exc)) from None
+    numbers = [_parse(text, raw, region)]
+    # A long run of digits may be an international number without its plus ("12025550123" in a
+    # spreadsheet): read it both ways; the community's own reading wins unless only the other is valid.
+    if not text.startswith(("+", "0")) and text.isdigit() and len(text) > 10:
+        try:
+            numbers.append(_parse("+" + text, raw, region))
+        except InvalidPhone:
+            pass
+    number = next((n for n in numbers if phonenumbers.is_valid_number(n)), numbers[0])
     # "Possible", not "valid": Ofcom's drama ranges (07700 900xxx) are possible but never allocated,
     # and a community testing Hearth uses exactly those.
     verdict = phonenumbers.is_possible_number_with_reason(number)
+    if verdict != phonenumbers.ValidationResult.IS_POSSIBLE and len(numbers) > 1:
+        number = numbers[1]
+        verdict = phonenumbers.is_possible_number_with_reason(number)
     if verdict != phonenumbers.ValidationResult.IS_POSSIBLE:
         raise InvalidPhone(raw, _REASONS.get(verdict, "it needs its area code"))
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def _parse(text: str, raw: str, region: str) -> phonenumbers.PhoneNumber:
+    try:
+        return phonenumbers.parse(text, region)
+    except NumberParseException as exc:
+        raise InvalidPhone(raw, _parse_reason(exc)) from None
 
 
 def _parse_reason(exc: NumberParseException) -> str:

@@ -22,7 +22,9 @@ def public_url() -> str:
     base = current_app.config["HEARTH"].public_base_url
     if not base:
         return request.url
-    query = request.query_string.decode()
+    # Twilio signs the URL it was given, percent-encoded: bytes that are not UTF-8 cannot be part
+    # of it, so they are replaced and the signature fails (403), never the request (500).
+    query = request.query_string.decode("utf-8", errors="replace")
     return base + request.path + (f"?{query}" if query else "")
 
 

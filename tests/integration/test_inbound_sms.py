@@ -26,6 +26,13 @@ def test_signature_for_another_url_or_token_is_refused(post_signed, member):
     assert post_signed("/twilio/sms", sms_form("hi"), url="https://elsewhere.example/twilio/sms").status_code == 403
 
 
+def test_a_query_string_that_is_not_utf8_is_refused_not_a_500(client, member):
+    # A raw 0xFF byte: WSGI carries the query as latin-1, so this is what a hostile caller can send.
+    response = client.post("/twilio/sms", data=sms_form("hi"), headers={"X-Twilio-Signature": "bogus"},
+                           environ_overrides={"QUERY_STRING": "a=\xff"})
+    assert response.status_code == 403
+
+
 def test_tampered_body_is_refused(client, member):
     from tests.conftest import AUTH_TOKEN
     from tests.support import sign

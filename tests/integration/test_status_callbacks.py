@@ -79,3 +79,4 @@ def test_status_callbacks_are_signed_and_validated(client, post_signed, member):
 
 def test_an_absurd_error_code_is_a_400(post_signed, member):
     assert post_signed("/twilio/status", status_form("failed", error="9" * 30)).status_code == 400
+    assert post_signed("/twilio/status", status_form("failed", error="\u00b2")).status_code == 400  # superscript 2

@@ -25,3 +25,14 @@ def test_impossible_numbers_are_refused_with_a_reason(raw, reason):
         to_e164(raw, "GB")
     assert refused.value.reason == reason
     assert reason in str(refused.value)
+
+
+@pytest.mark.parametrize("raw, region, expected", [
+    ("13812345678", "CN", "+8613812345678"),   # a Chinese mobile, not a North American number
+    ("11912345678", "BR", "+5511912345678"),   # a São Paulo mobile
+    ("81234567890", "ID", "+6281234567890"),   # valid both ways: the community's reading wins
+    ("12025550123", "GB", "+12025550123"),     # too long for the UK: an international number without its plus
+    ("353861234567", "GB", "+353861234567"),
+])
+def test_long_digit_runs_are_read_in_the_community_region_first(raw, region, expected):
+    assert to_e164(raw, region) == expected
