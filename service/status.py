@@ -21,14 +21,24 @@ def record_status(session: Session, callback: StatusCallback) -> bool:
     except IntegrityError:
         session.rollback()
         return False
-    row = session.scalar(
-        select(OutboundMessage).where(OutboundMessage.provider_sid == callback.sid).with_for_update()
-    )
+    row = _row_for(session, callback.sid)
     if row is not None:
         advance(row, callback.status, callback.error_code)
-    # A callback that beats the sender's own commit waits in status_events; `catch_up` applies it.
+        session.commit()
+        return True
+    session.commit()
+    # No row had this sid: the sender has not committed it yet, and it looks for stored callbacks
+    # just after it does. That look may have come before this commit, so look once more now: one of
+    # the two looks always sees the other side's commit.
+    row = _row_for(session, callback.sid)
+    if row is not None:
+        catch_up(session, row)
     session.commit()
     return True
+
+
+def _row_for(session: Session, sid: str) -> OutboundMessage | None:
+    return session.scalar(select(OutboundMessage).where(OutboundMessage.provider_sid == sid).with_for_update())
 
 
 def advance(row: OutboundMessage, status: str, error_code: int | None) -> None:

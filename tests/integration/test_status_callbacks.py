@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import threading
 
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from service.forms import StatusCallback
 from service.models import OutboundMessage, StatusEvent
 from service.outbox import queue_message
+from service.sending import deliver
+from service.status import record_status
+from service.transports.base import SendResult
+from tests.conftest import DATABASE
 
 SID = "SM" + "b" * 32
 
@@ -80,3 +89,42 @@ def test_status_callbacks_are_signed_and_validated(client, post_signed, member):
 def test_an_absurd_error_code_is_a_400(post_signed, member):
     assert post_signed("/twilio/status", status_form("failed", error="9" * 30)).status_code == 400
     assert post_signed("/twilio/status", status_form("failed", error="\u00b2")).status_code == 400  # superscript 2
+
+
+@pytest.mark.skipif(DATABASE == "sqlite", reason="SQLite runs one writer at a time: the two cannot interleave")
+def test_a_callback_that_commits_after_the_sender_looked_for_it_is_still_applied(app, session, member):
+    """The carrier's callback is stored before the sender commits the sid, but commits after the sender
+    has looked for early callbacks: one of the two must still apply it."""
+    at_commit, go = threading.Event(), threading.Event()
+
+    def callback() -> None:
+        with app.app_context():
+            own = Session(app.extensions["hearth_db"].engine)
+            paused: list[bool] = []
+
+            @event.listens_for(own, "before_commit")
+            def hold_the_first_commit(s):
+                if not paused and not s.in_nested_transaction():  # the savepoint's release fires this too
+                    paused.append(True)
+                    at_commit.set()
+                    go.wait(10)
+
+            record_status(own, StatusCallback(sid=SID, status="delivered", error_code=None))
+            own.close()
+
+    thread = threading.Thread(target=callback)
+
+    class Carrier:
+        def send(self, to, body, status_callback):
+            thread.start()  # the callback comes in before the carrier's answer does
+            assert at_commit.wait(10)
+            return SendResult(sid=SID, status="queued", segments=1)
+
+    row = queue_message(session, key="k3", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    state = deliver(session, row.id, transport=Carrier(), limiter=app.extensions["hearth_runtime"].limiter,
+                    sender="+441632960000", final_attempt=False)
+    go.set()
+    thread.join(timeout=30)
+    assert state == "sent"
+    assert delivery_status(session, row) == "delivered"
