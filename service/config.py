@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -62,8 +63,8 @@ class Config:
             send_rate = float(env.get("HEARTH_SEND_RATE") or 10)
         except ValueError:
             raise ValueError("HEARTH_SEND_RATE must be a number of messages per second") from None
-        if send_rate < 0:
-            raise ValueError("HEARTH_SEND_RATE must not be negative (0 turns the limit off)")
+        if not math.isfinite(send_rate) or send_rate < 0:
+            raise ValueError("HEARTH_SEND_RATE must be a finite number, not negative (0 turns the limit off)")
         return cls(
             database_url=env.get("DATABASE_URL") or _default_database_url(),
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -29,6 +30,9 @@ def _name(raw: str | None, what: str) -> str:
         raise HearthError(f"a {what} needs a name")
     if len(name) > MAX_NAME:
         raise HearthError(f"a {what}'s name must be at most {MAX_NAME} characters")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        # A name goes into texts and TwiML: a control character would make the XML unreadable.
+        raise HearthError(f"a {what}'s name must not contain control characters ({name!r})")
     return name
 
 
@@ -54,6 +58,9 @@ def create_community(session: Session, name: str, timezone: str = "Europe/London
     if session.scalar(select(Community).where(func.lower(Community.name) == name.lower())):
         raise Conflict(f"there is already a community called {name!r}")
     number = to_e164(phone_number, region) if phone_number else None
+    taken = session.scalar(select(Community.name).where(Community.phone_number == number)) if number else None
+    if taken is not None:
+        raise Conflict(f"{number} is already the number of {taken!r}")
     community = Community(name=name, timezone=timezone, language=language, region=region,
                           phone_number=number, created_at=now())
     session.add(community)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, exists, select, text
@@ -48,11 +49,12 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
         handling = _handle_member(session, word, member, community, sms, converse)
     community_id = community.id if community else None
     member_id = member.id if member else None
-    response = _twiml(handling.replies)
+    replies = [_XML_UNSAFE.sub("", reply) for reply in handling.replies]
+    response = _twiml(replies)
     if not _record(session, sms, community_id, member_id, handling.handled_as, response):
         # A copy racing this one committed first (this one waited for it): undo this run.
         return _stored_answer(session, sms.sid)
-    record_twiml_replies(session, sid=sms.sid, to=sms.from_number, bodies=handling.replies, member_id=member_id,
+    record_twiml_replies(session, sid=sms.sid, to=sms.from_number, bodies=replies, member_id=member_id,
                          community_id=community_id)
     session.commit()
     return response
@@ -159,6 +161,11 @@ def _handle_member(session: Session, word: str | None, member: Member, community
     if converse is not None:
         return converse(session, member, community, sms)
     return Handling("help_fallback", [community.render(community.help_text)])
+
+
+# Characters XML 1.0 cannot carry (a control character a member typed, echoed by a flow, say):
+# left in, they would make the whole answer unreadable to Twilio.
+_XML_UNSAFE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _twiml(replies: list[str]) -> str:

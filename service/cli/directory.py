@@ -8,6 +8,7 @@ import sys
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from sqlalchemy.exc import DBAPIError
 
 from service.database import db
 from service.directory import add_facilitator, add_member, community_named, create_community
@@ -65,7 +66,8 @@ def import_members_command(file, community_name, no_welcome) -> None:
     try:
         reader = csv.DictReader(file)
         headers = {(h or "").strip().lower() for h in reader.fieldnames or []}
-        rows = list(reader)
+        # Each row with the line it starts on: blank lines and quoted line breaks move it on.
+        rows = [(reader.line_num - sum(v.count("\n") for v in _values(raw)), raw) for raw in reader]
     except UnicodeDecodeError:
         raise click.ClickException(f"{file.name} is not UTF-8 text: save it as 'CSV UTF-8' and try again") from None
     except csv.Error as exc:
@@ -74,7 +76,7 @@ def import_members_command(file, community_name, no_welcome) -> None:
         raise click.ClickException("the CSV needs a header row with at least the columns name and phone")
     added, refused = 0, []
     with click.progressbar(rows, label=f"Importing into {community.name}", file=sys.stderr) as bar:
-        for line, raw in enumerate(bar, start=2):
+        for line, raw in bar:
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
             try:
                 with db.session.begin_nested():
@@ -84,11 +86,22 @@ def import_members_command(file, community_name, no_welcome) -> None:
                 added += 1
             except HearthError as exc:
                 refused.append(f"line {line}: refused: {exc}")
+            except DBAPIError as exc:  # a value the database will not store: that row only
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+                refused.append(f"line {line}: refused: the database would not store it ({reason})")
     with clear_errors():
         db.session.commit()
     click.echo(f"Imported {added} of {len(rows)} rows into {community.name}.")
     for report_line in refused:
         click.echo(report_line)
+
+
+def _values(raw: dict) -> list[str]:
+    """Every text in a DictReader row, extra columns (listed under None) included."""
+    values = []
+    for value in raw.values():
+        values.extend(value if isinstance(value, list) else [value or ""])
+    return values
 
 
 @facilitator_cli.command("add")

@@ -13,6 +13,10 @@ def test_community_create_and_refusals(runner, session):
     assert session.scalar(select(Community.timezone)) == "Europe/London"
     again = runner.invoke(args=["community", "create", "oak house"])
     assert again.exit_code == 1 and "already a community" in again.output
+    numbered = runner.invoke(args=["community", "create", "Ash", "--phone-number", "01632 960000"])
+    assert numbered.exit_code == 0, numbered.output
+    same = runner.invoke(args=["community", "create", "Elm", "--phone-number", "+441632960000"])
+    assert same.exit_code == 1 and "+441632960000 is already the number of 'Ash'" in same.output
     bad = runner.invoke(args=["community", "create", "Elm", "--timezone", "Mars/Olympus"])
     assert bad.exit_code == 1 and "is not a timezone" in bad.output and "Traceback" not in bad.output
 
@@ -56,6 +60,22 @@ def test_import_reports_each_refused_row_and_keeps_the_rest(runner, community, s
     assert session.scalar(select(func.count(Member.id))) == 3
     assert session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.kind == "welcome")) == 3
     assert session.scalar(select(Member.language).where(Member.name == "Di")) == "cy"
+
+
+def test_import_names_the_line_each_refused_row_is_on(runner, community, session, tmp_path):
+    csv = tmp_path / "members.csv"
+    # A byte-order mark, blank lines, a name quoted over two lines, a control character, an extra column.
+    csv.write_bytes("\ufeffName,Phone\r\nAna,07700 900201,extra\r\n\r\nBo,07700 900201\r\n\r\n"
+                    '"Cy\nCyrus",07700900203\r\nDi,12\r\nEd\x00,07700900205\r\nFa,07700900206\r\n'.encode())
+    result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    assert result.exit_code == 0, result.output
+    assert "Imported 2 of 6 rows" in result.output
+    assert "line 4: refused: +447700900201 is already a member" in result.output
+    assert "line 6: refused: a member's name must not contain control characters" in result.output  # Cy\nCyrus
+    assert "line 8: refused:" in result.output and "'12'" in result.output
+    assert "line 9: refused: a member's name must not contain control characters" in result.output
+    assert session.scalar(select(func.count(Member.id))) == 2
+    assert sorted(session.scalars(select(Member.name))) == ["Ana", "Fa"]
 
 
 def test_import_without_the_needed_columns_says_so(runner, community, tmp_path):

@@ -234,3 +234,14 @@ def test_timers_fire_while_redis_is_down(config, clock, session, member, app):
     done = tick(broken)
     broken.extensions["hearth_db"].engine.dispose()
     assert done.get("timers") == 1 and "swept" not in done
+
+
+def test_a_control_character_in_a_reply_never_breaks_the_twiml(post_signed, member, session):
+    # A name stored before names were checked; `say` parses every answer as XML.
+    session.get(Member, member.id).name = "Al\x01ex"
+    session.commit()
+    say(post_signed, "checkin")
+    say(post_signed, "4")
+    replies = say(post_signed, "SKIP")
+    assert any("Alex" in r for r in replies)
+    assert all("\x01" not in body for body in session.scalars(select(OutboundMessage.body)))

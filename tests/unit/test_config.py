@@ -21,6 +21,8 @@ def test_credentials_choose_the_twilio_transport():
     ({"HEARTH_TRANSPORT": "pigeon"}, "HEARTH_TRANSPORT"),
     ({"HEARTH_SEND_RATE": "fast"}, "HEARTH_SEND_RATE"),
     ({"HEARTH_SEND_RATE": "-1"}, "HEARTH_SEND_RATE"),
+    ({"HEARTH_SEND_RATE": "nan"}, "HEARTH_SEND_RATE"),
+    ({"HEARTH_SEND_RATE": "inf"}, "HEARTH_SEND_RATE"),
 ])
 def test_bad_settings_are_named(env, message):
     with pytest.raises(ValueError, match=message):
