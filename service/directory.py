@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import time as dt_time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -51,22 +52,92 @@ def create_community(session: Session, name: str, timezone: str = "Europe/London
     language = _language(language) or "en"
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise HearthError(f"{region!r} is not a region phone numbers can be read in (like GB)")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise HearthError(f"{timezone!r} is not a timezone (try Europe/London)") from None
+    _timezone(timezone)
     if session.scalar(select(Community).where(func.lower(Community.name) == name.lower())):
         raise Conflict(f"there is already a community called {name!r}")
-    number = to_e164(phone_number, region) if phone_number else None
-    taken = session.scalar(select(Community.name).where(Community.phone_number == number)) if number else None
-    if taken is not None:
-        raise Conflict(f"{number} is already the number of {taken!r}")
+    number = _free_number(session, phone_number, region) if phone_number else None
     community = Community(name=name, timezone=timezone, language=language, region=region,
                           phone_number=number, created_at=now())
     session.add(community)
     session.flush()
     audit.record(session, actor, "community.created", community_id=community.id, name=name, timezone=timezone)
     return community
+
+
+# The community's own words: what each is called, and the words it must keep.
+TEXTS = {
+    "help_text": ("help text", ()),
+    "welcome_text": ("welcome text", ("STOP", "HELP")),  # a new member learns how to stop and get help
+    "opt_out_reply": ("opt-out reply", ()),
+    "opt_in_reply": ("opt-in reply", ()),
+    "unknown_reply": ("reply to unknown numbers", ()),
+}
+MAX_TEXT = 459  # three GSM-7 parts: past that a text costs more than it helps on a basic phone
+
+
+def update_community(session: Session, community: Community, *, actor: str = "cli", **changes) -> dict:
+    """Change the community's settings and texts; returns what changed (also written to the audit log).
+
+    Texts may say `{community}` for the community's name. `unknown_reply=None` answers unknown
+    numbers with nothing; `quiet_hours=None` turns quiet hours off, else it is (start, end).
+    """
+    values: dict = {}
+    for key, value in changes.items():
+        if key in TEXTS:
+            values[key] = _text(value, key)
+        elif key == "timezone":
+            values[key] = _timezone(value)
+        elif key == "language":
+            values[key] = _language(value) or "en"
+        elif key == "phone_number":
+            values[key] = _free_number(session, value, community.region, community) if value else None
+        elif key == "quiet_hours":
+            values["quiet_start"], values["quiet_end"] = value if value is not None else (None, None)
+        else:
+            raise HearthError(f"a community has no setting {key!r}")
+    changed = {k: v for k, v in values.items() if getattr(community, k) != v}
+    for key, value in changed.items():
+        setattr(community, key, value)
+    if changed:
+        session.flush()
+        audit.record(session, actor, "community.updated", community_id=community.id,
+                     **{k: v.isoformat() if isinstance(v, dt_time) else v for k, v in changed.items()})
+    return changed
+
+
+def _text(raw: str | None, key: str) -> str | None:
+    what, required_words = TEXTS[key]
+    text = (raw or "").strip()
+    if not text:
+        if key == "unknown_reply":
+            return None
+        raise HearthError(f"the {what} cannot be empty")
+    if len(text) > MAX_TEXT:
+        raise HearthError(f"the {what} must be at most {MAX_TEXT} characters (it is {len(text)})")
+    if any(unicodedata.category(c) in ("Cc", "Cs") and c != "\n" for c in text):
+        raise HearthError(f"the {what} must not contain control characters")
+    missing = [w for w in required_words if not re.search(rf"\b{w}\b", text, re.IGNORECASE)]
+    if missing:
+        raise HearthError(f"the {what} must tell members how to use {' and '.join(missing)}")
+    return text
+
+
+def _timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise HearthError(f"{name!r} is not a timezone (try Europe/London)") from None
+    return name
+
+
+def _free_number(session: Session, raw: str, region: str, community: Community | None = None) -> str:
+    """The number as E.164, refused when another community has it."""
+    number = to_e164(raw, region)
+    taken = session.scalar(select(Community.name).where(Community.phone_number == number,
+                                                         Community.id != (community.id if community else None)))
+    if taken is not None:
+        raise Conflict(f"{number} is already the number of {taken!r}")
+    return number
 
 
 def community_named(session: Session, name: str) -> Community:

@@ -1,17 +1,22 @@
-"""`hearth community create`, `hearth member add`, `hearth members import`, `hearth facilitator add`."""
+"""`hearth community create/set/show`, `hearth member add`, `hearth members import`, `hearth facilitator add`."""
 
 from __future__ import annotations
 
 import csv
 import sys
+from datetime import time as dt_time
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.exc import DBAPIError
 
+from flows.sms import measure
+
 from service.database import db
-from service.directory import add_facilitator, add_member, community_named, create_community
+from service.directory import (
+    TEXTS, add_facilitator, add_member, community_named, create_community, update_community,
+)
 from service.exceptions import HearthError
 
 from .errors import clear_errors
@@ -35,6 +40,63 @@ def create_community_command(name, timezone, language, region, phone_number) -> 
                                      phone_number=phone_number)
         db.session.commit()
     click.echo(f"Created community {community.name} ({community.timezone}).")
+
+
+def _quiet_hours(value: str):
+    """'21:00-08:00' as two times, 'off' as None; click reports anything else."""
+    if value.strip().lower() == "off":
+        return None
+    try:
+        start, end = (dt_time.fromisoformat(part.strip()) for part in value.split("-"))
+    except ValueError:
+        raise click.BadParameter("give it as HH:MM-HH:MM (like 21:00-08:00), or off") from None
+    return start, end
+
+
+@community_cli.command("set")
+@click.argument("name")
+@click.option("--help-text", help="The answer to HELP and INFO. {community} is the community's name.")
+@click.option("--welcome-text", help="What a new member is sent; it must say STOP and HELP.")
+@click.option("--opt-out-reply", help="The one confirmation a STOP gets.")
+@click.option("--opt-in-reply", help="The answer to START.")
+@click.option("--unknown-reply", help="The answer to a number that is not a member ('' for no answer).")
+@click.option("--quiet-hours", help="When bulk texts wait, local time: 21:00-08:00, or off.")
+@click.option("--timezone", help="IANA timezone.")
+@click.option("--language", help="The community's default language (like en or cy).")
+@click.option("--phone-number", help="The community's Twilio number.")
+def set_community_command(name, **options) -> None:
+    """Change a community's texts and settings; only the options given change."""
+    changes = {k: v for k, v in options.items() if v is not None}
+    if "quiet_hours" in changes:
+        changes["quiet_hours"] = _quiet_hours(changes["quiet_hours"])
+    if not changes:
+        raise click.UsageError("say what to change (see --help)")
+    with clear_errors():
+        community = community_named(db.session, name)
+        changed = update_community(db.session, community, **changes)
+        db.session.commit()
+    click.echo(f"Changed {', '.join(sorted(changed))} of {community.name}." if changed
+               else f"{community.name} already had those settings.")
+
+
+@community_cli.command("show")
+@click.argument("name")
+def show_community_command(name) -> None:
+    """A community's settings, and each of its texts as a member would get it (with its SMS cost)."""
+    with clear_errors():
+        community = community_named(db.session, name)
+    quiet = (f"{community.quiet_start:%H:%M}-{community.quiet_end:%H:%M}"
+             if community.quiet_start and community.quiet_end else "off")
+    click.echo(f"{community.name}: timezone {community.timezone}, language {community.language}, "
+               f"region {community.region}, number {community.phone_number or '(none)'}, quiet hours {quiet}")
+    for key, (what, _) in TEXTS.items():
+        template = getattr(community, key)
+        if template is None:
+            click.echo(f"\n{what}: (no answer)")
+            continue
+        text = community.render(template)
+        cost = measure(text)
+        click.echo(f"\n{what} ({cost.segments} part{'s' if cost.segments != 1 else ''}, {cost.name}):\n  {text}")
 
 
 @member_cli.command("add")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from service.models import AuditEvent, Community, Facilitator, Member, OutboundMessage
@@ -19,6 +20,43 @@ def test_community_create_and_refusals(runner, session):
     assert same.exit_code == 1 and "+441632960000 is already the number of 'Ash'" in same.output
     bad = runner.invoke(args=["community", "create", "Elm", "--timezone", "Mars/Olympus"])
     assert bad.exit_code == 1 and "is not a timezone" in bad.output and "Traceback" not in bad.output
+
+
+def test_community_set_changes_only_what_it_is_given_and_audits_it(runner, community, session, post_signed):
+    result = runner.invoke(args=["community", "set", "oak house", "--help-text", "{community}: call 01632 960111.",
+                                 "--unknown-reply", "", "--quiet-hours", "22:00-07:30"])
+    assert result.exit_code == 0, result.output
+    assert "Changed help_text, quiet_end, quiet_start, unknown_reply of Oak House." in result.output
+    session.expire_all()
+    assert session.get(Community, community.id).unknown_reply is None
+    event = session.scalar(select(AuditEvent).where(AuditEvent.action == "community.updated"))
+    assert event.details["quiet_start"] == "22:00:00" and event.details["unknown_reply"] is None
+    # What members get now: the new help text; a stranger gets no answer at all.
+    from tests.support import sms_form, twiml_messages
+    runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "A", "--phone", "07700900123",
+                        "--no-welcome"])
+    help_answer = post_signed("/twilio/sms", sms_form("HELP")).get_data(as_text=True)
+    assert twiml_messages(help_answer) == ["Oak House: call 01632 960111."]
+    stranger = post_signed("/twilio/sms", sms_form("hi", from_number="+447700900999")).get_data(as_text=True)
+    assert twiml_messages(stranger) == []
+    shown = runner.invoke(args=["community", "show", "Oak House"])
+    assert "quiet hours 22:00-07:30" in shown.output and "reply to unknown numbers: (no answer)" in shown.output
+    assert "help text (1 part, GSM-7):\n  Oak House: call 01632 960111." in shown.output
+
+
+@pytest.mark.parametrize("args, complaint", [
+    (["--welcome-text", "Hi from {community}"], "must tell members how to use STOP and HELP"),
+    (["--opt-out-reply", "  "], "the opt-out reply cannot be empty"),
+    (["--help-text", "x" * 460], "at most 459 characters"),
+    (["--help-text", "a\x07b"], "must not contain control characters"),
+    (["--timezone", "Mars/Olympus"], "is not a timezone"),
+    (["--quiet-hours", "25:00-01:00"], "HH:MM-HH:MM"),
+    ([], "say what to change"),
+])
+def test_community_set_refuses_with_a_reason_and_changes_nothing(runner, community, session, args, complaint):
+    result = runner.invoke(args=["community", "set", "Oak House", *args])
+    assert result.exit_code != 0 and complaint in result.output and "Traceback" not in result.output
+    assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "community.updated")) == 0
 
 
 def test_member_add_queues_the_welcome_unless_told_not_to(runner, session, community, redis):
