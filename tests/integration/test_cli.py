@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from service.directory import add_member
 from service.models import AuditEvent, Community, Facilitator, Member, OutboundMessage
 
 
@@ -114,6 +115,28 @@ def test_import_names_the_line_each_refused_row_is_on(runner, community, session
     assert "line 9: refused: a member's name must not contain control characters" in result.output
     assert session.scalar(select(func.count(Member.id))) == 2
     assert sorted(session.scalars(select(Member.name))) == ["Ana", "Fa"]
+
+
+def test_import_turns_a_database_refusal_into_a_report_line(runner, community, session, tmp_path, monkeypatch):
+    # Whatever the checks miss and the database refuses costs that row, not the import.
+    from sqlalchemy.exc import DataError
+
+    import service.cli.directory as cli
+
+    def add_or_refuse(session_, community_, name, phone, **kw):
+        if name == "Bo":
+            session_.flush()
+            raise DataError("INSERT INTO members ...", {}, Exception("value too long for type character varying"))
+        return add_member(session_, community_, name, phone, **kw)
+
+    monkeypatch.setattr(cli, "add_member", add_or_refuse)
+    csv = tmp_path / "members.csv"
+    csv.write_text("name,phone\nAna,07700900201\nBo,07700900202\nCy,07700900203\n", encoding="utf-8")
+    result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    assert result.exit_code == 0, result.output
+    assert "Imported 2 of 3 rows" in result.output
+    assert "line 3: refused: the database would not store it (value too long" in result.output
+    assert sorted(session.scalars(select(Member.name))) == ["Ana", "Cy"]
 
 
 def test_import_without_the_needed_columns_says_so(runner, community, tmp_path):
