@@ -248,6 +248,39 @@ def banner(title: str, argv: list[str]) -> dict:
             "machine": facts}
 
 
+class Steal:
+    """The share of this machine's CPU time its host took for others (steal) since `Steal()` was made.
+
+    On a shared virtual machine this is the one outside cause of slow, noisy figures that the load
+    average does not show; each benchmark prints it beside its rounds and in its summary.
+    """
+
+    def __init__(self) -> None:
+        self.steal, self.total = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        try:
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+        except OSError:
+            return 0, 0
+        # user nice system idle iowait irq softirq steal (guest time is already inside user)
+        values = [int(v) for v in fields]
+        return (values[7] if len(values) > 7 else 0), sum(values)
+
+    def share(self) -> float:
+        steal, total = self._read()
+        return (steal - self.steal) / max(1, total - self.total)
+
+    def note(self) -> str:
+        share = self.share()
+        return (f"CPU stolen by the host: {share:.0%}"
+                + ("  <- the host was busy: figures are low and noisy" if share > STEAL_WARNING else ""))
+
+
+STEAL_WARNING = 0.05
+
+
 def exit_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit so the child processes are stopped on the way out."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
 from flows import Context, Message, Timeout, WaitUntil, load_registry, resume, start  # noqa: E402
 from flows.registry import BUNDLED_DIR  # noqa: E402
 from flows.steps import STEP_TYPES  # noqa: E402
+from bench._support import Steal  # noqa: E402
 
 STEPS_GOAL = 5_000
 LOAD_GOAL = 1.0
@@ -134,6 +135,7 @@ def bench_load() -> tuple[float, float, int, int]:
 def main() -> int:
     """Run both benchmarks and print the figures beside their goals."""
     print(f"Python {platform.python_version()} on {platform.machine()} ({platform.system()})")
+    steal = Steal()
     first, second, loaded, errors = bench_load()
     steps, calls, conversations = bench_engine()
     ok_steps, ok_load = steps >= STEPS_GOAL, first < LOAD_GOAL and errors == 0
@@ -144,6 +146,7 @@ def main() -> int:
           f"{'ok' if ok_load else 'MISSED'}")
     print(f"                         {second:8.3f} s (again, validators already built); "
           f"{loaded} flows loaded, {errors} errors")
+    print(steal.note())
     return 0 if ok_steps and ok_load else 1
 
 

@@ -46,8 +46,8 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._support import (  # noqa: E402
-    ACCOUNT_SID, AUTH_TOKEN, BENCH, FROM_NUMBER, MEMBER_PHONE, REPO, VENV_BIN, Processes, banner, database_url,
-    exit_on_sigterm, free_port, hearth_env, make_app, member_phones, percentile, reset_database, reset_redis,
+    ACCOUNT_SID, AUTH_TOKEN, BENCH, FROM_NUMBER, MEMBER_PHONE, REPO, VENV_BIN, Processes, Steal, banner,
+    database_url, exit_on_sigterm, free_port, hearth_env, make_app, member_phones, percentile, reset_database, reset_redis,
     print_hot_spots, py_spy, hot_spots, save_results, verdict, wait_http,
 )
 
@@ -321,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("keep --rounds in 1..10, --duration in 1..60 and --latency-seconds in 1..120")
 
     exit_on_sigterm()
+    run_steal = Steal()
     meta = banner("Hearth inbound webhook benchmark", [".venv/bin/python", "bench/inbound.py", *(argv or sys.argv[1:])])
     client = args.client
     if client in ("auto", "wrk") and shutil.which("wrk") is None:
@@ -414,12 +415,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"maximum throughput: {rounds} round(s) of {duration:.0f}s per server")
         for i in range(rounds):
             for name, port in servers:
+                round_steal = Steal()
                 if client == "wrk":
                     r = run_wrk(port, files[name][i], duration, args.connections, 2)
                 else:
                     r = run_python(port, [raw_request(port, *p) for p in request_pools[name][i]], duration,
                                    args.connections, 2)
-                r.update(server=name, round=i + 1)
+                r.update(server=name, round=i + 1, steal=round_steal.share())
                 rounds_out.append(r)
                 bad = r["non_2xx"] + r["socket_errors"]
                 if name == "hearth":
@@ -431,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
                     invalid.append(f"{name} round {i + 1}: {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors")
                 rps[name].append(r["rps"])
                 print(f"  round {i + 1} {name:8s} {r['rps']:8.1f} req/s  ({r['requests']} requests,"
-                      f" {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors)")
+                      f" {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors; {r['steal']:.0%} stolen)")
         hearth_max = statistics.median(rps["hearth"])
         base_max = statistics.median(rps["baseline"])
         ratio = hearth_max / base_max
@@ -488,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reference (no goal)  floor (signature + one INSERT + commit) {floor_max:.0f} req/s:"
               f" {floor_max / base_max:.2f} of the baseline; Hearth is {hearth_max / floor_max:.2f} of the floor")
     print(f"check: {rows} inbound rows stored for {sent_to_hearth_ok} answered requests")
+    results["steal"] = run_steal.share()
+    print(run_steal.note())
     for problem in invalid:
         print(f"INVALID: {problem}")
     results["invalid"] = invalid

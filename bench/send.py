@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._support import (  # noqa: E402
-    ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, REDIS_URL, REPO, VENV_BIN, Processes, banner, database_url,
+    ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, REDIS_URL, REPO, VENV_BIN, Processes, Steal, banner, database_url,
     exit_on_sigterm, hearth_env, hot_spots, make_app, member_phones, print_hot_spots, py_spy, reset_database,
     reset_redis, save_results, verdict,
 )
@@ -307,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("keep --messages in 10..20000, --window in 5..300 and --workers in 1..8")
 
     exit_on_sigterm()
+    run_steal = Steal()
     meta = banner("Hearth sending benchmark", [".venv/bin/python", "bench/send.py", *(argv or sys.argv[1:])])
     from service.twilio_double import TwilioDouble
 
@@ -335,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         double.stop()
 
+    results["steal"] = run_steal.share()
     print("== summary ==")
+    print(run_steal.note())
     ok = True
     invalid = False
     if "throughput" in results:
