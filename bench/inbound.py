@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._support import (  # noqa: E402
     ACCOUNT_SID, AUTH_TOKEN, BENCH, FROM_NUMBER, MEMBER_PHONE, REPO, VENV_BIN, Processes, Steal, banner,
-    database_url, exit_on_sigterm, free_port, hearth_env, make_app, member_phones, percentile, reset_database, reset_redis,
-    print_hot_spots, py_spy, hot_spots, save_results, verdict, wait_http,
+    database_url, exit_on_sigterm, free_port, hearth_env, make_app, member_phones, percentile, reset_database,
+    reset_redis, print_hot_spots, py_spy, hot_spots, save_results, verdict, wait_http,
 )
 
 THROUGHPUT_RATIO_GOAL = 1 / 3

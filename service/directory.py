@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import time as dt_time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from . import audit
 from .clock import now
 from .exceptions import Conflict, HearthError, NotFound
-from .models import Community, Facilitator, Member
+from .models import Community, Facilitator, Member, Schedule
 from .models.member import CHANNELS
 from .outbox import queue_message
 from .phones import to_e164
@@ -76,10 +75,11 @@ MAX_TEXT = 459  # three GSM-7 parts: past that a text costs more than it helps o
 
 
 def update_community(session: Session, community: Community, *, actor: str = "cli", **changes) -> dict:
-    """Change the community's settings and texts; returns what changed (also written to the audit log).
+    """Change the community's texts and settings; returns what changed (also written to the audit log).
 
-    Texts may say `{community}` for the community's name. `unknown_reply=None` answers unknown
-    numbers with nothing; `quiet_hours=None` turns quiet hours off, else it is (start, end).
+    Texts may say `{community}` for the community's name; `unknown_reply=None` (or '') answers
+    unknown numbers with nothing. A new timezone drops the community's schedule rows: the clock
+    makes them again, due at the flows' local times in the new zone.
     """
     values: dict = {}
     for key, value in changes.items():
@@ -90,18 +90,17 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
         elif key == "language":
             values[key] = _language(value) or "en"
         elif key == "phone_number":
-            values[key] = _free_number(session, value, community.region, community) if value else None
-        elif key == "quiet_hours":
-            values["quiet_start"], values["quiet_end"] = value if value is not None else (None, None)
+            values[key] = _free_number(session, value, community.region, community)
         else:
             raise HearthError(f"a community has no setting {key!r}")
     changed = {k: v for k, v in values.items() if getattr(community, k) != v}
     for key, value in changed.items():
         setattr(community, key, value)
+    if "timezone" in changed:
+        session.execute(delete(Schedule).where(Schedule.community_id == community.id))
     if changed:
         session.flush()
-        audit.record(session, actor, "community.updated", community_id=community.id,
-                     **{k: v.isoformat() if isinstance(v, dt_time) else v for k, v in changed.items()})
+        audit.record(session, actor, "community.updated", community_id=community.id, **changed)
     return changed
 
 

@@ -149,7 +149,7 @@ def _consent(session: Session, word: str, community: Community | None, member: M
 
 def _unknown(community: Community | None) -> Handling:
     reply = community.unknown_reply if community else None
-    return Handling("unknown", [reply] if reply else [])
+    return Handling("unknown", [community.render(reply)] if reply else [])
 
 
 def _handle_member(session: Session, word: str | None, member: Member, community: Community, sms: InboundSms,

@@ -20,24 +20,28 @@ def to_e164(raw: str, region: str = "GB") -> str:
     text = (raw or "").strip()
     if not text:
         raise InvalidPhone(raw, "it is empty")
-    numbers = [_parse(text, raw, region)]
-    # A long run of digits may be an international number without its plus ("12025550123" in a
-    # spreadsheet): read it both ways; the community's own reading wins unless only the other is valid.
-    if not text.startswith(("+", "0")) and text.isdigit() and len(text) > 10:
-        try:
-            numbers.append(_parse("+" + text, raw, region))
-        except InvalidPhone:
-            pass
-    number = next((n for n in numbers if phonenumbers.is_valid_number(n)), numbers[0])
+    # A long run of digits may be an international number without its plus ("447700900123" in a
+    # spreadsheet). It is read in the community's region when that gives a valid number keeping
+    # every digit (13812345678 in China is +86 138...), and as international otherwise.
+    if not text.startswith(("+", "0")) and text.isdigit() and len(text) > 10 and not _valid_here(text, region):
+        text = "+" + text
+    number = _parse(text, raw, region)
     # "Possible", not "valid": Ofcom's drama ranges (07700 900xxx) are possible but never allocated,
     # and a community testing Hearth uses exactly those.
     verdict = phonenumbers.is_possible_number_with_reason(number)
-    if verdict != phonenumbers.ValidationResult.IS_POSSIBLE and len(numbers) > 1:
-        number = numbers[1]
-        verdict = phonenumbers.is_possible_number_with_reason(number)
     if verdict != phonenumbers.ValidationResult.IS_POSSIBLE:
         raise InvalidPhone(raw, _REASONS.get(verdict, "it needs its area code"))
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def _valid_here(digits: str, region: str) -> bool:
+    """Whether `digits` read in `region` are a valid number that keeps every one of them."""
+    try:
+        local = phonenumbers.parse(digits, region)
+    except NumberParseException:
+        return False
+    e164 = phonenumbers.format_number(local, PhoneNumberFormat.E164)
+    return phonenumbers.is_valid_number(local) and e164.endswith(digits)
 
 
 def _parse(text: str, raw: str, region: str) -> phonenumbers.PhoneNumber:

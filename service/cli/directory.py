@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import sys
-from datetime import time as dt_time
 
 import click
 from flask import Flask
@@ -19,7 +18,7 @@ from service.directory import (
 )
 from service.exceptions import HearthError
 
-from .errors import clear_errors
+from .errors import clear_errors, database_reason
 
 community_cli = AppGroup("community", help="Communities.")
 member_cli = AppGroup("member", help="One member.")
@@ -42,17 +41,6 @@ def create_community_command(name, timezone, language, region, phone_number) -> 
     click.echo(f"Created community {community.name} ({community.timezone}).")
 
 
-def _quiet_hours(value: str):
-    """'21:00-08:00' as two times, 'off' as None; click reports anything else."""
-    if value.strip().lower() == "off":
-        return None
-    try:
-        start, end = (dt_time.fromisoformat(part.strip()) for part in value.split("-"))
-    except ValueError:
-        raise click.BadParameter("give it as HH:MM-HH:MM (like 21:00-08:00), or off") from None
-    return start, end
-
-
 @community_cli.command("set")
 @click.argument("name")
 @click.option("--help-text", help="The answer to HELP and INFO. {community} is the community's name.")
@@ -60,15 +48,12 @@ def _quiet_hours(value: str):
 @click.option("--opt-out-reply", help="The one confirmation a STOP gets.")
 @click.option("--opt-in-reply", help="The answer to START.")
 @click.option("--unknown-reply", help="The answer to a number that is not a member ('' for no answer).")
-@click.option("--quiet-hours", help="When bulk texts wait, local time: 21:00-08:00, or off.")
-@click.option("--timezone", help="IANA timezone.")
+@click.option("--timezone", help="IANA timezone; scheduled flows move to their local times in it.")
 @click.option("--language", help="The community's default language (like en or cy).")
 @click.option("--phone-number", help="The community's Twilio number.")
 def set_community_command(name, **options) -> None:
     """Change a community's texts and settings; only the options given change."""
     changes = {k: v for k, v in options.items() if v is not None}
-    if "quiet_hours" in changes:
-        changes["quiet_hours"] = _quiet_hours(changes["quiet_hours"])
     if not changes:
         raise click.UsageError("say what to change (see --help)")
     with clear_errors():
@@ -85,10 +70,8 @@ def show_community_command(name) -> None:
     """A community's settings, and each of its texts as a member would get it (with its SMS cost)."""
     with clear_errors():
         community = community_named(db.session, name)
-    quiet = (f"{community.quiet_start:%H:%M}-{community.quiet_end:%H:%M}"
-             if community.quiet_start and community.quiet_end else "off")
     click.echo(f"{community.name}: timezone {community.timezone}, language {community.language}, "
-               f"region {community.region}, number {community.phone_number or '(none)'}, quiet hours {quiet}")
+               f"region {community.region}, number {community.phone_number or '(none)'}")
     for key, (what, _) in TEXTS.items():
         template = getattr(community, key)
         if template is None:
@@ -149,8 +132,7 @@ def import_members_command(file, community_name, no_welcome) -> None:
             except HearthError as exc:
                 refused.append(f"line {line}: refused: {exc}")
             except DBAPIError as exc:  # a value the database will not store: that row only
-                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-                refused.append(f"line {line}: refused: the database would not store it ({reason})")
+                refused.append(f"line {line}: refused: the database would not store it ({database_reason(exc)})")
     with clear_errors():
         db.session.commit()
     click.echo(f"Imported {added} of {len(rows)} rows into {community.name}.")

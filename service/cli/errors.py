@@ -22,6 +22,11 @@ def clear_errors():
         raise click.ClickException(str(exc)) from None
     except DBAPIError as exc:
         db.session.rollback()
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else exc.__class__.__name__
-        raise click.ClickException(f"the database refused this ({reason}); "
+        raise click.ClickException(f"the database refused this ({database_reason(exc)}); "
                                    "if it is new, run `hearth db upgrade` first") from None
+
+
+def database_reason(exc: DBAPIError) -> str:
+    """The first line of what the database said, or the error's name when it said nothing."""
+    lines = str(exc.orig or "").strip().splitlines()
+    return lines[0] if lines else type(exc.orig or exc).__name__

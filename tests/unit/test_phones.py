@@ -36,3 +36,17 @@ def test_impossible_numbers_are_refused_with_a_reason(raw, reason):
 ])
 def test_long_digit_runs_are_read_in_the_community_region_first(raw, region, expected):
     assert to_e164(raw, region) == expected
+
+
+@pytest.mark.parametrize("raw, region, expected", [
+    ("447700900123", "IN", "+447700900123"),   # not valid in India: the international reading, as before
+    ("905321234567", "BR", "+905321234567"),   # Brazil's reading would drop the 90: a Turkish mobile
+])
+def test_a_local_reading_must_be_valid_and_keep_every_digit(raw, region, expected):
+    assert to_e164(raw, region) == expected
+
+
+def test_a_long_run_valid_nowhere_is_still_refused():
+    with pytest.raises(InvalidPhone) as refused:
+        to_e164("99999999999", "IN")
+    assert refused.value.reason == "the country code is not valid"
