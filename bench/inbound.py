@@ -452,14 +452,16 @@ def main(argv: list[str] | None = None) -> int:
         base_paced = [raw_request(base_port, *p) for p in signed_requests(count, sign_url, args.body, 4, phones)]
         lat = {}
         for name, port, reqs in (("hearth", hearth_port, hearth_paced), ("baseline", base_port, base_paced)):
+            phase_steal = Steal()
             lat[name] = r = paced(port, reqs, rate)
+            r["steal"] = phase_steal.share()
             if name == "hearth":
                 sent_to_hearth_ok += r["statuses"].get("200", 0)
             if set(r["statuses"]) != {"200"}:
                 invalid.append(f"{name} paced: answers {r['statuses']}")
             print(f"  {name:8s} p50 {r['p50_ms']:6.1f} ms  p90 {r['p90_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms"
                   f"  max {r['max_ms']:6.1f} ms  (achieved {r['achieved_rate']:.1f} req/s, {r['sent']} requests,"
-                  f" client lag p99 {r['client_lag_p99_ms']:.1f} ms)")
+                  f" client lag p99 {r['client_lag_p99_ms']:.1f} ms; {r['steal']:.0%} stolen)")
         latency_ok = lat["hearth"]["p99_ms"] < P99_GOAL_MS
         results["latency"] = {**lat, "rate": rate, "goal_p99_ms": P99_GOAL_MS, "pass": latency_ok}
 
