@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from flask import current_app
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+T = TypeVar("T")
 
 
 class Bound:
@@ -75,7 +80,47 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(url, pool_size=10, max_overflow=10)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection unused for this long is checked before it is handed out (it may have been
+# closed by a database restart or an idle timeout). One used a moment ago is trusted: checking
+# every time (pool_pre_ping) costs a round trip per checkout, which is three for every message sent.
+PING_AFTER_IDLE = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _resting(_dbapi_conn, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check_if_rested(dbapi_conn, record, _proxy) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool replaces the connection and checks out another
+            raise DisconnectionError("a pooled database connection has gone") from exc
+
+
+def once_more_if_disconnected(session: Session, work: Callable[[], T]) -> T:
+    """Run `work`; if the database connection it used turned out to be dead, run it once more.
+
+    A connection can die between uses without a ping noticing (the database restarted a moment
+    ago). SQLAlchemy then replaces the pool's connections, so the second run gets a live one.
+    Only for work that is rolled back whole when it fails: one transaction, or idempotent steps.
+    """
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        session.rollback()
+        return work()
 
 
 db = Database()

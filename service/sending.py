@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .clock import now
+from .database import once_more_if_disconnected
 from .consent import opt_out
 from .exceptions import PermanentSendError, TransientSendError
 from .models import Member, OutboundMessage, StatusEvent
@@ -124,12 +125,15 @@ def _why_blocked(status: str | None, fields_) -> str | None:
 
 
 def _settle(session: Session, outbox_id: int, state: str, **values) -> str:
-    """Record how a send ended in one UPDATE and commit."""
-    session.execute(update(OutboundMessage).where(OutboundMessage.id == outbox_id)
-                    .values(state=state, updated_at=now(), **values)
-                    .execution_options(synchronize_session=False))
-    session.commit()
-    return state
+    """Record how a send ended in one UPDATE and commit (once more on a fresh connection if need be:
+    a message the carrier took must not be left looking unsent)."""
+    def write() -> str:
+        session.execute(update(OutboundMessage).where(OutboundMessage.id == outbox_id)
+                        .values(state=state, updated_at=now(), **values)
+                        .execution_options(synchronize_session=False))
+        session.commit()
+        return state
+    return once_more_if_disconnected(session, write)
 
 
 def _mark_member(session: Session, member_id: int | None, code: int | None) -> None:
