@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -26,11 +26,17 @@ def lease() -> timedelta:
     return timedelta(seconds=current_app.config["HEARTH"].send_lease)
 
 
+# The send path runs three statements per message: they are Core statements on the tables, which
+# skip the ORM's bulk-update machinery (nothing in the session needs to know of these rows).
+_OUTBOX = OutboundMessage.__table__
+_MEMBERS = Member.__table__
+
+
 def claimable(at: datetime) -> ColumnElement[bool]:
     """Rows a send may take: due and pending, or claimed by a worker so long ago it must be dead."""
-    return (OutboundMessage.due_at <= at) & or_(
-        OutboundMessage.state == "pending",
-        (OutboundMessage.state == "sending") & (OutboundMessage.claimed_at < at - lease()),
+    return (_OUTBOX.c.due_at <= at) & or_(
+        _OUTBOX.c.state == "pending",
+        (_OUTBOX.c.state == "sending") & (_OUTBOX.c.claimed_at < at - lease()),
     )
 
 
@@ -62,13 +68,16 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     state = _settle(session, outbox_id, "sent", provider_sid=result.sid, segments=result.segments,
                     sent_at=now(), delivery_status=result.status)
     # A callback that arrived between the carrier's answer and that commit is applied now.
-    if session.scalar(select(StatusEvent.id).where(StatusEvent.sid == result.sid).limit(1)) is not None:
+    if session.connection().scalar(_EARLY_CALLBACK, {"sid": result.sid}) is not None:
         row = session.get(OutboundMessage, outbox_id, populate_existing=True, with_for_update=True)
         catch_up(session, row)
         session.commit()
     else:
         session.rollback()
     return state
+
+
+_EARLY_CALLBACK = select(StatusEvent.__table__.c.id).where(StatusEvent.__table__.c.sid == bindparam("sid")).limit(1)
 
 
 def deliver_batch(session: Session, outbox_ids: list[int], **how) -> list[str]:
@@ -92,16 +101,14 @@ def deliver_batch(session: Session, outbox_ids: list[int], **how) -> list[str]:
 def _claim(session: Session, outbox_id: int):
     """Take the row (pending, or a dead worker's) and return what sending needs, or None."""
     at = now()
-    member = select(Member).where(Member.id == OutboundMessage.member_id)
-    claimed = session.execute(
-        update(OutboundMessage)
-        .where(OutboundMessage.id == outbox_id, claimable(at))
-        .values(state="sending", claimed_at=at, attempts=OutboundMessage.attempts + 1, updated_at=at)
-        .returning(OutboundMessage.to_number, OutboundMessage.body, OutboundMessage.member_id,
-                   OutboundMessage.segments,
-                   member.with_only_columns(Member.status).scalar_subquery().label("member_status"),
-                   member.with_only_columns(Member.fields).scalar_subquery().label("member_fields"))
-        .execution_options(synchronize_session=False)
+    member = select(_MEMBERS).where(_MEMBERS.c.id == _OUTBOX.c.member_id)
+    claimed = session.connection().execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == outbox_id, claimable(at))
+        .values(state="sending", claimed_at=at, attempts=_OUTBOX.c.attempts + 1, updated_at=at)
+        .returning(_OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments,
+                   member.with_only_columns(_MEMBERS.c.status).scalar_subquery().label("member_status"),
+                   member.with_only_columns(_MEMBERS.c.fields).scalar_subquery().label("member_fields"))
     ).first()
     session.commit()
     return claimed
@@ -128,9 +135,8 @@ def _settle(session: Session, outbox_id: int, state: str, **values) -> str:
     """Record how a send ended in one UPDATE and commit (once more on a fresh connection if need be:
     a message the carrier took must not be left looking unsent)."""
     def write() -> str:
-        session.execute(update(OutboundMessage).where(OutboundMessage.id == outbox_id)
-                        .values(state=state, updated_at=now(), **values)
-                        .execution_options(synchronize_session=False))
+        session.connection().execute(update(_OUTBOX).where(_OUTBOX.c.id == outbox_id)
+                                     .values(state=state, updated_at=now(), **values))
         session.commit()
         return state
     return once_more_if_disconnected(session, write)
