@@ -8,7 +8,7 @@ from typing import Callable, TypeVar
 
 from flask import current_app
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 T = TypeVar("T")
@@ -103,24 +103,28 @@ def _ping_when_idle(engine: Engine) -> None:
             return
         try:
             engine.dialect.do_ping(dbapi_conn)
-        except Exception as exc:  # the pool replaces the connection and checks out another
-            raise DisconnectionError("a pooled database connection has gone") from exc
+        except Exception as exc:  # the database went away: every pooled connection is stale
+            raise InvalidatePoolError("a pooled database connection has gone") from exc
 
 
-def once_more_if_disconnected(session: Session, work: Callable[[], T]) -> T:
-    """Run `work`; if the database connection it used turned out to be dead, run it once more.
+def once_more_if_disconnected(session: Session, work: Callable[[], T], *, waits: tuple[float, ...] = (0.0,)) -> T:
+    """Run `work`; if the database connection it used turned out to be dead, run it again.
 
     A connection can die between uses without a ping noticing (the database restarted a moment
-    ago). SQLAlchemy then replaces the pool's connections, so the second run gets a live one.
+    ago). SQLAlchemy then replaces the pool's connections, so the next run gets a live one. With
+    `waits` (seconds before each further try) the work also outlasts a database that is still
+    coming back: then any OperationalError counts, a failed connect included.
     Only for work that is rolled back whole when it fails: one transaction, or idempotent steps.
     """
-    try:
-        return work()
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-        session.rollback()
-        return work()
+    for wait in waits:
+        try:
+            return work()
+        except DBAPIError as exc:
+            if not (exc.connection_invalidated or (len(waits) > 1 and isinstance(exc, OperationalError))):
+                raise
+            session.rollback()
+            time.sleep(wait)
+    return work()
 
 
 db = Database()

@@ -63,8 +63,9 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         _settle(session, outbox_id, "pending", claimed_at=None, error_code=exc.code, error_message=str(exc))
         raise
     except PermanentSendError as exc:
-        _mark_member(session, claim.member_id, exc.code)
-        return _settle(session, outbox_id, "failed", error_code=exc.code, error_message=str(exc))
+        code = exc.code
+        return _settle(session, outbox_id, "failed", error_code=code, error_message=str(exc),
+                       also=lambda: _mark_member(session, claim.member_id, code))
     state = _settle(session, outbox_id, "sent", provider_sid=result.sid, segments=result.segments,
                     sent_at=now(), delivery_status=result.status)
     # A callback that arrived between the carrier's answer and that commit is applied now.
@@ -131,15 +132,24 @@ def _why_blocked(status: str | None, fields_) -> str | None:
     return None
 
 
-def _settle(session: Session, outbox_id: int, state: str, **values) -> str:
-    """Record how a send ended in one UPDATE and commit (once more on a fresh connection if need be:
-    a message the carrier took must not be left looking unsent)."""
+# How long the record of a message the carrier took waits for a database that is coming back.
+SENT_WAITS = (0.0, 1.0, 2.0, 4.0, 8.0)
+
+
+def _settle(session: Session, outbox_id: int, state: str, *, also=None, **values) -> str:
+    """Record how a send ended (and `also` what follows from it) in one transaction.
+
+    Run again on a fresh connection if the one it used has died; a message the carrier took is
+    tried for ~15 s, so that it is not left looking unsent (and sent again after the lease).
+    """
     def write() -> str:
+        if also is not None:
+            also()
         session.connection().execute(update(_OUTBOX).where(_OUTBOX.c.id == outbox_id)
                                      .values(state=state, updated_at=now(), **values))
         session.commit()
         return state
-    return once_more_if_disconnected(session, write)
+    return once_more_if_disconnected(session, write, waits=SENT_WAITS if state == "sent" else (0.0,))
 
 
 def _mark_member(session: Session, member_id: int | None, code: int | None) -> None:

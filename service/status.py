@@ -19,7 +19,13 @@ def record_status(session: Session, callback: StatusCallback) -> bool:
             session.add(StatusEvent(sid=callback.sid, status=callback.status, error_code=callback.error_code,
                                     received_at=now()))
     except IntegrityError:
+        # A repeat. Its first delivery may have stopped before its second look (below), so look
+        # now: applying stored statuses again is harmless, they only move forward.
         session.rollback()
+        row = _row_for(session, callback.sid)
+        if row is not None:
+            catch_up(session, row)
+        session.commit()
         return False
     row = _row_for(session, callback.sid)
     if row is not None:

@@ -5,13 +5,16 @@ Each test ends every other connection to the test database, as a restart would, 
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, make_url, select, text
 from sqlalchemy.exc import DBAPIError
 
 import service.database
-from service.database import make_engine
-from service.models import InboundMessage, OutboundMessage
+from service.database import make_engine, normalise_url
+from service.models import InboundMessage, Member, OutboundMessage
 from service.outbox import queue_message
 from service.sending import deliver
 from service.transports.base import SendResult
@@ -76,3 +79,82 @@ def test_a_message_the_carrier_took_is_recorded_sent_though_the_connection_died_
     assert state == "sent"
     session.expire_all()
     assert session.get(OutboundMessage, row.id).provider_sid == "SM" + "c" * 32
+
+
+def test_an_opt_out_from_the_carrier_is_kept_though_the_connection_died_before_its_commit(
+        app, session, member, database_url, trust_pooled_connections, monkeypatch):
+    import service.sending
+    from service.exceptions import PermanentSendError
+    from service.transports.twilio import OPTED_OUT
+
+    real_opt_out, restarts = service.sending.opt_out, []
+
+    def opt_out_then_restart(*args, **kwargs):
+        changed = real_opt_out(*args, **kwargs)
+        if not restarts:  # once, before the commit that would keep it
+            restarts.append(end_other_connections(database_url))
+        return changed
+
+    monkeypatch.setattr(service.sending, "opt_out", opt_out_then_restart)
+
+    class Carrier:
+        def send(self, to, body, status_callback):
+            raise PermanentSendError("opted out at the carrier", code=OPTED_OUT)
+
+    row = queue_message(session, key="k-21610", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    state = deliver(session, row.id, transport=Carrier(), limiter=app.extensions["hearth_runtime"].limiter,
+                    sender="+441632960000", final_attempt=False)
+    assert state == "failed"
+    session.expire_all()
+    assert session.get(Member, member.id).status == "opted_out"
+
+
+def test_a_message_the_carrier_took_waits_for_a_database_that_is_coming_back(
+        app, session, member, database_url, trust_pooled_connections, monkeypatch):
+    import service.sending
+
+    monkeypatch.setattr(service.sending, "SENT_WAITS", (0.0, 0.5, 0.5, 1.0, 2.0, 4.0))
+    url = make_url(normalise_url(database_url))
+    name = url.database
+    admin_engine = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
+    admin = admin_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    reopen = threading.Timer(1.0, lambda: admin.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')))
+
+    class Carrier:
+        def send(self, to, body, status_callback):
+            # The database goes down while Twilio answers, and stays down for a second.
+            admin.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+                               " AND backend_type = 'client backend'"), {"name": name})
+            reopen.start()
+            return SendResult(sid="SM" + "d" * 32, status="queued", segments=1)
+
+    row = queue_message(session, key="k-down", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    try:
+        state = deliver(session, row.id, transport=Carrier(), limiter=app.extensions["hearth_runtime"].limiter,
+                        sender="+441632960000", final_attempt=False)
+    finally:
+        reopen.join(timeout=10)
+        admin.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.close()
+        admin_engine.dispose()
+    assert state == "sent"
+    session.expire_all()
+    assert session.get(OutboundMessage, row.id).provider_sid == "SM" + "d" * 32
+
+
+def test_a_failed_ping_replaces_every_pooled_connection(app, database_url, monkeypatch):
+    monkeypatch.setattr(service.database, "PING_AFTER_IDLE", 0.5)
+    engine = app.extensions["hearth_db"].engine
+    first, second = engine.connect(), engine.connect()
+    for conn in (first, second):
+        conn.execute(text("SELECT 1"))
+    first.close()
+    time.sleep(0.7)  # the first rests long enough to be pinged; the second comes back just now
+    second.close()
+    end_other_connections(database_url)
+    with engine.connect() as a, engine.connect() as b:  # one is pinged, fails, and takes the pool with it
+        assert a.execute(text("SELECT 1")).scalar() == b.execute(text("SELECT 1")).scalar() == 1
+

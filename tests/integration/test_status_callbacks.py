@@ -128,3 +128,14 @@ def test_a_callback_that_commits_after_the_sender_looked_for_it_is_still_applied
     thread.join(timeout=30)
     assert state == "sent"
     assert delivery_status(session, row) == "delivered"
+
+
+def test_a_repeated_callback_still_applies_a_status_its_first_copy_could_not(post_signed, session, member):
+    # The first copy was stored before the row had its sid, and the sender's look missed it (or the
+    # first copy's own second look never ran): the repeat applies it.
+    post_signed("/twilio/status", status_form("delivered"))
+    row = queue_message(session, key="k4", to=member.phone, body="hi", kind="reply", member=member)
+    row.state, row.provider_sid, row.delivery_status = "sent", SID, "queued"
+    session.commit()
+    assert post_signed("/twilio/status", status_form("delivered")).status_code == 200
+    assert delivery_status(session, row) == "delivered"
