@@ -34,6 +34,15 @@ def end_other_connections(database_url: str) -> int:
     return ended
 
 
+def send_one(app, session, member, carrier, key: str) -> tuple[str, int]:
+    """Queue one reply to the member and deliver it through `carrier`: (its state, its row id)."""
+    row = queue_message(session, key=key, to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    state = deliver(session, row.id, transport=carrier, limiter=app.extensions["hearth_runtime"].limiter,
+                    sender="+441632960000", final_attempt=False)
+    return state, row.id
+
+
 @pytest.fixture
 def trust_pooled_connections(monkeypatch):
     """No idle check before a pooled connection is used: what dies is found only by using it."""
@@ -72,13 +81,10 @@ def test_a_message_the_carrier_took_is_recorded_sent_though_the_connection_died_
             end_other_connections(database_url)  # the database restarts while Twilio answers
             return SendResult(sid="SM" + "c" * 32, status="queued", segments=1)
 
-    row = queue_message(session, key="k-restart", to=member.phone, body="hi", kind="reply", member=member)
-    session.commit()
-    state = deliver(session, row.id, transport=Carrier(), limiter=app.extensions["hearth_runtime"].limiter,
-                    sender="+441632960000", final_attempt=False)
+    state, row_id = send_one(app, session, member, Carrier(), "k-restart")
     assert state == "sent"
     session.expire_all()
-    assert session.get(OutboundMessage, row.id).provider_sid == "SM" + "c" * 32
+    assert session.get(OutboundMessage, row_id).provider_sid == "SM" + "c" * 32
 
 
 def test_an_opt_out_from_the_carrier_is_kept_though_the_connection_died_before_its_commit(
@@ -101,10 +107,7 @@ def test_an_opt_out_from_the_carrier_is_kept_though_the_connection_died_before_i
         def send(self, to, body, status_callback):
             raise PermanentSendError("opted out at the carrier", code=OPTED_OUT)
 
-    row = queue_message(session, key="k-21610", to=member.phone, body="hi", kind="reply", member=member)
-    session.commit()
-    state = deliver(session, row.id, transport=Carrier(), limiter=app.extensions["hearth_runtime"].limiter,
-                    sender="+441632960000", final_attempt=False)
+    state, row_id = send_one(app, session, member, Carrier(), "k-21610")
     assert state == "failed"
     session.expire_all()
     assert session.get(Member, member.id).status == "opted_out"
@@ -130,11 +133,8 @@ def test_a_message_the_carrier_took_waits_for_a_database_that_is_coming_back(
             reopen.start()
             return SendResult(sid="SM" + "d" * 32, status="queued", segments=1)
 
-    row = queue_message(session, key="k-down", to=member.phone, body="hi", kind="reply", member=member)
-    session.commit()
     try:
-        state = deliver(session, row.id, transport=Carrier(), limiter=app.extensions["hearth_runtime"].limiter,
-                        sender="+441632960000", final_attempt=False)
+        state, row_id = send_one(app, session, member, Carrier(), "k-down")
     finally:
         reopen.join(timeout=10)
         admin.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
@@ -142,7 +142,7 @@ def test_a_message_the_carrier_took_waits_for_a_database_that_is_coming_back(
         admin_engine.dispose()
     assert state == "sent"
     session.expire_all()
-    assert session.get(OutboundMessage, row.id).provider_sid == "SM" + "d" * 32
+    assert session.get(OutboundMessage, row_id).provider_sid == "SM" + "d" * 32
 
 
 def test_a_failed_ping_replaces_every_pooled_connection(app, database_url, monkeypatch):
