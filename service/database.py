@@ -107,7 +107,7 @@ def _ping_when_idle(engine: Engine) -> None:
             raise InvalidatePoolError("a pooled database connection has gone") from exc
 
 
-def once_more_if_disconnected(session: Session, work: Callable[[], T], *, waits: tuple[float, ...] = (0.0,)) -> T:
+def rerun_if_disconnected(session: Session, work: Callable[[], T], *, waits: tuple[float, ...] = (0.0,)) -> T:
     """Run `work`; if the database connection it used turned out to be dead, run it again.
 
     A connection can die between uses without a ping noticing (the database restarted a moment

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .clock import now
-from .database import once_more_if_disconnected
+from .database import rerun_if_disconnected
 from .consent import opt_out
 from .exceptions import PermanentSendError, TransientSendError
 from .models import Member, OutboundMessage, StatusEvent
@@ -149,7 +149,7 @@ def _settle(session: Session, outbox_id: int, state: str, *, also=None, **values
                                      .values(state=state, updated_at=now(), **values))
         session.commit()
         return state
-    return once_more_if_disconnected(session, write, waits=SENT_WAITS if state == "sent" else (0.0,))
+    return rerun_if_disconnected(session, write, waits=SENT_WAITS if state == "sent" else (0.0,))
 
 
 def _mark_member(session: Session, member_id: int | None, code: int | None) -> None:

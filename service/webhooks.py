@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 
-from .database import db, once_more_if_disconnected
+from .database import db, rerun_if_disconnected
 from .exceptions import BadRequest
 from .forms import parse_inbound_sms, parse_status_callback
 from .inbound import handle_sms
@@ -29,7 +29,7 @@ def sms():
     """An inbound SMS: answered with TwiML (an empty <Response/> when there is nothing to say)."""
     message = parse_inbound_sms(request.form)
     converse = current_app.extensions.get("hearth_converse")
-    return _xml(once_more_if_disconnected(db.session, lambda: handle_sms(db.session, message, converse=converse)))
+    return _xml(rerun_if_disconnected(db.session, lambda: handle_sms(db.session, message, converse=converse)))
 
 
 @bp.post("/status")
@@ -37,7 +37,7 @@ def sms():
 def status():
     """A delivery status callback for an outbound message."""
     callback = parse_status_callback(request.form)
-    once_more_if_disconnected(db.session, lambda: record_status(db.session, callback))
+    rerun_if_disconnected(db.session, lambda: record_status(db.session, callback))
     return _xml(str(MessagingResponse()))
 
 
