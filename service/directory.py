@@ -30,10 +30,14 @@ def _name(raw: str | None, what: str) -> str:
         raise HearthError(f"a {what} needs a name")
     if len(name) > MAX_NAME:
         raise HearthError(f"a {what}'s name must be at most {MAX_NAME} characters")
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+    if _has_control_characters(name):
         # A name goes into texts and TwiML: a control character would make the XML unreadable.
         raise HearthError(f"a {what}'s name must not contain control characters ({name!r})")
     return name
+
+
+def _has_control_characters(text: str, allowed: str = "") -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Cs") and c not in allowed for c in text)
 
 
 def _language(raw: str | None) -> str | None:
@@ -113,7 +117,7 @@ def _text(raw: str | None, key: str) -> str | None:
         raise HearthError(f"the {what} cannot be empty")
     if len(text) > MAX_TEXT:
         raise HearthError(f"the {what} must be at most {MAX_TEXT} characters (it is {len(text)})")
-    if any(unicodedata.category(c) in ("Cc", "Cs") and c != "\n" for c in text):
+    if _has_control_characters(text, allowed="\n"):
         raise HearthError(f"the {what} must not contain control characters")
     missing = [w for w in required_words if not re.search(rf"\b{w}\b", text, re.IGNORECASE)]
     if missing:

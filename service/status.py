@@ -22,10 +22,7 @@ def record_status(session: Session, callback: StatusCallback) -> bool:
         # A repeat. Its first delivery may have stopped before its second look (below), so look
         # now: applying stored statuses again is harmless, they only move forward.
         session.rollback()
-        row = _row_for(session, callback.sid)
-        if row is not None:
-            catch_up(session, row)
-        session.commit()
+        _apply_stored(session, callback.sid)
         return False
     row = _row_for(session, callback.sid)
     if row is not None:
@@ -36,11 +33,16 @@ def record_status(session: Session, callback: StatusCallback) -> bool:
     # No row had this sid: the sender has not committed it yet, and it looks for stored callbacks
     # just after it does. That look may have come before this commit, so look once more now: one of
     # the two looks always sees the other side's commit.
-    row = _row_for(session, callback.sid)
+    _apply_stored(session, callback.sid)
+    return True
+
+
+def _apply_stored(session: Session, sid: str) -> None:
+    """Apply every stored callback for `sid` to its outbox row, if it has one by now; commit."""
+    row = _row_for(session, sid)
     if row is not None:
         catch_up(session, row)
     session.commit()
-    return True
 
 
 def _row_for(session: Session, sid: str) -> OutboundMessage | None:
