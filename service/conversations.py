@@ -183,7 +183,11 @@ def _end(session: Session, conversation: Conversation, reason: str) -> None:
     conversation.active, conversation.ended_reason, conversation.updated_at = False, reason, now()
     conversation.state = None
     if conversation.id is None:
-        return  # started and ended in this turn: never written as active, no timers
+        # Started and ended in this turn with nothing to refer to it (no results, alerts or timers):
+        # the inbound row names the flow that answered, so the conversation is not stored at all.
+        if conversation in session.new:
+            session.expunge(conversation)
+        return
     session.execute(update(Timer).where(Timer.conversation_id == conversation.id, Timer.fired_at.is_(None))
                     .values(fired_at=now()))
     session.flush()

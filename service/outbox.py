@@ -60,7 +60,12 @@ def record_twiml_replies(session: Session, *, sid: str, to: str, bodies: list[st
             due_at=at, attempts=0, segments=size.segments, encoding=size.name, created_at=at, updated_at=at,
             sent_at=at,
         ))
-    session.connection().execute(insert(OutboundMessage.__table__), rows)
+    session.connection().execute(_RECORD_REPLIES, rows)
+
+
+# With RETURNING, SQLAlchemy sends the rows as one multi-row INSERT ("insertmanyvalues"), compiled
+# once; without it, the driver runs one INSERT per row.
+_RECORD_REPLIES = insert(OutboundMessage.__table__).returning(OutboundMessage.__table__.c.id)
 
 
 def take_staged(session: Session) -> list[tuple[int, str]]:

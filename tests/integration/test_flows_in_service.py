@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from service.directory import add_member
-from service.models import Alert, Conversation, Member, OutboundMessage, Result, Schedule, Timer
+from service.models import Alert, Conversation, InboundMessage, Member, OutboundMessage, Result, Schedule, Timer
 from service.schedules import run_schedules
 from service.timers import fire_due_timers
 from tests.support import sms_form, twiml_messages
@@ -70,9 +70,21 @@ def test_stop_in_the_middle_of_a_flow_ends_it(post_signed, member, session):
     assert session.scalar(select(func.count(Timer.id)).where(Timer.fired_at.is_(None))) == 0
 
 
-def test_a_member_in_no_flow_gets_the_menu(post_signed, member):
+def test_a_member_in_no_flow_gets_the_menu(post_signed, member, session):
     replies = say(post_signed, "what do I do")
     assert any("CHECKIN" in r for r in replies)
+    # The menu started and ended in that one turn and left nothing behind: no conversation row,
+    # while the inbound row names the flow that answered.
+    assert session.scalar(select(func.count(Conversation.id))) == 0
+    assert session.scalar(select(InboundMessage.handled_as)) == "flow:help"
+
+
+def test_a_one_turn_flow_that_saves_a_result_keeps_its_conversation(post_signed, member, session):
+    say(post_signed, "PAUSE 3")
+    conversation = session.scalar(select(Conversation))
+    assert (conversation.flow_id, conversation.active, conversation.ended_reason) == ("pause", False, "completed")
+    saved = session.scalar(select(Result).where(Result.conversation_id == conversation.id))
+    assert (saved.name, saved.value) == ("pause_days", "3")
 
 
 def test_the_scheduled_check_in_reaches_every_member_who_should_get_it_once(app, session, community, clock):
