@@ -57,7 +57,8 @@ class Stack:
             log.close()
 
     def start(self, workers: int = 1) -> "Stack":
-        self.web = self._spawn("web", [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
+        self.web = self._spawn("web", [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py",
+                                       "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
                                        "service:create_app()"])
         for _ in range(workers):
             self.start_worker()

@@ -1,0 +1,19 @@
+"""gunicorn settings for Hearth's web process (the Procfile passes `--config gunicorn.conf.py`).
+
+Bind address, worker count and logging stay on the Procfile's command line; this file holds what
+a command line cannot say.
+"""
+
+import gc
+
+
+def post_worker_init(worker) -> None:
+    """Once a worker has built the app, keep the garbage collector out of what it built.
+
+    The app, its flows, SQLAlchemy's mappers and the libraries are about 130,000 objects that live
+    as long as the worker. Left where they are, every full collection walks all of them: 40 ms or
+    more with the worker stopped, a stall that shows at the top of the latency distribution.
+    `gc.freeze()` moves them to a generation the collector never scans; what requests allocate is
+    collected as before.
+    """
+    gc.freeze()
