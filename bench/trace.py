@@ -1,6 +1,6 @@
 """What one inbound SMS or one send costs, in-process: the SQL it runs, its CPU and wall time.
 
-    .venv/bin/python bench/trace.py inbound [--body hello]   # POST /twilio/sms through Flask's test client
+    .venv/bin/python bench/trace.py inbound [--body hello] [--no-freeze]   # POST /twilio/sms, Flask's test client
     .venv/bin/python bench/trace.py send                     # service.sending.deliver() to the Twilio double
 
 No HTTP server, no RQ: this isolates Hearth's own work from gunicorn, the load generator and the
@@ -12,6 +12,7 @@ warmed-up request (or send), then the averages over a few hundred. PostgreSQL da
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from pathlib import Path
@@ -54,14 +55,44 @@ class Statements:
         self.count, self.seconds = 0, 0.0
 
 
+class Collections:
+    """The garbage collector's pauses while it is on: (generation, milliseconds) each."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], (time.perf_counter() - self._started) * 1000))
+
+    def __enter__(self) -> "Collections":
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        gc.callbacks.remove(self)
+
+    def summary(self) -> str:
+        parts = []
+        for generation in (0, 1, 2):
+            pauses = [ms for g, ms in self.pauses if g == generation]
+            if pauses:
+                parts.append(f"gen{generation} {len(pauses)}x, longest {max(pauses):.1f} ms")
+        return "; ".join(parts) or "none"
+
+
 def measure(label: str, calls, stmts: Statements) -> None:
     stmts.reset()
     laps = []
     cpu, wall = time.process_time(), time.perf_counter()
-    for call in calls:
-        started = time.perf_counter()
-        call()
-        laps.append((time.perf_counter() - started) * 1000)
+    with Collections() as collections:
+        for call in calls:
+            started = time.perf_counter()
+            call()
+            laps.append((time.perf_counter() - started) * 1000)
     n = len(laps)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     laps.sort()
@@ -69,14 +100,18 @@ def measure(label: str, calls, stmts: Statements) -> None:
           f" per call {wall / n * 1000:.2f} ms wall, {cpu / n * 1000:.2f} ms CPU in this process,"
           f" {stmts.count / n:.1f} statements (savepoints included, COMMIT/ROLLBACK not) taking"
           f" {stmts.seconds / n * 1000:.2f} ms")
+    print(f"garbage collections during those calls ({'after' if gc.get_freeze_count() else 'without'}"
+          f" gc.freeze(), as gunicorn.conf.py does in a web worker): {collections.summary()}")
 
 
-def trace_inbound(url: str, body: str, count: int) -> None:
+def trace_inbound(url: str, body: str, count: int, freeze: bool = True) -> None:
     from bench.inbound import seed, signed_requests
 
     seed(url, [MEMBER_PHONE])
     public = "http://127.0.0.1:8000"
     app = make_app(url, PUBLIC_BASE_URL=public)
+    if freeze:
+        gc.freeze()  # what a web worker does once it has built the app (gunicorn.conf.py)
     stmts = Statements(app.extensions["hearth_db"].engine)
     client = app.test_client()
     requests = signed_requests(count + 51, public + "/twilio/sms", body, 7)
@@ -152,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--body", default="hello", help="inbound: the member's message (default hello)")
     parser.add_argument("--count", type=int, default=300, help="calls to average over (default 300)")
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="inbound: leave the app's objects to the garbage collector (a web worker freezes them)")
     args = parser.parse_args(argv)
     if not 10 <= args.count <= 5000:
         parser.error("keep --count in 10..5000")
@@ -160,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     reset_database(url)
     reset_redis()
     if args.what == "inbound":
-        trace_inbound(url, args.body, args.count)
+        trace_inbound(url, args.body, args.count, freeze=not args.no_freeze)
     else:
         trace_send(url, args.count)
     return 0
