@@ -120,6 +120,8 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
             handover = event
         elif isinstance(event, FlowEnded):
             _end(session, conversation, event.reason)
+            if _left_nothing(session, conversation, event.reason, origin, depth):
+                session.expunge(conversation)
     if handover is not None and depth < MAX_CHAIN:
         target = library.get(handover.flow_id)
         if target is not None:
@@ -127,6 +129,18 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
             start_flow(session, library, member, community, target, handover.params, f"{origin}:{depth + 1}",
                        turn, depth + 1)
     return turn
+
+
+def _left_nothing(session: Session, conversation: Conversation, reason: str, origin: str, depth: int) -> bool:
+    """Whether this conversation need not be stored: a member's text started it, it ran to its end
+    in that same turn, and nothing refers to it (no results, alerts or timers; no hand-over).
+
+    The inbound row's `handled_as` names the flow, and its replies went back in the TwiML. Every
+    other conversation is stored: started by a schedule, a facilitator or a timer, ended by an
+    error or a hand-over, or still running.
+    """
+    return (reason == "completed" and depth == 0 and origin.startswith("reply:")
+            and conversation.id is None and conversation in session.new)
 
 
 def _saved_id(session: Session, conversation: Conversation) -> int:
@@ -183,11 +197,7 @@ def _end(session: Session, conversation: Conversation, reason: str) -> None:
     conversation.active, conversation.ended_reason, conversation.updated_at = False, reason, now()
     conversation.state = None
     if conversation.id is None:
-        # Started and ended in this turn with nothing to refer to it (no results, alerts or timers):
-        # the inbound row names the flow that answered, so the conversation is not stored at all.
-        if conversation in session.new:
-            session.expunge(conversation)
-        return
+        return  # started and ended in this turn: never written as active, no timers
     session.execute(update(Timer).where(Timer.conversation_id == conversation.id, Timer.fired_at.is_(None))
                     .values(fired_at=now()))
     session.flush()
