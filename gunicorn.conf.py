@@ -14,6 +14,7 @@ def post_worker_init(worker) -> None:
     as long as the worker. Left where they are, every full collection walks all of them: 40 ms or
     more with the worker stopped, a stall that shows at the top of the latency distribution.
     `gc.freeze()` moves them to a generation the collector never scans; what requests allocate is
-    collected as before.
+    collected as before. A collection first, so no garbage from start-up is kept for good.
     """
+    gc.collect()
     gc.freeze()
