@@ -166,8 +166,11 @@ def only_community(session: Session) -> Community | None:
 
 
 def add_member(session: Session, community: Community, name: str, phone: str, *, language: str | None = None,
-               channel: str = "sms", welcome: bool = True, actor: str = "cli") -> Member:
-    """A new member, phone stored as E.164; the welcome message goes through the outbox."""
+               channel: str = "sms", welcome: bool = True, actor: str = "cli", bulk: bool = False) -> Member:
+    """A new member, phone stored as E.164; the welcome message goes through the outbox.
+
+    `bulk` (one of many added together, an import) sends the welcome on the bulk queue.
+    """
     name = _name(name, "member")
     language = _language(language)
     if channel not in CHANNELS:
@@ -183,7 +186,7 @@ def add_member(session: Session, community: Community, name: str, phone: str, *,
     audit.record(session, actor, "member.added", community_id=community.id, member_id=member.id, welcome=welcome)
     if welcome:
         queue_message(session, key=f"welcome:{member.id}", to=number, body=community.render(community.welcome_text),
-                      kind="welcome", member=member)
+                      kind="welcome", member=member, queue="bulk" if bulk else None)
     return member
 
 

@@ -11,16 +11,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workers.queues import enqueue_sends
 
-from .outbox import take_staged
+from .outbox import savepoint_ended, take_staged
 
 log = logging.getLogger(__name__)
 
 
 def enqueue_after_commit(factory: sessionmaker, redis: Redis) -> None:
-    """Listen on `factory`'s sessions: each commit enqueues the rows it staged."""
+    """Listen on `factory`'s sessions: the outermost commit enqueues the rows its transaction staged.
+
+    SQLAlchemy reports a savepoint's release and rollback as a commit and a rollback too; those
+    only settle which staged sends survive, so nothing is enqueued before its row is committed and
+    rows committed together (an import, a schedule's run) are enqueued together, in batches.
+    """
 
     @event.listens_for(factory, "after_commit")
     def _enqueue(session: Session) -> None:
+        if session.in_nested_transaction():
+            savepoint_ended(session, released=True)
+            return
         staged = take_staged(session)
         if not staged:
             return
@@ -32,4 +40,7 @@ def enqueue_after_commit(factory: sessionmaker, redis: Redis) -> None:
 
     @event.listens_for(factory, "after_rollback")
     def _forget(session: Session) -> None:
-        take_staged(session)
+        if session.in_nested_transaction():
+            savepoint_ended(session, released=False)
+        else:
+            take_staged(session)

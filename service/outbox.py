@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from .clock import now as clock_now
 from .models import Member, OutboundMessage
@@ -21,15 +21,19 @@ STAGED = "hearth_staged_sends"
 
 def queue_message(session: Session, *, key: str, to: str, body: str, kind: str,
                   member: Member | None = None, community_id: int | None = None,
-                  due_at: datetime | None = None) -> OutboundMessage:
-    """Add an outbox row unless one with `key` exists; it is enqueued once the transaction commits."""
+                  due_at: datetime | None = None, queue: str | None = None) -> OutboundMessage:
+    """Add an outbox row unless one with `key` exists; it is enqueued once the transaction commits.
+
+    It goes on the queue for its kind unless `queue` says otherwise (a welcome to one member is a
+    reply; welcomes to a whole imported list are bulk, so replies do not wait behind them).
+    """
     existing = session.scalar(select(OutboundMessage).where(OutboundMessage.idempotency_key == key))
     if existing is not None:
         return existing
     at = clock_now()
     size = measure(body)
     row = OutboundMessage(
-        idempotency_key=key, to_number=to, body=body, kind=kind, queue=QUEUE_FOR_KIND.get(kind, "bulk"),
+        idempotency_key=key, to_number=to, body=body, kind=kind, queue=queue or QUEUE_FOR_KIND.get(kind, "bulk"),
         member_id=member.id if member else None, community_id=member.community_id if member else community_id,
         state="pending", due_at=due_at or at, segments=size.segments, encoding=size.name,
         created_at=at, updated_at=at,
@@ -37,7 +41,7 @@ def queue_message(session: Session, *, key: str, to: str, body: str, kind: str,
     session.add(row)
     session.flush()
     if row.due_at <= at:
-        session.info.setdefault(STAGED, []).append((row.id, row.queue))
+        _stage(session, row)
     return row
 
 
@@ -68,6 +72,25 @@ def record_twiml_replies(session: Session, *, sid: str, to: str, bodies: list[st
 _RECORD_REPLIES = insert(OutboundMessage.__table__).returning(OutboundMessage.__table__.c.id)
 
 
+def _stage(session: Session, row: OutboundMessage) -> None:
+    """Hold the row's send until its transaction commits, noting the savepoint it was written in."""
+    if isinstance(session, scoped_session):
+        session = session()
+    written_in = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(STAGED, []).append((row.id, row.queue, written_in))
+
+
 def take_staged(session: Session) -> list[tuple[int, str]]:
-    """The sends this session staged, emptied; called after commit to enqueue them."""
-    return session.info.pop(STAGED, [])
+    """The sends this session staged, emptied; called when the outermost transaction ends."""
+    return [(outbox_id, queue) for outbox_id, queue, _ in session.info.pop(STAGED, [])]
+
+
+def savepoint_ended(session: Session, *, released: bool) -> None:
+    """The innermost savepoint is ending: a released one hands its sends to the transaction around
+    it (they wait for the outermost commit); a rolled-back one drops them, as its rows are gone."""
+    savepoint = session.get_nested_transaction()
+    staged = session.info.get(STAGED, [])
+    if released:
+        session.info[STAGED] = [(i, q, savepoint.parent if t is savepoint else t) for i, q, t in staged]
+    else:
+        session.info[STAGED] = [(i, q, t) for i, q, t in staged if t is not savepoint]

@@ -127,7 +127,7 @@ def import_members_command(file, community_name, no_welcome) -> None:
                 with db.session.begin_nested():
                     add_member(db.session, community, row.get("name", ""), row.get("phone", ""),
                                language=row.get("language") or None, channel=row.get("channel") or "sms",
-                               welcome=not no_welcome, actor="cli:import")
+                               welcome=not no_welcome, actor="cli:import", bulk=True)
                 added += 1
             except HearthError as exc:
                 refused.append(f"line {line}: refused: {exc}")

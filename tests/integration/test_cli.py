@@ -121,6 +121,17 @@ def test_import_reports_each_refused_row_and_keeps_the_rest(runner, community, s
     assert session.scalar(select(Member.language).where(Member.name == "Di")) == "cy"
 
 
+def test_imported_welcomes_are_bulk_so_replies_do_not_wait_behind_them(runner, community, session, tmp_path, redis):
+    csv = tmp_path / "members.csv"
+    csv.write_text("name,phone\n" + "".join(f"M{i},07700 9003{i:02d}\n" for i in range(30)), encoding="utf-8")
+    result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    assert result.exit_code == 0, result.output
+    queues = session.scalars(select(OutboundMessage.queue).where(OutboundMessage.kind == "welcome")).all()
+    assert queues == ["bulk"] * 30
+    # 30 rows committed together: a batch job of 25 and one of 5, nothing on the replies queue.
+    assert (redis.llen("rq:queue:bulk"), redis.llen("rq:queue:replies")) == (2, 0)
+
+
 def test_import_names_the_line_each_refused_row_is_on(runner, community, session, tmp_path):
     csv = tmp_path / "members.csv"
     # A byte-order mark, blank lines, a name quoted over two lines, a control character, an extra column.

@@ -1,0 +1,54 @@
+"""Outbox rows become RQ jobs only once the outermost transaction commits, savepoints or not."""
+
+from __future__ import annotations
+
+from service.outbox import queue_message
+from workers.queues import row_ids
+
+
+def jobs(redis, name: str) -> list[list[int]]:
+    """The rows each job waiting on a queue is for, in queue order."""
+    return [row_ids(job_id.decode()) for job_id in redis.lrange(f"rq:queue:{name}", 0, -1)]
+
+
+def broadcast(session, member, key: str):
+    return queue_message(session, key=key, to=member.phone, body=key, kind="broadcast", member=member)
+
+
+def test_a_released_savepoint_waits_for_the_outer_commit(session, member, redis):
+    with session.begin_nested():
+        first = broadcast(session, member, "first")
+    with session.begin_nested():
+        second = broadcast(session, member, "second")
+    assert jobs(redis, "bulk") == []  # released, but nothing is committed yet
+    session.commit()
+    assert jobs(redis, "bulk") == [[first.id, second.id]]  # committed together: one batch
+
+
+def test_a_rolled_back_savepoint_drops_only_its_own_sends(session, member, redis):
+    with session.begin_nested():
+        kept = broadcast(session, member, "kept")
+    savepoint = session.begin_nested()
+    with session.begin_nested():  # released into the savepoint that is then rolled back
+        broadcast(session, member, "inner")
+    broadcast(session, member, "dropped")
+    savepoint.rollback()
+    also = broadcast(session, member, "also kept")
+    session.commit()
+    assert jobs(redis, "bulk") == [[kept.id, also.id]]
+
+
+def test_an_outer_rollback_enqueues_nothing(session, member, redis):
+    with session.begin_nested():
+        broadcast(session, member, "gone")
+    session.rollback()
+    session.commit()
+    assert jobs(redis, "bulk") == []
+
+
+def test_a_reply_kind_keeps_one_job_each(session, member, redis):
+    with session.begin_nested():
+        one = queue_message(session, key="a", to=member.phone, body="a", kind="flow", member=member)
+    two = queue_message(session, key="b", to=member.phone, body="b", kind="flow", member=member)
+    session.commit()
+    assert jobs(redis, "replies") == [[one.id], [two.id]]
