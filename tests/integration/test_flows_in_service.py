@@ -87,7 +87,8 @@ def test_a_one_turn_flow_that_saves_a_result_keeps_its_conversation(post_signed,
     assert (saved.name, saved.value) == ("pause_days", "3")
 
 
-def test_the_scheduled_check_in_reaches_every_member_who_should_get_it_once(app, session, community, clock):
+def test_the_scheduled_check_in_reaches_every_member_who_should_get_it_once(app, session, community, clock,
+                                                                             redis):
     alex = add_member(session, community, "Alex", "07700 900123", welcome=False)
     sam = add_member(session, community, "Sam", "07700 900124", welcome=False)
     gone = add_member(session, community, "Gone", "07700 900125", welcome=False)
@@ -104,6 +105,9 @@ def test_the_scheduled_check_in_reaches_every_member_who_should_get_it_once(app,
     assert run_schedules(session) == {"scheduled_starts": 0}, "a second tick starts nothing again"
     sent = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "checkin")).all()
     assert sorted(m.member_id for m in sent) == [alex.id, sam.id]
+    # Each member's start ran in a savepoint; the run's sends were enqueued together, as one batch.
+    assert [job.decode() for job in redis.lrange("rq:queue:bulk", 0, -1)] == [
+        "send-" + "_".join(str(m.id) for m in sorted(sent, key=lambda m: m.id))]
     assert session.scalar(select(Schedule.next_due_at).where(Schedule.flow_id == "checkin")) == \
         datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
 
