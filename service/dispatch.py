@@ -42,5 +42,10 @@ def enqueue_after_commit(factory: sessionmaker, redis: Redis) -> None:
     def _forget(session: Session) -> None:
         if session.in_nested_transaction():
             savepoint_ended(session, released=False)
-        else:
+
+    @event.listens_for(factory, "after_transaction_end")
+    def _ended(session: Session, transaction) -> None:
+        if transaction.parent is None:
+            # Rolled back or closed without a commit (a commit took its sends already): whatever
+            # is still staged was never written, and must not ride on this session's next commit.
             take_staged(session)

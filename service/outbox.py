@@ -87,10 +87,23 @@ def take_staged(session: Session) -> list[tuple[int, str]]:
 
 def savepoint_ended(session: Session, *, released: bool) -> None:
     """The innermost savepoint is ending: a released one hands its sends to the transaction around
-    it (they wait for the outermost commit); a rolled-back one drops them, as its rows are gone."""
+    it (they wait for the outermost commit); a rolled-back one drops them, as its rows are gone.
+
+    Sends written in savepoints inside it count as its own: SQLAlchemy closes a savepoint still open
+    inside one that is rolled back without telling anyone.
+    """
     savepoint = session.get_nested_transaction()
     staged = session.info.get(STAGED, [])
     if released:
-        session.info[STAGED] = [(i, q, savepoint.parent if t is savepoint else t) for i, q, t in staged]
+        session.info[STAGED] = [(i, q, savepoint.parent if _inside(t, savepoint) else t) for i, q, t in staged]
     else:
-        session.info[STAGED] = [(i, q, t) for i, q, t in staged if t is not savepoint]
+        session.info[STAGED] = [(i, q, t) for i, q, t in staged if not _inside(t, savepoint)]
+
+
+def _inside(transaction, savepoint) -> bool:
+    """Whether `transaction` is `savepoint` or a savepoint within it."""
+    while transaction is not None:
+        if transaction is savepoint:
+            return True
+        transaction = transaction.parent
+    return False

@@ -52,3 +52,25 @@ def test_a_reply_kind_keeps_one_job_each(session, member, redis):
     two = queue_message(session, key="b", to=member.phone, body="b", kind="flow", member=member)
     session.commit()
     assert jobs(redis, "replies") == [[one.id], [two.id]]
+
+
+def test_a_savepoint_rolled_back_with_one_still_open_inside_drops_both(session, member, redis):
+    kept = broadcast(session, member, "kept")
+    outer = session.begin_nested()
+    session.begin_nested()  # never ended itself: rolling back `outer` closes it
+    broadcast(session, member, "gone")
+    outer.rollback()
+    session.commit()
+    assert jobs(redis, "bulk") == [[kept.id]]
+
+
+def test_a_session_closed_without_commit_leaves_nothing_for_its_next_commit(app, member, redis):
+    session = app.extensions["hearth_db"].session.session_factory()
+    try:
+        broadcast(session, session.merge(member), "never committed")
+        session.close()
+        real = broadcast(session, session.merge(member), "real")
+        session.commit()
+        assert jobs(redis, "bulk") == [[real.id]]
+    finally:
+        session.close()
