@@ -139,8 +139,7 @@ def _left_nothing(session: Session, conversation: Conversation, reason: str, ori
     other conversation is stored: started by a schedule, a facilitator or a timer, ended by an
     error or a hand-over, or still running.
     """
-    return (reason == "completed" and depth == 0 and origin.startswith("reply:")
-            and conversation.id is None and conversation in session.new)
+    return reason == "completed" and depth == 0 and origin.startswith("reply:") and conversation in session.new
 
 
 def _saved_id(session: Session, conversation: Conversation) -> int:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workers.queues import enqueue_sends
 
-from .outbox import savepoint_ended, take_staged
+from .outbox import savepoint_rolled_back, take_staged
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,7 @@ def enqueue_after_commit(factory: sessionmaker, redis: Redis) -> None:
     @event.listens_for(factory, "after_commit")
     def _enqueue(session: Session) -> None:
         if session.in_nested_transaction():
-            savepoint_ended(session, released=True)
-            return
+            return  # a savepoint released: its sends wait for the outermost commit
         staged = take_staged(session)
         if not staged:
             return
@@ -41,7 +40,7 @@ def enqueue_after_commit(factory: sessionmaker, redis: Redis) -> None:
     @event.listens_for(factory, "after_rollback")
     def _forget(session: Session) -> None:
         if session.in_nested_transaction():
-            savepoint_ended(session, released=False)
+            savepoint_rolled_back(session)
 
     @event.listens_for(factory, "after_transaction_end")
     def _ended(session: Session, transaction) -> None:

@@ -85,19 +85,13 @@ def take_staged(session: Session) -> list[tuple[int, str]]:
     return [(outbox_id, queue) for outbox_id, queue, _ in session.info.pop(STAGED, [])]
 
 
-def savepoint_ended(session: Session, *, released: bool) -> None:
-    """The innermost savepoint is ending: a released one hands its sends to the transaction around
-    it (they wait for the outermost commit); a rolled-back one drops them, as its rows are gone.
-
-    Sends written in savepoints inside it count as its own: SQLAlchemy closes a savepoint still open
-    inside one that is rolled back without telling anyone.
+def savepoint_rolled_back(session: Session) -> None:
+    """The innermost savepoint is being rolled back: drop the sends written in it, as their rows are
+    gone. That includes sends of savepoints inside it, released or not (SQLAlchemy closes one still
+    open without telling anyone); a released savepoint's sends otherwise wait for the outermost commit.
     """
     savepoint = session.get_nested_transaction()
-    staged = session.info.get(STAGED, [])
-    if released:
-        session.info[STAGED] = [(i, q, savepoint.parent if _inside(t, savepoint) else t) for i, q, t in staged]
-    else:
-        session.info[STAGED] = [(i, q, t) for i, q, t in staged if not _inside(t, savepoint)]
+    session.info[STAGED] = [(i, q, t) for i, q, t in session.info.get(STAGED, []) if not _inside(t, savepoint)]
 
 
 def _inside(transaction, savepoint) -> bool:
