@@ -21,7 +21,7 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
     app.config.update(overrides or {})
     bound = db.init_app(app)
     app.extensions["hearth_redis"] = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    app.extensions["hearth_runtime"] = Runtime(config)
+    app.extensions["hearth_runtime"] = Runtime(config, app.extensions["hearth_redis"])
     enqueue_after_commit(bound.session.session_factory, app.extensions["hearth_redis"])
 
     from . import health, webhooks

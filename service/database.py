@@ -107,24 +107,29 @@ def _ping_when_idle(engine: Engine) -> None:
             raise InvalidatePoolError("a pooled database connection has gone") from exc
 
 
-def rerun_if_disconnected(session: Session, work: Callable[[], T], *, waits: tuple[float, ...] = (0.0,)) -> T:
+def rerun_if_disconnected(session: Session, work: Callable[[], T], *, waits: tuple[float, ...] = (0.0,),
+                          failed: Callable[[], None] | None = None) -> T:
     """Run `work`; if the database connection it used turned out to be dead, run it again.
 
     A connection can die between uses without a ping noticing (the database restarted a moment
     ago). SQLAlchemy then replaces the pool's connections, so the next run gets a live one. With
     `waits` (seconds before each further try) the work also outlasts a database that is still
     coming back: then any OperationalError counts, a failed connect included.
+    `failed` is called each time a run fails, before the error is raised or the work run again.
     Only for work that is rolled back whole when it fails: one transaction, or idempotent steps.
     """
-    for wait in waits:
+    for attempt in range(len(waits) + 1):
         try:
             return work()
         except DBAPIError as exc:
-            if not (exc.connection_invalidated or (len(waits) > 1 and isinstance(exc, OperationalError))):
+            if failed is not None:
+                failed()
+            retry = exc.connection_invalidated or (len(waits) > 1 and isinstance(exc, OperationalError))
+            if not retry or attempt == len(waits):
                 raise
             session.rollback()
-            time.sleep(wait)
-    return work()
+            time.sleep(waits[attempt])
+    raise AssertionError("unreachable")
 
 
 db = Database()

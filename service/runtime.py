@@ -5,14 +5,16 @@ from __future__ import annotations
 from functools import cached_property
 
 from .ratelimit import SendRateLimiter
+from .receipts import Receipts
 from .transports import make_transport
 
 
 class Runtime:
     """Lazily built collaborators of one app."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, redis) -> None:
         self.config = config
+        self.redis = redis
 
     @cached_property
     def transport(self):
@@ -23,3 +25,8 @@ class Runtime:
     def limiter(self) -> SendRateLimiter:
         """The per-sender send rate limit."""
         return SendRateLimiter(self.config.redis_url, self.config.send_rate)
+
+    @cached_property
+    def receipts(self) -> Receipts:
+        """Sends the carrier took that the database could not record yet."""
+        return Receipts(self.redis)

@@ -15,6 +15,7 @@ from .database import rerun_if_disconnected
 from .consent import opt_out
 from .exceptions import PermanentSendError, TransientSendError
 from .models import Member, OutboundMessage, StatusEvent
+from .receipts import Receipts
 from .status import catch_up
 from .transports.twilio import INVALID_NUMBER, OPTED_OUT
 
@@ -40,15 +41,24 @@ def claimable(at: datetime) -> ColumnElement[bool]:
     )
 
 
-def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str, final_attempt: bool) -> str:
+def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str, final_attempt: bool,
+            receipts: Receipts | None = None) -> str:
     """Send one row at most once per claim; returns the row's state afterwards.
 
     No transaction is held while waiting for the rate limit or the carrier. Raises
-    TransientSendError when the carrier may accept it later and tries remain.
+    TransientSendError when the carrier may accept it later and tries remain. With `receipts`, a
+    send the database could not record is remembered in Redis, and a later claim records it
+    instead of sending it again.
     """
     claim = _claim(session, outbox_id)
     if claim is None:
         return "skipped"
+    if receipts is not None and claim.attempts > 1:
+        sent = receipts.taken(outbox_id)
+        if sent is not None:
+            state = _record_sent(session, outbox_id, sent, receipts)
+            receipts.forget(outbox_id)
+            return state
     blocked = _why_blocked(claim.member_status, claim.member_fields)
     if not blocked and limiter.acquire(sender, cost=claim.segments):
         # Looked at again after a wait for the rate limit: a STOP that arrived meanwhile wins.
@@ -66,10 +76,16 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         code = exc.code
         return _settle(session, outbox_id, "failed", error_code=code, error_message=str(exc),
                        also=lambda: _mark_member(session, claim.member_id, code))
-    state = _settle(session, outbox_id, "sent", provider_sid=result.sid, segments=result.segments,
-                    sent_at=now(), delivery_status=result.status)
+    sent = dict(provider_sid=result.sid, segments=result.segments, sent_at=now(), delivery_status=result.status)
+    return _record_sent(session, outbox_id, sent, receipts)
+
+
+def _record_sent(session: Session, outbox_id: int, sent: dict, receipts: Receipts | None) -> str:
+    """Record that the carrier took the row, then apply any status callback that came first."""
+    state = _settle(session, outbox_id, "sent", **sent,
+                    failed=(lambda: receipts.keep(outbox_id, sent)) if receipts is not None else None)
     # A callback that arrived between the carrier's answer and that commit is applied now.
-    if session.connection().scalar(_EARLY_CALLBACK, {"sid": result.sid}) is not None:
+    if session.connection().scalar(_EARLY_CALLBACK, {"sid": sent["provider_sid"]}) is not None:
         row = session.get(OutboundMessage, outbox_id, populate_existing=True, with_for_update=True)
         catch_up(session, row)
         session.commit()
@@ -107,7 +123,7 @@ def _claim(session: Session, outbox_id: int):
         update(_OUTBOX)
         .where(_OUTBOX.c.id == outbox_id, claimable(at))
         .values(state="sending", claimed_at=at, attempts=_OUTBOX.c.attempts + 1, updated_at=at)
-        .returning(_OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments,
+        .returning(_OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
                    member.with_only_columns(_MEMBERS.c.status).scalar_subquery().label("member_status"),
                    member.with_only_columns(_MEMBERS.c.fields).scalar_subquery().label("member_fields"))
     ).first()
@@ -136,11 +152,12 @@ def _why_blocked(status: str | None, fields_) -> str | None:
 SENT_WAITS = (0.0, 1.0, 2.0, 4.0, 8.0)
 
 
-def _settle(session: Session, outbox_id: int, state: str, *, also=None, **values) -> str:
+def _settle(session: Session, outbox_id: int, state: str, *, also=None, failed=None, **values) -> str:
     """Record how a send ended (and `also` what follows from it) in one transaction.
 
     Run again on a fresh connection if the one it used has died; a message the carrier took is
-    tried for ~15 s, so that it is not left looking unsent (and sent again after the lease).
+    tried for ~15 s, so that it is not left looking unsent (and sent again after the lease), and
+    `failed` is called each time a try fails.
     """
     def write() -> str:
         if also is not None:
@@ -149,7 +166,7 @@ def _settle(session: Session, outbox_id: int, state: str, *, also=None, **values
                                      .values(state=state, updated_at=now(), **values))
         session.commit()
         return state
-    return rerun_if_disconnected(session, write, waits=SENT_WAITS if state == "sent" else (0.0,))
+    return rerun_if_disconnected(session, write, waits=SENT_WAITS if state == "sent" else (0.0,), failed=failed)
 
 
 def _mark_member(session: Session, member_id: int | None, code: int | None) -> None:

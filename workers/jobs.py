@@ -22,4 +22,5 @@ def send_messages(outbox_ids: list[int]) -> list[str]:
     with app.app_context():
         runtime = app.extensions["hearth_runtime"]
         return deliver_batch(db.session, outbox_ids, transport=runtime.transport, limiter=runtime.limiter,
-                             sender=app.config["HEARTH"].sender, final_attempt=job is None or not job.retries_left)
+                             receipts=runtime.receipts, sender=app.config["HEARTH"].sender,
+                             final_attempt=job is None or not job.retries_left)

@@ -112,7 +112,7 @@ def _drain(number: str) -> list[str]:
     bodies = []
     for outbox_id in ids:
         state = deliver(db.session, outbox_id, transport=transport, limiter=runtime.limiter,
-                        sender=current_app.config["HEARTH"].sender, final_attempt=True)
+                        receipts=runtime.receipts, sender=current_app.config["HEARTH"].sender, final_attempt=True)
         if state == "sent":
             bodies.append(db.session.get(OutboundMessage, outbox_id).body)
     return bodies

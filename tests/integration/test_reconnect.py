@@ -145,6 +145,62 @@ def test_a_message_the_carrier_took_waits_for_a_database_that_is_coming_back(
     assert session.get(OutboundMessage, row_id).provider_sid == "SM" + "d" * 32
 
 
+@pytest.fixture
+def database_switch(database_url):
+    """Turn connections to the test database off (ending those open, as a crash would) and on again."""
+    url = make_url(normalise_url(database_url))
+    name = url.database
+    admin_engine = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
+    admin = admin_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def switch(on: bool) -> None:
+        admin.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if on else "false"}'))
+        if not on:
+            admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+                               " AND backend_type = 'client backend'"), {"name": name})
+
+    yield switch
+    switch(True)
+    admin.close()
+    admin_engine.dispose()
+
+
+def test_a_message_the_carrier_took_during_a_long_outage_is_not_sent_again(
+        app, session, member, clock, database_switch, trust_pooled_connections, monkeypatch):
+    import service.sending
+
+    monkeypatch.setattr(service.sending, "SENT_WAITS", (0.0, 0.2))  # gives up well before the database is back
+    runtime = app.extensions["hearth_runtime"]
+    how = dict(limiter=runtime.limiter, receipts=runtime.receipts, sender="+441632960000", final_attempt=False)
+
+    class Carrier:
+        def __init__(self) -> None:
+            self.sent = []
+
+        def send(self, to, body, status_callback):
+            self.sent.append(body)
+            if len(self.sent) == 1:
+                database_switch(False)  # the database goes down while Twilio answers
+            return SendResult(sid=f"SM{len(self.sent):032d}", status="queued", segments=1)
+
+    carrier = Carrier()
+    row = queue_message(session, key="k-outage", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    row_id = row.id
+    with pytest.raises(DBAPIError):
+        deliver(session, row_id, transport=carrier, **how)
+    session.rollback()
+    database_switch(True)
+    assert deliver(session, row_id, transport=carrier, **how) == "skipped"  # the job's retry: still leased
+    clock.advance(seconds=app.config["HEARTH"].send_lease + 1)
+    assert deliver(session, row_id, transport=carrier, **how) == "sent"  # the sweeper's job, after the lease
+    assert carrier.sent == ["hi"]
+    session.expire_all()
+    sent = session.get(OutboundMessage, row_id)
+    assert (sent.state, sent.provider_sid, sent.attempts) == ("sent", "SM" + "1".rjust(32, "0"), 2)
+    assert runtime.receipts.taken(row_id) is None
+
+
 def test_a_failed_ping_replaces_every_pooled_connection(app, database_url, monkeypatch):
     monkeypatch.setattr(service.database, "PING_AFTER_IDLE", 0.5)
     engine = app.extensions["hearth_db"].engine
