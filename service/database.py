@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -12,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Bound:
@@ -107,12 +109,18 @@ def _ping_when_idle(engine: Engine) -> None:
             raise InvalidatePoolError("a pooled database connection has gone") from exc
 
 
+# PostgreSQL's "try the transaction again": deadlock_detected, serialization_failure.
+RUN_AGAIN = frozenset({"40P01", "40001"})
+
+
 def rerun_if_disconnected(session: Session, work: Callable[[], T], *, waits: tuple[float, ...] = (0.0,),
                           failed: Callable[[], None] | None = None) -> T:
-    """Run `work`; if the database connection it used turned out to be dead, run it again.
+    """Run `work`, and again if its connection turned out dead or PostgreSQL made it a deadlock's victim.
 
     A connection can die between uses without a ping noticing (the database restarted a moment
-    ago). SQLAlchemy then replaces the pool's connections, so the next run gets a live one. With
+    ago). SQLAlchemy then replaces the pool's connections, so the next run gets a live one. A
+    deadlock's victim is rolled back whole while the other side goes on, so a second run finds the
+    way clear; each is logged, since it means two paths take locks in different orders. With
     `waits` (seconds before each further try) the work also outlasts a database that is still
     coming back: then any OperationalError counts, a failed connect included.
     `failed` is called each time a run fails, before the error is raised or the work run again.
@@ -124,9 +132,12 @@ def rerun_if_disconnected(session: Session, work: Callable[[], T], *, waits: tup
         except DBAPIError as exc:
             if failed is not None:
                 failed()
-            retry = exc.connection_invalidated or (len(waits) > 1 and isinstance(exc, OperationalError))
+            conflict = getattr(exc.orig, "sqlstate", None) in RUN_AGAIN
+            retry = exc.connection_invalidated or conflict or (len(waits) > 1 and isinstance(exc, OperationalError))
             if not retry or attempt == len(waits):
                 raise
+            if conflict:
+                log.warning("running again after a conflict: %s", str(exc.orig).splitlines()[0])
             session.rollback()
             time.sleep(waits[attempt])
     raise AssertionError("unreachable")
