@@ -14,7 +14,7 @@ from .consent import opt_in, opt_out
 from .directory import community_for_number
 from .exceptions import InvalidPhone
 from .forms import InboundSms
-from .keywords import classify, may_change_consent
+from .keywords import changes_consent, classify
 from .models import Community, InboundMessage, Member
 from .outbox import record_twiml_replies
 from .phones import to_e164
@@ -34,13 +34,9 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
     `converse(session, member, community, sms) -> Handling` runs flows; without it Hearth answers
     with the help text.
     """
-    # STOP and START change every membership of the phone: take all of them first, in one order,
-    # so that two such texts to two communities cannot each hold one and wait for the other.
-    phone = _memberships(session, sms) if may_change_consent(sms.body) else []
-    community, member, seen = _sender(session, sms)
+    community, member, seen, word, phone = _take_sender(session, sms)
     if seen:
         return _stored_answer(session, sms.sid)
-    word = classify(sms.body, opted_out=member is not None and member.status == "opted_out")
     if word in ("opt_out", "opt_in"):
         handling = _consent(session, word, community, member, sms, phone)
     elif member is None:
@@ -58,6 +54,25 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
                          community_id=community_id)
     session.commit()
     return response
+
+
+def _take_sender(session: Session, sms: InboundSms):
+    """Lock what the message may change; return (community, member, seen, keyword, the phone's memberships).
+
+    STOP and START change every membership of the phone: all of them are taken first, in one order,
+    so that two such texts to two communities cannot each hold one and wait for the other. YES
+    does so only from a member who opted out: once that is known, the locks are given up and
+    taken again in that order.
+    """
+    phone = _memberships(session, sms) if changes_consent(sms.body) else []
+    community, member, seen = _sender(session, sms)
+    word = classify(sms.body, opted_out=member is not None and member.status == "opted_out")
+    if word == "opt_in" and not phone and not seen:
+        session.rollback()
+        phone = _memberships(session, sms)
+        community, member, seen = _sender(session, sms)
+        word = classify(sms.body, opted_out=member is not None and member.status == "opted_out")
+    return community, member, seen, word, phone
 
 
 def _stored_answer(session: Session, sid: str) -> str:

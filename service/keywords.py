@@ -17,12 +17,15 @@ def normalise(body: str) -> str:
     return _EDGES.sub("", body or "").upper()
 
 
-def may_change_consent(body: str) -> bool:
-    """Whether `classify` could answer 'opt_out' or 'opt_in' for this message, whoever sent it."""
+def changes_consent(body: str) -> bool:
+    """Whether `classify` answers 'opt_out' or 'opt_in' for this message from anyone.
+
+    YES is left out: it opts in only a member who opted out, which is known once their row is read.
+    """
     return normalise(body) in _CONSENT_WORDS
 
 
-_CONSENT_WORDS = OPT_OUT | OPT_IN | OPT_IN_WHEN_OPTED_OUT
+_CONSENT_WORDS = OPT_OUT | OPT_IN
 
 
 def classify(body: str, opted_out: bool) -> str | None:

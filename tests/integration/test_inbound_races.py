@@ -149,3 +149,32 @@ def test_stops_from_one_phone_to_two_communities_at_once_do_not_deadlock(app, me
     assert sorted(len(replies(a)) for a in answers) == [0, 1]  # one confirmation, then nothing
     session.expire_all()
     assert {session.get(Member, member.id).status, session.get(Member, second.id).status} == {"opted_out"}
+
+
+def test_yes_and_stop_from_one_phone_to_two_communities_at_once_do_not_deadlock(app, member, session, hold,
+                                                                                 post_signed, caplog):
+    """YES from a member who opted out learns late that it opts in: it lets go and takes the phone's locks in order."""
+    from service.directory import add_member, create_community
+
+    other = create_community(session, "Elm House", "Europe/London", phone_number="+441632960001")
+    second = add_member(session, other, "Alex", "07700 900123", welcome=False)
+    session.commit()
+    post_signed("/twilio/sms", sms_form("STOP"))
+    held = hold(member.id)
+    answers: list = []
+    # A STOP to Oak House queues for Alex's Oak House row, the first of the phone's rows in id order.
+    threads = [post_in_background(app, sms_form("STOP"), answers)]
+    wait_for_lock_waiters(session, 1)
+    # A YES to Elm House takes Alex's Elm House row and finds Alex opted out. Were it to keep that
+    # row while it queues for the Oak House one, the STOP would take Oak House and wait for it: a deadlock.
+    threads.append(post_in_background(app, sms_form("YES", to="+441632960001"), answers))
+    wait_for_lock_waiters(session, 2)
+    held.release()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert [a.status_code for a in answers] == [200, 200]
+    assert "running again after a conflict" not in caplog.text  # a deadlock's victim would be run again
+    session.expire_all()
+    handled = session.scalars(select(InboundMessage.handled_as).order_by(InboundMessage.id)).all()
+    assert handled[-2:] == ["opt_out_repeat", "opt_in"]
+    assert {session.get(Member, member.id).status, session.get(Member, second.id).status} == {"active"}

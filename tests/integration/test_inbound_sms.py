@@ -205,5 +205,19 @@ def test_stop_reaches_every_community_sharing_the_number(post_signed, member, se
     assert {session.get(Member, member.id).status, session.get(Member, second.id).status} == {"opted_out"}
 
 
+@pytest.mark.parametrize("word", ["START", "YES"])
+def test_opting_back_in_reaches_every_community_sharing_the_number(post_signed, member, session, word):
+    from service.directory import add_member, create_community
+
+    other = create_community(session, "Elm House", "Europe/London")
+    second = add_member(session, other, "Alex", "07700 900123", welcome=False)
+    session.commit()
+    post_signed("/twilio/sms", sms_form("STOP"))
+    [welcome_back] = replies(post_signed("/twilio/sms", sms_form(word)))
+    assert "Welcome back" in welcome_back
+    session.expire_all()
+    assert {session.get(Member, member.id).status, session.get(Member, second.id).status} == {"active"}
+
+
 def test_stop_from_an_unknown_number_gets_no_answer(post_signed, member):
     assert replies(post_signed("/twilio/sms", sms_form("STOP", from_number="+447700900999"))) == []

@@ -1,6 +1,6 @@
 import pytest
 
-from service.keywords import classify, may_change_consent
+from service.keywords import changes_consent, classify, normalise
 
 
 @pytest.mark.parametrize("body", ["STOP", "stop", " Stop. ", "STOPALL", "unsubscribe", "Cancel!", "end", "QUIT"])
@@ -28,7 +28,11 @@ def test_help_words(body):
 
 @pytest.mark.parametrize("body", ["STOP", " stopall ", "Cancel!", "START", "unstop", "yes", "HELP", "hello",
                                   "stop texting me", "", "yes please"])
-def test_may_change_consent_holds_for_every_word_classify_reads_as_consent(body):
-    # inbound.py locks every membership of the phone first when this says so; it must never miss one.
-    could = {classify(body, opted_out=flag) for flag in (False, True)} & {"opt_out", "opt_in"}
-    assert may_change_consent(body) == bool(could)
+def test_changes_consent_holds_for_every_word_that_opts_anyone_in_or_out(body):
+    # inbound.py locks every membership of the phone first when this says so; YES from a member who
+    # opted out is the one word it learns of later (and takes the locks again for).
+    consent = {"opt_out", "opt_in"}
+    always = {classify(body, opted_out=False)} & consent
+    only_once_opted_out = ({classify(body, opted_out=True)} & consent) - always
+    assert changes_consent(body) == bool(always)
+    assert bool(only_once_opted_out) == (normalise(body) == "YES")
