@@ -34,6 +34,11 @@ def to_e164(raw: str, region: str = "GB") -> str:
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
+def national(e164: str) -> str:
+    """A stored number as people write it at home: +447700900123 -> 07700 900123."""
+    return phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
 def _valid_here(digits: str, region: str) -> bool:
     """Whether `digits` read in `region` are a valid number that keeps every one of them."""
     try:

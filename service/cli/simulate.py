@@ -13,11 +13,10 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from service.database import db
-from service.demo import DEMO_MEMBERS
 from service.directory import community_named, only_community
 from service.exceptions import InvalidPhone
 from service.models import Alert, Community, Conversation, Member, OutboundMessage, Result
-from service.phones import to_e164
+from service.phones import national, to_e164
 from service.sending import deliver
 from service.transports.console import ConsoleTransport
 from service.signature import signing_token
@@ -45,7 +44,10 @@ def simulate_command(phone: str, community_name: str | None) -> None:
     member = db.session.scalar(select(Member).where(Member.community_id == community.id, Member.phone == number))
     click.secho(f"Texting {community.name} as {member.name if member else 'an unknown number'} ({number}).", bold=True)
     if member is None:
-        click.echo("  (not a member: try " + ", ".join(p for _, p in DEMO_MEMBERS) + ")")
+        some = db.session.scalars(select(Member.phone).where(Member.community_id == community.id)
+                                  .order_by(Member.id).limit(3)).all()
+        click.echo("  (not a member: try " + ", ".join(national(p) for p in some) + ")" if some else
+                   "  (not a member, and nobody is yet: add someone with `hearth member add`)")
     click.echo("  Type a message and press Enter. Ctrl-D to finish.")
     db.session.rollback()
     client = current_app.test_client()

@@ -199,3 +199,15 @@ def test_simulate_chats_through_the_webhook(runner, member, session):
     assert "Samaritans" in result.output
     assert "no more messages" in result.output
     assert "[member opted_out]" in result.output
+
+
+def test_simulate_from_an_unknown_number_suggests_the_community_s_own_members(runner, member, community, session):
+    result = runner.invoke(args=["simulate", "--phone", "07700 900999"], input="hi\n")
+    assert result.exit_code == 0, result.output
+    assert "(not a member: try 07700 900123)" in result.output
+
+
+def test_simulate_in_a_community_without_members_says_how_to_add_one(runner, community):
+    result = runner.invoke(args=["simulate", "--phone", "07700 900999"], input="")
+    assert result.exit_code == 0, result.output
+    assert "add someone with `hearth member add`" in result.output
