@@ -57,6 +57,11 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# How long a SQLite writer waits for another: well inside gunicorn's 30 s worker timeout, so a
+# request that cannot get the lock gets a handled answer rather than a killed worker.
+SQLITE_BUSY_SECONDS = 10
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout so processes can share it."""
     url = normalise_url(url)
@@ -64,7 +69,7 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -74,7 +79,7 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -107,6 +112,12 @@ def _ping_when_idle(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_conn)
         except Exception as exc:  # the database went away: every pooled connection is stale
             raise InvalidatePoolError("a pooled database connection has gone") from exc
+
+
+def missing_table(exc: DBAPIError) -> bool:
+    """Whether the database lacks a table Hearth uses: it has not been migrated (this far)."""
+    return (getattr(exc.orig, "sqlstate", None) == "42P01"  # PostgreSQL: undefined_table
+            or "no such table" in str(exc.orig))  # SQLite
 
 
 # PostgreSQL's "try the transaction again": deadlock_detected, serialization_failure.

@@ -17,6 +17,7 @@ DEMO_FACILITATOR = ("Jo", "07700 900100")
 def seed_demo(session: Session) -> Community | None:
     """Create the demo community unless it exists; returns it when it was created."""
     if session.scalar(select(Community.id).where(Community.name == DEMO_COMMUNITY)):
+        session.rollback()  # end the transaction that read it: on SQLite an open one blocks other writers
         return None
     community = create_community(session, DEMO_COMMUNITY, "Europe/London", phone_number=DEMO_NUMBER, actor="demo")
     for name, phone in DEMO_MEMBERS:

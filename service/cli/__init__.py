@@ -18,10 +18,14 @@ def register_cli(app: Flask) -> None:
 def _create_app(*_args):
     from service import create_app
 
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return create_app()
     except ValueError as exc:  # a setting in the environment that cannot be used
         raise click.ClickException(str(exc)) from None
+    except ArgumentError as exc:  # DATABASE_URL is not a URL SQLAlchemy can use
+        raise click.ClickException(f"DATABASE_URL cannot be used: {exc}") from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)

@@ -13,9 +13,19 @@ db_cli = AppGroup("db", help="The database schema.")
 @click.argument("revision", default="head")
 def upgrade_command(revision: str) -> None:
     """Apply migrations (to the newest by default)."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError
+
     from service.migrations import upgrade
 
-    upgrade(current_app.config["HEARTH"].database_url, revision)
+    from .errors import database_reason
+
+    try:
+        upgrade(current_app.config["HEARTH"].database_url, revision)
+    except CommandError as exc:  # a revision that does not exist, say
+        raise click.ClickException(f"cannot upgrade to {revision!r}: {exc}") from None
+    except DBAPIError as exc:
+        raise click.ClickException(f"cannot upgrade the database: {database_reason(exc)}") from None
     click.echo(f"Database is at {revision}.")
 
 

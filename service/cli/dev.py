@@ -21,33 +21,54 @@ from service.database import db
 from service.demo import DEMO_MEMBERS, seed_demo
 from service.migrations import upgrade
 
+from .errors import clear_errors
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @click.command("dev")
-@click.option("--port", default=5000, show_default=True)
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT") or 5000),
+              show_default="$PORT, else 5000")
 @with_appcontext
 def dev_command(port: int) -> None:
     """Migrate, seed the demo community, make sure Redis answers, then run the Procfile."""
     config = current_app.config["HEARTH"]
-    upgrade(config.database_url)
-    if seed_demo(db.session):
-        click.echo("Seeded 'Demo Community' with members " + ", ".join(f"{n} {p}" for n, p in DEMO_MEMBERS) + ".")
+    with clear_errors():
+        upgrade(config.database_url)
+        if seed_demo(db.session):
+            click.echo("Seeded 'Demo Community' with members "
+                       + ", ".join(f"{n} {p}" for n, p in DEMO_MEMBERS) + ".")
+    # This process only waits for honcho from here on: it must hold no connection, least of all
+    # an open SQLite transaction, which would keep every other process from writing.
+    db.session.remove()
+    current_app.extensions["hearth_db"].engine.dispose()
     private_redis = _ensure_redis(config.redis_url)
     env = {**os.environ, "PORT": str(port), "REDIS_URL": config.redis_url, "DATABASE_URL": config.database_url,
            "HEARTH_TRANSPORT": config.transport, "PYTHONUNBUFFERED": "1",
            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
     click.secho(f"Hearth is starting on http://127.0.0.1:{port} ({config.transport} transport).", bold=True)
     click.echo(f"In another terminal: hearth simulate --phone '{DEMO_MEMBERS[0][1]}'")
-    try:
-        subprocess.run([sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "-d", str(ROOT), "start"],
-                       env=env, check=False)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if private_redis is not None:
-            private_redis.terminate()
-            private_redis.wait(timeout=10)
+    with tempfile.TemporaryDirectory() as tmp:
+        procfile = Path(tmp) / "Procfile"
+        procfile.write_text(local_procfile((ROOT / "Procfile").read_text()))
+        try:
+            subprocess.run([sys.executable, "-m", "honcho", "-f", str(procfile), "-d", str(ROOT), "start"],
+                           env=env, check=False)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if private_redis is not None:
+                private_redis.terminate()
+                private_redis.wait(timeout=10)
+
+
+def local_procfile(text: str) -> str:
+    """The Procfile with its web server bound to loopback only.
+
+    A deployment's web process listens on every interface; a laptop's should not, since without
+    TWILIO_AUTH_TOKEN webhooks are signed with a token anyone can read in this repository.
+    """
+    return text.replace("--bind 0.0.0.0:", "--bind 127.0.0.1:")
 
 
 def _ensure_redis(url: str) -> subprocess.Popen | None:
@@ -71,6 +92,7 @@ def _ensure_redis(url: str) -> subprocess.Popen | None:
         [server, "--port", port, "--bind", parsed.hostname or "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", tempfile.gettempdir()],
         stdout=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C stops the service first; this Redis is stopped after it
     )
     for _ in range(100):
         try:

@@ -8,7 +8,7 @@ import click
 
 from sqlalchemy.exc import DBAPIError
 
-from service.database import db
+from service.database import db, missing_table
 from service.exceptions import HearthError
 
 
@@ -22,8 +22,8 @@ def clear_errors():
         raise click.ClickException(str(exc)) from None
     except DBAPIError as exc:
         db.session.rollback()
-        raise click.ClickException(f"the database refused this ({database_reason(exc)}); "
-                                   "if it is new, run `hearth db upgrade` first") from None
+        hint = "; run `hearth db upgrade` first" if missing_table(exc) else ""
+        raise click.ClickException(f"the database refused this ({database_reason(exc)}){hint}") from None
 
 
 def database_reason(exc: DBAPIError) -> str:

@@ -1,0 +1,54 @@
+"""`hearth dev`'s parts: the demo community, the local Procfile, and clear errors from the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from service.cli.dev import local_procfile
+from service.demo import DEMO_COMMUNITY, seed_demo
+from service.models import Community, Member
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_demo_is_seeded_once_and_a_second_run_leaves_no_transaction_open(session):
+    assert seed_demo(session) is not None
+    assert seed_demo(session) is None
+    # On SQLite every transaction holds the write lock (BEGIN IMMEDIATE): one left open by `hearth
+    # dev`, which then waits for its web, worker and clock, would lock all three out.
+    assert not session().in_transaction()
+    demo = session.scalar(select(Community).where(Community.name == DEMO_COMMUNITY))
+    assert session.scalar(select(func.count(Member.id)).where(Member.community_id == demo.id)) == 3
+
+
+def test_the_local_procfile_serves_on_loopback_only():
+    procfile = (ROOT / "Procfile").read_text()
+    assert "--bind 0.0.0.0:${PORT:-5000}" in procfile
+    local = local_procfile(procfile)
+    assert "--bind 127.0.0.1:${PORT:-5000}" in local and "0.0.0.0" not in local
+    assert local.splitlines()[1:] == procfile.splitlines()[1:]
+
+
+def hearth(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from service.cli import main; main()", *args], cwd=ROOT,
+                          env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0", **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("url", "args", "says"), [
+    ("nonsense", ["community", "create", "Foo"], "Error: DATABASE_URL cannot be used"),
+    ("nosuchdriver://x/y", ["db", "upgrade"], "Error: DATABASE_URL cannot be used"),
+    ("sqlite:///{tmp}/h.db", ["db", "upgrade", "no-such-revision"], "Error: cannot upgrade to 'no-such-revision'"),
+    ("sqlite:///{tmp}/h.db", ["community", "create", "Foo"],
+     "Error: the database refused this (no such table: communities); run `hearth db upgrade` first"),
+])
+def test_command_line_errors_are_one_clear_line(tmp_path, url, args, says):
+    done = hearth(*args, DATABASE_URL=url.format(tmp=tmp_path))
+    assert done.returncode == 1
+    assert says in done.stderr and "Traceback" not in done.stderr + done.stdout
