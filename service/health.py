@@ -5,24 +5,45 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from redis.exceptions import RedisError
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from .database import db
+from .database import db, missing_table
+from .migrations import revisions
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
 def healthz():
-    """200 when both the database and Redis answer, 503 naming the one that does not."""
-    checks = {"database": "ok", "redis": "ok"}
-    try:
-        db.session.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        checks["database"] = f"error: {exc.__class__.__name__}"
+    """200 when the database (migrated) and Redis answer, 503 naming what is wrong."""
+    checks = {"database": _database(), "redis": "ok"}
     try:
         current_app.extensions["hearth_redis"].ping()
     except RedisError as exc:
         checks["redis"] = f"error: {exc.__class__.__name__}"
     ok = all(v == "ok" for v in checks.values())
     return jsonify(status="ok" if ok else "degraded", **checks), 200 if ok else 503
+
+
+def _database() -> str:
+    """'ok', or what is wrong: unreachable, not migrated, or migrated less far than this code needs.
+
+    A schema newer than the code is fine: a deployment migrates before new code replaces old.
+    """
+    try:
+        version = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated and missing_table(exc):
+            version = None
+        else:
+            return f"error: {exc.__class__.__name__}"
+    except SQLAlchemyError as exc:
+        return f"error: {exc.__class__.__name__}"
+    finally:
+        db.session.rollback()
+    known = revisions()
+    if version is None:
+        return "error: not migrated (run hearth db upgrade)"
+    if version in known[:-1]:
+        return f"error: schema at {version}, this code needs {known[-1]} (run hearth db upgrade)"
+    return "ok"

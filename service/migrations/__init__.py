@@ -1,9 +1,11 @@
 """Alembic migrations, applied with `hearth db upgrade`."""
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 
 HERE = Path(__file__).parent
 
@@ -19,3 +21,10 @@ def alembic_config(database_url: str) -> AlembicConfig:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Apply migrations up to `revision`."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+@cache
+def revisions() -> tuple[str, ...]:
+    """This code's migrations, oldest first; the last is the schema the code expects."""
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return tuple(reversed([script.revision for script in scripts.walk_revisions()]))

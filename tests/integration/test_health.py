@@ -15,3 +15,34 @@ def test_healthz_names_an_unreachable_redis(config, clock):
     app.extensions["hearth_db"].engine.dispose()
     assert response.status_code == 503
     assert response.json["redis"].startswith("error") and response.json["database"] == "ok"
+
+
+def _health_of(config, clock, database_url: str):
+    app = create_app(dataclasses.replace(config, database_url=database_url), overrides={"CLOCK": clock})
+    try:
+        return app.test_client().get("/healthz")
+    finally:
+        app.extensions["hearth_db"].engine.dispose()
+
+
+def test_healthz_names_a_database_not_migrated(config, clock, tmp_path):
+    response = _health_of(config, clock, f"sqlite:///{tmp_path / 'empty.db'}")
+    assert response.status_code == 503
+    assert response.json["database"] == "error: not migrated (run hearth db upgrade)"
+
+
+def test_healthz_names_a_schema_behind_the_code_and_accepts_one_ahead(config, clock, tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from service.migrations import revisions, upgrade
+
+    url = f"sqlite:///{tmp_path / 'behind.db'}"
+    upgrade(url, revisions()[-2])
+    response = _health_of(config, clock, url)
+    assert response.status_code == 503
+    assert response.json["database"].startswith(f"error: schema at {revisions()[-2]}, this code needs")
+    engine = create_engine(url)
+    with engine.begin() as conn:  # a deployment migrated past this code, which is still running
+        conn.execute(text("UPDATE alembic_version SET version_num = 'a_later_one'"))
+    engine.dispose()
+    assert _health_of(config, clock, url).status_code == 200
