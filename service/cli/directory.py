@@ -109,20 +109,24 @@ def import_members_command(file, community_name, no_welcome) -> None:
     with clear_errors():
         community = community_named(db.session, community_name)
     try:
-        reader = csv.DictReader(file)
+        reader = csv.DictReader(file, strict=True)
         headers = {(h or "").strip().lower() for h in reader.fieldnames or []}
-        # Each row with the line it starts on: blank lines and quoted line breaks move it on.
-        rows = [(reader.line_num - sum(v.count("\n") for v in _values(raw)), raw) for raw in reader]
+        rows, refused = _read_rows(reader)
     except UnicodeDecodeError:
         raise click.ClickException(f"{file.name} is not UTF-8 text: save it as 'CSV UTF-8' and try again") from None
     except csv.Error as exc:
         raise click.ClickException(f"{file.name} is not a readable CSV: {exc}") from None
     if not {"name", "phone"} <= headers:
         raise click.ClickException("the CSV needs a header row with at least the columns name and phone")
-    added, refused = 0, []
+    added = 0
     with click.progressbar(rows, label=f"Importing into {community.name}", file=sys.stderr) as bar:
         for line, raw in bar:
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+            if any("\n" in row.get(column, "") for column in ("name", "phone")):
+                last = line + sum(v.count("\n") for v in _values(raw))
+                refused.append((line, f"line {line}: refused: a quoted value runs on to line {last}"
+                                      " (is a quote left open?)"))
+                continue
             try:
                 with db.session.begin_nested():
                     add_member(db.session, community, row.get("name", ""), row.get("phone", ""),
@@ -130,14 +134,38 @@ def import_members_command(file, community_name, no_welcome) -> None:
                                welcome=not no_welcome, actor="cli:import", bulk=True)
                 added += 1
             except HearthError as exc:
-                refused.append(f"line {line}: refused: {exc}")
+                refused.append((line, f"line {line}: refused: {exc}"))
             except DBAPIError as exc:  # a value the database will not store: that row only
-                refused.append(f"line {line}: refused: the database would not store it ({database_reason(exc)})")
+                refused.append((line, f"line {line}: refused: the database would not store it"
+                                      f" ({database_reason(exc)})"))
     with clear_errors():
         db.session.commit()
-    click.echo(f"Imported {added} of {len(rows)} rows into {community.name}.")
-    for report_line in refused:
+    click.echo(f"Imported {added} of {added + len(refused)} rows into {community.name}.")
+    for _, report_line in sorted(refused):
         click.echo(report_line)
+
+
+def _read_rows(reader: csv.DictReader) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]]:
+    """Each row with the line it starts on, and a report line for each that is not valid CSV.
+
+    Blank lines and quoted line breaks move the line on. A quote left open runs to the end of
+    the file: that is reported, and the rows before it are still imported.
+    """
+    rows, unreadable, last = [], [], 1
+    while True:
+        try:
+            raw = next(reader)
+        except StopIteration:
+            return rows, unreadable
+        except csv.Error as exc:
+            line = last + 1
+            reason = ("a quote opened here is never closed, so the rest of the file cannot be read"
+                      if "unexpected end of data" in str(exc) else f"not valid CSV ({exc})")
+            unreadable.append((line, f"line {line}: refused: {reason}"))
+            last = line
+            continue
+        last = reader.line_num
+        rows.append((last - sum(v.count("\n") for v in _values(raw)), raw))
 
 
 def _values(raw: dict) -> list[str]:

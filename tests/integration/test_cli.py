@@ -141,7 +141,7 @@ def test_import_names_the_line_each_refused_row_is_on(runner, community, session
     assert result.exit_code == 0, result.output
     assert "Imported 2 of 6 rows" in result.output
     assert "line 4: refused: +447700900201 is already a member" in result.output
-    assert "line 6: refused: a member's name must not contain control characters" in result.output  # Cy\nCyrus
+    assert "line 6: refused: a quoted value runs on to line 7 (is a quote left open?)" in result.output  # Cy\nCyrus
     assert "line 8: refused:" in result.output and "'12'" in result.output
     assert "line 9: refused: a member's name must not contain control characters" in result.output
     assert session.scalar(select(func.count(Member.id))) == 2
@@ -171,6 +171,18 @@ def test_import_turns_a_database_refusal_into_a_report_line(runner, community, s
     assert sorted(session.scalars(select(Member.name))) == ["Ana", "Cy"]
     # Bo's welcome went with Bo's row: the savepoint took back everything of that row.
     assert session.scalar(select(func.count(OutboundMessage.id))) == 2
+
+
+def test_import_reports_a_quote_left_open_and_keeps_the_rows_before_it(runner, community, session, tmp_path):
+    csv = tmp_path / "members.csv"
+    csv.write_text('name,phone\nAna,07700 900201\nBo,"07700 900202" x\nCy,07700 900203\n'
+                   '"Di,07700 900204\nEd,07700 900205\n')
+    result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    assert result.exit_code == 0, result.output
+    assert "Imported 2 of 4 rows" in result.output
+    assert "line 3: refused: not valid CSV" in result.output
+    assert "line 5: refused: a quote opened here is never closed, so the rest of the file cannot be read" in result.output
+    assert sorted(session.scalars(select(Member.name))) == ["Ana", "Cy"]
 
 
 def test_import_without_the_needed_columns_says_so(runner, community, tmp_path):
