@@ -26,12 +26,29 @@ def to_e164(raw: str, region: str = "GB") -> str:
     if not text.startswith(("+", "0")) and text.isdigit() and len(text) > 10 and not _valid_here(text, region):
         text = "+" + text
     number = _parse(text, raw, region)
-    # "Possible", not "valid": Ofcom's drama ranges (07700 900xxx) are possible but never allocated,
-    # and a community testing Hearth uses exactly those.
+    if number.extension:
+        raise InvalidPhone(raw, "it has an extension, which a text message cannot reach")
     verdict = phonenumbers.is_possible_number_with_reason(number)
     if verdict != phonenumbers.ValidationResult.IS_POSSIBLE:
         raise InvalidPhone(raw, _REASONS.get(verdict, "it needs its area code"))
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    # Valid: in a range that is in use, which catches a digit missing or one too many. Ofcom's
+    # drama numbers are never in use, and are what a community trying Hearth out is given.
+    if not phonenumbers.is_valid_number(number) and not fictional(e164):
+        raise InvalidPhone(raw, "no number like it is in use (is a digit missing or one too many?)")
+    return e164
+
+
+# Ofcom's numbers for drama and testing (never allocated), as E.164 prefixes of 13-character numbers.
+_FICTIONAL_GB = ("+447700900", "+441134960", "+441144960", "+441154960", "+441164960", "+441174960",
+                 "+441184960", "+441214960", "+441314960", "+441414960", "+441514960", "+441614960",
+                 "+442079460", "+441914980", "+441632960", "+442896496", "+442920180", "+443069990",
+                 "+448081570", "+449098790")
+
+
+def fictional(e164: str) -> bool:
+    """Whether the number is one of Ofcom's drama numbers: 07700 900xxx, 020 7946 0xxx, 01632 960xxx..."""
+    return len(e164) == 13 and e164.startswith(_FICTIONAL_GB)
 
 
 def national(e164: str) -> str:

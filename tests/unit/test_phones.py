@@ -50,3 +50,26 @@ def test_a_long_run_valid_nowhere_is_still_refused():
     with pytest.raises(InvalidPhone) as refused:
         to_e164("99999999999", "IN")
     assert refused.value.reason == "the country code is not valid"
+
+
+@pytest.mark.parametrize("raw", ["07700 90012", "07911 12345", "(202) 555-0143"])
+def test_a_number_in_no_range_in_use_is_refused(raw):
+    # A digit missing, one too many, or another country's number without its code: all could be
+    # dialled, none reaches anyone.
+    with pytest.raises(InvalidPhone) as refused:
+        to_e164(raw, "GB")
+    assert refused.value.reason == "no number like it is in use (is a digit missing or one too many?)"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("07700 900123", "+447700900123"), ("020 7946 0018", "+442079460018"), ("01632 960000", "+441632960000"),
+    ("07911 123456", "+447911123456"),  # a real mobile range
+])
+def test_ofcom_drama_numbers_are_taken_as_real_ones_are(raw, expected):
+    assert to_e164(raw, "GB") == expected
+
+
+def test_an_extension_is_refused_not_dropped():
+    with pytest.raises(InvalidPhone) as refused:
+        to_e164("07700 900123 ext 5", "GB")
+    assert "extension" in refused.value.reason
