@@ -127,7 +127,7 @@ def _sender(session: Session, sms: InboundSms) -> tuple[Community | None, Member
 
 def _member_for(session: Session, community: Community, from_number: str) -> Member | None:
     try:
-        number = to_e164(from_number, community.region)
+        number = to_e164(from_number, community.region, entered=False)
     except InvalidPhone:
         return None
     return session.scalar(
@@ -142,7 +142,7 @@ def _memberships(session: Session, sms: InboundSms) -> list[Member]:
         community = community_for_number(session, sms.to_number)
         region = community.region if community else region
     try:
-        number = to_e164(sms.from_number, region)
+        number = to_e164(sms.from_number, region, entered=False)
     except InvalidPhone:
         return []
     return list(session.scalars(select(Member).where(Member.phone == number).order_by(Member.id).with_for_update()))

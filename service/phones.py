@@ -15,8 +15,13 @@ _REASONS = {
 }
 
 
-def to_e164(raw: str, region: str = "GB") -> str:
-    """`07700 900123`, `+44 7700 900123` and `447700900123` all give `+447700900123`."""
+def to_e164(raw: str, region: str = "GB", *, entered: bool = True) -> str:
+    """`07700 900123`, `+44 7700 900123` and `447700900123` all give `+447700900123`.
+
+    `entered`: a number someone typed in, which must be in a range in use. A number Hearth is
+    given to look someone up by (a text's sender) need only be possible: a member stored before
+    a range was withdrawn must still be found, and their STOP obeyed.
+    """
     text = (raw or "").strip()
     if not text:
         raise InvalidPhone(raw, "it is empty")
@@ -34,7 +39,7 @@ def to_e164(raw: str, region: str = "GB") -> str:
     e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     # Valid: in a range that is in use, which catches a digit missing or one too many. Ofcom's
     # drama numbers are never in use, and are what a community trying Hearth out is given.
-    if not phonenumbers.is_valid_number(number) and not fictional(e164):
+    if entered and not phonenumbers.is_valid_number(number) and not fictional(e164):
         raise InvalidPhone(raw, "no number like it is in use (is a digit missing or one too many?)")
     return e164
 

@@ -69,7 +69,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     params = dict(_param(p) for p in raw_params)
     with clear_errors():
         community = community_named(db.session, community_name)
-        numbers = [to_e164(p, community.region) for p in phones] or None
+        numbers = [to_e164(p, community.region, entered=False) for p in phones] or None
         run = uuid.uuid4().hex[:8]
         started, skipped = start_for_members(db.session, library, community, flow, params,
                                              f"facilitator:{flow.id}:{run}", numbers)

@@ -221,3 +221,16 @@ def test_opting_back_in_reaches_every_community_sharing_the_number(post_signed, 
 
 def test_stop_from_an_unknown_number_gets_no_answer(post_signed, member):
     assert replies(post_signed("/twilio/sms", sms_form("STOP", from_number="+447700900999"))) == []
+
+
+@pytest.mark.parametrize(("word", "status"), [("STOP", "opted_out"), ("hello", "active")])
+def test_a_member_stored_under_a_number_no_longer_in_use_is_still_found(post_signed, member, session, word, status):
+    """Numbers are checked against the ranges in use when entered; a sender is looked up as they come."""
+    from sqlalchemy import update
+
+    session.execute(update(Member).where(Member.id == member.id).values(phone="+447700901123"))
+    session.commit()
+    post_signed("/twilio/sms", sms_form(word, from_number="+447700901123"))
+    session.expire_all()
+    assert session.get(Member, member.id).status == status
+    assert session.scalar(select(InboundMessage.member_id)) == member.id
