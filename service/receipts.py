@@ -30,17 +30,21 @@ class Receipts:
     def key(outbox_id: int) -> str:
         return f"hearth:carrier-took:{outbox_id}"
 
-    def keep(self, outbox_id: int, sent: dict) -> None:
-        """Remember that the carrier took the row: its sid, segments, status and when it was sent."""
-        value = json.dumps({**sent, "sent_at": sent["sent_at"].isoformat()})
+    def keep(self, outbox_id: int, key: str, sent: dict) -> None:
+        """Remember that the carrier took the row (its idempotency `key`): sid, segments, status, when."""
+        value = json.dumps({**sent, "sent_at": sent["sent_at"].isoformat(), "key": key})
         try:
             self.redis.set(self.key(outbox_id), value, ex=KEEP_SECONDS)
         except RedisError:
             log.warning("the carrier took outbox row %s and neither the database nor Redis can record it;"
                         " it may be sent again once its lease runs out", outbox_id, exc_info=True)
 
-    def taken(self, outbox_id: int) -> dict | None:
-        """The receipt kept for the row, or None. Redis being away reads as none: better twice than never."""
+    def taken(self, outbox_id: int, key: str) -> dict | None:
+        """The receipt kept for the row, or None. Redis being away reads as none: better twice than never.
+
+        A receipt names the row's idempotency key as well as its id: after a database restored from
+        a backup, a new row may have an old one's id, and must not be taken for sent.
+        """
         try:
             value = self.redis.get(self.key(outbox_id))
         except RedisError:
@@ -49,6 +53,8 @@ class Receipts:
         if value is None:
             return None
         sent = json.loads(value)
+        if sent.pop("key", None) != key:
+            return None
         return {**sent, "sent_at": datetime.fromisoformat(sent["sent_at"])}
 
     def forget(self, outbox_id: int) -> None:

@@ -54,11 +54,9 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     if claim is None:
         return "skipped"
     if receipts is not None and claim.attempts > 1:
-        sent = receipts.taken(outbox_id)
+        sent = receipts.taken(outbox_id, claim.idempotency_key)
         if sent is not None:
-            state = _record_sent(session, outbox_id, sent, receipts)
-            receipts.forget(outbox_id)
-            return state
+            return _record_sent(session, outbox_id, claim.idempotency_key, sent, receipts, receipted=True)
     blocked = _why_blocked(claim.member_status, claim.member_fields)
     if not blocked and limiter.acquire(sender, cost=claim.segments):
         # Looked at again after a wait for the rate limit: a STOP that arrived meanwhile wins.
@@ -77,13 +75,26 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         return _settle(session, outbox_id, "failed", error_code=code, error_message=str(exc),
                        also=lambda: _mark_member(session, claim.member_id, code))
     sent = dict(provider_sid=result.sid, segments=result.segments, sent_at=now(), delivery_status=result.status)
-    return _record_sent(session, outbox_id, sent, receipts)
+    return _record_sent(session, outbox_id, claim.idempotency_key, sent, receipts)
 
 
-def _record_sent(session: Session, outbox_id: int, sent: dict, receipts: Receipts | None) -> str:
-    """Record that the carrier took the row, then apply any status callback that came first."""
-    state = _settle(session, outbox_id, "sent", **sent,
-                    failed=(lambda: receipts.keep(outbox_id, sent)) if receipts is not None else None)
+def _record_sent(session: Session, outbox_id: int, key: str, sent: dict, receipts: Receipts | None,
+                 receipted: bool = False) -> str:
+    """Record that the carrier took the row, then apply any status callback that came first.
+
+    With `receipts`, a failed try to record it leaves a receipt (unless it is `receipted`
+    already), which is forgotten once a try succeeds.
+    """
+    kept = [receipted]
+
+    def keep() -> None:
+        if receipts is not None and not kept[0]:
+            receipts.keep(outbox_id, key, sent)
+            kept[0] = True
+
+    state = _settle(session, outbox_id, "sent", **sent, failed=keep)
+    if receipts is not None and kept[0]:
+        receipts.forget(outbox_id)
     # A callback that arrived between the carrier's answer and that commit is applied now.
     if session.connection().scalar(_EARLY_CALLBACK, {"sid": sent["provider_sid"]}) is not None:
         row = session.get(OutboundMessage, outbox_id, populate_existing=True, with_for_update=True)
@@ -124,6 +135,7 @@ def _claim(session: Session, outbox_id: int):
         .where(_OUTBOX.c.id == outbox_id, claimable(at))
         .values(state="sending", claimed_at=at, attempts=_OUTBOX.c.attempts + 1, updated_at=at)
         .returning(_OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
+                   _OUTBOX.c.idempotency_key,
                    member.with_only_columns(_MEMBERS.c.status).scalar_subquery().label("member_status"),
                    member.with_only_columns(_MEMBERS.c.fields).scalar_subquery().label("member_fields"))
     ).first()

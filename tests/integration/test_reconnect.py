@@ -38,7 +38,8 @@ def send_one(app, session, member, carrier, key: str) -> tuple[str, int]:
     """Queue one reply to the member and deliver it through `carrier`: (its state, its row id)."""
     row = queue_message(session, key=key, to=member.phone, body="hi", kind="reply", member=member)
     session.commit()
-    state = deliver(session, row.id, transport=carrier, limiter=app.extensions["hearth_runtime"].limiter,
+    runtime = app.extensions["hearth_runtime"]
+    state = deliver(session, row.id, transport=carrier, limiter=runtime.limiter, receipts=runtime.receipts,
                     sender="+441632960000", final_attempt=False)
     return state, row.id
 
@@ -118,6 +119,10 @@ def test_a_message_the_carrier_took_waits_for_a_database_that_is_coming_back(
     import service.sending
 
     monkeypatch.setattr(service.sending, "SENT_WAITS", (0.0, 0.5, 0.5, 1.0, 2.0, 4.0))
+    receipts, kept = app.extensions["hearth_runtime"].receipts, []
+    real_keep = receipts.keep
+    monkeypatch.setattr(receipts, "keep",
+                        lambda outbox_id, *rest: (kept.append(outbox_id), real_keep(outbox_id, *rest)))
     url = make_url(normalise_url(database_url))
     name = url.database
     admin_engine = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
@@ -143,6 +148,8 @@ def test_a_message_the_carrier_took_waits_for_a_database_that_is_coming_back(
     assert state == "sent"
     session.expire_all()
     assert session.get(OutboundMessage, row_id).provider_sid == "SM" + "d" * 32
+    assert kept == [row_id]  # kept once, at the first failed try...
+    assert not receipts.redis.exists(receipts.key(row_id))  # ...and forgotten once the send was recorded
 
 
 @pytest.fixture
@@ -198,7 +205,7 @@ def test_a_message_the_carrier_took_during_a_long_outage_is_not_sent_again(
     session.expire_all()
     sent = session.get(OutboundMessage, row_id)
     assert (sent.state, sent.provider_sid, sent.attempts) == ("sent", "SM" + "1".rjust(32, "0"), 2)
-    assert runtime.receipts.taken(row_id) is None
+    assert not runtime.redis.exists(runtime.receipts.key(row_id))  # recorded: the receipt is gone
 
 
 def test_a_failed_ping_replaces_every_pooled_connection(app, database_url, monkeypatch):
