@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @click.command("dev")
-@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT") or 5000),
-              show_default="$PORT, else 5000")
+@click.option("--port", type=int, default=lambda: os.environ.get("PORT") or 5000, show_default="$PORT, else 5000")
 @with_appcontext
 def dev_command(port: int) -> None:
     """Migrate, seed the demo community, make sure Redis answers, then run the Procfile."""
@@ -51,15 +50,25 @@ def dev_command(port: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         procfile = Path(tmp) / "Procfile"
         procfile.write_text(local_procfile((ROOT / "Procfile").read_text()))
+        honcho = subprocess.Popen([sys.executable, "-m", "honcho", "-f", str(procfile), "-d", str(ROOT), "start"],
+                                  env=env)
         try:
-            subprocess.run([sys.executable, "-m", "honcho", "-f", str(procfile), "-d", str(ROOT), "start"],
-                           env=env, check=False)
-        except KeyboardInterrupt:
-            pass
+            _wait_through_ctrl_c(honcho)
         finally:
             if private_redis is not None:
                 private_redis.terminate()
                 private_redis.wait(timeout=10)
+
+
+def _wait_through_ctrl_c(process: subprocess.Popen) -> None:
+    """Wait for honcho to end. Ctrl-C reaches it too, and it stops web, worker and clock (a worker
+    may finish its job first); only then is this process done, and a private Redis stopped."""
+    while True:
+        try:
+            process.wait()
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def local_procfile(text: str) -> str:

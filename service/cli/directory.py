@@ -158,11 +158,14 @@ def _read_rows(reader: csv.DictReader) -> tuple[list[tuple[int, dict]], list[tup
         except StopIteration:
             return rows, unreadable
         except csv.Error as exc:
-            line = last + 1
-            reason = ("a quote opened here is never closed, so the rest of the file cannot be read"
-                      if "unexpected end of data" in str(exc) else f"not valid CSV ({exc})")
-            unreadable.append((line, f"line {line}: refused: {reason}"))
-            last = line
+            at = reader.reader.line_num  # DictReader's own count moves only with a row it returns
+            if "unexpected end of data" in str(exc):
+                report = (f"lines {last + 1}-{at}: refused: a quote opened in these lines is never closed,"
+                          " so the rest of the file cannot be read")
+                unreadable.append((last + 1, report))
+            else:
+                unreadable.append((at, f"line {at}: refused: not valid CSV ({exc})"))
+            last = at
             continue
         last = reader.line_num
         rows.append((last - sum(v.count("\n") for v in _values(raw)), raw))

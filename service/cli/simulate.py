@@ -9,6 +9,7 @@ from xml.etree import ElementTree
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from redis import RedisError
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
@@ -37,9 +38,10 @@ def simulate_command(phone: str, community_name: str | None) -> None:
                                        if db.session.scalar(select(func.count(Community.id)))
                                        else "there is no community yet: create one with `hearth community create`")
         try:
-            number = to_e164(phone, community.region)
+            number = to_e164(phone, community.region, entered=False)
         except InvalidPhone as exc:
             raise click.ClickException(str(exc)) from None
+    _need_redis_for_the_rate_limit()
     to_number = community.phone_number or "+441632960000"
     member = db.session.scalar(select(Member).where(Member.community_id == community.id, Member.phone == number))
     click.secho(f"Texting {community.name} as {member.name if member else 'an unknown number'} ({number}).", bold=True)
@@ -102,6 +104,19 @@ def _send(client, from_number: str, to_number: str, text: str) -> list[str]:
         return [f"(HTTP {response.status_code}: {response.get_data(as_text=True).strip()})"]
     root = ElementTree.fromstring(response.get_data(as_text=True))
     return [m.text or "" for m in root.iter("Message")]
+
+
+def _need_redis_for_the_rate_limit() -> None:
+    """Replies go out through the send rate limit, which is kept in Redis: say so now if none answers."""
+    config = current_app.config["HEARTH"]
+    if config.send_rate <= 0:
+        return
+    try:
+        current_app.extensions["hearth_redis"].ping()
+    except RedisError:
+        raise click.ClickException(
+            f"no Redis answers at {config.redis_url}, where the send rate limit is kept: start one (bin/dev"
+            " does), or simulate without the limit: HEARTH_SEND_RATE=0") from None
 
 
 def _drain(number: str) -> list[str]:

@@ -175,13 +175,14 @@ def test_import_turns_a_database_refusal_into_a_report_line(runner, community, s
 
 def test_import_reports_a_quote_left_open_and_keeps_the_rows_before_it(runner, community, session, tmp_path):
     csv = tmp_path / "members.csv"
-    csv.write_text('name,phone\nAna,07700 900201\nBo,"07700 900202" x\nCy,07700 900203\n'
-                   '"Di,07700 900204\nEd,07700 900205\n')
+    csv.write_text('name,phone\nAna,07700 900201\n\n\nBo,"07700 900202" x\nCy,07700 900203\n'
+                   '\n"Di,07700 900204\nEd,07700 900205\n')
     result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
     assert result.exit_code == 0, result.output
     assert "Imported 2 of 4 rows" in result.output
-    assert "line 3: refused: not valid CSV" in result.output
-    assert "line 5: refused: a quote opened here is never closed, so the rest of the file cannot be read" in result.output
+    assert "line 5: refused: not valid CSV" in result.output
+    assert ("lines 7-9: refused: a quote opened in these lines is never closed, so the rest of the file cannot"
+            " be read") in result.output
     assert sorted(session.scalars(select(Member.name))) == ["Ana", "Cy"]
 
 
@@ -223,3 +224,19 @@ def test_simulate_in_a_community_without_members_says_how_to_add_one(runner, com
     result = runner.invoke(args=["simulate", "--phone", "07700 900999"], input="")
     assert result.exit_code == 0, result.output
     assert "add someone with `hearth member add`" in result.output
+
+
+def test_simulate_says_so_when_no_redis_holds_the_send_rate_limit(config, clock, member):
+    import dataclasses
+
+    from service import create_app
+
+    app = create_app(dataclasses.replace(config, redis_url="redis://127.0.0.1:1/0", send_rate=10),
+                     overrides={"CLOCK": clock})
+    try:
+        with app.app_context():  # the fixtures' app has a context pushed already: this one is current
+            result = app.test_cli_runner().invoke(args=["simulate", "--phone", "07700 900123"], input="hello\n")
+    finally:
+        app.extensions["hearth_db"].engine.dispose()
+    assert result.exit_code == 1, result.output
+    assert "no Redis answers at redis://127.0.0.1:1/0, where the send rate limit is kept" in result.output
