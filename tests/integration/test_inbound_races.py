@@ -128,23 +128,34 @@ def test_a_text_waiting_while_its_conversation_ends_does_not_resume_it(app, memb
     assert (ended.active, ended.ended_reason, ended.state) == (False, "expired", None)
 
 
-def test_stops_from_one_phone_to_two_communities_at_once_do_not_deadlock(app, member, session, hold):
-    """Each STOP reaches every membership of the phone; the two must take those locks in one order."""
+def second_membership(session) -> Member:
+    """Alex's membership of a second community, Elm House (texted at +441632960001)."""
     from service.directory import add_member, create_community
 
     other = create_community(session, "Elm House", "Europe/London", phone_number="+441632960001")
     second = add_member(session, other, "Alex", "07700 900123", welcome=False)
     session.commit()
-    held = hold(member.id)
+    return second
+
+
+def queued_in_turn(app, session, held, *forms: dict) -> list:
+    """Post each form once the ones before it wait for a lock; then let `held` go. The answers."""
     answers: list = []
-    # The STOP to Oak House queues for Alex's Oak House row; then the one to Elm House comes in.
-    threads = [post_in_background(app, sms_form("STOP"), answers)]
-    wait_for_lock_waiters(session, 1)
-    threads.append(post_in_background(app, sms_form("STOP", to="+441632960001"), answers))
-    wait_for_lock_waiters(session, 2)
+    threads = []
+    for waiting, form in enumerate(forms, 1):
+        threads.append(post_in_background(app, form, answers))
+        wait_for_lock_waiters(session, waiting)
     held.release()
     for thread in threads:
         thread.join(timeout=30)
+    return answers
+
+
+def test_stops_from_one_phone_to_two_communities_at_once_do_not_deadlock(app, member, session, hold):
+    """Each STOP reaches every membership of the phone; the two must take those locks in one order."""
+    second = second_membership(session)
+    # The STOP to Oak House queues for Alex's Oak House row; then the one to Elm House comes in.
+    answers = queued_in_turn(app, session, hold(member.id), sms_form("STOP"), sms_form("STOP", to="+441632960001"))
     assert sorted(a.status_code for a in answers) == [200, 200]
     assert sorted(len(replies(a)) for a in answers) == [0, 1]  # one confirmation, then nothing
     session.expire_all()
@@ -154,24 +165,12 @@ def test_stops_from_one_phone_to_two_communities_at_once_do_not_deadlock(app, me
 def test_yes_and_stop_from_one_phone_to_two_communities_at_once_do_not_deadlock(app, member, session, hold,
                                                                                  post_signed, caplog):
     """YES from a member who opted out learns late that it opts in: it lets go and takes the phone's locks in order."""
-    from service.directory import add_member, create_community
-
-    other = create_community(session, "Elm House", "Europe/London", phone_number="+441632960001")
-    second = add_member(session, other, "Alex", "07700 900123", welcome=False)
-    session.commit()
+    second = second_membership(session)
     post_signed("/twilio/sms", sms_form("STOP"))
-    held = hold(member.id)
-    answers: list = []
     # A STOP to Oak House queues for Alex's Oak House row, the first of the phone's rows in id order.
-    threads = [post_in_background(app, sms_form("STOP"), answers)]
-    wait_for_lock_waiters(session, 1)
     # A YES to Elm House takes Alex's Elm House row and finds Alex opted out. Were it to keep that
     # row while it queues for the Oak House one, the STOP would take Oak House and wait for it: a deadlock.
-    threads.append(post_in_background(app, sms_form("YES", to="+441632960001"), answers))
-    wait_for_lock_waiters(session, 2)
-    held.release()
-    for thread in threads:
-        thread.join(timeout=30)
+    answers = queued_in_turn(app, session, hold(member.id), sms_form("STOP"), sms_form("YES", to="+441632960001"))
     assert [a.status_code for a in answers] == [200, 200]
     assert "running again after a conflict" not in caplog.text  # a deadlock's victim would be run again
     session.expire_all()
