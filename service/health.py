@@ -32,13 +32,10 @@ def _database() -> str:
     """
     try:
         version = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except DBAPIError as exc:
-        if not exc.connection_invalidated and missing_table(exc):
-            version = None
-        else:
-            return f"error: {exc.__class__.__name__}"
     except SQLAlchemyError as exc:
-        return f"error: {exc.__class__.__name__}"
+        if not (isinstance(exc, DBAPIError) and not exc.connection_invalidated and missing_table(exc)):
+            return f"error: {exc.__class__.__name__}"
+        version = None
     finally:
         db.session.rollback()
     known = revisions()

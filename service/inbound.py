@@ -64,14 +64,17 @@ def _take_sender(session: Session, sms: InboundSms):
     does so only from a member who opted out: once that is known, the locks are given up and
     taken again in that order.
     """
+    def read():
+        community, member, seen = _sender(session, sms)
+        opted_out = member is not None and member.status == "opted_out"
+        return community, member, seen, classify(sms.body, opted_out=opted_out)
+
     phone = _memberships(session, sms) if changes_consent(sms.body) else []
-    community, member, seen = _sender(session, sms)
-    word = classify(sms.body, opted_out=member is not None and member.status == "opted_out")
+    community, member, seen, word = read()
     if word == "opt_in" and not phone and not seen:
         session.rollback()
         phone = _memberships(session, sms)
-        community, member, seen = _sender(session, sms)
-        word = classify(sms.body, opted_out=member is not None and member.status == "opted_out")
+        community, member, seen, word = read()
     return community, member, seen, word, phone
 
 

@@ -85,15 +85,16 @@ def _record_sent(session: Session, outbox_id: int, key: str, sent: dict, receipt
     With `receipts`, a failed try to record it leaves a receipt (unless it is `receipted`
     already), which is forgotten once a try succeeds.
     """
-    kept = [receipted]
+    kept = receipted
 
     def keep() -> None:
-        if receipts is not None and not kept[0]:
+        nonlocal kept
+        if receipts is not None and not kept:
             receipts.keep(outbox_id, key, sent)
-            kept[0] = True
+            kept = True
 
     state = _settle(session, outbox_id, "sent", **sent, failed=keep)
-    if receipts is not None and kept[0]:
+    if receipts is not None and kept:
         receipts.forget(outbox_id)
     # A callback that arrived between the carrier's answer and that commit is applied now.
     if session.connection().scalar(_EARLY_CALLBACK, {"sid": sent["provider_sid"]}) is not None:

@@ -120,10 +120,9 @@ def import_members_command(file, community_name, no_welcome) -> None:
         raise click.ClickException("the CSV needs a header row with at least the columns name and phone")
     added = 0
     with click.progressbar(rows, label=f"Importing into {community.name}", file=sys.stderr) as bar:
-        for line, raw in bar:
+        for line, last, raw in bar:
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
             if any("\n" in row.get(column, "") for column in ("name", "phone")):
-                last = line + sum(v.count("\n") for v in _values(raw))
                 refused.append((line, f"line {line}: refused: a quoted value runs on to line {last}"
                                       " (is a quote left open?)"))
                 continue
@@ -145,8 +144,8 @@ def import_members_command(file, community_name, no_welcome) -> None:
         click.echo(report_line)
 
 
-def _read_rows(reader: csv.DictReader) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]]:
-    """Each row with the line it starts on, and a report line for each that is not valid CSV.
+def _read_rows(reader: csv.DictReader) -> tuple[list[tuple[int, int, dict]], list[tuple[int, str]]]:
+    """Each row with the lines it starts and ends on, and a report line for each that is not valid CSV.
 
     Blank lines and quoted line breaks move the line on. A quote left open runs to the end of
     the file: that is reported, and the rows before it are still imported.
@@ -168,7 +167,7 @@ def _read_rows(reader: csv.DictReader) -> tuple[list[tuple[int, dict]], list[tup
             last = at
             continue
         last = reader.line_num
-        rows.append((last - sum(v.count("\n") for v in _values(raw)), raw))
+        rows.append((last - sum(v.count("\n") for v in _values(raw)), last, raw))
 
 
 def _values(raw: dict) -> list[str]:
