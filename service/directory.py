@@ -17,7 +17,7 @@ from .exceptions import Conflict, HearthError, NotFound
 from .models import Community, Facilitator, Member, Schedule
 from .models.member import CHANNELS
 from .outbox import queue_message
-from .phones import to_e164
+from .phones import region_for_timezone, to_e164
 
 
 MAX_NAME = 120
@@ -49,13 +49,16 @@ def _language(raw: str | None) -> str | None:
 
 
 def create_community(session: Session, name: str, timezone: str = "Europe/London", *, language: str = "en",
-                     region: str = "GB", phone_number: str | None = None, actor: str = "cli") -> Community:
-    """A new community; its timezone must be a real IANA zone."""
+                     region: str | None = None, phone_number: str | None = None, actor: str = "cli") -> Community:
+    """A new community; its timezone must be a real IANA zone.
+
+    Local numbers are read in `region`; without one, in the timezone's country (GB for
+    Europe/London), or GB for a zone of no one country such as Etc/UTC.
+    """
     name = _name(name, "community")
     language = _language(language) or "en"
-    if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise HearthError(f"{region!r} is not a region phone numbers can be read in (like GB)")
     _timezone(timezone)
+    region = _region(region) if region else region_for_timezone(timezone) or "GB"
     if session.scalar(select(Community).where(func.lower(Community.name) == name.lower())):
         raise Conflict(f"there is already a community called {name!r}")
     number = _free_number(session, phone_number, region) if phone_number else None
@@ -86,6 +89,7 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
     makes them again, due at the flows' local times in the new zone.
     """
     values: dict = {}
+    region = _region(changes["region"]) if "region" in changes else community.region  # a new number is read in it
     for key, value in changes.items():
         if key in TEXTS:
             values[key] = _text(value, key)
@@ -93,8 +97,10 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
             values[key] = _timezone(value)
         elif key == "language":
             values[key] = _language(value) or "en"
+        elif key == "region":
+            values[key] = region
         elif key == "phone_number":
-            values[key] = _free_number(session, value, community.region, community)
+            values[key] = _free_number(session, value, region, community)
         else:
             raise HearthError(f"a community has no setting {key!r}")
     changed = {k: v for k, v in values.items() if getattr(community, k) != v}
@@ -131,6 +137,13 @@ def _timezone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise HearthError(f"{name!r} is not a timezone (try Europe/London)") from None
     return name
+
+
+def _region(raw: str) -> str:
+    region = raw.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise HearthError(f"{raw!r} is not a region phone numbers can be read in (like GB)")
+    return region
 
 
 def _free_number(session: Session, raw: str, region: str, community: Community | None = None) -> str:

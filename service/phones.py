@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
+
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
 
@@ -59,6 +62,33 @@ def fictional(e164: str) -> bool:
 def national(e164: str) -> str:
     """A stored number as people write it at home: +447700900123 -> 07700 900123."""
     return phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+def region_for_timezone(zone: str) -> str | None:
+    """The country a timezone is in, as a region numbers can be read in: Europe/London gives GB,
+    Europe/Dublin IE, America/New_York US. None for a zone of no one country (Etc/UTC).
+    """
+    region = _zone_countries().get(zone)
+    return region if region in phonenumbers.SUPPORTED_REGIONS else None
+
+
+@cache
+def _zone_countries() -> dict[str, str]:
+    """Zone name -> ISO country code, from the tz database's zone.tab (every country's zones, one
+    a line) and the links in tzdata.zi (GB and Europe/Belfast are names of Europe/London).
+    """
+    folder = resources.files("tzdata") / "zoneinfo"
+    countries = {}
+    for line in (folder / "zone.tab").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            code, _, zone = line.split("\t")[:3]
+            countries[zone] = code
+    for line in (folder / "tzdata.zi").read_text(encoding="utf-8").splitlines():
+        if line.startswith("L "):
+            _, target, link = line.split()
+            if link not in countries and target in countries:
+                countries[link] = countries[target]
+    return countries
 
 
 def _valid_here(digits: str, region: str) -> bool:

@@ -30,15 +30,16 @@ facilitator_cli = AppGroup("facilitator", help="Facilitators.")
 @click.argument("name")
 @click.option("--timezone", default="Europe/London", show_default=True, help="IANA timezone.")
 @click.option("--language", default="en", show_default=True)
-@click.option("--region", default="GB", show_default=True, help="Where local phone numbers are read from.")
+@click.option("--region", help="The country local phone numbers are in (like GB)  [default: the timezone's, else GB]")
 @click.option("--phone-number", help="The community's Twilio number, when several communities share Hearth.")
 def create_community_command(name, timezone, language, region, phone_number) -> None:
     """Create a community."""
     with clear_errors():
-        community = create_community(db.session, name, timezone, language=language, region=region.upper(),
+        community = create_community(db.session, name, timezone, language=language, region=region,
                                      phone_number=phone_number)
         db.session.commit()
-    click.echo(f"Created community {community.name} ({community.timezone}).")
+    click.echo(f"Created community {community.name} ({community.timezone}; local numbers read as in"
+               f" {community.region}).")
 
 
 @community_cli.command("set")
@@ -50,6 +51,7 @@ def create_community_command(name, timezone, language, region, phone_number) -> 
 @click.option("--unknown-reply", help="The answer to a number that is not a member ('' for no answer).")
 @click.option("--timezone", help="IANA timezone; scheduled flows move to their local times in it.")
 @click.option("--language", help="The community's default language (like en or cy).")
+@click.option("--region", help="The country local phone numbers are in (like GB); stored numbers stay as they are.")
 @click.option("--phone-number", help="The community's Twilio number.")
 def set_community_command(name, **options) -> None:
     """Change a community's texts and settings; only the options given change."""

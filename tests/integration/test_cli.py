@@ -23,6 +23,30 @@ def test_community_create_and_refusals(runner, session):
     assert bad.exit_code == 1 and "is not a timezone" in bad.output and "Traceback" not in bad.output
 
 
+def test_local_numbers_are_read_in_the_timezones_country_unless_told(runner, session):
+    def create(name, *args):
+        result = runner.invoke(args=["community", "create", name, *args])
+        assert result.exit_code == 0, result.output
+        return result.output, session.scalar(select(Community.region).where(Community.name == name))
+
+    assert create("Oak", "--timezone", "Europe/London") == (
+        "Created community Oak (Europe/London; local numbers read as in GB).\n", "GB")
+    assert create("Elm", "--timezone", "Europe/Dublin")[1] == "IE"
+    assert create("Ash", "--timezone", "Etc/UTC")[1] == "GB"  # no one country: the UK, where Hearth starts
+    assert create("Yew", "--timezone", "Europe/Dublin", "--region", "gb")[1] == "GB"
+    dublin = runner.invoke(args=["member", "add", "--community", "Elm", "--name", "A", "--phone", "085 123 4567",
+                                 "--no-welcome"])
+    assert dublin.exit_code == 0, dublin.output
+    assert session.scalar(select(Member.phone).where(Member.name == "A")) == "+353851234567"
+    bad = runner.invoke(args=["community", "create", "Fir", "--region", "XX"])
+    assert bad.exit_code == 1 and "'XX' is not a region phone numbers can be read in" in bad.output
+    # Set later: numbers given from then on are read in it, and the community's own number with it.
+    moved = runner.invoke(args=["community", "set", "Ash", "--region", "ie", "--phone-number", "01 234 5678"])
+    assert moved.exit_code == 0, moved.output
+    assert session.execute(select(Community.region, Community.phone_number).where(Community.name == "Ash")).one() \
+        == ("IE", "+35312345678")
+
+
 def test_community_set_changes_only_what_it_is_given_and_audits_it(runner, community, session, post_signed):
     result = runner.invoke(args=["community", "set", "oak house", "--help-text", "{community}: call 01632 960111.",
                                  "--unknown-reply", "{community} does not know this number.", "--language", "en"])

@@ -1,7 +1,7 @@
 import pytest
 
 from service.exceptions import InvalidPhone
-from service.phones import to_e164
+from service.phones import region_for_timezone, to_e164
 
 
 @pytest.mark.parametrize("raw", ["07700 900123", "+44 7700 900123", "447700900123", "(0)7700-900-123",
@@ -73,3 +73,13 @@ def test_an_extension_is_refused_not_dropped():
     with pytest.raises(InvalidPhone) as refused:
         to_e164("07700 900123 ext 5", "GB")
     assert "extension" in refused.value.reason
+
+
+@pytest.mark.parametrize("zone, region", [
+    ("Europe/London", "GB"), ("GB", "GB"), ("Europe/Belfast", "GB"),  # a zone's other names are followed
+    ("Europe/Dublin", "IE"), ("Europe/Jersey", "JE"), ("America/New_York", "US"), ("US/Eastern", "US"),
+    ("Australia/Sydney", "AU"),
+    ("Etc/UTC", None), ("UTC", None), ("Antarctica/Troll", None),  # no one country, or none numbers belong to
+])
+def test_a_timezone_gives_the_country_its_numbers_are_read_in(zone, region):
+    assert region_for_timezone(zone) == region
