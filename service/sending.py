@@ -45,40 +45,49 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
             receipts: Receipts | None = None) -> str:
     """Send one row at most once per claim; returns the row's state afterwards.
 
-    No transaction is held while waiting for the rate limit or the carrier. Raises
-    TransientSendError when the carrier may accept it later and tries remain. With `receipts`, a
-    send the database could not record is remembered in Redis, and a later claim records it
-    instead of sending it again.
+    No transaction is held while waiting for the rate limit or the carrier. A claim is the row's
+    attempt number while it is `sending`: every write after the claim names it, so a worker whose
+    claim lapsed (it waited for the rate limit past the lease, and another worker took the row)
+    writes nothing and sends nothing. Raises TransientSendError when the carrier may accept it
+    later and tries remain. With `receipts`, a send the database could not record is remembered in
+    Redis, and a later claim records it instead of sending it again.
     """
     claim = _claim(session, outbox_id)
     if claim is None:
         return "skipped"
-    if receipts is not None and claim.attempts > 1:
+    attempt = claim.attempts
+    if receipts is not None and attempt > 1:
         sent = receipts.taken(outbox_id, claim.idempotency_key)
         if sent is not None:
-            return _record_sent(session, outbox_id, claim.idempotency_key, sent, receipts, receipted=True)
-    blocked = _why_blocked(claim.member_status, claim.member_fields)
-    if not blocked and limiter.acquire(sender, cost=claim.segments):
-        # Looked at again after a wait for the rate limit: a STOP that arrived meanwhile wins.
-        blocked = _blocked(session, claim.member_id)
+            return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts, receipted=True)
+    seen = claim  # the member as the claim found them
+    if not _blocked(seen) and limiter.acquire(sender, cost=claim.segments):
+        # After a wait the claim is taken afresh, which starts its lease again for the send, and the
+        # member is looked at again: a STOP that arrived meanwhile wins.
+        seen = _renew(session, outbox_id, attempt)
+        if seen is None:
+            log.warning("outbox row %s: its claim lapsed while it waited for the rate limit; left to the"
+                        " worker that has it now", outbox_id)
+            return "skipped"
+    blocked = _blocked(seen)
     if blocked:
-        return _settle(session, outbox_id, "cancelled", error_message=blocked)
+        return _settle(session, outbox_id, attempt, "cancelled", error_message=blocked)
     try:
         result = transport.send(claim.to_number, claim.body, _status_callback_url())
     except TransientSendError as exc:
         if final_attempt:
-            return _settle(session, outbox_id, "failed", error_code=exc.code, error_message=str(exc))
-        _settle(session, outbox_id, "pending", claimed_at=None, error_code=exc.code, error_message=str(exc))
+            return _settle(session, outbox_id, attempt, "failed", error_code=exc.code, error_message=str(exc))
+        _settle(session, outbox_id, attempt, "pending", claimed_at=None, error_code=exc.code, error_message=str(exc))
         raise
     except PermanentSendError as exc:
         code = exc.code
-        return _settle(session, outbox_id, "failed", error_code=code, error_message=str(exc),
+        return _settle(session, outbox_id, attempt, "failed", error_code=code, error_message=str(exc),
                        also=lambda: _mark_member(session, claim.member_id, code))
     sent = dict(provider_sid=result.sid, segments=result.segments, sent_at=now(), delivery_status=result.status)
-    return _record_sent(session, outbox_id, claim.idempotency_key, sent, receipts)
+    return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
 
 
-def _record_sent(session: Session, outbox_id: int, key: str, sent: dict, receipts: Receipts | None,
+def _record_sent(session: Session, outbox_id: int, attempt: int, key: str, sent: dict, receipts: Receipts | None,
                  receipted: bool = False) -> str:
     """Record that the carrier took the row, then apply any status callback that came first.
 
@@ -93,7 +102,7 @@ def _record_sent(session: Session, outbox_id: int, key: str, sent: dict, receipt
             receipts.keep(outbox_id, key, sent)
             kept = True
 
-    state = _settle(session, outbox_id, "sent", **sent, failed=keep)
+    state = _settle(session, outbox_id, attempt, "sent", **sent, failed=keep)
     if receipts is not None and kept:
         receipts.forget(outbox_id)
     # A callback that arrived between the carrier's answer and that commit is applied now.
@@ -130,30 +139,38 @@ def deliver_batch(session: Session, outbox_ids: list[int], **how) -> list[str]:
 def _claim(session: Session, outbox_id: int):
     """Take the row (pending, or a dead worker's) and return what sending needs, or None."""
     at = now()
+    return _take(session, update(_OUTBOX).where(_OUTBOX.c.id == outbox_id, claimable(at))
+                 .values(state="sending", claimed_at=at, attempts=_OUTBOX.c.attempts + 1, updated_at=at),
+                 _OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
+                 _OUTBOX.c.idempotency_key)
+
+
+def _renew(session: Session, outbox_id: int, attempt: int):
+    """Take the claim afresh if it is still this attempt's; the member's status and fields, or None."""
+    at = now()
+    return _take(session, update(_OUTBOX).where(*_held(outbox_id, attempt)).values(claimed_at=at, updated_at=at))
+
+
+def _take(session: Session, claiming, *columns):
+    """Run a claiming UPDATE and commit it; what it returned, with the member's status and fields."""
     member = select(_MEMBERS).where(_MEMBERS.c.id == _OUTBOX.c.member_id)
-    claimed = session.connection().execute(
-        update(_OUTBOX)
-        .where(_OUTBOX.c.id == outbox_id, claimable(at))
-        .values(state="sending", claimed_at=at, attempts=_OUTBOX.c.attempts + 1, updated_at=at)
-        .returning(_OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
-                   _OUTBOX.c.idempotency_key,
-                   member.with_only_columns(_MEMBERS.c.status).scalar_subquery().label("member_status"),
-                   member.with_only_columns(_MEMBERS.c.fields).scalar_subquery().label("member_fields"))
-    ).first()
+    taken = session.connection().execute(claiming.returning(
+        *columns,
+        member.with_only_columns(_MEMBERS.c.status).scalar_subquery().label("member_status"),
+        member.with_only_columns(_MEMBERS.c.fields).scalar_subquery().label("member_fields"),
+    )).first()
     session.commit()
-    return claimed
+    return taken
 
 
-def _blocked(session: Session, member_id: int | None) -> str | None:
-    """Why the member may not be sent to now (opted out, left, a bad number), or None."""
-    if member_id is None:
-        return None
-    status, fields_ = session.execute(select(Member.status, Member.fields).where(Member.id == member_id)).one()
-    session.rollback()
-    return _why_blocked(status, fields_)
+def _held(outbox_id: int, attempt: int) -> tuple[ColumnElement[bool], ...]:
+    """The row, while the claim of this attempt holds it."""
+    return _OUTBOX.c.id == outbox_id, _OUTBOX.c.state == "sending", _OUTBOX.c.attempts == attempt
 
 
-def _why_blocked(status: str | None, fields_) -> str | None:
+def _blocked(seen) -> str | None:
+    """Why the member a claim read (`member_status`, `member_fields`) may not be sent to now, or None."""
+    status, fields_ = seen.member_status, seen.member_fields
     if status in ("opted_out", "left"):
         return f"member is {status}"
     if fields_ and fields_.get("phone_error"):
@@ -165,18 +182,31 @@ def _why_blocked(status: str | None, fields_) -> str | None:
 SENT_WAITS = (0.0, 1.0, 2.0, 4.0, 8.0)
 
 
-def _settle(session: Session, outbox_id: int, state: str, *, also=None, failed=None, **values) -> str:
-    """Record how a send ended (and `also` what follows from it) in one transaction.
+def _settle(session: Session, outbox_id: int, attempt: int, state: str, *, also=None, failed=None,
+            **values) -> str:
+    """Record how this attempt's send ended (and `also` what follows from it) in one transaction.
 
-    Run again on a fresh connection if the one it used has died; a message the carrier took is
-    tried for ~15 s, so that it is not left looking unsent (and sent again after the lease), and
-    `failed` is called each time a try fails.
+    Written only while the attempt's claim holds the row; a claim that lapsed writes nothing
+    ("skipped"), except that a message the carrier took is always recorded, and logged, since
+    the worker that took the row over may have sent it too. Run again on a fresh connection if
+    the one it used has died; a message the carrier took is tried for ~15 s, so that it is not
+    left looking unsent (and sent again after the lease), and `failed` is called each time a try
+    fails.
     """
     def write() -> str:
         if also is not None:
             also()
-        session.connection().execute(update(_OUTBOX).where(_OUTBOX.c.id == outbox_id)
-                                     .values(state=state, updated_at=now(), **values))
+        connection = session.connection()
+        settled = update(_OUTBOX).values(state=state, updated_at=now(), **values)
+        if connection.execute(settled.where(*_held(outbox_id, attempt))).rowcount:
+            session.commit()
+            return state
+        if state != "sent":
+            session.commit()  # what `also` learnt of the member still holds
+            return "skipped"
+        log.warning("outbox row %s: the carrier took it after its claim had lapsed; it may have been sent"
+                    " twice", outbox_id)
+        connection.execute(settled.where(_OUTBOX.c.id == outbox_id))
         session.commit()
         return state
     return rerun_if_disconnected(session, write, waits=SENT_WAITS if state == "sent" else (0.0,), failed=failed)

@@ -147,6 +147,60 @@ def test_a_stop_that_lands_while_a_send_waits_for_the_rate_limit_wins(app, sessi
     assert double.requests == []
 
 
+def test_a_claim_that_lapses_while_it_waits_for_the_rate_limit_sends_nothing(app, session, member, double, clock):
+    """The wait outlasts the lease: the sweeper hands the row to a second worker, which sends it.
+    The first, back from its wait, must neither send it again nor write over the second's record.
+    """
+    from sqlalchemy.orm import Session
+
+    row = queue_message(session, key="a", to=member.phone, body="one", kind="reply", member=member)
+    session.commit()
+    runtime = app.extensions["hearth_runtime"]
+    second_worker = []
+
+    class WaitPastTheLease:
+        def acquire(self, sender, cost=1):
+            clock.advance(seconds=app.config["HEARTH"].send_lease + 1)
+            with Session(app.extensions["hearth_db"].engine) as other:
+                second_worker.append(deliver(other, row.id, transport=runtime.transport, limiter=runtime.limiter,
+                                             sender="+441632960000", final_attempt=False))
+            return app.config["HEARTH"].send_lease + 1
+
+    state = deliver(session, row.id, transport=runtime.transport, limiter=WaitPastTheLease(),
+                    sender="+441632960000", final_attempt=False)
+    assert (state, second_worker) == ("skipped", ["sent"])
+    assert [m["body"] for m in double.messages] == ["one"]
+    got = fresh(session, row)
+    assert (got.state, got.attempts, got.provider_sid) == ("sent", 2, double.messages[0]["sid"])
+
+
+def test_a_wait_for_the_rate_limit_starts_the_claims_lease_again(app, session, member, double, clock):
+    """A long wait, then the send: the sweeper must not take the row from the worker sending it."""
+    from service.sending import claimable
+
+    row = queue_message(session, key="a", to=member.phone, body="one", kind="reply", member=member)
+    session.commit()
+    lease = app.config["HEARTH"].send_lease
+
+    class LongWait:
+        def acquire(self, sender, cost=1):
+            clock.advance(seconds=lease - 1)
+            return lease - 1
+
+    class CarrierThenLook:
+        def send(self, to, body, status_callback):
+            from service.transports import SendResult
+            clock.advance(seconds=2)  # the claim is `lease + 1` s old, but was taken afresh 2 s ago
+            taken = session.scalar(select(OutboundMessage.id).where(OutboundMessage.id == row.id,
+                                                                     claimable(clock.now)))
+            session.rollback()
+            assert taken is None, "the sweeper would take a row that is being sent"
+            return SendResult(sid="SM" + "1" * 32, status="queued", segments=1)
+
+    assert deliver(session, row.id, transport=CarrierThenLook(), limiter=LongWait(), sender="+441632960000",
+                   final_attempt=False) == "sent"
+
+
 def test_a_batch_sends_every_row_past_a_transient_failure_and_a_rerun_sends_none_again(app, session, member,
                                                                                         double):
     from service.sending import deliver_batch
