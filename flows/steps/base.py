@@ -9,8 +9,10 @@ if TYPE_CHECKING:
     from flows.run import Run
     from flows.scope import Scope
 
-STEP_ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}
-NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}
+# Ids and names are stored beside what the service writes of them ("flow:<id>", a result's name):
+# 40 characters is room for any name a person would read, and fits the columns that hold them.
+STEP_ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 40}
+NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 40}
 MESSAGE = {"$ref": "#/$defs/message"}
 TEMPLATE = {"type": "string", "description": "a Jinja2 template"}
 DURATION = {"$ref": "#/$defs/duration"}

@@ -33,7 +33,7 @@ class InboundMessage(Base):
     from_number: Mapped[str] = mapped_column(String(32))
     to_number: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
-    handled_as: Mapped[str] = mapped_column(String(32))
+    handled_as: Mapped[str] = mapped_column(String(64))  # "flow:<id>" at most 45
     response: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime]
 

@@ -132,44 +132,73 @@ def test_reminder_then_no_answer_fire_from_the_clock(app, session, community, cl
     assert session.scalar(select(Result.value).where(Result.name == "mood")) == "no_answer"
 
 
-def test_a_running_conversation_keeps_the_flow_version_it_started_with(config, clock, tmp_path, redis):
+def _app_with_flows(config, clock, flows_dir):
+    """An app of its own that also loads the flows in `flows_dir`, with Oak House and Alex in its database."""
     import dataclasses
 
-    from flows.registry import BUNDLED_DIR
     from service import create_app
     from service.database import db
     from service.directory import create_community
+
+    app = create_app(dataclasses.replace(config, flows_dir=str(flows_dir)), overrides={"CLOCK": clock})
+    with app.app_context():
+        if db.session.scalar(select(Member.id)) is None:
+            community = create_community(db.session, "Oak House", phone_number="+441632960000")
+            add_member(db.session, community, "Alex", "07700 900123", welcome=False)
+            db.session.commit()
+    return app
+
+
+def _post(app, body):
+    """Text `body` to the app as Alex; the response."""
     from tests.conftest import AUTH_TOKEN
     from tests.support import sign
 
-    def app_with(flows_dir):
-        return create_app(dataclasses.replace(config, flows_dir=str(flows_dir)), overrides={"CLOCK": clock})
+    form = sms_form(body)
+    signature = sign("https://hearth.example.org/twilio/sms", form, AUTH_TOKEN)
+    return app.test_client().post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
 
-    def post(app, body):
-        form = sms_form(body)
-        signature = sign("https://hearth.example.org/twilio/sms", form, AUTH_TOKEN)
-        return texts(app.test_client().post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature}))
+
+def test_a_running_conversation_keeps_the_flow_version_it_started_with(config, clock, tmp_path, redis):
+    from flows.registry import BUNDLED_DIR
 
     custom = tmp_path / "flows"
     custom.mkdir()
     original = (BUNDLED_DIR / "checkin.yaml").read_text()
     (custom / "checkin.yaml").write_text(original)
-    first = app_with(custom)
-    with first.app_context():
-        community = create_community(db.session, "Oak House", phone_number="+441632960000")
-        add_member(db.session, community, "Alex", "07700 900123", welcome=False)
-        db.session.commit()
-    post(first, "CHECKIN")
+    first = _app_with_flows(config, clock, custom)
+    texts(_post(first, "CHECKIN"))
     first.extensions["hearth_db"].engine.dispose()
 
     # The file changes while Alex is mid-conversation: the answer prompt now reads differently.
     changed = original.replace("Anything you want the team to know?", "Is there anything else?")
     assert changed != original
     (custom / "checkin.yaml").write_text(changed.replace("version: 1", "version: 2", 1))
-    second = app_with(custom)
-    replies = post(second, "4")
+    second = _app_with_flows(config, clock, custom)
+    replies = texts(_post(second, "4"))
     assert any("Anything you want the team to know?" in r for r in replies), replies
     second.extensions["hearth_db"].engine.dispose()
+
+
+def test_a_flow_with_the_longest_id_and_names_allowed_is_stored_whole(config, clock, tmp_path, redis, session):
+    longest = "a" * 40  # what the flow schema allows (a longer one is refused when the file loads)
+    (tmp_path / "survey.yaml").write_text(f"""
+id: {longest}
+version: 1
+language: en
+triggers:
+  keywords: [survey]
+steps:
+  - {{id: {longest}, type: save, name: {longest}, value: "yes", category: {longest}}}
+  - {{id: thanks, type: send, text: Thanks for taking the survey.}}
+""")
+    app = _app_with_flows(config, clock, tmp_path)
+    answer = _post(app, "SURVEY")
+    app.extensions["hearth_db"].engine.dispose()
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert twiml_messages(answer.get_data(as_text=True)) == ["Thanks for taking the survey."]
+    assert session.scalar(select(InboundMessage.handled_as)) == f"flow:{longest}"
+    assert session.execute(select(Result.flow_id, Result.name, Result.category)).one() == (longest,) * 3
 
 
 def test_a_facilitator_starts_a_vote_and_members_may_change_their_vote(runner, post_signed, member, session, clock):

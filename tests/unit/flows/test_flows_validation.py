@@ -103,6 +103,13 @@ def test_bad_duration():
     expect(flow(ASK.replace("after: 1h", "after: 1 hour")), "after: 1 hour", "q", "a duration such as")
 
 
+def test_an_id_longer_than_forty_characters_is_refused():
+    long = "a" * 41
+    expect(flow(ASK).replace("id: t\n", f"id: {long}\n", 1), f"id: {long}", None, "is too long")
+    expect(flow(ASK.replace("- id: q", f"- id: {long}")),
+           f"- id: {long}", long, "is too long")
+
+
 def test_route_to_a_missing_step():
     expect(flow(ASK.replace("- {value: 2, next: done}", "- {value: 2, next: dnoe}")),
            "value: 2", "q", "route to a step that does not exist: 'dnoe'")
