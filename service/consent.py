@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from . import audit
 from .clock import now
 from .models import Member, OutboundMessage
+from .transports.twilio import INVALID_NUMBER, OPTED_OUT
 
 
 def opt_out(session: Session, member: Member, actor: str, source: str) -> bool:
@@ -41,3 +42,21 @@ def cancel_pending(session: Session, member_id: int) -> None:
         .where(OutboundMessage.member_id == member_id, OutboundMessage.state == "pending")
         .values(state="cancelled", updated_at=now())
     )
+
+
+def carrier_refused(session: Session, member_id: int | None, code: int | None, source: str) -> None:
+    """What the carrier's refusal of a message to the member says of them, from the send's answer
+    or a status callback: 21610, they texted STOP to the sender (opted out); 21211 or 21614, the
+    number cannot take texts (nothing more is sent to it). Any other code says nothing of them.
+    """
+    if member_id is None or (code != OPTED_OUT and code not in INVALID_NUMBER):
+        return
+    member = session.get(Member, member_id, with_for_update=True)
+    if member is None:
+        return
+    if code == OPTED_OUT:
+        opt_out(session, member, "carrier", source)
+    elif (member.fields or {}).get("phone_error") != code:
+        member.fields = {**(member.fields or {}), "phone_error": code}
+        audit.record(session, "carrier", "member.phone_invalid", community_id=member.community_id,
+                     member_id=member.id, code=code, source=source)

@@ -9,15 +9,13 @@ from flask import current_app
 from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from . import audit
 from .clock import now
 from .database import rerun_if_disconnected
-from .consent import opt_out
+from .consent import carrier_refused
 from .exceptions import PermanentSendError, TransientSendError
 from .models import Member, OutboundMessage, StatusEvent
 from .receipts import Receipts
 from .status import catch_up
-from .transports.twilio import INVALID_NUMBER, OPTED_OUT
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +80,7 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     except PermanentSendError as exc:
         code = exc.code
         return _settle(session, outbox_id, attempt, "failed", error_code=code, error_message=str(exc),
-                       also=lambda: _mark_member(session, claim.member_id, code))
+                       also=lambda: carrier_refused(session, claim.member_id, code, f"twilio:{code}"))
     sent = dict(provider_sid=result.sid, segments=result.segments, sent_at=now(), delivery_status=result.status)
     return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
 
@@ -210,18 +208,6 @@ def _settle(session: Session, outbox_id: int, attempt: int, state: str, *, also=
         session.commit()
         return state
     return rerun_if_disconnected(session, write, waits=SENT_WAITS if state == "sent" else (0.0,), failed=failed)
-
-
-def _mark_member(session: Session, member_id: int | None, code: int | None) -> None:
-    member = session.get(Member, member_id, with_for_update=True) if member_id else None
-    if member is None:
-        return
-    if code == OPTED_OUT:
-        opt_out(session, member, "carrier", "twilio:21610")
-    elif code in INVALID_NUMBER:
-        member.fields = {**member.fields, "phone_error": code}
-        audit.record(session, "carrier", "member.phone_invalid", community_id=member.community_id,
-                     member_id=member.id, code=code)
 
 
 def _status_callback_url() -> str | None:

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .clock import now
+from .consent import carrier_refused
 from .forms import StatusCallback
 from .models import OutboundMessage, StatusEvent
 from .models.messages import DELIVERY_RANK
@@ -26,7 +27,7 @@ def record_status(session: Session, callback: StatusCallback) -> bool:
         return False
     row = _row_for(session, callback.sid)
     if row is not None:
-        advance(row, callback.status, callback.error_code)
+        _apply(session, row, callback.status, callback.error_code)
         session.commit()
         return True
     session.commit()
@@ -49,6 +50,12 @@ def _row_for(session: Session, sid: str) -> OutboundMessage | None:
     return session.scalar(select(OutboundMessage).where(OutboundMessage.provider_sid == sid).with_for_update())
 
 
+def _apply(session: Session, row: OutboundMessage, status: str, error_code: int | None) -> None:
+    """Apply one callback to its row, and what its error code says of the member (21610, 21211, 21614)."""
+    advance(row, status, error_code)
+    carrier_refused(session, row.member_id, error_code, f"status:{row.provider_sid}")
+
+
 def advance(row: OutboundMessage, status: str, error_code: int | None) -> None:
     """Move the row's delivery status forward only: delivered stays delivered."""
     if DELIVERY_RANK.get(status, -1) <= DELIVERY_RANK.get(row.delivery_status or "", -1):
@@ -62,4 +69,4 @@ def advance(row: OutboundMessage, status: str, error_code: int | None) -> None:
 def catch_up(session: Session, row: OutboundMessage) -> None:
     """Apply callbacks that arrived before the row knew its sid."""
     for event in session.scalars(select(StatusEvent).where(StatusEvent.sid == row.provider_sid)):
-        advance(row, event.status, event.error_code)
+        _apply(session, row, event.status, event.error_code)

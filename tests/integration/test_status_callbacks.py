@@ -9,7 +9,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from service.forms import StatusCallback
-from service.models import OutboundMessage, StatusEvent
+from service.models import AuditEvent, Member, OutboundMessage, StatusEvent
 from service.outbox import queue_message
 from service.sending import deliver
 from service.status import record_status
@@ -67,6 +67,50 @@ def test_failure_records_its_error_code(post_signed, session, member):
     session.expire_all()
     got = session.get(OutboundMessage, row.id)
     assert (got.delivery_status, got.error_code) == ("undelivered", 30005)
+
+
+def test_a_failure_reporting_21610_opts_the_member_out_and_cancels_what_waits(post_signed, session, member):
+    # With a Messaging Service the carrier's refusal often comes only in a callback.
+    sent_row(session, member)
+    waiting = queue_message(session, key="later", to=member.phone, body="tomorrow", kind="checkin", member=member)
+    session.commit()
+    post_signed("/twilio/status", status_form("failed", error="21610"))
+    session.expire_all()
+    assert session.get(Member, member.id).status == "opted_out"
+    assert session.get(OutboundMessage, waiting.id).state == "cancelled"
+    [event] = session.scalars(select(AuditEvent).where(AuditEvent.action == "member.opted_out")).all()
+    assert (event.actor, event.details["source"]) == ("carrier", f"status:{SID}")
+
+
+@pytest.mark.parametrize("code", ["21211", "21614"])
+def test_a_failure_reporting_a_bad_number_marks_it_once(post_signed, session, member, code):
+    sent_row(session, member)
+    post_signed("/twilio/status", status_form("failed", error=code))
+    post_signed("/twilio/status", status_form("undelivered", error=code))  # said again: noted once
+    session.expire_all()
+    assert session.get(Member, member.id).fields["phone_error"] == int(code)
+    assert session.scalar(select(func.count()).where(AuditEvent.action == "member.phone_invalid")) == 1
+
+
+def test_a_delivery_failure_code_says_nothing_of_the_member(post_signed, session, member):
+    sent_row(session, member)
+    post_signed("/twilio/status", status_form("undelivered", error="30003"))  # the phone was off
+    session.expire_all()
+    got = session.get(Member, member.id)
+    assert (got.status, got.fields.get("phone_error")) == ("active", None)
+
+
+def test_a_21610_callback_that_came_before_the_sid_was_recorded_still_opts_the_member_out(post_signed, session,
+                                                                                           member):
+    from service.status import catch_up
+
+    post_signed("/twilio/status", status_form("failed", error="21610"))
+    row = queue_message(session, key="k2", to=member.phone, body="hi", kind="reply", member=member)
+    row.provider_sid = SID
+    catch_up(session, row)
+    session.commit()
+    session.expire_all()
+    assert session.get(Member, member.id).status == "opted_out"
 
 
 def test_callback_before_the_sender_recorded_the_sid_is_applied_later(post_signed, session, member):
