@@ -182,21 +182,29 @@ def add_member(session: Session, community: Community, name: str, phone: str, *,
                channel: str = "sms", welcome: bool = True, actor: str = "cli", bulk: bool = False) -> Member:
     """A new member, phone stored as E.164; the welcome message goes through the outbox.
 
+    A phone that texted STOP is out of every community (they all text from one sender): it joins
+    this one opted out too, and is sent nothing, the welcome included, until it texts START.
     `bulk` (one of many added together, an import) sends the welcome on the bulk queue.
     """
     name = _name(name, "member")
     language = _language(language)
+    channel = (channel or "").strip().lower()
     if channel not in CHANNELS:
         raise HearthError(f"channel must be sms or voice, not {channel!r}")
     number = to_e164(phone, community.region)
     if session.scalar(select(Member.id).where(Member.community_id == community.id, Member.phone == number)):
         raise Conflict(f"{number} is already a member of {community.name}")
+    opted_out_at = session.scalar(select(func.max(Member.opted_out_at))
+                                  .where(Member.phone == number, Member.status == "opted_out"))
     at = now()
     member = Member(community_id=community.id, name=name, phone=number, language=language or None,
-                    channel=channel, status="active", consent_at=at, created_at=at, fields={})
+                    channel=channel, status="opted_out" if opted_out_at else "active",
+                    consent_at=None if opted_out_at else at, opted_out_at=opted_out_at, created_at=at, fields={})
     session.add(member)
     session.flush()
-    audit.record(session, actor, "member.added", community_id=community.id, member_id=member.id, welcome=welcome)
+    welcome = welcome and member.reachable
+    audit.record(session, actor, "member.added", community_id=community.id, member_id=member.id, welcome=welcome,
+                 status=member.status)
     if welcome:
         queue_message(session, key=f"welcome:{member.id}", to=number, body=community.render(community.welcome_text),
                       kind="welcome", member=member, queue="bulk" if bulk else None)

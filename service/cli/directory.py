@@ -98,8 +98,11 @@ def add_member_command(community_name, name, phone, language, channel, no_welcom
         member = add_member(db.session, community, name, phone, language=language, channel=channel,
                             welcome=not no_welcome)
         db.session.commit()
-    click.echo(f"Added {member.name} ({member.phone}) to {community.name}"
-               + ("." if no_welcome else "; welcome message queued."))
+    if not member.reachable:
+        click.echo(f"Added {member.name} ({member.phone}) to {community.name}, opted out: {OPTED_OUT_NOTE}.")
+    else:
+        click.echo(f"Added {member.name} ({member.phone}) to {community.name}"
+                   + ("." if no_welcome else "; welcome message queued."))
 
 
 @members_cli.command("import")
@@ -113,37 +116,47 @@ def import_members_command(file, community_name, no_welcome) -> None:
     try:
         reader = csv.DictReader(file, strict=True)
         headers = {(h or "").strip().lower() for h in reader.fieldnames or []}
-        rows, refused = _read_rows(reader)
+        rows, unreadable = _read_rows(reader)
     except UnicodeDecodeError:
         raise click.ClickException(f"{file.name} is not UTF-8 text: save it as 'CSV UTF-8' and try again") from None
     except csv.Error as exc:
         raise click.ClickException(f"{file.name} is not a readable CSV: {exc}") from None
     if not {"name", "phone"} <= headers:
         raise click.ClickException("the CSV needs a header row with at least the columns name and phone")
-    added = 0
+    added, added_opted_out, report = 0, 0, list(unreadable)
     with click.progressbar(rows, label=f"Importing into {community.name}", file=sys.stderr) as bar:
         for line, last, raw in bar:
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
             if any("\n" in row.get(column, "") for column in ("name", "phone")):
-                refused.append((line, f"line {line}: refused: a quoted value runs on to line {last}"
-                                      " (is a quote left open?)"))
+                report.append((line, f"line {line}: refused: a quoted value runs on to line {last}"
+                                     " (is a quote left open?)"))
                 continue
             try:
                 with db.session.begin_nested():
-                    add_member(db.session, community, row.get("name", ""), row.get("phone", ""),
-                               language=row.get("language") or None, channel=row.get("channel") or "sms",
-                               welcome=not no_welcome, actor="cli:import", bulk=True)
-                added += 1
+                    member = add_member(db.session, community, row.get("name", ""), row.get("phone", ""),
+                                        language=row.get("language") or None, channel=row.get("channel") or "sms",
+                                        welcome=not no_welcome, actor="cli:import", bulk=True)
             except HearthError as exc:
-                refused.append((line, f"line {line}: refused: {exc}"))
+                report.append((line, f"line {line}: refused: {exc}"))
+                continue
             except DBAPIError as exc:  # a value the database will not store: that row only
-                refused.append((line, f"line {line}: refused: the database would not store it"
-                                      f" ({database_reason(exc)})"))
+                report.append((line, f"line {line}: refused: the database would not store it"
+                                     f" ({database_reason(exc)})"))
+                continue
+            added += 1
+            if not member.reachable:
+                added_opted_out += 1
+                report.append((line, f"line {line}: added opted out: {OPTED_OUT_NOTE}"))
     with clear_errors():
         db.session.commit()
-    click.echo(f"Imported {added} of {added + len(refused)} rows into {community.name}.")
-    for _, report_line in sorted(refused):
+    refused = len(report) - added_opted_out
+    click.echo(f"Imported {added} of {added + refused} rows into {community.name}.")
+    for _, report_line in sorted(report):
         click.echo(report_line)
+
+
+# Why a member was added opted out (directory.add_member).
+OPTED_OUT_NOTE = "this number texted STOP, so it is sent nothing, the welcome included, until it texts START"
 
 
 def _read_rows(reader: csv.DictReader) -> tuple[list[tuple[int, int, dict]], list[tuple[int, str]]]:

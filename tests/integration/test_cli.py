@@ -145,6 +145,37 @@ def test_import_reports_each_refused_row_and_keeps_the_rest(runner, community, s
     assert session.scalar(select(Member.language).where(Member.name == "Di")) == "cy"
 
 
+def test_a_number_that_texted_stop_joins_another_community_opted_out_and_unwelcomed(runner, member, session,
+                                                                                    post_signed, tmp_path):
+    from tests.support import sms_form
+
+    post_signed("/twilio/sms", sms_form("STOP", from_number=member.phone))
+    assert runner.invoke(args=["community", "create", "Ash House", "--phone-number", "01632 960001"]).exit_code == 0
+    one = runner.invoke(args=["member", "add", "--community", "Ash House", "--name", "Alex",
+                              "--phone", "07700 900123"])
+    assert one.exit_code == 0, one.output
+    assert "to Ash House, opted out: this number texted STOP" in one.output
+    assert runner.invoke(args=["community", "create", "Elm House"]).exit_code == 0
+    csv = tmp_path / "members.csv"
+    csv.write_text("name,phone,channel\nAlex,+44 7700 900123,SMS\nBea,07700 900124,Voice\n", encoding="utf-8")
+    many = runner.invoke(args=["members", "import", str(csv), "--community", "Elm House"])
+    assert many.exit_code == 0, many.output
+    assert "Imported 2 of 2 rows into Elm House." in many.output
+    assert "line 2: added opted out: this number texted STOP" in many.output
+    session.expire_all()
+    statuses = session.execute(select(Member.name, Member.status, Member.consent_at.is_(None))
+                               .order_by(Member.id)).all()
+    assert statuses == [("Alex", "opted_out", False), ("Alex", "opted_out", True), ("Alex", "opted_out", True),
+                        ("Bea", "active", False)]
+    assert session.scalar(select(Member.channel).where(Member.name == "Bea")) == "voice"
+    welcomed = session.scalars(select(OutboundMessage.to_number).where(OutboundMessage.kind == "welcome")).all()
+    assert welcomed == ["+447700900124"]
+    # START from the phone opts it back in everywhere.
+    post_signed("/twilio/sms", sms_form("START", from_number=member.phone))
+    session.expire_all()
+    assert set(session.scalars(select(Member.status).where(Member.phone == member.phone))) == {"active"}
+
+
 def test_imported_welcomes_are_bulk_so_replies_do_not_wait_behind_them(runner, community, session, tmp_path, redis):
     csv = tmp_path / "members.csv"
     csv.write_text("name,phone\n" + "".join(f"M{i},07700 9003{i:02d}\n" for i in range(30)), encoding="utf-8")
