@@ -35,6 +35,11 @@ class TransientSendError(HearthError):
         self.code, self.retry_after = code, retry_after
 
 
+class SetupSendError(TransientSendError):
+    """The carrier refused Hearth's account or sender, not the message (wrong credentials, a From
+    that is not the account's): every message would fail alike until the settings are fixed."""
+
+
 class PermanentSendError(HearthError):
     """A send that will never work as it is (bad number, opted out at the carrier, ...)."""
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from .clock import now
 from .database import rerun_if_disconnected
 from .consent import carrier_refused
-from .exceptions import PermanentSendError, TransientSendError
+from .exceptions import PermanentSendError, SetupSendError, TransientSendError
 from .models import Member, OutboundMessage, StatusEvent
 from .receipts import Receipts
 from .status import catch_up
@@ -24,6 +24,10 @@ def lease() -> timedelta:
     """How old a claim must be to count as a dead worker's (HEARTH_SEND_LEASE, default 60 s > job timeout)."""
     return timedelta(seconds=current_app.config["HEARTH"].send_lease)
 
+
+# How long a message waits, once its job has used its tries, when the carrier refused Hearth's
+# account or sender: the sweeper then gives it a new job, and it goes once the settings are fixed.
+SETUP_WAIT = timedelta(minutes=10)
 
 # The send path runs three statements per message: they are Core statements on the tables, which
 # skip the ORM's bulk-update machinery (nothing in the session needs to know of these rows).
@@ -72,6 +76,15 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         return _settle(session, outbox_id, attempt, "cancelled", error_message=blocked)
     try:
         result = transport.send(claim.to_number, claim.body, _status_callback_url())
+    except SetupSendError as exc:
+        log.error("outbox row %s waits: %s", outbox_id, exc)
+        if not final_attempt:
+            _settle(session, outbox_id, attempt, "pending", claimed_at=None, error_code=exc.code,
+                    error_message=str(exc))
+            raise
+        # Not the message's fault: it is not failed, but waits for the sweeper to try it again.
+        return _settle(session, outbox_id, attempt, "pending", claimed_at=None, error_code=exc.code,
+                       error_message=str(exc), due_at=now() + SETUP_WAIT)
     except TransientSendError as exc:
         if final_attempt:
             return _settle(session, outbox_id, attempt, "failed", error_code=exc.code, error_message=str(exc))

@@ -7,12 +7,16 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from ..exceptions import PermanentSendError, TransientSendError
+from ..exceptions import PermanentSendError, SetupSendError, TransientSendError
 from .base import SendResult
 
 OPTED_OUT = 21610
 INVALID_NUMBER = {21211, 21614}
 RATE_LIMITED = 20429
+# The account or the sender refused, not the message: wrong credentials (20003), an account that is
+# not active (20005), an account SID that does not exist (20404), a From that is not this account's
+# SMS number (21212, 21606, 21659), a Messaging Service SID that is not (21705).
+SETUP_REFUSED = {20003, 20005, 20404, 21212, 21606, 21659, 21705}
 
 
 class TwilioTransport:
@@ -38,7 +42,8 @@ class TwilioTransport:
         )
 
     def send(self, to: str, body: str, status_callback: str | None) -> SendResult:
-        """Create the message; 429 and 5xx are transient, other 4xx permanent."""
+        """Create the message; 429 and 5xx are transient, the account's or sender's refusal a setup
+        error, other 4xx permanent."""
         extra = {"status_callback": status_callback} if status_callback else {}
         try:
             message = self.client.messages.create(to=to, body=body, **self.sender, **extra)
@@ -51,6 +56,9 @@ class TwilioTransport:
 
 def _classify(exc: TwilioRestException) -> Exception:
     code = exc.code
+    if exc.status in (401, 403) or code in SETUP_REFUSED:
+        return SetupSendError(f"Twilio refused Hearth's account or sender ({code}): {exc.msg}; check the"
+                              " TWILIO_* settings", code=code)
     if exc.status == 429 or code == RATE_LIMITED or exc.status >= 500:
         return TransientSendError(f"Twilio answered {exc.status} ({code}): {exc.msg}", code=code)
     return PermanentSendError(f"Twilio refused the message ({code}): {exc.msg}", code=code)

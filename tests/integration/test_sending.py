@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -105,6 +106,35 @@ def test_a_bad_number_is_marked_and_not_tried_again(app, session, member, double
     assert fresh(session, first).error_code == int(code)
     assert send(app, session, second) == "cancelled"
     assert len(double.requests) == 1
+
+
+def test_a_refused_account_fails_no_message_and_they_go_once_it_is_fixed(config, clock, session, member, double):
+    """A rotated or mistyped auth token is refused (401, 20003) for every message alike: none is
+    counted a failure; each waits, and goes once the settings are right."""
+    from service.exceptions import SetupSendError
+
+    rows = [queue_message(session, key=f"k{i}", to=member.phone, body=f"hi {i}", kind="broadcast", member=member)
+            for i in range(2)]
+    session.commit()
+    wrong = create_app(dataclasses.replace(config, transport="twilio", twilio_api_base=double.url,
+                                           twilio_auth_token="rotated-last-night"),
+                       overrides={"TESTING": True, "CLOCK": clock})
+    with pytest.raises(SetupSendError) as refused:
+        send(wrong, session, rows[0])
+    assert refused.value.code == 20003
+    assert send(wrong, session, rows[1], final=True) == "pending"  # its last try: it waits, not failed
+    wrong.extensions["hearth_db"].engine.dispose()
+    got = [fresh(session, row) for row in rows]
+    assert [(r.state, r.error_code) for r in got] == [("pending", 20003)] * 2
+    assert got[1].due_at == clock.now + timedelta(minutes=10)
+    assert double.messages == []
+
+    fixed = create_app(dataclasses.replace(config, transport="twilio", twilio_api_base=double.url),
+                       overrides={"TESTING": True, "CLOCK": clock})
+    clock.advance(minutes=10)
+    assert [send(fixed, session, row) for row in rows] == ["sent", "sent"]
+    fixed.extensions["hearth_db"].engine.dispose()
+    assert sorted(m["body"] for m in double.messages) == ["hi 0", "hi 1"]
 
 
 def test_nothing_goes_to_an_opted_out_member(app, session, member, double):
