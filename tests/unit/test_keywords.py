@@ -1,4 +1,7 @@
+import re
+
 import pytest
+from hypothesis import given, strategies as st
 
 from service.keywords import changes_consent, classify, normalise
 
@@ -36,3 +39,15 @@ def test_changes_consent_holds_for_every_word_that_opts_anyone_in_or_out(body):
     only_once_opted_out = ({classify(body, opted_out=True)} & consent) - always
     assert changes_consent(body) == bool(always)
     assert bool(only_once_opted_out) == (normalise(body) == "YES")
+
+
+@given(st.text(alphabet=st.sampled_from("sStToOpP!?.,_ \u00a0\u200b\u3000é9²🙂-'\n"), max_size=12))
+def test_normalise_strips_what_is_not_a_letter_or_digit_from_each_end(body):
+    # What it must agree with; the pattern itself takes time quadratic in a run of punctuation.
+    assert normalise(body) == re.sub(r"^[\W_]+|[\W_]+$", "", body).upper()
+
+
+@pytest.mark.parametrize("body, word", [("", ""), ("!!!", ""), ("_stop_", "STOP"), ("¡Stop!", "STOP"),
+                                        ("\u3000STOP\u200b", "STOP"), ("s", "S"), ("a!" * 3 + "a", "A!A!A!A")])
+def test_normalise_examples(body, word):
+    assert normalise(body) == word
