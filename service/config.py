@@ -44,6 +44,9 @@ class Config:
     flows_dir: str | None = None
     send_lease: float = 60.0
     validate_signatures: bool = True
+    # What webhooks are signed with when there is no TWILIO_AUTH_TOKEN (`hearth simulate` signs and
+    # checks its texts in one process): random, so a web process without the token takes none.
+    local_signing_token: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
 
     @property
     def sender(self) -> str:

@@ -7,14 +7,12 @@ from functools import wraps
 from flask import abort, current_app, request
 from twilio.request_validator import RequestValidator
 
-# Without Twilio credentials (console transport, `hearth simulate`) webhooks are signed with this
-# token, so the local pipeline is the same as the real one. It is never used with real credentials.
-LOCAL_AUTH_TOKEN = "hearth-local-development-token"
-
-
 def signing_token(config) -> str:
-    """The token webhooks must be signed with."""
-    return config.twilio_auth_token or LOCAL_AUTH_TOKEN
+    """The token webhooks must be signed with: Twilio's, or without it (`hearth simulate`, the
+    console transport) the process's own random one, so the local pipeline checks signatures as
+    the real one does and a deployment missing its token accepts no webhook at all.
+    """
+    return config.twilio_auth_token or config.local_signing_token
 
 
 def public_url() -> str:

@@ -26,6 +26,29 @@ def test_signature_for_another_url_or_token_is_refused(post_signed, member):
     assert post_signed("/twilio/sms", sms_form("hi"), url="https://elsewhere.example/twilio/sms").status_code == 403
 
 
+def test_without_an_auth_token_no_webhook_from_outside_validates(config, clock, member, session):
+    """A web process deployed without TWILIO_AUTH_TOKEN takes no webhook: its signing token is its
+    own, drawn at random, which only `hearth simulate` uses, inside its own process."""
+    from service import create_app
+    from tests.support import sign
+
+    from service.config import Config
+
+    environ = {"DATABASE_URL": config.database_url, "REDIS_URL": config.redis_url,
+               "PUBLIC_BASE_URL": "https://hearth.example.org"}  # and no TWILIO_* at all
+    web, other = (create_app(Config.from_env(environ), overrides={"CLOCK": clock}) for _ in range(2))
+    url = "https://hearth.example.org/twilio/sms"
+    form = sms_form("STOP")
+    guesses = ["", "hearth-local-development-token", other.config["HEARTH"].local_signing_token]
+    for token in guesses:
+        signed = {"X-Twilio-Signature": sign(url, form, token)}
+        assert web.test_client().post("/twilio/sms", data=form, headers=signed).status_code == 403, token
+    own = sign(url, form, web.config["HEARTH"].local_signing_token)
+    assert web.test_client().post("/twilio/sms", data=form, headers={"X-Twilio-Signature": own}).status_code == 200
+    for app in (web, other):
+        app.extensions["hearth_db"].engine.dispose()
+
+
 def test_a_query_string_that_is_not_utf8_is_refused_not_a_500(client, member):
     # A raw 0xFF byte: WSGI carries the query as latin-1, so this is what a hostile caller can send.
     response = client.post("/twilio/sms", data=sms_form("hi"), headers={"X-Twilio-Signature": "bogus"},
