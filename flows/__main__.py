@@ -1,6 +1,6 @@
 """`python -m flows`: check flow files, run their examples, write the schema.
 
-    python -m flows validate [PATH...]   problems, one a line (bundled if no PATH)
+    python -m flows validate [PATH...]   each file's problems, one a line, or ok (bundled if no PATH)
     python -m flows test [PATH...]       run example conversations
     python -m flows schema               rewrite flows/schema/flow.schema.json
 """
@@ -38,6 +38,8 @@ def main(argv: list[str]) -> int:
         for problem in problems:
             print(f"{problem.severity}: {problem}")
         failed |= flow is None
+        if command == "validate" and flow is not None:
+            print(f"ok: {path}: flow {flow.id!r}, {len(flow.steps)} steps")
         if command == "test" and flow is not None:
             for result in run_examples(flow):
                 print(f"{'ok  ' if result.ok else 'FAIL'} {flow.id}: {result.name}")

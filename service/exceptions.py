@@ -30,9 +30,10 @@ class BadRequest(HearthError):
 class TransientSendError(HearthError):
     """A send that may work if tried again later (429, 5xx, a network error)."""
 
-    def __init__(self, message: str, code: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, *, maybe_taken: bool = False) -> None:
         super().__init__(message)
-        self.code, self.retry_after = code, retry_after
+        # The request reached the carrier but no answer came back: it may have taken the message.
+        self.code, self.maybe_taken = code, maybe_taken
 
 
 class SetupSendError(TransientSendError):

@@ -86,6 +86,10 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         return _settle(session, outbox_id, attempt, "pending", claimed_at=None, error_code=exc.code,
                        error_message=str(exc), due_at=now() + SETUP_WAIT)
     except TransientSendError as exc:
+        if exc.maybe_taken:
+            # At least once: sent again, like a message a killed worker had in flight, and counted here.
+            log.warning("outbox row %s: %s; %s", outbox_id, exc,
+                        "it is recorded as failed" if final_attempt else "it will be sent again")
         if final_attempt:
             return _settle(session, outbox_id, attempt, "failed", error_code=exc.code, error_message=str(exc))
         _settle(session, outbox_id, attempt, "pending", claimed_at=None, error_code=exc.code, error_message=str(exc))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from requests.exceptions import RequestException
+from requests.exceptions import ConnectTimeout, RequestException
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
 from ..exceptions import PermanentSendError, SetupSendError, TransientSendError
 from .base import SendResult
@@ -22,12 +23,12 @@ SETUP_REFUSED = {20003, 20005, 20404, 21212, 21606, 21659, 21705}
 class TwilioTransport:
     """Sends through Twilio's Messages API and sorts its errors into retry or give up."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, timeout: float = 10) -> None:
         if not (config.twilio_account_sid and config.twilio_auth_token):
             raise ValueError("the twilio transport needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
         if not (config.twilio_from_number or config.twilio_messaging_service_sid):
             raise ValueError("the twilio transport needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
-        http = TwilioHttpClient(timeout=10)
+        http = TwilioHttpClient(timeout=timeout)
         self.client = Client(config.twilio_account_sid, config.twilio_auth_token, http_client=http)
         if config.twilio_api_base:
             # The SDK reads TWILIO_EDGE/TWILIO_REGION from os.environ when given an empty mapping and
@@ -50,7 +51,10 @@ class TwilioTransport:
         except TwilioRestException as exc:
             raise _classify(exc) from None
         except RequestException as exc:
-            raise TransientSendError(f"could not reach Twilio: {exc.__class__.__name__}") from None
+            if _never_reached(exc):
+                raise TransientSendError(f"could not reach Twilio: {exc.__class__.__name__}") from None
+            raise TransientSendError(f"no answer from Twilio ({exc.__class__.__name__}); it may have taken the"
+                                     " message", maybe_taken=True) from None
         return SendResult(sid=message.sid, status=message.status or "queued", segments=int(message.num_segments or 1))
 
 
@@ -62,3 +66,9 @@ def _classify(exc: TwilioRestException) -> Exception:
     if exc.status == 429 or code == RATE_LIMITED or exc.status >= 500:
         return TransientSendError(f"Twilio answered {exc.status} ({code}): {exc.msg}", code=code)
     return PermanentSendError(f"Twilio refused the message ({code}): {exc.msg}", code=code)
+
+
+def _never_reached(exc: RequestException) -> bool:
+    """Whether the request surely never reached Twilio: no connection was made."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, ConnectTimeout) or isinstance(reason, NewConnectionError)
