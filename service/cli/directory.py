@@ -124,35 +124,62 @@ def import_members_command(file, community_name, no_welcome) -> None:
     if not {"name", "phone"} <= headers:
         raise click.ClickException("the CSV needs a header row with at least the columns name and phone")
     added, added_opted_out, report = 0, 0, list(unreadable)
-    with click.progressbar(rows, label=f"Importing into {community.name}", file=sys.stderr) as bar:
-        for line, last, raw in bar:
-            row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
-            if any("\n" in row.get(column, "") for column in ("name", "phone")):
-                report.append((line, f"line {line}: refused: a quoted value runs on to line {last}"
-                                     " (is a quote left open?)"))
-                continue
-            try:
-                with db.session.begin_nested():
-                    member = add_member(db.session, community, row.get("name", ""), row.get("phone", ""),
-                                        language=row.get("language") or None, channel=row.get("channel") or "sms",
-                                        welcome=not no_welcome, actor="cli:import", bulk=True)
-            except HearthError as exc:
-                report.append((line, f"line {line}: refused: {exc}"))
-                continue
-            except DBAPIError as exc:  # a value the database will not store: that row only
-                report.append((line, f"line {line}: refused: the database would not store it"
-                                     f" ({database_reason(exc)})"))
-                continue
-            added += 1
-            if not member.reachable:
-                added_opted_out += 1
-                report.append((line, f"line {line}: added opted out: {OPTED_OUT_NOTE}"))
-    with clear_errors():
-        db.session.commit()
+    batch_from = rows[0][0] if rows else 0
+    try:
+        with click.progressbar(rows, label=f"Importing into {community.name}", file=sys.stderr) as bar:
+            for index, (line, last, raw) in enumerate(bar):
+                if index and index % IMPORT_BATCH == 0:
+                    _commit_batch(file.name, batch_from)
+                    batch_from = line
+                member, note = _import_row(community, line, last, raw, welcome=not no_welcome)
+                added += member is not None
+                added_opted_out += member is not None and not member.reachable
+                if note:
+                    report.append((line, note))
+        _commit_batch(file.name, batch_from)
+    except KeyboardInterrupt:
+        db.session.rollback()
+        raise click.ClickException(f"stopped at line {batch_from}: {RUN_AGAIN}") from None
     refused = len(report) - added_opted_out
     click.echo(f"Imported {added} of {added + refused} rows into {community.name}.")
     for _, report_line in sorted(report):
         click.echo(report_line)
+
+
+def _import_row(community, line: int, last: int, raw: dict, welcome: bool):
+    """Add one CSV row's member in a savepoint; (the member or None, the row's report line or None)."""
+    row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+    if any("\n" in row.get(column, "") for column in ("name", "phone")):
+        return None, f"line {line}: refused: a quoted value runs on to line {last} (is a quote left open?)"
+    try:
+        with db.session.begin_nested():
+            member = add_member(db.session, community, row.get("name", ""), row.get("phone", ""),
+                                language=row.get("language") or None, channel=row.get("channel") or "sms",
+                                welcome=welcome, actor="cli:import", bulk=True)
+    except HearthError as exc:
+        return None, f"line {line}: refused: {exc}"
+    except DBAPIError as exc:  # a value the database will not store: that row only
+        return None, f"line {line}: refused: the database would not store it ({database_reason(exc)})"
+    return member, None if member.reachable else f"line {line}: added opted out: {OPTED_OUT_NOTE}"
+
+
+# Rows written in one transaction. On SQLite each transaction holds the database's write lock, which
+# webhooks and workers wait for: they wait for one batch (well under a second), not the whole file.
+IMPORT_BATCH = 100
+
+
+def _commit_batch(file_name: str, first_line: int) -> None:
+    """Commit the rows since `first_line`; if that fails, say that the rows before it are in."""
+    try:
+        db.session.commit()
+    except DBAPIError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"could not save the rows of {file_name} from line {first_line} on"
+                                   f" ({database_reason(exc)}): {RUN_AGAIN}") from None
+
+
+RUN_AGAIN = ("the rows before it are imported; run the import again to add the rest (it reports the rows"
+             " already in as members already)")
 
 
 # Why a member was added opted out (directory.add_member).

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from service.directory import add_member
+from tests.conftest import DATABASE
 from service.models import AuditEvent, Community, Facilitator, Member, OutboundMessage
 
 
@@ -174,6 +175,66 @@ def test_a_number_that_texted_stop_joins_another_community_opted_out_and_unwelco
     post_signed("/twilio/sms", sms_form("START", from_number=member.phone))
     session.expire_all()
     assert set(session.scalars(select(Member.status).where(Member.phone == member.phone))) == {"active"}
+
+
+def _import_calling(monkeypatch, at_row, then):
+    """Make the import call `then()` just before it adds row number `at_row` (0 is the first)."""
+    import service.cli.directory as cli
+
+    real, calls = cli.add_member, []
+
+    def add_member(*args, **kwargs):
+        if len(calls) == at_row:
+            then()
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "add_member", add_member)
+
+
+def _members_csv(tmp_path, count):
+    csv = tmp_path / "members.csv"
+    csv.write_text("name,phone\n" + "".join(f"M{i},07700 90{i:04d}\n" for i in range(count)), encoding="utf-8")
+    return csv
+
+
+@pytest.mark.skipif(DATABASE != "sqlite", reason="SQLite's one write lock is what a long import would hold")
+def test_an_import_lets_other_writers_in_between_its_batches(runner, community, session, tmp_path, monkeypatch,
+                                                               database_url):
+    import sqlite3
+
+    wrote = []
+
+    def another_writer():  # a webhook, say, which must not wait for the whole file
+        other = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # "database is locked" while the import holds the write lock
+        other.execute("ROLLBACK")
+        other.close()
+        wrote.append(True)
+
+    _import_calling(monkeypatch, 100, another_writer)
+    result = runner.invoke(args=["members", "import", str(_members_csv(tmp_path, 150)), "--community", "Oak House"])
+    assert result.exit_code == 0, result.output
+    assert wrote == [True] and "Imported 150 of 150 rows" in result.output
+
+
+def test_an_interrupted_import_keeps_its_whole_batches_and_says_where_it_stopped(runner, community, session,
+                                                                                tmp_path, monkeypatch):
+    def ctrl_c():
+        raise KeyboardInterrupt
+
+    _import_calling(monkeypatch, 150, ctrl_c)
+    csv = _members_csv(tmp_path, 250)
+    result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    assert result.exit_code == 1
+    assert "stopped at line 102: the rows before it are imported; run the import again" in result.output
+    session.expire_all()
+    assert session.scalar(select(func.count(Member.id))) == 100
+    assert session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.kind == "welcome")) == 100
+    monkeypatch.undo()
+    again = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    assert "Imported 150 of 250 rows" in again.output and "line 101: refused: +447700900099 is already" in again.output
+    assert session.scalar(select(func.count(Member.id))) == 250
 
 
 def test_imported_welcomes_are_bulk_so_replies_do_not_wait_behind_them(runner, community, session, tmp_path, redis):

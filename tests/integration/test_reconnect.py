@@ -90,11 +90,11 @@ def test_a_message_the_carrier_took_is_recorded_sent_though_the_connection_died_
 
 def test_an_opt_out_from_the_carrier_is_kept_though_the_connection_died_before_its_commit(
         app, session, member, database_url, trust_pooled_connections, monkeypatch):
-    import service.sending
+    import service.consent
     from service.exceptions import PermanentSendError
     from service.transports.twilio import OPTED_OUT
 
-    real_opt_out, restarts = service.sending.opt_out, []
+    real_opt_out, restarts = service.consent.opt_out, []
 
     def opt_out_then_restart(*args, **kwargs):
         changed = real_opt_out(*args, **kwargs)
@@ -102,7 +102,7 @@ def test_an_opt_out_from_the_carrier_is_kept_though_the_connection_died_before_i
             restarts.append(end_other_connections(database_url))
         return changed
 
-    monkeypatch.setattr(service.sending, "opt_out", opt_out_then_restart)
+    monkeypatch.setattr(service.consent, "opt_out", opt_out_then_restart)
 
     class Carrier:
         def send(self, to, body, status_callback):
