@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from redis import Redis
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from workers.queues import enqueue_send, forget_job, live_send_rows
@@ -13,28 +13,38 @@ from .models import OutboundMessage
 from .sending import claimable, lease
 
 BATCH = 500
+PAGES = 20  # rows looked at in one sweep: up to PAGES x BATCH, so a backlog of live jobs hides none
 
 
 def sweep(session: Session, redis: Redis, limit: int = BATCH) -> int:
     """Enqueue due rows whose job is missing or dead; return how many were enqueued.
 
-    Two sweeps at once are harmless: job ids are unique and a send claims its row first.
+    Rows are read oldest due first, a page at a time: a broadcast's thousands of rows with live
+    jobs ahead of a row whose job was lost must not hide it. Two sweeps at once are harmless: job
+    ids are unique and a send claims its row first.
     """
     at = now()
-    rows = session.execute(
-        select(OutboundMessage.id, OutboundMessage.queue)
-        .where(claimable(at))
-        .order_by(OutboundMessage.due_at)
-        .limit(limit)
-    ).all()
-    session.rollback()
-    if not rows:
-        return 0
-    live = live_send_rows(redis, started_after=at - lease())
-    enqueued = 0
-    for outbox_id, queue_name in rows:
-        if outbox_id in live:
-            continue
-        forget_job(redis, outbox_id)
-        enqueued += enqueue_send(redis, outbox_id, queue_name)
+    live: set[int] | None = None
+    enqueued, after = 0, None
+    for _ in range(PAGES):
+        query = select(_OUTBOX.c.id, _OUTBOX.c.queue, _OUTBOX.c.due_at).where(claimable(at))
+        if after is not None:
+            due, last = after
+            query = query.where(or_(_OUTBOX.c.due_at > due, and_(_OUTBOX.c.due_at == due, _OUTBOX.c.id > last)))
+        rows = session.execute(query.order_by(_OUTBOX.c.due_at, _OUTBOX.c.id).limit(limit)).all()
+        session.rollback()
+        if not rows:
+            break
+        if live is None:
+            live = live_send_rows(redis, started_after=at - lease())
+        for outbox_id, queue_name, _ in rows:
+            if outbox_id not in live:
+                forget_job(redis, outbox_id)
+                enqueued += enqueue_send(redis, outbox_id, queue_name)
+        if enqueued >= limit or len(rows) < limit:
+            break
+        after = (rows[-1].due_at, rows[-1].id)
     return enqueued
+
+
+_OUTBOX = OutboundMessage.__table__

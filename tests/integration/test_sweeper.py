@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from service.outbox import queue_message
 from service.sweeper import sweep
@@ -71,3 +72,19 @@ def test_bulk_rows_committed_together_go_in_batches_the_sweeper_counts_as_live(s
     assert [len(row_ids(job)) for job in jobs] == [BULK_BATCH, 3]
     assert sorted(r for job in jobs for r in row_ids(job)) == sorted(r.id for r in rows)
     assert sweep(session, redis) == 0, "rows in a waiting batch have a live job"
+
+
+def test_a_lost_job_behind_a_backlog_of_live_ones_is_found(session, member, redis, clock):
+    """A broadcast's rows, all with live jobs, come first by due time: the lost one after them is
+    still enqueued in the same sweep."""
+    from datetime import timedelta
+
+    backlog = [queue_message(session, key=f"b{i}", to=member.phone, body="hi", kind="broadcast", member=member,
+                             due_at=clock.now - timedelta(minutes=5)) for i in range(7)]
+    lost = queue_message(session, key="lost", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    queue("replies", redis).remove(send_job_id(lost.id))
+    Job.fetch(send_job_id(lost.id), connection=redis, serializer=JSONSerializer).delete()
+    assert len(backlog) == 7 and len(queue("bulk", redis).job_ids) == 1  # the backlog's one batch job, waiting
+    assert sweep(session, redis, limit=3) == 1  # pages of 3: the lost row is in the third
+    assert queued_ids(redis) == [send_job_id(lost.id)]
