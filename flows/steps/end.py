@@ -16,7 +16,8 @@ class EndStep(StepType):
 
     name = "end"
     ends = True
-    properties = {"reason": {"type": "string", "pattern": "^[a-z][a-z_]*$"}}
+    # Stored as the conversation's ended_reason, 32 characters wide.
+    properties = {"reason": {"type": "string", "pattern": "^[a-z][a-z_]*$", "maxLength": 32}}
 
     def enter(self, step, run):
         """Finish with the step's reason."""

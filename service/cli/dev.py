@@ -74,8 +74,8 @@ def _wait_through_ctrl_c(process: subprocess.Popen) -> None:
 def local_procfile(text: str) -> str:
     """The Procfile with its web server bound to loopback only.
 
-    A deployment's web process listens on every interface; a laptop's should not, since without
-    TWILIO_AUTH_TOKEN webhooks are signed with a token anyone can read in this repository.
+    A deployment's web process listens on every interface; a laptop's need not: local texts come
+    from `hearth simulate`, in its own process, and nothing outside should reach the demo.
     """
     return text.replace("--bind 0.0.0.0:", "--bind 127.0.0.1:")
 

@@ -183,7 +183,7 @@ RUN_AGAIN = ("the rows before it are imported; run the import again to add the r
 
 
 # Why a member was added opted out (directory.add_member).
-OPTED_OUT_NOTE = "this number texted STOP, so it is sent nothing, the welcome included, until it texts START"
+OPTED_OUT_NOTE = "this number texted STOP, so it is sent no welcome and nothing else until it texts START"
 
 
 def _read_rows(reader: csv.DictReader) -> tuple[list[tuple[int, int, dict]], list[tuple[int, str]]]:
