@@ -105,6 +105,13 @@ def test_community_set_refuses_with_a_reason_and_changes_nothing(runner, communi
     assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "community.updated")) == 0
 
 
+def import_members(runner, tmp_path, text: str, community: str = "Oak House"):
+    """Run `hearth members import` on a CSV holding `text`."""
+    csv = tmp_path / "members.csv"
+    csv.write_text(text, encoding="utf-8")
+    return runner.invoke(args=["members", "import", str(csv), "--community", community])
+
+
 def test_member_add_queues_the_welcome_unless_told_not_to(runner, session, community, redis):
     result = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Alex",
                                  "--phone", "07700 900123"])
@@ -132,10 +139,8 @@ def test_member_add_refuses_an_impossible_number_with_a_reason(runner, community
 
 
 def test_import_reports_each_refused_row_and_keeps_the_rest(runner, community, session, tmp_path):
-    csv = tmp_path / "members.csv"
-    csv.write_text("Name,Phone,Language\nAna,07700 900201,en\nBo,12,\nCy,+447700900201,\n,07700900202,\n"
-                   "Di,447700900203,cy\nEd,07700900204,en\n", encoding="utf-8")
-    result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    result = import_members(runner, tmp_path, "Name,Phone,Language\nAna,07700 900201,en\nBo,12,\nCy,+447700900201,\n"
+                                              ",07700900202,\nDi,447700900203,cy\nEd,07700900204,en\n")
     assert result.exit_code == 0, result.output
     assert "Imported 3 of 6 rows" in result.output
     assert "line 3: refused:" in result.output and "'12'" in result.output
@@ -157,9 +162,8 @@ def test_a_number_that_texted_stop_joins_another_community_opted_out_and_unwelco
     assert one.exit_code == 0, one.output
     assert "to Ash House, opted out: this number texted STOP" in one.output
     assert runner.invoke(args=["community", "create", "Elm House"]).exit_code == 0
-    csv = tmp_path / "members.csv"
-    csv.write_text("name,phone,channel\nAlex,+44 7700 900123,SMS\nBea,07700 900124,Voice\n", encoding="utf-8")
-    many = runner.invoke(args=["members", "import", str(csv), "--community", "Elm House"])
+    many = import_members(runner, tmp_path, "name,phone,channel\nAlex,+44 7700 900123,SMS\nBea,07700 900124,Voice\n",
+                          community="Elm House")
     assert many.exit_code == 0, many.output
     assert "Imported 2 of 2 rows into Elm House." in many.output
     assert "line 2: added opted out: this number texted STOP" in many.output
@@ -192,10 +196,8 @@ def _import_calling(monkeypatch, at_row, then):
     monkeypatch.setattr(cli, "add_member", add_member)
 
 
-def _members_csv(tmp_path, count):
-    csv = tmp_path / "members.csv"
-    csv.write_text("name,phone\n" + "".join(f"M{i},07700 90{i:04d}\n" for i in range(count)), encoding="utf-8")
-    return csv
+def _members_csv(count):
+    return "name,phone\n" + "".join(f"M{i},07700 90{i:04d}\n" for i in range(count))
 
 
 @pytest.mark.skipif(DATABASE != "sqlite", reason="SQLite's one write lock is what a long import would hold")
@@ -213,7 +215,7 @@ def test_an_import_lets_other_writers_in_between_its_batches(runner, community, 
         wrote.append(True)
 
     _import_calling(monkeypatch, 100, another_writer)
-    result = runner.invoke(args=["members", "import", str(_members_csv(tmp_path, 150)), "--community", "Oak House"])
+    result = import_members(runner, tmp_path, _members_csv(150))
     assert result.exit_code == 0, result.output
     assert wrote == [True] and "Imported 150 of 150 rows" in result.output
 
@@ -224,23 +226,20 @@ def test_an_interrupted_import_keeps_its_whole_batches_and_says_where_it_stopped
         raise KeyboardInterrupt
 
     _import_calling(monkeypatch, 150, ctrl_c)
-    csv = _members_csv(tmp_path, 250)
-    result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    result = import_members(runner, tmp_path, _members_csv(250))
     assert result.exit_code == 1
     assert "stopped at line 102: the rows before it are imported; run the import again" in result.output
     session.expire_all()
     assert session.scalar(select(func.count(Member.id))) == 100
     assert session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.kind == "welcome")) == 100
     monkeypatch.undo()
-    again = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    again = import_members(runner, tmp_path, _members_csv(250))
     assert "Imported 150 of 250 rows" in again.output and "line 101: refused: +447700900099 is already" in again.output
     assert session.scalar(select(func.count(Member.id))) == 250
 
 
 def test_imported_welcomes_are_bulk_so_replies_do_not_wait_behind_them(runner, community, session, tmp_path, redis):
-    csv = tmp_path / "members.csv"
-    csv.write_text("name,phone\n" + "".join(f"M{i},07700 9003{i:02d}\n" for i in range(30)), encoding="utf-8")
-    result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    result = import_members(runner, tmp_path, "name,phone\n" + "".join(f"M{i},07700 9003{i:02d}\n" for i in range(30)))
     assert result.exit_code == 0, result.output
     queues = session.scalars(select(OutboundMessage.queue).where(OutboundMessage.kind == "welcome")).all()
     assert queues == ["bulk"] * 30
@@ -278,9 +277,7 @@ def test_import_turns_a_database_refusal_into_a_report_line(runner, community, s
         return member
 
     monkeypatch.setattr(cli, "add_member", add_then_break)
-    csv = tmp_path / "members.csv"
-    csv.write_text("name,phone\nAna,07700900201\nBo,07700900202\nCy,07700900203\n", encoding="utf-8")
-    result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    result = import_members(runner, tmp_path, "name,phone\nAna,07700900201\nBo,07700900202\nCy,07700900203\n")
     assert result.exit_code == 0, result.output
     assert "Imported 2 of 3 rows" in result.output
     assert "line 3: refused: the database would not store it (" in result.output
@@ -290,10 +287,8 @@ def test_import_turns_a_database_refusal_into_a_report_line(runner, community, s
 
 
 def test_import_reports_a_quote_left_open_and_keeps_the_rows_before_it(runner, community, session, tmp_path):
-    csv = tmp_path / "members.csv"
-    csv.write_text('name,phone\nAna,07700 900201\n\n\nBo,"07700 900202" x\nCy,07700 900203\n'
-                   '\n"Di,07700 900204\nEd,07700 900205\n')
-    result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    result = import_members(runner, tmp_path, 'name,phone\nAna,07700 900201\n\n\nBo,"07700 900202" x\nCy,07700 900203\n'
+                                              '\n"Di,07700 900204\nEd,07700 900205\n')
     assert result.exit_code == 0, result.output
     assert "Imported 2 of 4 rows" in result.output
     assert "line 5: refused: not valid CSV" in result.output
@@ -303,9 +298,7 @@ def test_import_reports_a_quote_left_open_and_keeps_the_rows_before_it(runner, c
 
 
 def test_import_without_the_needed_columns_says_so(runner, community, tmp_path):
-    csv = tmp_path / "members.csv"
-    csv.write_text("who,number\nAna,07700900201\n")
-    result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
+    result = import_members(runner, tmp_path, "who,number\nAna,07700900201\n")
     assert result.exit_code == 1 and "name and phone" in result.output
 
 
