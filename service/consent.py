@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -45,18 +45,21 @@ def cancel_pending(session: Session, member_id: int) -> None:
 
 
 def carrier_refused(session: Session, member_id: int | None, code: int | None, source: str) -> None:
-    """What the carrier's refusal of a message to the member says of them, from the send's answer
-    or a status callback: 21610, they texted STOP to the sender (opted out); 21211 or 21614, the
-    number cannot take texts (nothing more is sent to it). Any other code says nothing of them.
+    """What the carrier's refusal of a message to the member says of their phone, from the send's
+    answer or a status callback: 21610, it texted STOP to the sender (opted out); 21211 or 21614,
+    it cannot take texts (nothing more is sent to it). Any other code says nothing of it.
+
+    Every community texts from the one sender, so this holds for each of the phone's memberships,
+    as a STOP texted to Hearth does: they are taken in id order, as STOP takes them.
     """
     if member_id is None or (code != OPTED_OUT and code not in INVALID_NUMBER):
         return
-    member = session.get(Member, member_id, with_for_update=True)
-    if member is None:
-        return
-    if code == OPTED_OUT:
-        opt_out(session, member, "carrier", source)
-    elif (member.fields or {}).get("phone_error") != code:
-        member.fields = {**(member.fields or {}), "phone_error": code}
-        audit.record(session, "carrier", "member.phone_invalid", community_id=member.community_id,
-                     member_id=member.id, code=code, source=source)
+    phone = select(Member.phone).where(Member.id == member_id).scalar_subquery()
+    for member in session.scalars(select(Member).where(Member.phone == phone).order_by(Member.id)
+                                  .with_for_update()):
+        if code == OPTED_OUT:
+            opt_out(session, member, "carrier", source)
+        elif (member.fields or {}).get("phone_error") != code:
+            member.fields = {**(member.fields or {}), "phone_error": code}
+            audit.record(session, "carrier", "member.phone_invalid", community_id=member.community_id,
+                         member_id=member.id, code=code, source=source)

@@ -117,7 +117,8 @@ def _record_sent(session: Session, outbox_id: int, attempt: int, key: str, sent:
             receipts.keep(outbox_id, key, sent)
             kept = True
 
-    state = _settle(session, outbox_id, attempt, "sent", **sent, failed=keep)
+    # An earlier try's error no longer describes the row.
+    state = _settle(session, outbox_id, attempt, "sent", **sent, error_code=None, error_message=None, failed=keep)
     if receipts is not None and kept:
         receipts.forget(outbox_id)
     # A callback that arrived between the carrier's answer and that commit is applied now.

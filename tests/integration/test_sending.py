@@ -69,9 +69,10 @@ def test_rate_limited_then_accepted(app, session, member, double):
     session.commit()
     with pytest.raises(TransientSendError):
         send(app, session, row)
-    assert fresh(session, row).state == "pending"
+    assert (fresh(session, row).state, fresh(session, row).error_code) == ("pending", 20429)
     assert send(app, session, row) == "sent"
-    assert fresh(session, row).attempts == 2
+    got = fresh(session, row)
+    assert (got.attempts, got.error_code, got.error_message) == (2, None, None)  # the 429 is behind it
 
 
 def test_server_errors_on_the_last_attempt_are_a_recorded_failure(app, session, member, double):
@@ -83,17 +84,27 @@ def test_server_errors_on_the_last_attempt_are_a_recorded_failure(app, session, 
     assert got.state == "failed" and "500" in got.error_message
 
 
-def test_21610_marks_the_member_opted_out_and_cancels_the_rest(app, session, member, double):
+def same_phone_elsewhere(session, member):
+    """The member's phone, a member of a second community too (which texts from the same sender)."""
+    from service.directory import add_member, create_community
+
+    elsewhere = add_member(session, create_community(session, "Elm House"), "Alex", member.phone, welcome=False)
+    session.commit()
+    return elsewhere
+
+
+def test_21610_opts_the_phone_out_everywhere_and_cancels_the_rest(app, session, member, double):
     double.fail(member.phone, "21610")
+    elsewhere = same_phone_elsewhere(session, member)
     first = queue_message(session, key="a", to=member.phone, body="one", kind="broadcast", member=member)
     second = queue_message(session, key="b", to=member.phone, body="two", kind="broadcast", member=member)
     session.commit()
     assert send(app, session, first) == "failed"
     assert fresh(session, first).error_code == 21610
-    assert session.get(Member, member.id).status == "opted_out"
+    assert [session.get(Member, m.id).status for m in (member, elsewhere)] == ["opted_out", "opted_out"]
     assert fresh(session, second).state == "cancelled"
-    assert session.scalar(select(AuditEvent.details).where(AuditEvent.action == "member.opted_out")) == {
-        "source": "twilio:21610"}
+    assert session.scalars(select(AuditEvent.details).where(AuditEvent.action == "member.opted_out")).all() == [
+        {"source": "twilio:21610"}] * 2
 
 
 @pytest.mark.parametrize("code", ["21211", "21614"])
@@ -106,6 +117,16 @@ def test_a_bad_number_is_marked_and_not_tried_again(app, session, member, double
     assert fresh(session, first).error_code == int(code)
     assert send(app, session, second) == "cancelled"
     assert len(double.requests) == 1
+
+
+def test_a_bad_number_is_marked_in_every_community(app, session, member, double):
+    double.fail(member.phone, "21211")
+    elsewhere = same_phone_elsewhere(session, member)
+    row = queue_message(session, key="a", to=member.phone, body="one", kind="broadcast", member=member)
+    session.commit()
+    assert send(app, session, row) == "failed"
+    session.expire_all()
+    assert [session.get(Member, m.id).fields.get("phone_error") for m in (member, elsewhere)] == [21211, 21211]
 
 
 def test_a_refused_account_fails_no_message_and_they_go_once_it_is_fixed(config, clock, session, member, double):
