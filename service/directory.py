@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from . import audit
 from .clock import now
 from .exceptions import Conflict, HearthError, NotFound
-from .models import Community, Facilitator, Member, Schedule
+from .models import Community, Facilitator, InboundMessage, Member, Schedule
 from .models.member import CHANNELS
 from .outbox import queue_message
 from .phones import region_for_timezone, to_e164
@@ -162,6 +162,17 @@ def community_named(session: Session, name: str) -> Community:
     if community is None:
         raise NotFound(f"there is no community called {name!r}")
     return community
+
+
+def roster(session: Session, community: Community, status: str | None = None) -> list:
+    """The community's members by name, each with when they last texted (None: never); `status` only those."""
+    last_texted = (select(func.max(InboundMessage.received_at)).where(InboundMessage.member_id == Member.id)
+                   .correlate(Member).scalar_subquery())
+    query = (select(Member, last_texted.label("last_texted")).where(Member.community_id == community.id)
+             .order_by(func.lower(Member.name), Member.id))
+    if status is not None:
+        query = query.where(Member.status == status)
+    return list(session.execute(query))
 
 
 def community_for_number(session: Session, to_number: str) -> Community | None:

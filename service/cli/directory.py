@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections import Counter
+from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask
@@ -14,8 +16,10 @@ from flows.sms import measure
 
 from service.database import db
 from service.directory import (
-    TEXTS, add_facilitator, add_member, community_named, create_community, update_community,
+    TEXTS, add_facilitator, add_member, community_named, create_community, roster, update_community,
 )
+from service.models.member import STATUSES
+from service.phones import national
 from service.exceptions import HearthError
 
 from .errors import clear_errors, database_reason
@@ -218,6 +222,34 @@ def _values(raw: dict) -> list[str]:
     for value in raw.values():
         values.extend(value if isinstance(value, list) else [value or ""])
     return values
+
+
+@members_cli.command("list")
+@click.option("--community", "community_name", required=True)
+@click.option("--status", type=click.Choice(STATUSES), help="Only members in this state.")
+def list_members_command(community_name, status) -> None:
+    """The community's members: phone, state, language, channel, and when each last texted."""
+    with clear_errors():
+        community = community_named(db.session, community_name)
+        rows = roster(db.session, community, status)
+    if not rows:
+        which = f"{status.replace('_', ' ')} members" if status else "members"
+        click.echo(f"{community.name} has no {which}" + ("." if status else "; add one with `hearth member add`."))
+        return
+    zone = ZoneInfo(community.timezone)
+    table = [("name", "phone", "state", "language", "channel", f"last texted ({community.timezone})")]
+    for member, last_texted in rows:
+        state = member.status.replace("_", " ")
+        if member.status == "paused" and member.paused_until:
+            state += f" until {member.paused_until.astimezone(zone):%d %b}"
+        table.append((member.name, national(member.phone), state, member.language or community.language,
+                      member.channel, f"{last_texted.astimezone(zone):%Y-%m-%d %H:%M}" if last_texted else "never"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    counts = Counter(member.status for member, _ in rows)
+    summary = ", ".join(f"{counts[s]} {s.replace('_', ' ')}" for s in STATUSES if counts[s])
+    click.echo(f"{len(rows)} member(s) of {community.name}" + (f": {summary}." if summary else "."))
 
 
 @facilitator_cli.command("add")

@@ -360,3 +360,27 @@ def test_flows_validate_says_ok_for_each_good_file_and_names_file_line_and_step_
     bad = runner.invoke(args=["flows", "validate", str(broken)])
     assert bad.exit_code == 1
     assert f"error: {broken}:6: step 'hi': unknown field 'txt'" in bad.output
+
+
+def test_members_list_shows_each_member_their_state_and_when_they_last_texted(runner, community, session,
+                                                                               post_signed, clock):
+    from tests.support import sms_form
+
+    for name, phone in (("bea", "07700 900124"), ("Alex", "07700 900123"), ("Cy", "07700 900125")):
+        assert runner.invoke(args=["member", "add", "--community", "Oak House", "--name", name, "--phone", phone,
+                                   "--no-welcome"]).exit_code == 0
+    post_signed("/twilio/sms", sms_form("hello", from_number="+447700900123"))  # 09:00 UTC, 09:00 in London
+    post_signed("/twilio/sms", sms_form("STOP", from_number="+447700900125"))
+    listed = runner.invoke(args=["members", "list", "--community", "oak house"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.splitlines() == [
+        "name  phone         state      language  channel  last texted (Europe/London)",
+        "Alex  07700 900123  active     en        sms      2026-11-23 09:00",
+        "bea   07700 900124  active     en        sms      never",
+        "Cy    07700 900125  opted out  en        sms      2026-11-23 09:00",
+        "3 member(s) of Oak House: 2 active, 1 opted out.",
+    ]
+    only = runner.invoke(args=["members", "list", "--community", "Oak House", "--status", "opted_out"])
+    assert [line.split()[0] for line in only.output.splitlines()] == ["name", "Cy", "1"]
+    none = runner.invoke(args=["members", "list", "--community", "Oak House", "--status", "paused"])
+    assert none.output == "Oak House has no paused members.\n"
