@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -85,8 +85,8 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
     """Change the community's texts and settings; returns what changed (also written to the audit log).
 
     Texts may say `{community}` for the community's name; `unknown_reply=None` (or '') answers
-    unknown numbers with nothing. A new timezone drops the community's schedule rows: the clock
-    makes them again, due at the flows' local times in the new zone.
+    unknown numbers with nothing. A new timezone makes the community's schedules due at once: the
+    clock works each out again at the flows' local times in the new zone.
     """
     values: dict = {}
     region = _region(changes["region"]) if "region" in changes else community.region  # a new number is read in it
@@ -107,7 +107,8 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
     for key, value in changed.items():
         setattr(community, key, value)
     if "timezone" in changed:
-        session.execute(delete(Schedule).where(Schedule.community_id == community.id))
+        # Due now: the clock works each out again in the new zone, keeping when it last ran.
+        session.execute(update(Schedule).where(Schedule.community_id == community.id).values(next_due_at=now()))
     if changed:
         session.flush()
         audit.record(session, actor, "community.updated", community_id=community.id, **changed)

@@ -22,7 +22,13 @@ log = logging.getLogger("hearth.schedules")
 
 
 def run_schedules(session: Session) -> dict[str, int]:
-    """Create missing schedule rows, then run each due one once (row-locked) and move it on."""
+    """Create missing schedule rows, then run each due one once (row-locked) and move it on.
+
+    A row's due time was worked out from the flow's times in the community's timezone. When
+    either has changed since, it is worked out again rather than run; and a run closer to the
+    last one than half the schedule's own spacing (10:00 today, then 14:00 after the time moved,
+    or 10:00 in the new zone) is skipped: a member is not checked in twice for one slot.
+    """
     library = current_app.extensions["hearth_flows"]
     at = now()
     _ensure_schedules(session, library, at)
@@ -35,21 +41,37 @@ def run_schedules(session: Session) -> dict[str, int]:
         community = session.get(Community, schedule.community_id)
         flow = library.get(schedule.flow_id)
         occurrence = schedule.next_due_at
-        if flow is not None and occurrence >= at - MISSED_AFTER:
-            started += start_for_members(session, library, community, flow, {},
-                                         f"schedule:{schedule.id}:{occurrence:%Y%m%dT%H%M}")[0]
-        elif flow is not None:
-            log.warning("schedule %s (%s) missed its run at %s; not replaying it late", schedule.id, flow.id,
-                        occurrence.isoformat())
-        following = next_occurrence(flow, max(occurrence, at), community.timezone) if flow else None
-        schedule.last_run_at = occurrence
-        if following is None:
-            session.delete(schedule)
+        if flow is None or not flow.triggers.schedules:
+            session.delete(schedule)  # the flow is gone, or no longer scheduled
+        elif next_occurrence(flow, occurrence - timedelta(seconds=1), community.timezone) != occurrence:
+            schedule.next_due_at = next_occurrence(flow, at, community.timezone)
         else:
-            schedule.next_due_at = following
+            if _too_soon(flow, community, schedule.last_run_at, occurrence):
+                log.info("schedule %s (%s) ran at %s, too close to %s to run again", schedule.id, flow.id,
+                         schedule.last_run_at.isoformat(), occurrence.isoformat())
+            elif occurrence >= at - MISSED_AFTER:
+                started += start_for_members(session, library, community, flow, {},
+                                             f"schedule:{schedule.id}:{occurrence:%Y%m%dT%H%M}")[0]
+                schedule.last_run_at = occurrence
+            else:
+                log.warning("schedule %s (%s) missed its run at %s; not replaying it late", schedule.id, flow.id,
+                            occurrence.isoformat())
+            following = next_occurrence(flow, max(occurrence, at), community.timezone)
+            if following is None:
+                session.delete(schedule)
+            else:
+                schedule.next_due_at = following
         session.commit()
     session.rollback()
     return {"scheduled_starts": started}
+
+
+def _too_soon(flow, community: Community, last_run_at: datetime | None, occurrence: datetime) -> bool:
+    """Whether the last run is nearer `occurrence` than half the gap to the run after it."""
+    if last_run_at is None:
+        return False
+    following = next_occurrence(flow, occurrence, community.timezone)
+    return following is not None and occurrence - last_run_at < (following - occurrence) / 2
 
 
 def _ensure_schedules(session: Session, library, at: datetime) -> None:

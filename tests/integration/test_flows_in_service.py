@@ -290,3 +290,81 @@ def test_a_control_character_in_a_reply_never_breaks_the_twiml(post_signed, memb
     replies = say(post_signed, "SKIP")
     assert any("Alex" in r for r in replies)
     assert all("\x01" not in body for body in session.scalars(select(OutboundMessage.body)))
+
+
+def _walk(session, clock, until, step=timedelta(minutes=30)):
+    """Run the clock's schedule and timer passes every `step` until `until`."""
+    while clock.now < until:
+        clock.now += step
+        run_schedules(session)
+        fire_due_timers(session)
+
+
+def _check_ins(session, zone="Europe/London") -> list[str]:
+    from zoneinfo import ZoneInfo
+
+    sent = session.scalars(select(OutboundMessage.created_at).where(OutboundMessage.kind == "checkin")
+                           .order_by(OutboundMessage.id))
+    return [f"{moment.astimezone(ZoneInfo(zone)):%d %H:%M}" for moment in sent]
+
+
+def test_a_new_timezone_after_the_days_check_in_sends_no_second_one_that_day(session, community, member, clock):
+    from service.directory import update_community
+
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    _walk(session, clock, datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc))
+    assert _check_ins(session) == ["23 10:00"]  # 05:00 in New York
+    update_community(session, community, timezone="America/New_York")  # the zone is put right
+    session.commit()
+    _walk(session, clock, datetime(2026, 11, 25, 4, 0, tzinfo=timezone.utc))
+    assert _check_ins(session, "America/New_York") == ["23 05:00", "24 10:00"]
+
+
+def _checkin_file(flows_dir, text):
+    (flows_dir / "checkin.yaml").write_text(text)
+    return text
+
+
+def test_a_check_in_moved_to_later_in_the_day_goes_at_the_new_time_from_the_next_day(config, clock, tmp_path,
+                                                                                   redis):
+    from flows.registry import BUNDLED_DIR
+
+    original = _checkin_file(tmp_path, (BUNDLED_DIR / "checkin.yaml").read_text())
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    first = _app_with_flows(config, clock, tmp_path)
+    with first.app_context():
+        from service.database import db
+
+        _walk(db.session, clock, datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc))
+    first.extensions["hearth_db"].engine.dispose()
+    moved = original.replace('at: "10:00"', 'at: "14:00"').replace("version: 1", "version: 2", 1)
+    assert moved != original
+    _checkin_file(tmp_path, moved)
+    second = _app_with_flows(config, clock, tmp_path)
+    with second.app_context():
+        _walk(db.session, clock, datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc))
+        sent = _check_ins(db.session)
+    second.extensions["hearth_db"].engine.dispose()
+    assert sent == ["23 10:00", "24 14:00", "25 14:00"]
+
+
+def test_a_flow_no_longer_scheduled_is_not_started_by_its_old_schedule(config, clock, tmp_path, redis):
+    from flows.registry import BUNDLED_DIR
+
+    original = _checkin_file(tmp_path, (BUNDLED_DIR / "checkin.yaml").read_text())
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    first = _app_with_flows(config, clock, tmp_path)
+    with first.app_context():
+        from service.database import db
+
+        run_schedules(db.session)  # its row: due at 10:00
+    first.extensions["hearth_db"].engine.dispose()
+    unscheduled = original.replace('  schedule: {every: day, at: "10:00"}\n', "").replace("version: 1", "version: 2", 1)
+    assert unscheduled != original
+    _checkin_file(tmp_path, unscheduled)
+    second = _app_with_flows(config, clock, tmp_path)
+    with second.app_context():
+        _walk(db.session, clock, datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc))
+        assert _check_ins(db.session) == []
+        assert db.session.scalar(select(func.count(Schedule.id))) == 0
+    second.extensions["hearth_db"].engine.dispose()
