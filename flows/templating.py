@@ -34,12 +34,18 @@ def _local(context, value, fmt: str = DEFAULT_FORMAT) -> str:
     return clock.format_local(moment, str(fmt), community.get("timezone"))
 
 
-def _add_days(value, days=0):
+@pass_context
+def _add_days(context, value, days=0):
+    """`days` later on the community's calendar: the same local time, across a clock change too."""
     moment = clock.to_datetime(value)
+    if moment is None:
+        return None
+    zone = clock.zone((context.get("community") or {}).get("timezone"))
     try:
-        return moment + timedelta(days=int(days)) if moment else None
+        wall = moment.astimezone(zone).replace(tzinfo=None) + timedelta(days=int(days))
     except (TypeError, ValueError, OverflowError):
         return moment
+    return clock.as_utc(wall.replace(tzinfo=zone))
 
 
 def _iso(value) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from .flows_testkit import make_context
@@ -49,6 +50,18 @@ def test_filters_number_add_days_iso_first_name():
     assert sent(text, head, {"text": "pause 99"}, member={"name": "Jo Bloggs"}) == [
         "60 2026-03-04T09:00:00+00:00 Jo"]
     assert sent(text, head, {"text": "pause"}, member={"name": None}) == ["7 2026-03-04T09:00:00+00:00"]
+
+
+@pytest.mark.parametrize("now, days, expected", [
+    (datetime(2026, 3, 28, 9, 30, tzinfo=timezone.utc), 1, "2026-03-29T08:30:00+00:00"),  # into summer time
+    (datetime(2026, 10, 24, 8, 30, tzinfo=timezone.utc), 1, "2026-10-25T09:30:00+00:00"),  # out of it
+    (datetime(2026, 3, 21, 9, 30, tzinfo=timezone.utc), 7, "2026-03-28T09:30:00+00:00"),
+])
+def test_add_days_keeps_the_local_time_of_day_across_a_clock_change(now, days, expected):
+    # PAUSE 1 at 09:30 on a Saturday ends at 09:30 on Sunday in London, before Sunday's check-in.
+    text = f"\"{{{{ now | add_days({days}) | iso }}}} {{{{ now | add_days({days}) | local('%H:%M') }}}}\""
+    local = f"{now.astimezone(ZoneInfo('Europe/London')):%H:%M}"
+    assert sent(text, now=now, community={"timezone": "Europe/London"}) == [f"{expected} {local}"]
 
 
 def test_missing_values_render_empty_rather_than_fail():
