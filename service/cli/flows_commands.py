@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
@@ -54,11 +57,31 @@ def _param(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
+# A time of day written without an offset ("2026-06-12T18:00", "2026-06-12 18:00").
+_LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+
+
+def _in_zone(value, zone: ZoneInfo):
+    """`value` with every time written without an offset read as the community's local time, in UTC."""
+    if isinstance(value, dict):
+        return {key: _in_zone(item, zone) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_in_zone(item, zone) for item in value]
+    if isinstance(value, str) and _LOCAL_TIME.match(value.strip()):
+        try:
+            local = datetime.fromisoformat(value.strip()).replace(tzinfo=zone)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a date and time") from None
+        return local.astimezone(timezone.utc).isoformat()
+    return value
+
+
 @flows_cli.command("start")
 @click.argument("flow_id")
 @click.option("--community", "community_name", required=True)
 @click.option("--param", "raw_params", multiple=True, metavar="KEY=VALUE",
-              help="A parameter; VALUE is read as JSON when it is JSON (lists, objects), else as text.")
+              help="A parameter; VALUE is read as JSON when it is JSON (lists, objects), else as text."
+                   " A time without an offset (2026-06-12T18:00) is the community's local time.")
 @click.option("--phone", "phones", multiple=True, help="Only these members (default: every member who may get it).")
 def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...], phones: tuple[str, ...]) -> None:
     """Start a flow for a community's members, as a facilitator (a vote, a meeting RSVP)."""
@@ -69,6 +92,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     params = dict(_param(p) for p in raw_params)
     with clear_errors():
         community = community_named(db.session, community_name)
+        params = _in_zone(params, ZoneInfo(community.timezone))
         numbers = [to_e164(p, community.region, entered=False) for p in phones] or None
         run = uuid.uuid4().hex[:8]
         started, skipped = start_for_members(db.session, library, community, flow, params,

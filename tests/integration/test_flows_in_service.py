@@ -201,6 +201,19 @@ steps:
     assert session.execute(select(Result.flow_id, Result.name, Result.category)).one() == (longest,) * 3
 
 
+def test_a_closing_time_without_an_offset_is_the_communitys_local_time(runner, member, session, clock):
+    clock.now = datetime(2026, 6, 8, 9, 0, tzinfo=timezone.utc)  # June: London is on UTC+1
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                 "--param", 'options=["Yes", "No"]', "--param", "closes_at=2026-06-12T18:00"])
+    assert result.exit_code == 0, result.output
+    [question] = session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "flow")).all()
+    assert "by Fri 12 Jun 18:00" in question
+    assert datetime(2026, 6, 12, 17, 0, tzinfo=timezone.utc) in session.scalars(select(Timer.due_at)).all()
+    bad = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                              "--param", 'options=["Yes", "No"]', "--param", "closes_at=2026-02-30T18:00"])
+    assert bad.exit_code == 2 and "'2026-02-30T18:00' is not a date and time" in bad.output
+
+
 def test_a_facilitator_starts_a_vote_and_members_may_change_their_vote(runner, post_signed, member, session, clock):
     result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House",
                                  "--param", "question=Film night on Friday?", "--param", 'options=["Yes", "No"]',
