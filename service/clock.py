@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 Clock = Callable[[], datetime]
+# What the clock missed by more than this (it was down) is not done late: a 10:00 check-in at
+# 03:00, or a "how are you today?" reminder in the evening, helps nobody.
+MISSED_AFTER = timedelta(hours=1)
 
 
 def system_clock() -> datetime:

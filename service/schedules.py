@@ -11,13 +11,11 @@ from sqlalchemy.orm import Session
 
 from flows import next_occurrence
 
-from .clock import now
+from .clock import MISSED_AFTER, now
 from .conversations import active_conversation, start_flow
 from .models import Community, Member, Schedule
 
 BUSY_WINDOW = timedelta(hours=1)
-# A run the clock missed by more than this (it was down) is skipped: a 10:00 check-in at 03:00 helps nobody.
-MISSED_AFTER = timedelta(hours=1)
 log = logging.getLogger("hearth.schedules")
 
 

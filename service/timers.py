@@ -8,7 +8,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .clock import now
+from .clock import MISSED_AFTER, now
 from .conversations import end_active, resume_flow, timeout_input
 from .models import Community, Conversation, Member, Timer
 
@@ -53,7 +53,11 @@ def _fire(session: Session, library, timer_id: int, member_id: int) -> int:
         return 0
     timer.fired_at = now()
     conversation = session.get(Conversation, timer.conversation_id, populate_existing=True)
-    if conversation.active:
+    if timer.kind == "reminder" and timer.due_at < timer.fired_at - MISSED_AFTER:
+        # The clock was down: a nudge hours late says nothing useful. What the flow does when no
+        # answer comes (its own timer) still happens.
+        log.warning("timer %s: a reminder due at %s is too late to send", timer.id, timer.due_at.isoformat())
+    elif conversation.active:
         if member.reachable:
             community = session.get(Community, member.community_id)
             resume_flow(session, library, member, community, conversation, timeout_input(timer), f"timer:{timer.id}")

@@ -381,3 +381,22 @@ def test_a_flow_no_longer_scheduled_is_not_started_by_its_old_schedule(config, c
         assert _check_ins(db.session) == []
         assert db.session.scalar(select(func.count(Schedule.id))) == 0
     second.extensions["hearth_db"].engine.dispose()
+
+
+def test_a_reminder_the_clock_missed_by_hours_is_not_sent_late(session, community, member, clock):
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    _walk(session, clock, datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc))  # the 10:00 check-in
+    clock.now = datetime(2026, 11, 23, 19, 0, tzinfo=timezone.utc)  # the clock was down from 10:30
+    assert fire_due_timers(session) == {"timers": 2}  # the reminder (set aside) and the no-answer
+    session.expire_all()
+    assert session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "flow")).all() == []
+    assert session.scalar(select(Result.value).where(Result.name == "mood")) == "no_answer"
+
+
+def test_a_reminder_a_little_late_is_still_sent(session, community, member, clock):
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    _walk(session, clock, datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc))
+    clock.now = datetime(2026, 11, 23, 13, 30, tzinfo=timezone.utc)  # half an hour after it was due
+    fire_due_timers(session)
+    [reminder] = session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "flow")).all()
+    assert reminder.startswith("Just checking in")
