@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -21,6 +22,8 @@ from .phones import region_for_timezone, to_e164
 
 
 MAX_NAME = 120
+DEFAULT_QUIET = "21:00-08:00"
+QUIET_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
@@ -49,21 +52,24 @@ def _language(raw: str | None) -> str | None:
 
 
 def create_community(session: Session, name: str, timezone: str = "Europe/London", *, language: str = "en",
-                     region: str | None = None, phone_number: str | None = None, actor: str = "cli") -> Community:
+                     region: str | None = None, phone_number: str | None = None, quiet_hours: str = DEFAULT_QUIET,
+                     actor: str = "cli") -> Community:
     """A new community; its timezone must be a real IANA zone.
 
     Local numbers are read in `region`; without one, in the timezone's country (GB for
-    Europe/London), or GB for a zone of no one country such as Etc/UTC.
+    Europe/London), or GB for a zone of no one country such as Etc/UTC. In `quiet_hours` (local
+    times, or "off") nothing is sent unasked but crisis messages.
     """
     name = _name(name, "community")
     language = _language(language) or "en"
     _timezone(timezone)
     region = _region(region) if region else region_for_timezone(timezone) or "GB"
+    quiet_start, quiet_end = _quiet_hours(quiet_hours)
     if session.scalar(select(Community).where(func.lower(Community.name) == name.lower())):
         raise Conflict(f"there is already a community called {name!r}")
     number = _free_number(session, phone_number, region) if phone_number else None
     community = Community(name=name, timezone=timezone, language=language, region=region,
-                          phone_number=number, created_at=now())
+                          phone_number=number, quiet_start=quiet_start, quiet_end=quiet_end, created_at=now())
     session.add(community)
     session.flush()
     audit.record(session, actor, "community.created", community_id=community.id, name=name, timezone=timezone)
@@ -99,6 +105,8 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
             values[key] = _language(value) or "en"
         elif key == "region":
             values[key] = region
+        elif key == "quiet_hours":
+            values["quiet_start"], values["quiet_end"] = _quiet_hours(value)
         elif key == "phone_number":
             values[key] = _free_number(session, value, region, community)
         else:
@@ -111,7 +119,8 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
         session.execute(update(Schedule).where(Schedule.community_id == community.id).values(next_due_at=now()))
     if changed:
         session.flush()
-        audit.record(session, actor, "community.updated", community_id=community.id, **changed)
+        audit.record(session, actor, "community.updated", community_id=community.id,
+                     **{k: v.strftime("%H:%M") if isinstance(v, time) else v for k, v in changed.items()})
     return changed
 
 
@@ -138,6 +147,21 @@ def _timezone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise HearthError(f"{name!r} is not a timezone (try Europe/London)") from None
     return name
+
+
+def _quiet_hours(raw: str | None) -> tuple[time | None, time | None]:
+    """"21:00-08:00" as two local times; "off" or "" for none."""
+    text = (raw or "").strip().lower()
+    if text in ("", "off", "none"):
+        return None, None
+    found = QUIET_HOURS.match(text)
+    try:
+        start, end = time(*map(int, found.group(1, 2))), time(*map(int, found.group(3, 4)))
+    except (AttributeError, ValueError):  # no match, or no such time of day
+        start = end = None
+    if start is None or start == end:
+        raise HearthError(f"{raw!r} is not quiet hours (like 21:00-08:00, or off)")
+    return start, end
 
 
 def _region(raw: str) -> str:

@@ -17,6 +17,9 @@ QUEUE_FOR_KIND = {
     "broadcast": "bulk", "checkin": "bulk",
 }
 STAGED = "hearth_staged_sends"
+# Kinds that wait for the end of the community's quiet hours: what Hearth sends unasked. Replies
+# answer the member at once; crisis messages go at once, day or night.
+QUIET_KINDS = frozenset({"welcome", "flow", "checkin", "broadcast"})
 
 
 def queue_message(session: Session, *, key: str, to: str, body: str, kind: str,
@@ -25,12 +28,16 @@ def queue_message(session: Session, *, key: str, to: str, body: str, kind: str,
     """Add an outbox row unless one with `key` exists; it is enqueued once the transaction commits.
 
     It goes on the queue for its kind unless `queue` says otherwise (a welcome to one member is a
-    reply; welcomes to a whole imported list are bulk, so replies do not wait behind them).
+    reply; welcomes to a whole imported list are bulk, so replies do not wait behind them). A
+    message Hearth sends unasked (`QUIET_KINDS`) that would go in the community's quiet hours
+    waits for their end.
     """
     existing = session.scalar(select(OutboundMessage).where(OutboundMessage.idempotency_key == key))
     if existing is not None:
         return existing
     at = clock_now()
+    if kind in QUIET_KINDS and member is not None:
+        due_at = member.community.quiet_until(due_at or at) or due_at
     size = measure(body)
     row = OutboundMessage(
         idempotency_key=key, to_number=to, body=body, kind=kind, queue=queue or QUEUE_FOR_KIND.get(kind, "bulk"),

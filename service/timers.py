@@ -53,10 +53,11 @@ def _fire(session: Session, library, timer_id: int, member_id: int) -> int:
         return 0
     timer.fired_at = now()
     conversation = session.get(Conversation, timer.conversation_id, populate_existing=True)
-    if timer.kind == "reminder" and timer.due_at < timer.fired_at - MISSED_AFTER:
-        # The clock was down: a nudge hours late says nothing useful. What the flow does when no
-        # answer comes (its own timer) still happens.
-        log.warning("timer %s: a reminder due at %s is too late to send", timer.id, timer.due_at.isoformat())
+    if timer.kind == "reminder" and _untimely(timer, member):
+        # A nudge hours late, or at night, says nothing useful. What the flow does when no answer
+        # comes (its own timer) still happens.
+        log.info("timer %s: the reminder due at %s is set aside (late, or in quiet hours)", timer.id,
+                 timer.due_at.isoformat())
     elif conversation.active:
         if member.reachable:
             community = session.get(Community, member.community_id)
@@ -65,3 +66,9 @@ def _fire(session: Session, library, timer_id: int, member_id: int) -> int:
             end_active(session, member, member.status)
     session.commit()
     return 1
+
+
+def _untimely(timer: Timer, member: Member) -> bool:
+    """Whether a reminder firing now is too late (the clock was down) or falls in quiet hours."""
+    late = timer.due_at < timer.fired_at - MISSED_AFTER
+    return late or member.community.quiet_until(timer.fired_at) is not None

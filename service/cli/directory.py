@@ -16,7 +16,8 @@ from flows.sms import measure
 
 from service.database import db
 from service.directory import (
-    TEXTS, add_facilitator, add_member, community_named, create_community, roster, update_community,
+    DEFAULT_QUIET, TEXTS, add_facilitator, add_member, community_named, create_community, only_community, roster,
+    update_community,
 )
 from service.models.member import STATUSES
 from service.phones import national
@@ -36,14 +37,19 @@ facilitator_cli = AppGroup("facilitator", help="Facilitators.")
 @click.option("--language", default="en", show_default=True)
 @click.option("--region", help="The country local phone numbers are in (like GB)  [default: the timezone's, else GB]")
 @click.option("--phone-number", help="The community's Twilio number, when several communities share Hearth.")
-def create_community_command(name, timezone, language, region, phone_number) -> None:
+@click.option("--quiet-hours", default=DEFAULT_QUIET, show_default=True,
+              help="Local hours when nothing is sent unasked but crisis messages, or off.")
+def create_community_command(name, timezone, language, region, phone_number, quiet_hours) -> None:
     """Create a community."""
     with clear_errors():
         community = create_community(db.session, name, timezone, language=language, region=region,
-                                     phone_number=phone_number)
+                                     phone_number=phone_number, quiet_hours=quiet_hours)
         db.session.commit()
     click.echo(f"Created community {community.name} ({community.timezone}; local numbers read as in"
                f" {community.region}).")
+    if community.phone_number is None and only_community(db.session) is None:
+        click.echo(f"Note: {community.name} has no number of its own. With several communities, members' texts"
+                   " reach each through its own number: give it one with --phone-number (`hearth community set`).")
 
 
 @community_cli.command("set")
@@ -56,6 +62,8 @@ def create_community_command(name, timezone, language, region, phone_number) -> 
 @click.option("--timezone", help="IANA timezone; scheduled flows move to their local times in it.")
 @click.option("--language", help="The community's default language (like en or cy).")
 @click.option("--region", help="The country local phone numbers are in (like GB); stored numbers stay as they are.")
+@click.option("--quiet-hours", help="Local hours when nothing is sent unasked but crisis messages, like 21:00-08:00,"
+                                    " or off.")
 @click.option("--phone-number", help="The community's Twilio number.")
 def set_community_command(name, **options) -> None:
     """Change a community's texts and settings; only the options given change."""
@@ -76,8 +84,10 @@ def show_community_command(name) -> None:
     """A community's settings, and each of its texts as a member would get it (with its SMS cost)."""
     with clear_errors():
         community = community_named(db.session, name)
+    start, end = community.quiet_start, community.quiet_end
+    quiet = f"{start:%H:%M}-{end:%H:%M}" if start and end else "off"
     click.echo(f"{community.name}: timezone {community.timezone}, language {community.language}, "
-               f"region {community.region}, number {community.phone_number or '(none)'}")
+               f"region {community.region}, number {community.phone_number or '(none)'}, quiet hours {quiet}")
     for key, (what, _) in TEXTS.items():
         template = getattr(community, key)
         if template is None:

@@ -88,7 +88,8 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     library = current_app.extensions["hearth_flows"]
     flow = library.get(flow_id)
     if flow is None:
-        raise click.ClickException(f"there is no flow {flow_id!r} (loaded: {', '.join(sorted(library.registry.flows))})")
+        loaded = ", ".join(sorted(library.registry.flows))
+        raise click.ClickException(f"there is no flow {flow_id!r} (loaded: {loaded})")
     params = dict(_param(p) for p in raw_params)
     with clear_errors():
         community = community_named(db.session, community_name)

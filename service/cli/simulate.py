@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import uuid
 from xml.etree import ElementTree
+from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
@@ -41,8 +42,14 @@ def simulate_command(phone: str, community_name: str | None) -> None:
             number = to_e164(phone, community.region, entered=False)
         except InvalidPhone as exc:
             raise click.ClickException(str(exc)) from None
+        if community.phone_number is None and only_community(db.session) is None:
+            raise click.ClickException(
+                f"{community.name} has no number of its own, and with several communities a text reaches one"
+                f" only through its number: give it one with `hearth community set \"{community.name}\""
+                " --phone-number ...`")
     _need_redis_for_the_rate_limit()
     to_number = community.phone_number or "+441632960000"
+    zone = community.timezone
     member = db.session.scalar(select(Member).where(Member.community_id == community.id, Member.phone == number))
     click.secho(f"Texting {community.name} as {member.name if member else 'an unknown number'} ({number}).", bold=True)
     if member is None:
@@ -53,8 +60,10 @@ def simulate_command(phone: str, community_name: str | None) -> None:
     click.echo("  Type a message and press Enter. Ctrl-D to finish.")
     db.session.rollback()
     client = current_app.test_client()
+    waiting: set[int] = set()
     for sent in _drain(number):
         click.secho(f"hearth> {sent}", fg="cyan")
+    _show_waiting(number, zone, waiting)
     while True:
         try:
             text = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
@@ -66,6 +75,7 @@ def simulate_command(phone: str, community_name: str | None) -> None:
             click.secho(f"hearth> {reply}", fg="green")
         for sent in _drain(number):
             click.secho(f"hearth> {sent}", fg="cyan")
+        _show_waiting(number, zone, waiting)
         if member is not None:
             _show_saved(member, marks)
         db.session.rollback()
@@ -133,6 +143,16 @@ def _drain(number: str) -> list[str]:
         if state == "sent":
             bodies.append(db.session.get(OutboundMessage, outbox_id).body)
     return bodies
+
+
+def _show_waiting(number: str, zone: str, shown: set[int]) -> None:
+    """Note each message for this phone that is due later (quiet hours, a reminder), once."""
+    for row in db.session.scalars(select(OutboundMessage).where(
+            OutboundMessage.to_number == number, OutboundMessage.state == "pending", OutboundMessage.id.not_in(shown))
+            .order_by(OutboundMessage.due_at)):
+        shown.add(row.id)
+        click.secho(f"  [due {row.due_at.astimezone(ZoneInfo(zone)):%a %H:%M}: {row.body[:60]}]", dim=True)
+    db.session.rollback()
 
 
 def register(app: Flask) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -25,7 +26,8 @@ DEFAULT_WELCOME_TEXT = (
     "Welcome to {community} check-ins. We will text you now and then to ask how you are. "
     "Reply HELP for help or STOP to stop. Samaritans 116 123 (free, 24/7)."
 )
-DEFAULT_UNKNOWN_REPLY = "Sorry, this number could not recognise you. If you need support, call Samaritans on 116 123."
+DEFAULT_UNKNOWN_REPLY = ("Sorry, this service does not know your number. If you need support, call Samaritans"
+                         " on 116 123.")
 DEFAULT_OPT_OUT_REPLY = "You will get no more messages from {community}. Text START to join again."
 DEFAULT_OPT_IN_REPLY = "Welcome back to {community}. Reply HELP for help or STOP to stop."
 
@@ -41,8 +43,9 @@ class Community(Base):
     language: Mapped[str] = mapped_column(String(16), default="en")
     region: Mapped[str] = mapped_column(String(2), default="GB")
     phone_number: Mapped[str | None] = mapped_column(String(20), unique=True)
-    quiet_start: Mapped[time | None] = mapped_column(default=time(21, 0))
-    quiet_end: Mapped[time | None] = mapped_column(default=time(8, 0))
+    # Local times; None for none. No column default: one would also fill in a None given on purpose.
+    quiet_start: Mapped[time | None]
+    quiet_end: Mapped[time | None]
     help_text: Mapped[str] = mapped_column(Text, default=DEFAULT_HELP_TEXT)
     welcome_text: Mapped[str] = mapped_column(Text, default=DEFAULT_WELCOME_TEXT)
     opt_out_reply: Mapped[str] = mapped_column(Text, default=DEFAULT_OPT_OUT_REPLY)
@@ -56,6 +59,27 @@ class Community(Base):
     def render(self, template: str) -> str:
         """Fill `{community}` in one of the community's own texts."""
         return template.replace("{community}", self.name)
+
+    def quiet_until(self, moment: datetime) -> datetime | None:
+        """When the community's quiet hours end, if `moment` falls in them (None if not, or none set).
+
+        The hours are local times; a window such as 21:00-08:00 runs over midnight.
+        """
+        start, end = self.quiet_start, self.quiet_end
+        if start is None or end is None or start == end:
+            return None
+        zone = ZoneInfo(self.timezone)
+        local = moment.astimezone(zone)
+        now_, day = local.time(), local.date()
+        if start < end:
+            quiet = start <= now_ < end
+        else:
+            quiet = now_ >= start or now_ < end
+            if now_ >= start:
+                day += timedelta(days=1)  # the evening: quiet until tomorrow's end
+        if not quiet:
+            return None
+        return datetime.combine(day, end, tzinfo=zone).astimezone(timezone.utc)
 
 
 class Facilitator(Base):

@@ -400,3 +400,42 @@ def test_a_reminder_a_little_late_is_still_sent(session, community, member, cloc
     fire_due_timers(session)
     [reminder] = session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "flow")).all()
     assert reminder.startswith("Just checking in")
+
+
+def test_in_quiet_hours_what_hearth_sends_unasked_waits_for_the_morning(runner, post_signed, member, session, clock):
+    clock.now = datetime(2026, 11, 23, 22, 0, tzinfo=timezone.utc)  # 22:00 in London: quiet until 08:00
+    started = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                  "--param", 'options=["Yes", "No"]'])
+    assert started.exit_code == 0, started.output
+    added = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Bea", "--phone", "07700 900124"])
+    assert added.exit_code == 0, added.output
+    due = dict(session.execute(select(OutboundMessage.kind, OutboundMessage.due_at)).all())
+    morning = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
+    assert due == {"flow": morning, "welcome": morning}
+    # A member who texts is answered at once, in the TwiML, quiet hours or not.
+    assert twiml_messages(post_signed("/twilio/sms", sms_form("HELP")).get_data(as_text=True))
+
+
+def test_a_reminder_that_falls_in_quiet_hours_is_set_aside(post_signed, member, session, clock):
+    clock.now = datetime(2026, 11, 23, 19, 30, tzinfo=timezone.utc)  # 19:30: the reminder is due at 22:30
+    post_signed("/twilio/sms", sms_form("CHECKIN"))
+    clock.now = datetime(2026, 11, 23, 22, 31, tzinfo=timezone.utc)
+    assert fire_due_timers(session) == {"timers": 1}
+    assert session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "flow")).all() == []
+
+
+def test_quiet_hours_are_set_shown_and_turned_off(runner, member, session, clock):
+    shown = runner.invoke(args=["community", "show", "Oak House"]).output
+    assert "quiet hours 21:00-08:00" in shown
+    assert runner.invoke(args=["community", "set", "Oak House", "--quiet-hours", "22:30-07:00"]).exit_code == 0
+    assert "quiet hours 22:30-07:00" in runner.invoke(args=["community", "show", "Oak House"]).output
+    for bad in ("22:30", "25:00-07:00", "07:00-07:00"):
+        refused = runner.invoke(args=["community", "set", "Oak House", "--quiet-hours", bad])
+        assert refused.exit_code == 1 and "is not quiet hours (like 21:00-08:00, or off)" in refused.output, bad
+    assert runner.invoke(args=["community", "set", "Oak House", "--quiet-hours", "off"]).exit_code == 0
+    assert runner.invoke(args=["community", "create", "Ash", "--phone-number", "01632 960001",
+                               "--quiet-hours", "off"]).exit_code == 0
+    assert "quiet hours off" in runner.invoke(args=["community", "show", "Ash"]).output
+    clock.now = datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc)
+    runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Bea", "--phone", "07700 900124"])
+    assert session.scalar(select(OutboundMessage.due_at).where(OutboundMessage.kind == "welcome")) == clock.now
