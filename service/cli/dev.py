@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from service.database import db
-from service.demo import DEMO_MEMBERS, seed_demo
+from service.demo import DEMO_FACILITATOR, DEMO_MEMBERS, seed_demo
 from service.migrations import upgrade
 
 from .errors import clear_errors
@@ -32,11 +33,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def dev_command(port: int) -> None:
     """Migrate, seed the demo community, make sure Redis answers, then run the Procfile."""
     config = current_app.config["HEARTH"]
+    _port_free(port)
     with clear_errors():
         upgrade(config.database_url)
         if seed_demo(db.session):
-            click.echo("Seeded 'Demo Community' with members "
-                       + ", ".join(f"{n} {p}" for n, p in DEMO_MEMBERS) + ".")
+            click.echo("Seeded 'Demo Community' with members " + ", ".join(f"{n} {p}" for n, p in DEMO_MEMBERS)
+                       + f", and facilitator {DEMO_FACILITATOR[0]} {DEMO_FACILITATOR[1]}.")
     # This process only waits for honcho from here on: it must hold no connection, least of all
     # an open SQLite transaction, which would keep every other process from writing.
     db.session.remove()
@@ -46,7 +48,8 @@ def dev_command(port: int) -> None:
            "HEARTH_TRANSPORT": config.transport, "PYTHONUNBUFFERED": "1",
            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
     click.secho(f"Hearth is starting on http://127.0.0.1:{port} ({config.transport} transport).", bold=True)
-    click.echo(f"In another terminal: hearth simulate --phone '{DEMO_MEMBERS[0][1]}'")
+    hearth = os.path.relpath(Path(sys.executable).parent / "hearth")
+    click.echo(f"In another terminal: {hearth} simulate --phone '{DEMO_MEMBERS[0][1]}'")
     with tempfile.TemporaryDirectory() as tmp:
         procfile = Path(tmp) / "Procfile"
         procfile.write_text(local_procfile((ROOT / "Procfile").read_text()))
@@ -58,6 +61,16 @@ def dev_command(port: int) -> None:
             if private_redis is not None:
                 private_redis.terminate()
                 private_redis.wait(timeout=10)
+
+
+def _port_free(port: int) -> None:
+    """Refuse at once when something listens on the port already (a Hearth started before, say)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return
+    raise click.ClickException(f"something already listens on 127.0.0.1:{port} (is Hearth running already?):"
+                               " stop it, or choose another port with --port or PORT")
 
 
 def _wait_through_ctrl_c(process: subprocess.Popen) -> None:

@@ -52,3 +52,14 @@ def test_command_line_errors_are_one_clear_line(tmp_path, url, args, says):
     done = hearth(*args, DATABASE_URL=url.format(tmp=tmp_path))
     assert done.returncode == 1
     assert says in done.stderr and "Traceback" not in done.stderr + done.stdout
+
+
+def test_dev_on_a_port_in_use_says_so_at_once(tmp_path):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # a Hearth started before, say
+        port = taken.getsockname()[1]
+        done = hearth("dev", "--port", str(port), DATABASE_URL=f"sqlite:///{tmp_path}/h.db")
+    assert done.returncode == 1
+    assert f"something already listens on 127.0.0.1:{port} (is Hearth running already?)" in done.stderr
+    assert not (tmp_path / "h.db").exists()  # refused before anything was made
