@@ -99,9 +99,11 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
         if isinstance(event, Send):
             turn.sent.append(event.text)
             if not origin.startswith("reply"):
+                # Started for a whole community (a schedule, a facilitator): bulk, so replies
+                # to members' own texts do not wait behind them.
                 queue_message(session, key=f"flow:{origin}:{index}", to=member.phone,
                               body=event.text, kind="checkin" if origin.startswith("schedule") else "flow",
-                              member=member)
+                              member=member, queue="bulk" if origin.startswith(("schedule", "facilitator")) else None)
         elif isinstance(event, SaveResult):
             _save(session, member, conversation, event, at)
             turn.saved.append((event.name, event.value))

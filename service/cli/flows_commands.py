@@ -10,14 +10,17 @@ from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
+from sqlalchemy import select
 from flask.cli import AppGroup
 
 from flows.__main__ import main as flows_main
+from flows.clock import to_datetime
 from flows.registry import BUNDLED_DIR
 from service import audit
 from service.database import db
 from service.directory import community_named
-from service.phones import to_e164
+from service.models import Member
+from service.phones import national, to_e164
 from service.schedules import start_for_members
 
 from .errors import clear_errors
@@ -76,6 +79,31 @@ def _in_zone(value, zone: ZoneInfo):
     return value
 
 
+def _checked(flow, params: dict) -> dict:
+    """The parameters a facilitator gave, refused before anything is sent when members would get
+    nonsense: the options of a numbered question (`choices_from`) must be a list (Yes,No is read
+    as one), and a value named like a time (`closes_at`, `starts_at`) must be one.
+    """
+    for name in sorted({step.get("choices_from").split(".", 1)[1] for step in flow.steps.values()
+                        if step.get("choices_from")}):
+        value = params.get(name)
+        if isinstance(value, str):
+            value = params[name] = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or len(value) < 2:
+            raise click.BadParameter(f"{flow.id} numbers the options in {name} for members to choose from: give two"
+                                     f" or more, like --param '{name}=[\"Yes\", \"No\"]' or --param {name}=Yes,No")
+    _times_are_times(params)
+    return params
+
+
+def _times_are_times(value, key: str = "") -> None:
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _times_are_times(item, name)
+    elif key.endswith("_at") and value not in (None, "") and to_datetime(value) is None:
+        raise click.BadParameter(f"{key}={value!r} is not a date and time (like 2026-11-27T18:00)")
+
+
 @flows_cli.command("start")
 @click.argument("flow_id")
 @click.option("--community", "community_name", required=True)
@@ -93,7 +121,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     params = dict(_param(p) for p in raw_params)
     with clear_errors():
         community = community_named(db.session, community_name)
-        params = _in_zone(params, ZoneInfo(community.timezone))
+        params = _checked(flow, _in_zone(params, ZoneInfo(community.timezone)))
         numbers = [to_e164(p, community.region, entered=False) for p in phones] or None
         run = uuid.uuid4().hex[:8]
         started, skipped = start_for_members(db.session, library, community, flow, params,
@@ -103,6 +131,12 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
         db.session.commit()
     click.echo(f"Started {flow.id} for {started} member(s)"
                + (f"; {skipped} skipped, busy in another conversation." if skipped else "."))
+    if numbers:
+        known = set(db.session.scalars(select(Member.phone).where(Member.community_id == community.id,
+                                                                  Member.phone.in_(numbers))))
+        strangers = [national(n) for n in numbers if n not in known]
+        if strangers:
+            click.echo(f"Not members of {community.name}: {', '.join(strangers)}.")
 
 
 def register(app: Flask) -> None:

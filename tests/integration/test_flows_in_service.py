@@ -214,6 +214,30 @@ def test_a_closing_time_without_an_offset_is_the_communitys_local_time(runner, m
     assert bad.exit_code == 2 and "'2026-02-30T18:00' is not a date and time" in bad.output
 
 
+@pytest.mark.parametrize("params, complaint", [
+    (["question=Film?"], "vote numbers the options in options for members to choose from: give two or more"),
+    (["question=Film?", "options=Yes"], "give two or more"),
+    (["question=Film?", "options=Yes,No", "closes_at=friday 5pm"],
+     "closes_at='friday 5pm' is not a date and time (like 2026-11-27T18:00)"),
+])
+def test_flows_start_refuses_what_would_send_members_nonsense(runner, member, session, params, complaint):
+    args = ["flows", "start", "vote", "--community", "Oak House"] + [f"--param={p}" for p in params]
+    result = runner.invoke(args=args)
+    assert result.exit_code == 2 and complaint in result.output, result.output
+    assert session.scalar(select(func.count(OutboundMessage.id))) == 0
+
+
+def test_flows_start_reads_options_written_with_commas_and_names_phones_that_are_not_members(runner, member,
+                                                                                            session):
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                 "--param", "options=Yes, No", "--phone", "07700 900123", "--phone", "07700 900999"])
+    assert result.exit_code == 0, result.output
+    assert "Started vote for 1 member(s).\nNot members of Oak House: 07700 900999." in result.output
+    [row] = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "flow")).all()
+    assert "1 = Yes" in row.body and "2 = No" in row.body
+    assert row.queue == "bulk"  # sent to a community: replies to members' texts do not wait behind it
+
+
 def test_a_facilitator_starts_a_vote_and_members_may_change_their_vote(runner, post_signed, member, session, clock):
     result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House",
                                  "--param", "question=Film night on Friday?", "--param", 'options=["Yes", "No"]',
