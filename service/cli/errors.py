@@ -22,8 +22,14 @@ def clear_errors():
         raise click.ClickException(str(exc)) from None
     except DBAPIError as exc:
         db.session.rollback()
-        hint = "; run `hearth db upgrade` first" if missing_table(exc) else ""
+        hint = f"; is DATABASE_URL ({_shown_url()}) the database you meant? if so, run `hearth db upgrade` first" \
+            if missing_table(exc) else ""
         raise click.ClickException(f"the database refused this ({database_reason(exc)}){hint}") from None
+
+
+def _shown_url() -> str:
+    """The database's URL without its password."""
+    return db.engine.url.render_as_string(hide_password=True)
 
 
 def database_reason(exc: DBAPIError) -> str:
