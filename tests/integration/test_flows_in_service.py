@@ -357,54 +357,49 @@ def test_a_new_timezone_after_the_days_check_in_sends_no_second_one_that_day(ses
     assert _check_ins(session, "America/New_York") == ["23 05:00", "24 10:00"]
 
 
-def _checkin_file(flows_dir, text):
-    (flows_dir / "checkin.yaml").write_text(text)
-    return text
+def _with_checkin_changed(config, clock, flows_dir, change, first_until):
+    """Run the clock with the bundled check-in from 09:00 to `first_until`, then change its file
+    with `change` (as version 2) and return an app that loads the changed file."""
+    from flows.registry import BUNDLED_DIR
+    from service.database import db
+
+    original = (BUNDLED_DIR / "checkin.yaml").read_text()
+    (flows_dir / "checkin.yaml").write_text(original)
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    first = _app_with_flows(config, clock, flows_dir)
+    with first.app_context():
+        _walk(db.session, clock, first_until)
+    first.extensions["hearth_db"].engine.dispose()
+    changed = change(original).replace("version: 1", "version: 2", 1)
+    assert changed != original
+    (flows_dir / "checkin.yaml").write_text(changed)
+    return _app_with_flows(config, clock, flows_dir)
 
 
 def test_a_check_in_moved_to_later_in_the_day_goes_at_the_new_time_from_the_next_day(config, clock, tmp_path,
                                                                                    redis):
-    from flows.registry import BUNDLED_DIR
+    from service.database import db
 
-    original = _checkin_file(tmp_path, (BUNDLED_DIR / "checkin.yaml").read_text())
-    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
-    first = _app_with_flows(config, clock, tmp_path)
-    with first.app_context():
-        from service.database import db
-
-        _walk(db.session, clock, datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc))
-    first.extensions["hearth_db"].engine.dispose()
-    moved = original.replace('at: "10:00"', 'at: "14:00"').replace("version: 1", "version: 2", 1)
-    assert moved != original
-    _checkin_file(tmp_path, moved)
-    second = _app_with_flows(config, clock, tmp_path)
-    with second.app_context():
+    app = _with_checkin_changed(config, clock, tmp_path, lambda text: text.replace('at: "10:00"', 'at: "14:00"'),
+                                first_until=datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc))
+    with app.app_context():
         _walk(db.session, clock, datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc))
         sent = _check_ins(db.session)
-    second.extensions["hearth_db"].engine.dispose()
+    app.extensions["hearth_db"].engine.dispose()
     assert sent == ["23 10:00", "24 14:00", "25 14:00"]
 
 
 def test_a_flow_no_longer_scheduled_is_not_started_by_its_old_schedule(config, clock, tmp_path, redis):
-    from flows.registry import BUNDLED_DIR
+    from service.database import db
 
-    original = _checkin_file(tmp_path, (BUNDLED_DIR / "checkin.yaml").read_text())
-    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
-    first = _app_with_flows(config, clock, tmp_path)
-    with first.app_context():
-        from service.database import db
-
-        run_schedules(db.session)  # its row: due at 10:00
-    first.extensions["hearth_db"].engine.dispose()
-    unscheduled = original.replace('  schedule: {every: day, at: "10:00"}\n', "").replace("version: 1", "version: 2", 1)
-    assert unscheduled != original
-    _checkin_file(tmp_path, unscheduled)
-    second = _app_with_flows(config, clock, tmp_path)
-    with second.app_context():
+    app = _with_checkin_changed(config, clock, tmp_path,
+                                lambda text: text.replace('  schedule: {every: day, at: "10:00"}\n', ""),
+                                first_until=datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc))  # due at 10:00
+    with app.app_context():
         _walk(db.session, clock, datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc))
         assert _check_ins(db.session) == []
         assert db.session.scalar(select(func.count(Schedule.id))) == 0
-    second.extensions["hearth_db"].engine.dispose()
+    app.extensions["hearth_db"].engine.dispose()
 
 
 def test_a_reminder_the_clock_missed_by_hours_is_not_sent_late(session, community, member, clock):
