@@ -426,7 +426,8 @@ def test_in_quiet_hours_what_hearth_sends_unasked_waits_for_the_morning(runner, 
     started = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
                                   "--param", 'options=["Yes", "No"]'])
     assert started.exit_code == 0, started.output
-    added = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Bea", "--phone", "07700 900124"])
+    added = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Bea",
+                                "--phone", "07700 900124"])
     assert added.exit_code == 0, added.output
     due = dict(session.execute(select(OutboundMessage.kind, OutboundMessage.due_at)).all())
     morning = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
