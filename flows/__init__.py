@@ -16,13 +16,13 @@ from flows.inputs import Expire, Message, Timeout
 from flows.loader import load_flow_file, load_flow_text
 from flows.problem import Problem
 from flows.registry import Registry, load_registry
-from flows.schedule import next_occurrence
+from flows.schedule import next_occurrence, previous_occurrence
 from flows.triggers import keyword_params
 
 __all__ = [
     "Flow", "Problem", "FlowError", "Registry", "load_flow_text", "load_flow_file",
     "load_registry", "start", "resume", "Context", "Message", "Timeout", "Expire",
     "Outcome", "Send", "SaveResult", "SetField", "RaiseAlert", "WaitUntil", "StartFlow",
-    "FlowEnded", "run_examples", "next_occurrence", "fold",
+    "FlowEnded", "run_examples", "next_occurrence", "previous_occurrence", "fold",
     "ExampleResult", "keyword_params",
 ]

@@ -45,17 +45,24 @@ def local_to_utc(day, at: tuple[int, int], zone: ZoneInfo) -> datetime:
 
 def next_occurrence(flow_or_trigger: Any, after: datetime, tz: str) -> datetime | None:
     """The next UTC time the schedule fires strictly after `after`, in zone `tz`."""
+    later = [moment for moment in _around(flow_or_trigger, after, tz, range(-1, 9)) if moment > as_utc(after)]
+    return min(later, default=None)
+
+
+def previous_occurrence(flow_or_trigger: Any, before: datetime, tz: str) -> datetime | None:
+    """The last UTC time the schedule fired strictly before `before`, in zone `tz`."""
+    earlier = [moment for moment in _around(flow_or_trigger, before, tz, range(-8, 2)) if moment < as_utc(before)]
+    return max(earlier, default=None)
+
+
+def _around(flow_or_trigger: Any, moment: datetime, tz: str, offsets: range) -> list[datetime]:
+    """Every time the schedule fires on the local days `offsets` away from `moment`'s, as UTC."""
     zone = ZoneInfo(tz)
-    after = as_utc(after)
-    today = after.astimezone(zone).date()
-    best: datetime | None = None
+    today = as_utc(moment).astimezone(zone).date()
+    found = []
     for schedule in _schedules(flow_or_trigger):
-        for offset in range(-1, 9):
+        for offset in offsets:
             day = today + timedelta(days=offset)
-            if day.weekday() not in schedule.days:
-                continue
-            for at in schedule.times:
-                moment = local_to_utc(day, at, zone)
-                if moment > after and (best is None or moment < best):
-                    best = moment
-    return best
+            if day.weekday() in schedule.days:
+                found.extend(local_to_utc(day, at, zone) for at in schedule.times)
+    return found

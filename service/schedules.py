@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from flows import next_occurrence
+from flows import next_occurrence, previous_occurrence
 
 from .clock import MISSED_AFTER, now
 from .conversations import active_conversation, start_flow
@@ -20,12 +20,11 @@ log = logging.getLogger("hearth.schedules")
 
 
 def run_schedules(session: Session) -> dict[str, int]:
-    """Create missing schedule rows, then run each due one once (row-locked) and move it on.
+    """Bring the schedule rows up to date, then run each due one once (row-locked) and move it on.
 
-    A row's due time was worked out from the flow's times in the community's timezone. When
-    either has changed since, it is worked out again rather than run; and a run closer to the
-    last one than half the schedule's own spacing (10:00 today, then 14:00 after the time moved,
-    or 10:00 in the new zone) is skipped: a member is not checked in twice for one slot.
+    A run is skipped when the last one was nearer to it than to the slot before it: that run
+    already stood for this slot, under the flow's times or the community's timezone as they were
+    (10:00 today, then 14:00 today after the time moved, or 10:00 in the new zone).
     """
     library = current_app.extensions["hearth_flows"]
     at = now()
@@ -39,44 +38,55 @@ def run_schedules(session: Session) -> dict[str, int]:
         community = session.get(Community, schedule.community_id)
         flow = library.get(schedule.flow_id)
         occurrence = schedule.next_due_at
-        if flow is None or not flow.triggers.schedules:
-            session.delete(schedule)  # the flow is gone, or no longer scheduled
-        elif next_occurrence(flow, occurrence - timedelta(seconds=1), community.timezone) != occurrence:
-            schedule.next_due_at = next_occurrence(flow, at, community.timezone)
+        if _ran_for(flow, community, schedule.last_run_at, occurrence):
+            log.info("schedule %s (%s): its run at %s stood for %s already", schedule.id, flow.id,
+                     schedule.last_run_at.isoformat(), occurrence.isoformat())
+        elif occurrence >= at - MISSED_AFTER:
+            started += start_for_members(session, library, community, flow, {},
+                                         f"schedule:{schedule.id}:{occurrence:%Y%m%dT%H%M}")[0]
+            schedule.last_run_at = occurrence
         else:
-            if _too_soon(flow, community, schedule.last_run_at, occurrence):
-                log.info("schedule %s (%s) ran at %s, too close to %s to run again", schedule.id, flow.id,
-                         schedule.last_run_at.isoformat(), occurrence.isoformat())
-            elif occurrence >= at - MISSED_AFTER:
-                started += start_for_members(session, library, community, flow, {},
-                                             f"schedule:{schedule.id}:{occurrence:%Y%m%dT%H%M}")[0]
-                schedule.last_run_at = occurrence
-            else:
-                log.warning("schedule %s (%s) missed its run at %s; not replaying it late", schedule.id, flow.id,
-                            occurrence.isoformat())
-            following = next_occurrence(flow, max(occurrence, at), community.timezone)
-            if following is None:
-                session.delete(schedule)
-            else:
-                schedule.next_due_at = following
+            log.warning("schedule %s (%s) missed its run at %s; not replaying it late", schedule.id, flow.id,
+                        occurrence.isoformat())
+        following = next_occurrence(flow, max(occurrence, at), community.timezone)
+        if following is None:
+            session.delete(schedule)
+        else:
+            schedule.next_due_at = following
         session.commit()
     session.rollback()
     return {"scheduled_starts": started}
 
 
-def _too_soon(flow, community: Community, last_run_at: datetime | None, occurrence: datetime) -> bool:
-    """Whether the last run is nearer `occurrence` than half the gap to the run after it."""
-    if last_run_at is None:
+def _ran_for(flow, community: Community, last_run_at: datetime | None, occurrence: datetime) -> bool:
+    """Whether the last run was for this slot: after the slot before it, and nearer to this one."""
+    before = previous_occurrence(flow, occurrence, community.timezone)
+    if last_run_at is None or before is None or last_run_at <= before:
         return False
-    following = next_occurrence(flow, occurrence, community.timezone)
-    return following is not None and occurrence - last_run_at < (following - occurrence) / 2
+    return occurrence - last_run_at < last_run_at - before
 
 
 def _ensure_schedules(session: Session, library, at: datetime) -> None:
-    known = set(session.execute(select(Schedule.community_id, Schedule.flow_id)).all())
-    for community in session.scalars(select(Community)):
-        for flow in library.registry.scheduled():
-            if (community.id, flow.id) not in known:
+    """A row for each community and scheduled flow, due at the flow's next time in the community's
+    zone. A row whose due time is no longer one of those times (the flow's times changed, or the
+    community's timezone) is worked out again from now; a flow no longer scheduled loses its rows.
+    """
+    scheduled = {flow.id: flow for flow in library.registry.scheduled()}
+    communities = {community.id: community for community in session.scalars(select(Community))}
+    rows = {(row.community_id, row.flow_id): row for row in session.scalars(select(Schedule))}
+    for (community_id, flow_id), row in rows.items():
+        flow, zone = scheduled.get(flow_id), communities[community_id].timezone
+        if flow is None:
+            session.delete(row)
+        elif next_occurrence(flow, row.next_due_at - timedelta(seconds=1), zone) != row.next_due_at:
+            due = next_occurrence(flow, at, zone)
+            if due is None:
+                session.delete(row)
+            else:
+                row.next_due_at = due
+    for community in communities.values():
+        for flow in scheduled.values():
+            if (community.id, flow.id) not in rows:
                 due = next_occurrence(flow, at, community.timezone)
                 if due is not None:
                     session.add(Schedule(community_id=community.id, flow_id=flow.id, next_due_at=due))

@@ -459,3 +459,40 @@ def test_quiet_hours_are_set_shown_and_turned_off(runner, member, session, clock
     clock.now = datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc)
     runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Bea", "--phone", "07700 900124"])
     assert session.scalar(select(OutboundMessage.due_at).where(OutboundMessage.kind == "welcome")) == clock.now
+
+
+@pytest.mark.parametrize("schedule, sent", [
+    ('{every: weekday, at: "10:00"}', ["23 10:00", "24 10:00", "25 10:00", "26 10:00", "27 10:00", "30 10:00"]),
+    ("{every: [mon, tue], at: \"10:00\"}", ["23 10:00", "24 10:00", "30 10:00"]),
+    ('{every: weekend, at: "10:00"}', ["28 10:00", "29 10:00"]),
+    ('{every: day, at: ["08:00", "12:00"]}', ["23 08:00", "23 12:00", "24 08:00", "24 12:00"]),
+])
+def test_every_kind_of_schedule_runs_at_each_of_its_times(config, clock, tmp_path, redis, schedule, sent):
+    """Uneven spacing (Friday to Monday, 08:00 to 12:00) is no reason to skip a run."""
+    from flows.registry import BUNDLED_DIR
+    from service.database import db
+
+    original = (BUNDLED_DIR / "checkin.yaml").read_text()
+    (tmp_path / "checkin.yaml").write_text(original.replace('schedule: {every: day, at: "10:00"}',
+                                                            f"schedule: {schedule}"))
+    clock.now = datetime(2026, 11, 23, 0, 0, tzinfo=timezone.utc)  # a Monday
+    app = _app_with_flows(config, clock, tmp_path)
+    until = datetime(2026, 11, 25, 0, 0, tzinfo=timezone.utc) if "12:00" in schedule else \
+        datetime(2026, 11, 30, 23, 0, tzinfo=timezone.utc)
+    with app.app_context():
+        _walk(db.session, clock, until, step=timedelta(hours=1))
+        got = _check_ins(db.session)
+    app.extensions["hearth_db"].engine.dispose()
+    assert got == sent
+
+
+def test_a_check_in_moved_earlier_in_the_day_goes_at_the_new_time_the_next_day(config, clock, tmp_path, redis):
+    from service.database import db
+
+    app = _with_checkin_changed(config, clock, tmp_path, lambda text: text.replace('at: "10:00"', 'at: "09:00"'),
+                                first_until=datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc))
+    with app.app_context():
+        _walk(db.session, clock, datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc))
+        sent = _check_ins(db.session)
+    app.extensions["hearth_db"].engine.dispose()
+    assert sent == ["23 10:00", "24 09:00", "25 09:00"]

@@ -1,11 +1,11 @@
-"""next_occurrence across UK clock changes (Europe/London, 2026)."""
+"""next_occurrence and previous_occurrence across UK clock changes (Europe/London, 2026)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 import pytest
 
-from flows import next_occurrence
+from flows import next_occurrence, previous_occurrence
 from flows.triggers import parse_schedule
 
 UTC = timezone.utc
@@ -59,3 +59,13 @@ def test_flows_and_flows_without_schedules(registry):
     checkin = registry.get("checkin")
     assert next_occurrence(checkin, utc(2026, 6, 1, 12), LONDON) == utc(2026, 6, 2, 9, 0)
     assert next_occurrence(registry.get("help"), utc(2026, 6, 1), LONDON) is None
+
+
+@pytest.mark.parametrize("schedule, before, expected", [
+    ({"every": "weekday", "at": "10:00"}, utc(2026, 11, 30, 10, 0), utc(2026, 11, 27, 10, 0)),  # Mon: Friday's
+    ({"every": "day", "at": ["08:00", "12:00"]}, utc(2026, 11, 23, 12, 0), utc(2026, 11, 23, 8, 0)),
+    ({"every": "day", "at": "10:00"}, utc(2026, 3, 30, 9, 0), utc(2026, 3, 29, 9, 0)),  # strictly before, in BST
+    ({"every": ["mon"], "at": "10:00"}, utc(2026, 11, 30, 10, 0), utc(2026, 11, 23, 10, 0)),  # a week back
+])
+def test_previous_occurrence(schedule, before, expected):
+    assert previous_occurrence(parse_schedule(schedule), before, LONDON) == expected
