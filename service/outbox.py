@@ -17,9 +17,12 @@ QUEUE_FOR_KIND = {
     "broadcast": "bulk", "checkin": "bulk",
 }
 STAGED = "hearth_staged_sends"
-# Kinds that wait for the end of the community's quiet hours: what Hearth sends unasked. Replies
-# answer the member at once; crisis messages go at once, day or night.
-QUIET_KINDS = frozenset({"welcome", "flow", "checkin", "broadcast"})
+# Kinds that wait for the end of the community's quiet hours: what Hearth sends unasked outside a
+# conversation. A flow's messages go when its conversation runs (holding one back would leave the
+# conversation's timers running without it): its reminders are set aside in quiet hours, and a
+# facilitator does not start one in them unless asked to. Replies answer the member at once;
+# crisis messages go at once, day or night.
+QUIET_KINDS = frozenset({"welcome", "broadcast"})
 
 
 def queue_message(session: Session, *, key: str, to: str, body: str, kind: str,

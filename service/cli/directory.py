@@ -8,12 +8,14 @@ from collections import Counter
 from zoneinfo import ZoneInfo
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import DBAPIError
 
+from flows import next_occurrence
 from flows.sms import measure
 
+from service.clock import now
 from service.database import db
 from service.directory import (
     DEFAULT_QUIET, TEXTS, add_facilitator, add_member, community_named, create_community, only_community, roster,
@@ -88,6 +90,11 @@ def show_community_command(name) -> None:
     quiet = f"{start:%H:%M}-{end:%H:%M}" if start and end else "off"
     click.echo(f"{community.name}: timezone {community.timezone}, language {community.language}, "
                f"region {community.region}, number {community.phone_number or '(none)'}, quiet hours {quiet}")
+    for flow in current_app.extensions["hearth_flows"].registry.scheduled():
+        due = next_occurrence(flow, now(), community.timezone)
+        if due is not None and community.quiet_until(due) is not None:
+            click.echo(f"Note: {flow.id} is scheduled at {due.astimezone(ZoneInfo(community.timezone)):%H:%M}, in the"
+                       " quiet hours; a schedule runs at its times all the same.")
     for key, (what, _) in TEXTS.items():
         template = getattr(community, key)
         if template is None:

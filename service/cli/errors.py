@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -28,8 +29,11 @@ def clear_errors():
 
 
 def _shown_url() -> str:
-    """The database's URL without its password."""
-    return db.engine.url.render_as_string(hide_password=True)
+    """The database's URL without its password; a SQLite file by its full path."""
+    url = db.engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        url = url.set(database=str(Path(url.database).resolve()))
+    return url.render_as_string(hide_password=True)
 
 
 def database_reason(exc: DBAPIError) -> str:

@@ -19,6 +19,7 @@ from flows.registry import BUNDLED_DIR
 from service import audit
 from service.database import db
 from service.directory import community_named
+from service.clock import now
 from service.models import Member
 from service.phones import national, to_e164
 from service.schedules import start_for_members
@@ -64,13 +65,12 @@ def _param(text: str) -> tuple[str, object]:
 _LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 
 
-def _in_zone(value, zone: ZoneInfo):
-    """`value` with every time written without an offset read as the community's local time, in UTC."""
+def _in_zone(value, zone: ZoneInfo, key: str = ""):
+    """`value` with each time (a value named like `closes_at`) written without an offset read as
+    the community's local time, in UTC."""
     if isinstance(value, dict):
-        return {key: _in_zone(item, zone) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_in_zone(item, zone) for item in value]
-    if isinstance(value, str) and _LOCAL_TIME.match(value.strip()):
+        return {name: _in_zone(item, zone, name) for name, item in value.items()}
+    if key.endswith("_at") and isinstance(value, str) and _LOCAL_TIME.match(value.strip()):
         try:
             local = datetime.fromisoformat(value.strip()).replace(tzinfo=zone)
         except ValueError:
@@ -111,7 +111,9 @@ def _times_are_times(value, key: str = "") -> None:
               help="A parameter; VALUE is read as JSON when it is JSON (lists, objects), else as text."
                    " A time without an offset (2026-06-12T18:00) is the community's local time.")
 @click.option("--phone", "phones", multiple=True, help="Only these members (default: every member who may get it).")
-def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...], phones: tuple[str, ...]) -> None:
+@click.option("--in-quiet-hours", is_flag=True, help="Start it even in the community's quiet hours.")
+def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...], phones: tuple[str, ...],
+                  in_quiet_hours: bool) -> None:
     """Start a flow for a community's members, as a facilitator (a vote, a meeting RSVP)."""
     library = current_app.extensions["hearth_flows"]
     flow = library.get(flow_id)
@@ -122,6 +124,11 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     with clear_errors():
         community = community_named(db.session, community_name)
         params = _checked(flow, _in_zone(params, ZoneInfo(community.timezone)))
+        quiet_until = community.quiet_until(now())
+        if quiet_until is not None and not in_quiet_hours:
+            until = quiet_until.astimezone(ZoneInfo(community.timezone))
+            raise click.ClickException(f"it is quiet hours in {community.name} until {until:%H:%M}: start {flow.id}"
+                                       " then, or now with --in-quiet-hours")
         numbers = [to_e164(p, community.region, entered=False) for p in phones] or None
         run = uuid.uuid4().hex[:8]
         started, skipped = start_for_members(db.session, library, community, flow, params,

@@ -423,17 +423,27 @@ def test_a_reminder_a_little_late_is_still_sent(session, community, member, cloc
 
 def test_in_quiet_hours_what_hearth_sends_unasked_waits_for_the_morning(runner, post_signed, member, session, clock):
     clock.now = datetime(2026, 11, 23, 22, 0, tzinfo=timezone.utc)  # 22:00 in London: quiet until 08:00
-    started = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
-                                  "--param", 'options=["Yes", "No"]'])
-    assert started.exit_code == 0, started.output
     added = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Bea",
                                 "--phone", "07700 900124"])
     assert added.exit_code == 0, added.output
-    due = dict(session.execute(select(OutboundMessage.kind, OutboundMessage.due_at)).all())
-    morning = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
-    assert due == {"flow": morning, "welcome": morning}
+    welcome = session.scalar(select(OutboundMessage).where(OutboundMessage.kind == "welcome"))
+    assert welcome.due_at == datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
     # A member who texts is answered at once, in the TwiML, quiet hours or not.
     assert twiml_messages(post_signed("/twilio/sms", sms_form("HELP")).get_data(as_text=True))
+
+
+def test_a_facilitator_starts_a_flow_in_quiet_hours_only_when_asked_to(runner, member, session, clock):
+    """A flow's conversation runs from when it starts (its timers too): it is not held back, so
+    it is not started at night by accident."""
+    clock.now = datetime(2026, 11, 23, 22, 0, tzinfo=timezone.utc)
+    vote = ["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+            "--param", "options=Yes,No"]
+    refused = runner.invoke(args=vote)
+    assert refused.exit_code == 1
+    assert "it is quiet hours in Oak House until 08:00: start vote then, or now with --in-quiet-hours" in refused.output
+    assert session.scalar(select(func.count(OutboundMessage.id))) == 0
+    assert runner.invoke(args=[*vote, "--in-quiet-hours"]).exit_code == 0
+    assert session.scalar(select(OutboundMessage.due_at).where(OutboundMessage.kind == "flow")) == clock.now
 
 
 def test_a_reminder_that_falls_in_quiet_hours_is_set_aside(post_signed, member, session, clock):
@@ -446,7 +456,10 @@ def test_a_reminder_that_falls_in_quiet_hours_is_set_aside(post_signed, member, 
 
 def test_quiet_hours_are_set_shown_and_turned_off(runner, member, session, clock):
     shown = runner.invoke(args=["community", "show", "Oak House"]).output
-    assert "quiet hours 21:00-08:00" in shown
+    assert "quiet hours 21:00-08:00" in shown and "Note:" not in shown
+    assert runner.invoke(args=["community", "set", "Oak House", "--quiet-hours", "09:30-10:30"]).exit_code == 0
+    assert "Note: checkin is scheduled at 10:00, in the quiet hours; a schedule runs at its times all the same." in \
+        runner.invoke(args=["community", "show", "Oak House"]).output
     assert runner.invoke(args=["community", "set", "Oak House", "--quiet-hours", "22:30-07:00"]).exit_code == 0
     assert "quiet hours 22:30-07:00" in runner.invoke(args=["community", "show", "Oak House"]).output
     for bad in ("22:30", "25:00-07:00", "07:00-07:00"):
