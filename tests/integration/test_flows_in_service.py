@@ -376,17 +376,21 @@ def _with_checkin_changed(config, clock, flows_dir, change, first_until):
     return _app_with_flows(config, clock, flows_dir)
 
 
-def test_a_check_in_moved_to_later_in_the_day_goes_at_the_new_time_from_the_next_day(config, clock, tmp_path,
-                                                                                   redis):
+@pytest.mark.parametrize("new_time, sent", [
+    ("14:00", ["23 10:00", "24 14:00", "25 14:00"]),  # later: today's 10:00 stood for today
+    ("09:00", ["23 10:00", "24 09:00", "25 09:00"]),  # earlier: tomorrow's is not lost
+])
+def test_a_check_in_moved_after_todays_run_goes_at_the_new_time_from_the_next_day(config, clock, tmp_path, redis,
+                                                                                 new_time, sent):
     from service.database import db
 
-    app = _with_checkin_changed(config, clock, tmp_path, lambda text: text.replace('at: "10:00"', 'at: "14:00"'),
+    app = _with_checkin_changed(config, clock, tmp_path, lambda text: text.replace('at: "10:00"', f'at: "{new_time}"'),
                                 first_until=datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc))
     with app.app_context():
         _walk(db.session, clock, datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc))
-        sent = _check_ins(db.session)
+        got = _check_ins(db.session)
     app.extensions["hearth_db"].engine.dispose()
-    assert sent == ["23 10:00", "24 14:00", "25 14:00"]
+    assert got == sent
 
 
 def test_a_flow_no_longer_scheduled_is_not_started_by_its_old_schedule(config, clock, tmp_path, redis):
@@ -497,15 +501,3 @@ def test_every_kind_of_schedule_runs_at_each_of_its_times(config, clock, tmp_pat
         got = _check_ins(db.session)
     app.extensions["hearth_db"].engine.dispose()
     assert got == sent
-
-
-def test_a_check_in_moved_earlier_in_the_day_goes_at_the_new_time_the_next_day(config, clock, tmp_path, redis):
-    from service.database import db
-
-    app = _with_checkin_changed(config, clock, tmp_path, lambda text: text.replace('at: "10:00"', 'at: "09:00"'),
-                                first_until=datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc))
-    with app.app_context():
-        _walk(db.session, clock, datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc))
-        sent = _check_ins(db.session)
-    app.extensions["hearth_db"].engine.dispose()
-    assert sent == ["23 10:00", "24 09:00", "25 09:00"]
