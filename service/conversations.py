@@ -18,6 +18,7 @@ from . import audit
 from .clock import now
 from .flow_library import FlowLibrary
 from .models import Alert, Community, Conversation, Member, Result, Timer
+from .alerts import notify_facilitators
 from .outbox import queue_message
 
 log = logging.getLogger("hearth.conversations")
@@ -110,11 +111,14 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
         elif isinstance(event, SetField):
             _set_field(session, member, event)
         elif isinstance(event, RaiseAlert):
-            session.add(Alert(community_id=community.id, member_id=member.id,
-                              conversation_id=_saved_id(session, conversation),
-                              severity=event.severity, summary=event.summary, created_at=at))
+            alert = Alert(community_id=community.id, member_id=member.id,
+                          conversation_id=_saved_id(session, conversation),
+                          severity=event.severity, summary=event.summary, created_at=at)
+            session.add(alert)
+            session.flush()
+            told = notify_facilitators(session, community, member, alert)
             audit.record(session, f"flow:{conversation.flow_id}", "alert.raised", community_id=community.id,
-                         member_id=member.id, severity=event.severity)
+                         member_id=member.id, severity=event.severity, facilitators_told=told)
             turn.alerts.append(f"{event.severity}: {event.summary}")
         elif isinstance(event, WaitUntil) and outcome.state is not None:
             _timer(session, conversation, event)  # a flow that ended in this turn waits for nothing

@@ -12,7 +12,7 @@ from .models import Member, OutboundMessage
 from flows.sms import measure
 
 QUEUE_FOR_KIND = {
-    "crisis": "crisis",
+    "crisis": "crisis", "alert": "crisis",
     "reply": "replies", "welcome": "replies", "flow": "replies",
     "broadcast": "bulk", "checkin": "bulk",
 }

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from flows import next_occurrence
@@ -21,6 +22,7 @@ from service.directory import (
     DEFAULT_QUIET, TEXTS, add_facilitator, add_member, community_named, create_community, only_community, roster,
     update_community,
 )
+from service.models import Facilitator
 from service.models.member import STATUSES
 from service.phones import national
 from service.exceptions import HearthError
@@ -90,6 +92,15 @@ def show_community_command(name) -> None:
     quiet = f"{start:%H:%M}-{end:%H:%M}" if start and end else "off"
     click.echo(f"{community.name}: timezone {community.timezone}, language {community.language}, "
                f"region {community.region}, number {community.phone_number or '(none)'}, quiet hours {quiet}")
+    staff = db.session.execute(select(Facilitator.name, Facilitator.on_call)
+                               .where(Facilitator.community_id == community.id).order_by(Facilitator.id)).all()
+    if not staff:
+        click.echo("Note: no facilitator, so alerts reach nobody: add one with `hearth facilitator add ... --on-call`.")
+    else:
+        on_call = [name for name, on in staff if on]
+        click.echo("Alerts go to " + (", ".join(on_call) + " (on call)" if on_call else
+                                      ", ".join(name for name, _ in staff) + " (nobody is on call: all of them)")
+                   + ".")
     for flow in current_app.extensions["hearth_flows"].registry.scheduled():
         due = next_occurrence(flow, now(), community.timezone)
         if due is not None and community.quiet_until(due) is not None:

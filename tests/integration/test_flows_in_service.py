@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from service.directory import add_member
-from service.models import Alert, Conversation, InboundMessage, Member, OutboundMessage, Result, Schedule, Timer
+from service.models import (
+    Alert, Conversation, Facilitator, InboundMessage, Member, OutboundMessage, Result, Schedule, Timer,
+)
 from service.schedules import run_schedules
 from service.timers import fire_due_timers
 from tests.support import sms_form, twiml_messages
@@ -36,6 +38,37 @@ def test_a_check_in_by_keyword_saves_the_answer_and_alerts_on_a_low_score(post_s
     say(post_signed, "SKIP")
     session.expire_all()
     assert session.scalar(select(Conversation.active)) is False
+
+
+def test_an_alert_goes_at_once_to_whoever_is_on_call(runner, post_signed, member, session, clock):
+    """The member is told the team knows: the on-call facilitator gets it by SMS, on the crisis
+    queue, at night too; with nobody on call, every facilitator does."""
+    for name, phone, on_call in (("Jo", "07700 900100", True), ("Sam", "07700 900101", False)):
+        runner.invoke(args=["facilitator", "add", "--community", "Oak House", "--name", name, "--phone", phone,
+                            *(["--on-call"] if on_call else [])])
+    clock.now = datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc)  # quiet hours
+    say(post_signed, "checkin")
+    assert any("let the team know" in r for r in say(post_signed, "1"))
+    [sent] = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "alert")).all()
+    assert (sent.to_number, sent.queue, sent.due_at) == ("+447700900100", "crisis", clock.now)
+    assert sent.body == "Hearth, Oak House (high): Alex checked in at 1 of 5 (very low). Their number: 07700 900123"
+    session.execute(update(Facilitator).values(on_call=False))
+    session.commit()
+    say(post_signed, "SKIP")
+    say(post_signed, "checkin")
+    say(post_signed, "2")
+    told = session.scalars(select(OutboundMessage.to_number).where(OutboundMessage.kind == "alert")
+                           .order_by(OutboundMessage.id)).all()
+    assert told == ["+447700900100", "+447700900100", "+447700900101"]
+
+
+def test_an_alert_in_a_community_without_facilitators_is_stored_and_logged(post_signed, member, session, caplog):
+    say(post_signed, "checkin")
+    with caplog.at_level("WARNING", logger="hearth.alerts"):
+        say(post_signed, "1")
+    assert session.scalar(select(func.count(Alert.id))) == 1
+    assert session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.kind == "alert")) == 0
+    assert "reaches nobody: the community has no facilitator" in caplog.text
 
 
 def test_words_are_answers_too(post_signed, member, session):
@@ -460,7 +493,11 @@ def test_a_reminder_that_falls_in_quiet_hours_is_set_aside(post_signed, member, 
 
 def test_quiet_hours_are_set_shown_and_turned_off(runner, member, session, clock):
     shown = runner.invoke(args=["community", "show", "Oak House"]).output
-    assert "quiet hours 21:00-08:00" in shown and "Note:" not in shown
+    assert "quiet hours 21:00-08:00" in shown and "in the quiet hours" not in shown
+    assert "Note: no facilitator, so alerts reach nobody" in shown
+    runner.invoke(args=["facilitator", "add", "--community", "Oak House", "--name", "Jo", "--phone", "07700 900100"])
+    assert "Alerts go to Jo (nobody is on call: all of them)." in runner.invoke(args=["community", "show",
+                                                                                       "Oak House"]).output
     assert runner.invoke(args=["community", "set", "Oak House", "--quiet-hours", "09:30-10:30"]).exit_code == 0
     assert "Note: checkin is scheduled at 10:00, in the quiet hours; a schedule runs at its times all the same." in \
         runner.invoke(args=["community", "show", "Oak House"]).output
