@@ -17,7 +17,7 @@ from twilio.request_validator import RequestValidator
 from service.database import db
 from service.directory import community_named, only_community
 from service.exceptions import InvalidPhone
-from service.models import Alert, Community, Conversation, Member, OutboundMessage, Result
+from service.models import Alert, Community, Conversation, Facilitator, Member, OutboundMessage, Result
 from service.phones import national, to_e164
 from service.sending import deliver
 from service.transports.console import ConsoleTransport
@@ -95,7 +95,12 @@ def _show_saved(member: Member, marks: tuple[int, int]) -> None:
         category = f" ({result.category})" if result.category else ""
         click.secho(f"  [saved {result.flow_id}.{result.name} = {result.value!r}{category}]", dim=True)
     for alert in db.session.scalars(select(Alert).where(Alert.member_id == member.id, Alert.id > marks[1])):
-        click.secho(f"  [alert {alert.severity}: {alert.summary}]", fg="red")
+        told = db.session.scalars(select(Facilitator.name).join(
+            OutboundMessage, OutboundMessage.to_number == Facilitator.phone).where(
+            Facilitator.community_id == alert.community_id,
+            OutboundMessage.idempotency_key.startswith(f"alert:{alert.id}:"))).all()
+        to = f" Texted to {', '.join(told)}." if told else " No facilitator to text."
+        click.secho(f"  [alert {alert.severity}: {alert.summary}{to}]", fg="red")
     conversation = db.session.scalar(select(Conversation).where(Conversation.member_id == member.id,
                                                                 Conversation.active))
     where = f", in flow {conversation.flow_id}" if conversation else ""

@@ -323,6 +323,14 @@ def test_simulate_chats_through_the_webhook(runner, member, session):
     assert "[member opted_out]" in result.output
 
 
+def test_simulate_shows_who_an_alert_was_texted_to(runner, member, session):
+    runner.invoke(args=["facilitator", "add", "--community", "Oak House", "--name", "Jo", "--phone", "07700 900100",
+                        "--on-call"])
+    result = runner.invoke(args=["simulate", "--phone", "07700 900123"], input="checkin\n1\n")
+    assert result.exit_code == 0, result.output
+    assert "[alert high: Alex checked in at 1 of 5 (very low). Texted to Jo.]" in result.output
+
+
 def test_simulate_from_an_unknown_number_suggests_the_community_s_own_members(runner, member, community, session):
     result = runner.invoke(args=["simulate", "--phone", "07700 900999"], input="hi\n")
     assert result.exit_code == 0, result.output
