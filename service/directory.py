@@ -135,6 +135,9 @@ def _text(raw: str | None, key: str) -> str | None:
         raise HearthError(f"the {what} must be at most {MAX_TEXT} characters (it is {len(text)})")
     if _has_control_characters(text, allowed="\n"):
         raise HearthError(f"the {what} must not contain control characters")
+    unknown = sorted(set(re.findall(r"{[^{}]*}", text)) - {"{community}"})
+    if unknown:
+        raise HearthError(f"the {what} says {', '.join(unknown)}: the one name it can hold is {{community}}")
     missing = [w for w in required_words if not re.search(rf"\b{w}\b", text, re.IGNORECASE)]
     if missing:
         raise HearthError(f"the {what} must tell members how to use {' and '.join(missing)}")

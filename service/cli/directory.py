@@ -24,8 +24,8 @@ from service.directory import (
 )
 from service.models import Facilitator
 from service.models.member import STATUSES
-from service.phones import national
-from service.exceptions import HearthError
+from service.phones import national, to_e164
+from service.exceptions import Conflict, HearthError
 
 from .errors import clear_errors, database_reason
 
@@ -156,6 +156,7 @@ def import_members_command(file, community_name, no_welcome) -> None:
     if not {"name", "phone"} <= headers:
         raise click.ClickException("the CSV needs a header row with at least the columns name and phone")
     added, added_opted_out, report = 0, 0, list(unreadable)
+    lines_of: dict[str, int] = {}  # each number this file added, and its line
     batch_from = rows[0][0] if rows else 0
     try:
         with click.progressbar(rows, label=f"Importing into {community.name}", file=sys.stderr) as bar:
@@ -163,7 +164,7 @@ def import_members_command(file, community_name, no_welcome) -> None:
                 if index and index % IMPORT_BATCH == 0:
                     _commit_batch(file.name, batch_from)
                     batch_from = line
-                member, note = _import_row(community, line, last, raw, welcome=not no_welcome)
+                member, note = _import_row(community, line, last, raw, not no_welcome, lines_of)
                 added += member is not None
                 added_opted_out += member is not None and not member.reachable
                 if note:
@@ -178,8 +179,11 @@ def import_members_command(file, community_name, no_welcome) -> None:
         click.echo(report_line)
 
 
-def _import_row(community, line: int, last: int, raw: dict, welcome: bool):
-    """Add one CSV row's member in a savepoint; (the member or None, the row's report line or None)."""
+def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines_of: dict[str, int]):
+    """Add one CSV row's member in a savepoint; (the member or None, the row's report line or None).
+
+    `lines_of` holds the numbers the file added before, so a number on two lines is named as such.
+    """
     row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
     if any("\n" in row.get(column, "") for column in ("name", "phone")):
         return None, f"line {line}: refused: a quoted value runs on to line {last} (is a quote left open?)"
@@ -188,10 +192,14 @@ def _import_row(community, line: int, last: int, raw: dict, welcome: bool):
             member = add_member(db.session, community, row.get("name", ""), row.get("phone", ""),
                                 language=row.get("language") or None, channel=row.get("channel") or "sms",
                                 welcome=welcome, actor="cli:import", bulk=True)
+    except Conflict as exc:
+        earlier = lines_of.get(to_e164(row.get("phone", ""), community.region, entered=False))
+        return None, f"line {line}: refused: " + (f"the same number as line {earlier}" if earlier else str(exc))
     except HearthError as exc:
         return None, f"line {line}: refused: {exc}"
     except DBAPIError as exc:  # a value the database will not store: that row only
         return None, f"line {line}: refused: the database would not store it ({database_reason(exc)})"
+    lines_of[member.phone] = line
     return member, None if member.reachable else f"line {line}: added opted out: {OPTED_OUT_NOTE}"
 
 

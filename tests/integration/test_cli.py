@@ -93,6 +93,8 @@ def test_a_new_timezone_moves_the_scheduled_check_in_to_its_local_time(runner, c
     (["--opt-out-reply", "  "], "the opt-out reply cannot be empty"),
     (["--help-text", "x" * 460], "at most 459 characters"),
     (["--help-text", "a\x07b"], "must not contain control characters"),
+    (["--help-text", "{communty} staff on 01632 960111"],
+     "the help text says {communty}: the one name it can hold is {community}"),
     (["--timezone", "Mars/Olympus"], "is not a timezone"),
     (["--phone-number", ""], "it is empty"),
     (["--phone-number", "+441632960001"], "is already the number of 'Elm House'"),
@@ -144,7 +146,7 @@ def test_import_reports_each_refused_row_and_keeps_the_rest(runner, community, s
     assert result.exit_code == 0, result.output
     assert "Imported 3 of 6 rows" in result.output
     assert "line 3: refused:" in result.output and "'12'" in result.output
-    assert "line 4: refused: +447700900201 is already a member" in result.output
+    assert "line 4: refused: the same number as line 2" in result.output
     assert "line 5: refused: a member needs a name" in result.output
     assert session.scalar(select(func.count(Member.id))) == 3
     assert session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.kind == "welcome")) == 3
@@ -255,7 +257,7 @@ def test_import_names_the_line_each_refused_row_is_on(runner, community, session
     result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
     assert result.exit_code == 0, result.output
     assert "Imported 2 of 6 rows" in result.output
-    assert "line 4: refused: +447700900201 is already a member" in result.output
+    assert "line 4: refused: the same number as line 2" in result.output
     assert "line 6: refused: a quoted value runs on to line 7 (is a quote left open?)" in result.output  # Cy\nCyrus
     assert "line 8: refused:" in result.output and "'12'" in result.output
     assert "line 9: refused: a member's name must not contain control characters" in result.output
