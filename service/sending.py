@@ -76,23 +76,21 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         return _settle(session, outbox_id, attempt, "cancelled", error_message=blocked)
     try:
         result = transport.send(claim.to_number, claim.body, _status_callback_url())
-    except SetupSendError as exc:
-        log.error("outbox row %s waits: %s", outbox_id, exc)
-        if not final_attempt:
-            _settle(session, outbox_id, attempt, "pending", claimed_at=None, error_code=exc.code,
-                    error_message=str(exc))
-            raise
-        # Not the message's fault: it is not failed, but waits for the sweeper to try it again.
-        return _settle(session, outbox_id, attempt, "pending", claimed_at=None, error_code=exc.code,
-                       error_message=str(exc), due_at=now() + SETUP_WAIT)
     except TransientSendError as exc:
-        if exc.maybe_taken:
+        setup = isinstance(exc, SetupSendError)
+        if setup:
+            log.error("outbox row %s waits: %s", outbox_id, exc)
+        elif exc.maybe_taken:
             # At least once: sent again, like a message a killed worker had in flight, and counted here.
             log.warning("outbox row %s: %s; %s", outbox_id, exc,
                         "it is recorded as failed" if final_attempt else "it will be sent again")
+        why = dict(error_code=exc.code, error_message=str(exc))
+        if final_attempt and not setup:
+            return _settle(session, outbox_id, attempt, "failed", **why)
         if final_attempt:
-            return _settle(session, outbox_id, attempt, "failed", error_code=exc.code, error_message=str(exc))
-        _settle(session, outbox_id, attempt, "pending", claimed_at=None, error_code=exc.code, error_message=str(exc))
+            # Not the message's fault: it is not failed, but waits for the sweeper to try it again.
+            return _settle(session, outbox_id, attempt, "pending", claimed_at=None, due_at=now() + SETUP_WAIT, **why)
+        _settle(session, outbox_id, attempt, "pending", claimed_at=None, **why)
         raise
     except PermanentSendError as exc:
         code = exc.code
