@@ -10,16 +10,16 @@ from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
-from sqlalchemy import select
 from flask.cli import AppGroup
+from sqlalchemy import select
 
 from flows.__main__ import main as flows_main
 from flows.clock import to_datetime
 from flows.registry import BUNDLED_DIR
 from service import audit
+from service.clock import now
 from service.database import db
 from service.directory import community_named
-from service.clock import now
 from service.models import Member
 from service.phones import national, to_e164
 from service.schedules import start_for_members
@@ -65,24 +65,28 @@ def _param(text: str) -> tuple[str, object]:
 _LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 
 
-def _in_zone(value, zone: ZoneInfo, key: str = ""):
-    """`value` with each time (a value named like `closes_at`) written without an offset read as
-    the community's local time, in UTC."""
+def _times(value, zone: ZoneInfo, key: str = ""):
+    """`value` with each time in it (a value named like `closes_at`, `starts_at`) checked to be
+    one, and one written without an offset read as the community's local time, in UTC."""
     if isinstance(value, dict):
-        return {name: _in_zone(item, zone, name) for name, item in value.items()}
-    if key.endswith("_at") and isinstance(value, str) and _LOCAL_TIME.match(value.strip()):
-        try:
+        return {name: _times(item, zone, name) for name, item in value.items()}
+    if not key.endswith("_at") or value in (None, ""):
+        return value
+    try:
+        if isinstance(value, str) and _LOCAL_TIME.match(value.strip()):
             local = datetime.fromisoformat(value.strip()).replace(tzinfo=zone)
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is not a date and time") from None
-        return local.astimezone(timezone.utc).isoformat()
-    return value
+            return local.astimezone(timezone.utc).isoformat()
+        if to_datetime(value) is not None:
+            return value
+    except ValueError:  # a day that does not exist
+        pass
+    raise click.BadParameter(f"{key}={value!r} is not a date and time (like 2026-11-27T18:00)")
 
 
 def _checked(flow, params: dict) -> dict:
     """The parameters a facilitator gave, refused before anything is sent when members would get
     nonsense: the options of a numbered question (`choices_from`) must be a list (Yes,No is read
-    as one), and a value named like a time (`closes_at`, `starts_at`) must be one.
+    as one). Times are checked by `_times`.
     """
     for name in sorted({step.get("choices_from").split(".", 1)[1] for step in flow.steps.values()
                         if step.get("choices_from")}):
@@ -92,16 +96,7 @@ def _checked(flow, params: dict) -> dict:
         if not isinstance(value, list) or len(value) < 2:
             raise click.BadParameter(f"{flow.id} numbers the options in {name} for members to choose from: give two"
                                      f" or more, like --param '{name}=[\"Yes\", \"No\"]' or --param {name}=Yes,No")
-    _times_are_times(params)
     return params
-
-
-def _times_are_times(value, key: str = "") -> None:
-    if isinstance(value, dict):
-        for name, item in value.items():
-            _times_are_times(item, name)
-    elif key.endswith("_at") and value not in (None, "") and to_datetime(value) is None:
-        raise click.BadParameter(f"{key}={value!r} is not a date and time (like 2026-11-27T18:00)")
 
 
 @flows_cli.command("start")
@@ -123,10 +118,11 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     params = dict(_param(p) for p in raw_params)
     with clear_errors():
         community = community_named(db.session, community_name)
-        params = _checked(flow, _in_zone(params, ZoneInfo(community.timezone)))
+        zone = ZoneInfo(community.timezone)
+        params = _checked(flow, _times(params, zone))
         quiet_until = community.quiet_until(now())
         if quiet_until is not None and not in_quiet_hours:
-            until = quiet_until.astimezone(ZoneInfo(community.timezone))
+            until = quiet_until.astimezone(zone)
             raise click.ClickException(f"it is quiet hours in {community.name} until {until:%H:%M}: start {flow.id}"
                                        " then, or now with --in-quiet-hours")
         numbers = [to_e164(p, community.region, entered=False) for p in phones] or None
