@@ -211,6 +211,12 @@ def community_for_number(session: Session, to_number: str) -> Community | None:
     return only_community(session)
 
 
+def unreachable(session: Session, community: Community) -> bool:
+    """Whether texts cannot reach the community: it has no number of its own, and others exist
+    (`community_for_number` then has no way to tell it is the one meant)."""
+    return community.phone_number is None and only_community(session) is None
+
+
 def only_community(session: Session) -> Community | None:
     """The community, when there is exactly one."""
     only = session.scalars(select(Community).limit(2)).all()

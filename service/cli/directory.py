@@ -19,7 +19,7 @@ from flows.sms import measure
 from service.clock import now
 from service.database import db
 from service.directory import (
-    DEFAULT_QUIET, TEXTS, add_facilitator, add_member, community_named, create_community, only_community, roster,
+    DEFAULT_QUIET, TEXTS, add_facilitator, add_member, community_named, create_community, roster, unreachable,
     update_community,
 )
 from service.models import Facilitator
@@ -51,7 +51,7 @@ def create_community_command(name, timezone, language, region, phone_number, qui
         db.session.commit()
     click.echo(f"Created community {community.name} ({community.timezone}; local numbers read as in"
                f" {community.region}).")
-    if community.phone_number is None and only_community(db.session) is None:
+    if unreachable(db.session, community):
         click.echo(f"Note: {community.name} has no number of its own. With several communities, members' texts"
                    " reach each through its own number: give it one with --phone-number (`hearth community set`).")
 

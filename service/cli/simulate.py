@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from service.database import db
-from service.directory import community_named, only_community
+from service.directory import community_named, only_community, unreachable
 from service.exceptions import InvalidPhone
 from service.models import Alert, Community, Conversation, Facilitator, Member, OutboundMessage, Result
 from service.phones import national, to_e164
@@ -42,7 +42,7 @@ def simulate_command(phone: str, community_name: str | None) -> None:
             number = to_e164(phone, community.region, entered=False)
         except InvalidPhone as exc:
             raise click.ClickException(str(exc)) from None
-        if community.phone_number is None and only_community(db.session) is None:
+        if unreachable(db.session, community):
             raise click.ClickException(
                 f"{community.name} has no number of its own, and with several communities a text reaches one"
                 f" only through its number: give it one with `hearth community set \"{community.name}\""

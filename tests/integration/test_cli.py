@@ -333,6 +333,13 @@ def test_simulate_shows_who_an_alert_was_texted_to(runner, member, session):
     assert "[alert high: Alex checked in at 1 of 5 (very low). Texted to Jo.]" in result.output
 
 
+def test_a_second_community_without_a_number_is_named_as_one_texts_cannot_reach(runner, member):
+    created = runner.invoke(args=["community", "create", "Elm House"])
+    assert "Note: Elm House has no number of its own." in created.output
+    simulated = runner.invoke(args=["simulate", "--phone", "07700 900123", "--community", "Elm House"], input="")
+    assert simulated.exit_code == 1 and "Elm House has no number of its own" in simulated.output
+
+
 def test_simulate_from_an_unknown_number_suggests_the_community_s_own_members(runner, member, community, session):
     result = runner.invoke(args=["simulate", "--phone", "07700 900999"], input="hi\n")
     assert result.exit_code == 0, result.output
