@@ -18,7 +18,7 @@ from .exceptions import Conflict, HearthError, NotFound
 from .models import Community, Facilitator, InboundMessage, Member, Schedule
 from .models.member import CHANNELS
 from .outbox import queue_message
-from .phones import region_for_timezone, to_e164
+from .phones import check_reachable, region_for_timezone, to_e164
 
 
 MAX_NAME = 120
@@ -237,6 +237,7 @@ def add_member(session: Session, community: Community, name: str, phone: str, *,
     if channel not in CHANNELS:
         raise HearthError(f"channel must be sms or voice, not {channel!r}")
     number = to_e164(phone, community.region)
+    check_reachable(number, channel, raw=phone)
     if session.scalar(select(Member.id).where(Member.community_id == community.id, Member.phone == number)):
         raise Conflict(f"{number} is already a member of {community.name}")
     opted_out_at = session.scalar(select(func.max(Member.opted_out_at))
@@ -261,6 +262,7 @@ def add_facilitator(session: Session, community: Community, name: str, phone: st
     """A new facilitator of the community."""
     name = _name(name, "facilitator")
     number = to_e164(phone, community.region)
+    check_reachable(number, raw=phone)  # alerts reach a facilitator by text
     if session.scalar(select(Facilitator.id).where(Facilitator.community_id == community.id,
                                                    Facilitator.phone == number)):
         raise Conflict(f"{number} is already a facilitator of {community.name}")

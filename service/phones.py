@@ -54,6 +54,30 @@ _FICTIONAL_GB = ("+447700900", "+441134960", "+441144960", "+441154960", "+44116
                  "+448081570", "+449098790")
 
 
+# Numbers that reach no one a community can text or call: a text to a landline is refused by the
+# carrier (21614) and a call to a premium-rate or shared-cost number costs the community.
+_NOT_A_PERSON = {
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "a freephone number",
+    phonenumbers.PhoneNumberType.UAN: "a business number (03)",
+    phonenumbers.PhoneNumberType.PAGER: "a pager",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "a voicemail access number",
+}
+
+
+def check_reachable(e164: str, channel: str = "sms", *, raw: str | None = None) -> None:
+    """Refuse a number its channel cannot reach a person at: a landline for texts (voice can call
+    it), and for either a premium-rate, shared-cost, freephone or business number, or a pager.
+    A type the library cannot tell (a drama number, a country it knows little of) is let through.
+    """
+    kind = phonenumbers.number_type(phonenumbers.parse(e164))
+    if kind in _NOT_A_PERSON:
+        raise InvalidPhone(raw or e164, f"it is {_NOT_A_PERSON[kind]}, not a person's phone")
+    if channel == "sms" and kind == phonenumbers.PhoneNumberType.FIXED_LINE:
+        raise InvalidPhone(raw or e164, "it is a landline, which cannot receive texts (channel voice calls it)")
+
+
 def fictional(e164: str) -> bool:
     """Whether the number is one of Ofcom's drama numbers: 07700 900xxx, 020 7946 0xxx, 01632 960xxx..."""
     return len(e164) == 13 and e164.startswith(_FICTIONAL_GB)

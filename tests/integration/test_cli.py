@@ -140,6 +140,18 @@ def test_member_add_refuses_an_impossible_number_with_a_reason(runner, community
     assert session.scalar(select(func.count(Member.id))) == 0
 
 
+def test_member_add_refuses_a_landline_for_texts_and_calls_it_for_voice(runner, community, session):
+    add = ["member", "add", "--community", "Oak House", "--name", "A", "--phone", "020 7946 0018"]
+    refused = runner.invoke(args=add)
+    assert refused.exit_code == 1 and "a landline, which cannot receive texts" in refused.output
+    assert session.scalar(select(func.count(Member.id))) == 0
+    assert runner.invoke(args=[*add, "--channel", "voice"]).exit_code == 0
+    assert session.scalar(select(Member.channel)) == "voice"
+    premium = runner.invoke(args=["facilitator", "add", "--community", "Oak House", "--name", "F",
+                                  "--phone", "0909 879 0123"])
+    assert premium.exit_code == 1 and "a premium-rate number" in premium.output
+
+
 def test_import_reports_each_refused_row_and_keeps_the_rest(runner, community, session, tmp_path):
     result = import_members(runner, tmp_path, "Name,Phone,Language\nAna,07700 900201,en\nBo,12,\nCy,+447700900201,\n"
                                               ",07700900202,\nDi,447700900203,cy\nEd,07700900204,en\n")

@@ -1,7 +1,7 @@
 import pytest
 
 from service.exceptions import InvalidPhone
-from service.phones import region_for_timezone, to_e164
+from service.phones import check_reachable, region_for_timezone, to_e164
 
 
 @pytest.mark.parametrize("raw", ["07700 900123", "+44 7700 900123", "447700900123", "(0)7700-900-123",
@@ -83,3 +83,27 @@ def test_an_extension_is_refused_not_dropped():
 ])
 def test_a_timezone_gives_the_country_its_numbers_are_read_in(zone, region):
     assert region_for_timezone(zone) == region
+
+
+@pytest.mark.parametrize("raw, channel, reason", [
+    ("020 7946 0018", "sms", "a landline, which cannot receive texts"),
+    ("0161 496 0000", "sms", "a landline, which cannot receive texts"),
+    ("0800 123 4567", "voice", "a freephone number"),
+    ("0909 879 0123", "sms", "a premium-rate number"),
+    ("0845 123 4567", "voice", "a premium-rate number"),
+    ("0300 123 4567", "sms", "a business number (03)"),
+])
+def test_a_number_that_reaches_no_one_on_its_channel_is_refused(raw, channel, reason):
+    with pytest.raises(InvalidPhone) as refused:
+        check_reachable(to_e164(raw, "GB"), channel, raw=raw)
+    assert reason in refused.value.reason and refused.value.raw == raw
+
+
+@pytest.mark.parametrize("raw, channel", [
+    ("07911 123456", "sms"), ("07700 900123", "sms"),  # a mobile; a drama mobile (of no known type)
+    ("020 7946 0018", "voice"),  # a landline is called
+    ("+1 201 555 0123", "sms"),  # North America cannot tell a mobile from a landline by its number
+    ("+353 85 123 4567", "sms"), ("07011 234567", "sms"),  # an Irish mobile; a UK personal number
+])
+def test_a_phone_its_channel_can_reach_is_kept(raw, channel):
+    check_reachable(to_e164(raw, "US" if raw.startswith("+1") else "GB"), channel)
