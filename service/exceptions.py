@@ -36,6 +36,14 @@ class TransientSendError(HearthError):
         self.code, self.maybe_taken = code, maybe_taken
 
 
+class RateLimitedSendError(TransientSendError):
+    """The carrier asked Hearth to slow down (429, 20429), for `retry_after` seconds."""
+
+    def __init__(self, message: str, code: int | None = None, *, retry_after: float) -> None:
+        super().__init__(message, code)
+        self.retry_after = retry_after
+
+
 class SetupSendError(TransientSendError):
     """The carrier refused Hearth's account or sender, not the message (wrong credentials, a From
     that is not the account's): every message would fail alike until the settings are fixed."""

@@ -18,11 +18,16 @@ class SendRateLimiter:
     The window, from the `limits` library, is the guarantee. The spacing spreads sends inside it:
     without it each second's allowance leaves in a burst, and network jitter on the way to the
     carrier can make two bursts look like more than `rate` in a second at the other end.
+
+    The carrier can also ask Hearth to wait (a 429): `hold` stops every worker's sends from that
+    sender for as long as it asked, with or without a rate.
     """
 
-    def __init__(self, redis_url: str, rate: float, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, redis_url: str, rate: float, sleep: Callable[[float], None] = time.sleep,
+                 redis: Redis | None = None) -> None:
         self.rate = rate
         self.sleep = sleep
+        self.redis = redis if redis is not None else Redis.from_url(redis_url)
         if rate <= 0:
             self.item = None
             return
@@ -34,18 +39,21 @@ class SendRateLimiter:
             self.item = RateLimitItemPerSecond(1, multiples=math.ceil(1 / rate))
         self.gap_ms = max(1, int(1000 / rate))
         self.limiter = MovingWindowRateLimiter(RedisStorage(redis_url))
-        self.redis = Redis.from_url(redis_url)
 
     def acquire(self, sender: str, cost: int = 1) -> float:
         """Block until `sender` may send a message of `cost` segments; return the seconds waited.
 
         Carriers count segments: a three-part message uses three of the second's allowance.
         """
-        if self.item is None:
-            return 0.0
-        cost = max(1, min(cost, self.item.amount))
         waited = 0.0
-        gap_key = f"hearth-send-gap:{sender}"
+        gap_key = _gap_key(sender)
+        if self.item is None:
+            # No rate: only a carrier's hold is waited for (the gap key, as below).
+            while (held := self.redis.pttl(gap_key)) > 0:
+                self.sleep(held / 1000)
+                waited += held / 1000
+            return waited
+        cost = max(1, min(cost, self.item.amount))
         while not self.redis.set(gap_key, 1, nx=True, px=self.gap_ms * cost):
             pause = max(self.redis.pttl(gap_key), 1) / 1000
             self.sleep(pause)
@@ -56,3 +64,15 @@ class SendRateLimiter:
             self.sleep(pause)
             waited += pause
         return waited
+
+    def hold(self, sender: str, seconds: float) -> None:
+        """Send nothing from `sender` for `seconds`, in any worker: the gap every send waits out is
+        stretched (never shortened) to that long."""
+        ms = max(1, int(seconds * 1000))
+        gap_key = _gap_key(sender)
+        if self.redis.pttl(gap_key) < ms:
+            self.redis.set(gap_key, 1, px=ms)
+
+
+def _gap_key(sender: str) -> str:
+    return f"hearth-send-gap:{sender}"

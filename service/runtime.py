@@ -24,7 +24,7 @@ class Runtime:
     @cached_property
     def limiter(self) -> SendRateLimiter:
         """The per-sender send rate limit."""
-        return SendRateLimiter(self.config.redis_url, self.config.send_rate)
+        return SendRateLimiter(self.config.redis_url, self.config.send_rate, redis=self.redis)
 
     @cached_property
     def receipts(self) -> Receipts:

@@ -6,13 +6,14 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from .clock import now
 from .database import rerun_if_disconnected
 from .consent import carrier_refused
-from .exceptions import PermanentSendError, SetupSendError, TransientSendError
+from .exceptions import PermanentSendError, RateLimitedSendError, SetupSendError, TransientSendError
 from .models import Member, OutboundMessage, StatusEvent
 from .receipts import Receipts
 from .status import catch_up
@@ -78,6 +79,8 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         result = transport.send(claim.to_number, claim.body, _status_callback_url())
     except TransientSendError as exc:
         setup = isinstance(exc, SetupSendError)
+        if isinstance(exc, RateLimitedSendError):
+            _hold(limiter, sender, exc.retry_after)
         if setup:
             log.error("outbox row %s waits: %s", outbox_id, exc)
         elif exc.maybe_taken:
@@ -98,6 +101,14 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
                        also=lambda: carrier_refused(session, claim.member_id, code, f"twilio:{code}"))
     sent = dict(provider_sid=result.sid, segments=result.segments, sent_at=now(), delivery_status=result.status)
     return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
+
+
+def _hold(limiter, sender: str, seconds: float) -> None:
+    """Every worker waits as long as the carrier asked; without Redis, this one row's retry still waits."""
+    try:
+        limiter.hold(sender, seconds)
+    except RedisError as exc:
+        log.warning("could not hold sends from %s for %.1f s (%s)", sender, seconds, exc)
 
 
 def _record_sent(session: Session, outbox_id: int, attempt: int, key: str, sent: dict, receipts: Receipts | None,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 from requests.exceptions import ConnectTimeout, RequestException
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
-from ..exceptions import PermanentSendError, SetupSendError, TransientSendError
+from ..exceptions import PermanentSendError, RateLimitedSendError, SetupSendError, TransientSendError
 from .base import SendResult
 
 OPTED_OUT = 21610
@@ -18,6 +20,9 @@ RATE_LIMITED = 20429
 # not active (20005), an account SID that does not exist (20404), a From that is not this account's
 # SMS number (21212, 21606, 21659), a Messaging Service SID that is not (21705).
 SETUP_REFUSED = {20003, 20005, 20404, 21212, 21606, 21659, 21705}
+# How long a 429 holds the sender when Twilio says nothing (Retry-After), and the most it may hold
+# it for: a worker waits out the hold with the row claimed, inside its job's 30 s.
+RETRY_AFTER_DEFAULT, RETRY_AFTER_MOST = 1.0, 10.0
 
 
 class TwilioTransport:
@@ -36,6 +41,9 @@ class TwilioTransport:
             self.client.edge = self.client.region = None
             self.client.api.base_url = config.twilio_api_base
             http.session.trust_env = False
+        # The SDK's exception carries no headers: Retry-After is read off the response as it comes.
+        self._retry_after: str | None = None
+        http.session.hooks["response"].append(self._note_retry_after)
         self.sender = (
             {"messaging_service_sid": config.twilio_messaging_service_sid}
             if config.twilio_messaging_service_sid
@@ -46,10 +54,11 @@ class TwilioTransport:
         """Create the message; 429 and 5xx are transient, the account's or sender's refusal a setup
         error, other 4xx permanent."""
         extra = {"status_callback": status_callback} if status_callback else {}
+        self._retry_after = None
         try:
             message = self.client.messages.create(to=to, body=body, **self.sender, **extra)
         except TwilioRestException as exc:
-            raise _classify(exc) from None
+            raise _classify(exc, self._retry_after) from None
         except RequestException as exc:
             if _never_reached(exc):
                 raise TransientSendError(f"could not reach Twilio: {exc.__class__.__name__}") from None
@@ -57,15 +66,32 @@ class TwilioTransport:
                                      " message", maybe_taken=True) from None
         return SendResult(sid=message.sid, status=message.status or "queued", segments=int(message.num_segments or 1))
 
+    def _note_retry_after(self, response, *args, **kwargs):
+        self._retry_after = response.headers.get("Retry-After")
+        return response
 
-def _classify(exc: TwilioRestException) -> Exception:
+
+def _classify(exc: TwilioRestException, retry_after: str | None = None) -> Exception:
     code = exc.code
     if exc.status in (401, 403) or code in SETUP_REFUSED:
         return SetupSendError(f"Twilio refused Hearth's account or sender ({code}): {exc.msg}; check the"
                               " TWILIO_* settings", code=code)
-    if exc.status == 429 or code == RATE_LIMITED or exc.status >= 500:
+    if exc.status == 429 or code == RATE_LIMITED:
+        return RateLimitedSendError(f"Twilio answered {exc.status} ({code}): {exc.msg}", code=code,
+                                    retry_after=_seconds(retry_after))
+    if exc.status >= 500:
         return TransientSendError(f"Twilio answered {exc.status} ({code}): {exc.msg}", code=code)
     return PermanentSendError(f"Twilio refused the message ({code}): {exc.msg}", code=code)
+
+
+def _seconds(retry_after: str | None) -> float:
+    """Retry-After in seconds, kept within 0.1..RETRY_AFTER_MOST; missing or not a number of seconds
+    (an HTTP date, which Twilio does not send), the default."""
+    try:
+        seconds = float(retry_after)
+    except (TypeError, ValueError):
+        return RETRY_AFTER_DEFAULT
+    return min(max(seconds, 0.1), RETRY_AFTER_MOST) if math.isfinite(seconds) else RETRY_AFTER_DEFAULT
 
 
 def _never_reached(exc: RequestException) -> bool:

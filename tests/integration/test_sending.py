@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from service import create_app
 from service.database import db
-from service.exceptions import TransientSendError
+from service.exceptions import RateLimitedSendError, TransientSendError
 from service.models import AuditEvent, Member, OutboundMessage
 from service.outbox import queue_message
 from service.sending import deliver
@@ -73,6 +73,17 @@ def test_rate_limited_then_accepted(app, session, member, double):
     assert send(app, session, row) == "sent"
     got = fresh(session, row)
     assert (got.attempts, got.error_code, got.error_message) == (2, None, None)  # the 429 is behind it
+
+
+def test_a_429_holds_the_sender_for_its_retry_after_in_every_worker(app, session, member, double, redis):
+    double.fail(member.phone, "429", times=1)  # the double says Retry-After: 1, as Twilio does
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    with pytest.raises(RateLimitedSendError) as throttled:
+        send(app, session, row)
+    assert throttled.value.retry_after == 1.0
+    assert 0 < redis.pttl("hearth-send-gap:+441632960000") <= 1000, "the sender is held for 1 s"
+    assert redis.pttl("hearth-send-gap:+440000000000") == -2, "and only that sender"
 
 
 def test_server_errors_on_the_last_attempt_are_a_recorded_failure(app, session, member, double):

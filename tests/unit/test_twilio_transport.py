@@ -9,7 +9,7 @@ import pytest
 
 from service.config import Config
 from service.exceptions import TransientSendError
-from service.transports.twilio import TwilioTransport
+from service.transports.twilio import TwilioTransport, _seconds
 
 pytestmark = pytest.mark.dbfree
 
@@ -51,3 +51,11 @@ def test_a_carrier_that_cannot_be_reached_has_surely_not_taken_it():
         transport(f"http://127.0.0.1:{port}", timeout=5).send("+447700900123", "hi", None)
     assert not unreached.value.maybe_taken
     assert str(unreached.value) == "could not reach Twilio: ConnectionError"
+
+
+@pytest.mark.parametrize("header, seconds", [
+    ("3", 3.0), ("0.5", 0.5), (None, 1.0), ("0", 0.1), ("3600", 10.0), ("nan", 1.0), ("inf", 1.0),
+    ("Wed, 21 Oct 2026 07:28:00 GMT", 1.0), ("-5", 0.1),
+])
+def test_retry_after_is_read_as_seconds_within_bounds(header, seconds):
+    assert _seconds(header) == seconds
