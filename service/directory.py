@@ -44,11 +44,14 @@ def _has_control_characters(text: str, allowed: str = "") -> bool:
 
 
 def _language(raw: str | None) -> str | None:
-    if not raw:
+    """A language code as written in a spreadsheet (`CY`, `en_GB`) in its usual form (`cy`, `en-GB`)."""
+    if not raw or not raw.strip():
         return None
-    if not LANGUAGE.match(raw):
+    primary, _, rest = raw.strip().replace("_", "-").partition("-")
+    code = primary.lower() + (f"-{rest}" if rest else "")
+    if not LANGUAGE.match(code):
         raise HearthError(f"{raw!r} is not a language code (like en or cy)")
-    return raw
+    return code
 
 
 def create_community(session: Session, name: str, timezone: str = "Europe/London", *, language: str = "en",

@@ -25,6 +25,11 @@ class FlowLibrary:
         self._by_digest: dict[str, Flow] = {flow.digest: flow for flow in self.registry.flows.values()}
         self._stored: set[str] = set()  # digests known to be in flow_versions (rows are never deleted)
 
+    @property
+    def languages(self) -> set[str]:
+        """Every language some current flow speaks."""
+        return {language for flow in self.registry.flows.values() for language in flow.languages}
+
     def get(self, flow_id: str) -> Flow | None:
         """The current version of a flow."""
         return self.registry.get(flow_id)

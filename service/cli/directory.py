@@ -135,6 +135,9 @@ def add_member_command(community_name, name, phone, language, channel, no_welcom
     else:
         click.echo(f"Added {member.name} ({member.phone}) to {community.name}"
                    + ("." if no_welcome else "; welcome message queued."))
+    unspoken = _unspoken(member)
+    if unspoken:
+        click.echo(f"Note: {unspoken}.")
 
 
 @members_cli.command("import")
@@ -155,7 +158,7 @@ def import_members_command(file, community_name, no_welcome) -> None:
         raise click.ClickException(f"{file.name} is not a readable CSV: {exc}") from None
     if not {"name", "phone"} <= headers:
         raise click.ClickException("the CSV needs a header row with at least the columns name and phone")
-    added, added_opted_out, report = 0, 0, list(unreadable)
+    added, added_noted, report = 0, 0, list(unreadable)
     lines_of: dict[str, int] = {}  # each number this file added, and its line
     batch_from = rows[0][0] if rows else 0
     try:
@@ -166,14 +169,14 @@ def import_members_command(file, community_name, no_welcome) -> None:
                     batch_from = line
                 member, note = _import_row(community, line, last, raw, not no_welcome, lines_of)
                 added += member is not None
-                added_opted_out += member is not None and not member.reachable
+                added_noted += member is not None and note is not None
                 if note:
                     report.append((line, note))
         _commit_batch(file.name, batch_from)
     except KeyboardInterrupt:
         db.session.rollback()
         raise click.ClickException(f"stopped at line {batch_from}: {RUN_AGAIN}") from None
-    refused = len(report) - added_opted_out
+    refused = len(report) - added_noted
     click.echo(f"Imported {added} of {added + refused} rows into {community.name}.")
     for _, report_line in sorted(report):
         click.echo(report_line)
@@ -200,7 +203,20 @@ def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines
     except DBAPIError as exc:  # a value the database will not store: that row only
         return None, f"line {line}: refused: the database would not store it ({database_reason(exc)})"
     lines_of[member.phone] = line
-    return member, None if member.reachable else f"line {line}: added opted out: {OPTED_OUT_NOTE}"
+    if not member.reachable:
+        return member, f"line {line}: added opted out: {OPTED_OUT_NOTE}"
+    unspoken = _unspoken(member)
+    return member, f"line {line}: added; {unspoken}" if unspoken else None
+
+
+def _unspoken(member) -> str | None:
+    """What a member whose language no flow speaks gets instead, or None."""
+    language = member.language.split("-")[0] if member.language else None
+    spoken = current_app.extensions["hearth_flows"].languages
+    if language is None or language in spoken:
+        return None
+    return (f"no flow speaks {member.language!r} (they speak {', '.join(sorted(spoken))}): {member.name} gets"
+            f" the community's language where a flow has it, else the flow's own")
 
 
 # Rows written in one transaction. On SQLite each transaction holds the database's write lock, which

@@ -152,6 +152,22 @@ def test_member_add_refuses_a_landline_for_texts_and_calls_it_for_voice(runner, 
     assert premium.exit_code == 1 and "a premium-rate number" in premium.output
 
 
+def test_a_language_no_flow_speaks_is_added_with_a_note_and_codes_take_their_usual_form(runner, community,
+                                                                                        session, tmp_path):
+    added = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Zofia",
+                                "--phone", "07700 900301", "--language", "PL"])
+    assert added.exit_code == 0, added.output
+    assert "Note: no flow speaks 'pl' (they speak cy, en)" in added.output
+    result = import_members(runner, tmp_path, "name,phone,language\nAna,07700 900302,CY\nBo,07700 900303,fr\n"
+                                              "Cy,07700 900304,en_GB\n")
+    assert result.exit_code == 0, result.output
+    assert "Imported 3 of 3 rows" in result.output
+    assert "line 3: added; no flow speaks 'fr'" in result.output
+    assert "line 2" not in result.output and "line 4" not in result.output
+    languages = dict(session.execute(select(Member.name, Member.language)).all())
+    assert languages == {"Zofia": "pl", "Ana": "cy", "Bo": "fr", "Cy": "en-GB"}
+
+
 def test_import_reports_each_refused_row_and_keeps_the_rest(runner, community, session, tmp_path):
     result = import_members(runner, tmp_path, "Name,Phone,Language\nAna,07700 900201,en\nBo,12,\nCy,+447700900201,\n"
                                               ",07700900202,\nDi,447700900203,cy\nEd,07700900204,en\n")
