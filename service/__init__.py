@@ -17,7 +17,9 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
     """Build the app from `config` (default: the environment); nothing is built at import time."""
     config = config or Config.from_env()
     app = Flask(__name__, instance_relative_config=False)
-    app.config.update(SECRET_KEY=config.secret_key, HEARTH=config)
+    # Twilio's forms are a few kilobytes (a 1600-character text; a 10,000-character one, percent-
+    # encoded, is at most 120 KB): anything larger is refused (413) before it is read.
+    app.config.update(SECRET_KEY=config.secret_key, HEARTH=config, MAX_CONTENT_LENGTH=256 * 1024)
     app.config.update(overrides or {})
     bound = db.init_app(app)
     app.extensions["hearth_redis"] = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)

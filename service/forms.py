@@ -9,6 +9,8 @@ from .exceptions import BadRequest
 
 SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 NUMBER = re.compile(r"^\+?[0-9]{3,16}$")
+# An alphanumeric sender ID (a network's or a bank's texts): up to 11 letters, digits and spaces.
+SENDER_ID = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 MAX_BODY = 10_000
 
 
@@ -52,6 +54,12 @@ def _number(form, name: str) -> str:
     return value
 
 
+def _sender(form, name: str) -> str:
+    """A phone number, a short code, or an alphanumeric sender ID: all can text a Twilio number."""
+    value = _field(form, name).strip()
+    return value if SENDER_ID.match(value) else _number(form, name)
+
+
 def _sid(form, name: str, *alternatives: str) -> str:
     sid = _field(form, name, *alternatives).strip()
     if not SID.match(sid):
@@ -62,7 +70,7 @@ def _sid(form, name: str, *alternatives: str) -> str:
 def parse_inbound_sms(form) -> InboundSms:
     """MessageSid, From, To and Body of an inbound SMS."""
     sid = _sid(form, "MessageSid", "SmsSid")
-    sender, to = _number(form, "From"), _number(form, "To")
+    sender, to = _sender(form, "From"), _number(form, "To")
     body = _field(form, "Body")
     if len(body) > MAX_BODY:
         raise BadRequest(f"Body is longer than {MAX_BODY} characters")

@@ -40,7 +40,7 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
     if word in ("opt_out", "opt_in"):
         handling = _consent(session, word, community, member, sms, phone)
     elif member is None:
-        handling = _unknown(community)
+        handling = _unknown(community) if _person(sms.from_number) else Handling("automated_sender")
     else:
         handling = _handle_member(session, word, member, community, sms, converse)
     community_id = community.id if community else None
@@ -163,6 +163,12 @@ def _consent(session: Session, word: str, community: Community | None, member: M
         # One confirmation, then nothing: a repeated STOP is not answered again.
         return Handling("opt_out", [texts.render(texts.opt_out_reply)]) if any(changed) else Handling("opt_out_repeat")
     return Handling("opt_in", [texts.render(texts.opt_in_reply)])
+
+
+def _person(sender: str) -> bool:
+    """Whether a sender is a phone a person texts from: not a short code or an alphanumeric sender
+    ID, which take no replies (and answering an automated sender can start a loop of texts)."""
+    return sender.startswith("+") or (sender.isdigit() and len(sender) > 8)
 
 
 def _unknown(community: Community | None) -> Handling:

@@ -16,10 +16,9 @@ def signing_token(config) -> str:
 
 
 def public_url() -> str:
-    """The URL Twilio signed: PUBLIC_BASE_URL plus the path, or the request's own URL."""
-    base = current_app.config["HEARTH"].public_base_url
-    if not base:
-        return request.url
+    """The URL Twilio signed: PUBLIC_BASE_URL, or the request's own scheme and host, with the path
+    and the query exactly as they came (`request.url` would decode `%27` to `'`)."""
+    base = current_app.config["HEARTH"].public_base_url or request.root_url.rstrip("/")
     # Twilio signs the URL it was given, percent-encoded: bytes that are not UTF-8 cannot be part
     # of it, so they are replaced and the signature fails (403), never the request (500).
     query = request.query_string.decode("utf-8", errors="replace")

@@ -257,3 +257,38 @@ def test_a_member_stored_under_a_number_no_longer_in_use_is_still_found(post_sig
     session.expire_all()
     assert session.get(Member, member.id).status == status
     assert session.scalar(select(InboundMessage.member_id)) == member.id
+
+
+def test_a_form_larger_than_any_twilio_sends_is_refused_before_it_is_read(client, member, session):
+    response = client.post("/twilio/sms", data=b"Body=" + b"x" * 300_000, headers={
+        "X-Twilio-Signature": "anything", "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 413 and "Traceback" not in response.get_data(as_text=True)
+    assert session.scalar(select(func.count(InboundMessage.id))) == 0
+
+
+@pytest.mark.parametrize("query", ["c=O%27Brien", "c=caf%C3%A9", "c=a%2Fb", "c=b%20c"])
+def test_without_public_base_url_the_query_is_signed_as_twilio_was_given_it(config, clock, member, query):
+    """Twilio signs the webhook URL as configured, percent-encoded; the request's own URL is read raw."""
+    import dataclasses
+
+    from service import create_app
+    from tests.conftest import AUTH_TOKEN
+    from tests.support import sign
+
+    app = create_app(dataclasses.replace(config, public_base_url=None), overrides={"TESTING": True, "CLOCK": clock})
+    form = sms_form("hello")
+    signature = sign(f"https://hearth.example.org/twilio/sms?{query}", form, AUTH_TOKEN)
+    answer = app.test_client().post(f"/twilio/sms?{query}", data=form, base_url="https://hearth.example.org",
+                                    headers={"X-Twilio-Signature": signature})
+    app.extensions["hearth_db"].engine.dispose()
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("sender", ["VODAFONE", "Bank Alerts", "12345", "60123"])
+def test_a_short_code_or_sender_id_is_recorded_and_never_answered(post_signed, member, session, sender):
+    for body in ("hello", "HELP", "STOP"):
+        response = post_signed("/twilio/sms", sms_form(body, from_number=sender))
+        assert response.status_code == 200 and response.get_data(as_text=True) == EMPTY, (sender, body)
+    handled = session.scalars(select(InboundMessage.handled_as).order_by(InboundMessage.id)).all()
+    assert handled == ["automated_sender", "automated_sender", "opt_out_unknown"]
+    assert session.scalar(select(func.count(OutboundMessage.id))) == 0
