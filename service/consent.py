@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from flask import current_app
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
 from .clock import now
-from .models import Member, OutboundMessage
+from .models import Community, Member, OutboundMessage
 from .transports.twilio import INVALID_NUMBER, OPTED_OUT
 
 
@@ -49,17 +50,41 @@ def carrier_refused(session: Session, member_id: int | None, code: int | None, s
     answer or a status callback: 21610, it texted STOP to the sender (opted out); 21211 or 21614,
     it cannot take texts (nothing more is sent to it). Any other code says nothing of it.
 
-    Every community texts from the one sender, so this holds for each of the phone's memberships,
-    as a STOP texted to Hearth does: they are taken in id order, as STOP takes them.
+    An opt-out holds for every membership texted from the same sender, as a STOP texted to Hearth
+    does; a number that cannot take texts, for every membership. They are taken in id order, as
+    STOP takes them.
     """
     if member_id is None or (code != OPTED_OUT and code not in INVALID_NUMBER):
         return
-    phone = select(Member.phone).where(Member.id == member_id).scalar_subquery()
-    for member in session.scalars(select(Member).where(Member.phone == phone).order_by(Member.id)
-                                  .with_for_update()):
+    refused = session.get(Member, member_id)
+    if refused is None:
+        return
+    scope = sharing_sender(refused.phone, refused.community) if code == OPTED_OUT else memberships(refused.phone)
+    for member in session.scalars(scope):
         if code == OPTED_OUT:
             opt_out(session, member, "carrier", source)
         elif (member.fields or {}).get("phone_error") != code:
             member.fields = {**(member.fields or {}), "phone_error": code}
             audit.record(session, "carrier", "member.phone_invalid", community_id=member.community_id,
                          member_id=member.id, code=code, source=source)
+
+
+def memberships(phone: str) -> Select:
+    """Every membership of a phone, to be locked in id order."""
+    return select(Member).where(Member.phone == phone).order_by(Member.id).with_for_update(of=Member)
+
+
+def sharing_sender(phone: str, community: Community | None) -> Select:
+    """The phone's memberships that one consent covers: those texted from the same sender as
+    `community` (its own number, else the configured one), as a STOP to a number stops that number.
+
+    With a Messaging Service every community's texts go through it, and the carrier keeps one
+    opt-out for the service: then, as for a community not known, every membership.
+    """
+    config = current_app.config["HEARTH"]
+    if community is None or config.twilio_messaging_service_sid:
+        return memberships(phone)
+    default = config.twilio_from_number or ""
+    sender = community.phone_number or default
+    return (memberships(phone).join(Community, Community.id == Member.community_id)
+            .where(func.coalesce(Community.phone_number, default) == sender))

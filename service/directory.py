@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .clock import now
+from .consent import sharing_sender
 from .exceptions import Conflict, HearthError, NotFound
 from .models import Community, Facilitator, InboundMessage, Member, Schedule
 from .models.member import CHANNELS
@@ -230,8 +231,9 @@ def add_member(session: Session, community: Community, name: str, phone: str, *,
                channel: str = "sms", welcome: bool = True, actor: str = "cli", bulk: bool = False) -> Member:
     """A new member, phone stored as E.164; the welcome message goes through the outbox.
 
-    A phone that texted STOP is out of every community (they all text from one sender): it joins
-    this one opted out too, and is sent nothing, the welcome included, until it texts START.
+    A phone that texted STOP to the number this community texts from is out of every community
+    texted from it (`consent.sharing_sender`): it joins this one opted out too, and is sent
+    nothing, the welcome included, until it texts START.
     `bulk` (one of many added together, an import) sends the welcome on the bulk queue.
     """
     name = _name(name, "member")
@@ -243,8 +245,8 @@ def add_member(session: Session, community: Community, name: str, phone: str, *,
     check_reachable(number, channel, raw=phone)
     if session.scalar(select(Member.id).where(Member.community_id == community.id, Member.phone == number)):
         raise Conflict(f"{number} is already a member of {community.name}")
-    opted_out_at = session.scalar(select(func.max(Member.opted_out_at))
-                                  .where(Member.phone == number, Member.status == "opted_out"))
+    opted_out_at = max((m.opted_out_at for m in session.scalars(sharing_sender(number, community))
+                        if m.status == "opted_out" and m.opted_out_at), default=None)
     at = now()
     member = Member(community_id=community.id, name=name, phone=number, language=language or None,
                     channel=channel, status="opted_out" if opted_out_at else "active",

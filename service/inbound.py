@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
 
 from .clock import now
-from .consent import opt_in, opt_out
+from .consent import opt_in, opt_out, sharing_sender
 from .directory import community_for_number
 from .exceptions import InvalidPhone
 from .forms import InboundSms
@@ -139,21 +139,20 @@ def _member_for(session: Session, community: Community, from_number: str) -> Mem
 
 
 def _memberships(session: Session, sms: InboundSms) -> list[Member]:
-    """Every membership of the sender's phone, in every community (locked, in id order)."""
-    region = "GB"
-    if not sms.from_number.startswith("+"):  # not E.164: read it as the community it texted would
-        community = community_for_number(session, sms.to_number)
-        region = community.region if community else region
+    """The sender's memberships a STOP or START to this number covers (`consent.sharing_sender`),
+    in every community texted from it (locked, in id order)."""
+    community = community_for_number(session, sms.to_number)
+    region = community.region if community and not sms.from_number.startswith("+") else "GB"
     try:
         number = to_e164(sms.from_number, region, entered=False)
     except InvalidPhone:
         return []
-    return list(session.scalars(select(Member).where(Member.phone == number).order_by(Member.id).with_for_update()))
+    return list(session.scalars(sharing_sender(number, community)))
 
 
 def _consent(session: Session, word: str, community: Community | None, member: Member | None,
              sms: InboundSms, everyone: list[Member]) -> Handling:
-    """STOP and START from a phone apply to all its memberships (`everyone`): they share the sender number."""
+    """STOP and START from a phone apply to all its memberships texted from this number (`everyone`)."""
     if not everyone:
         return Handling(f"{word}_unknown")
     change = opt_out if word == "opt_out" else opt_in

@@ -14,7 +14,7 @@ from .clock import now
 from .database import rerun_if_disconnected
 from .consent import carrier_refused
 from .exceptions import PermanentSendError, RateLimitedSendError, SetupSendError, TransientSendError
-from .models import Member, OutboundMessage, StatusEvent
+from .models import Community, Member, OutboundMessage, StatusEvent
 from .receipts import Receipts
 from .status import catch_up
 
@@ -34,6 +34,11 @@ SETUP_WAIT = timedelta(minutes=10)
 # skip the ORM's bulk-update machinery (nothing in the session needs to know of these rows).
 _OUTBOX = OutboundMessage.__table__
 _MEMBERS = Member.__table__
+_COMMUNITIES = Community.__table__
+# A community with a number of its own texts from it (its members reply to it, and it has its own
+# rate limit); the rest from the configured sender.
+_COMMUNITY_NUMBER = (select(_COMMUNITIES.c.phone_number).where(_COMMUNITIES.c.id == _OUTBOX.c.community_id)
+                     .scalar_subquery().label("community_number"))
 
 
 def claimable(at: datetime) -> ColumnElement[bool]:
@@ -48,6 +53,9 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
             receipts: Receipts | None = None) -> str:
     """Send one row at most once per claim; returns the row's state afterwards.
 
+    It goes from its community's own number when it has one (and is rate-limited as that sender),
+    else from the configured `sender`.
+
     No transaction is held while waiting for the rate limit or the carrier. A claim is the row's
     attempt number while it is `sending`: every write after the claim names it, so a worker whose
     claim lapsed (it waited for the rate limit past the lease, and another worker took the row)
@@ -59,6 +67,8 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     if claim is None:
         return "skipped"
     attempt = claim.attempts
+    from_number = claim.community_number
+    sender = from_number or sender
     if receipts is not None and attempt > 1:
         sent = receipts.taken(outbox_id, claim.idempotency_key)
         if sent is not None:
@@ -76,7 +86,7 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     if blocked:
         return _settle(session, outbox_id, attempt, "cancelled", error_message=blocked)
     try:
-        result = transport.send(claim.to_number, claim.body, _status_callback_url())
+        result = transport.send(claim.to_number, claim.body, _status_callback_url(), from_number)
     except TransientSendError as exc:
         setup = isinstance(exc, SetupSendError)
         if isinstance(exc, RateLimitedSendError):
@@ -167,7 +177,7 @@ def _claim(session: Session, outbox_id: int):
     return _take(session, update(_OUTBOX).where(_OUTBOX.c.id == outbox_id, claimable(at))
                  .values(state="sending", claimed_at=at, attempts=_OUTBOX.c.attempts + 1, updated_at=at),
                  _OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
-                 _OUTBOX.c.idempotency_key)
+                 _OUTBOX.c.idempotency_key, _COMMUNITY_NUMBER)
 
 
 def _renew(session: Session, outbox_id: int, attempt: int):

@@ -40,7 +40,8 @@ facilitator_cli = AppGroup("facilitator", help="Facilitators.")
 @click.option("--timezone", default="Europe/London", show_default=True, help="IANA timezone.")
 @click.option("--language", default="en", show_default=True)
 @click.option("--region", help="The country local phone numbers are in (like GB)  [default: the timezone's, else GB]")
-@click.option("--phone-number", help="The community's Twilio number, when several communities share Hearth.")
+@click.option("--phone-number", help="The community's own Twilio number, when several communities share Hearth:"
+              " its texts go from it and its members' replies come to it.")
 @click.option("--quiet-hours", default=DEFAULT_QUIET, show_default=True,
               help="Local hours when nothing is sent unasked but crisis messages, or off.")
 def create_community_command(name, timezone, language, region, phone_number, quiet_hours) -> None:
@@ -68,7 +69,7 @@ def create_community_command(name, timezone, language, region, phone_number, qui
 @click.option("--region", help="The country local phone numbers are in (like GB); stored numbers stay as they are.")
 @click.option("--quiet-hours", help="Local hours when nothing is sent unasked but crisis messages, like 21:00-08:00,"
                                     " or off.")
-@click.option("--phone-number", help="The community's Twilio number.")
+@click.option("--phone-number", help="The community's own Twilio number: its texts go from it.")
 def set_community_command(name, **options) -> None:
     """Change a community's texts and settings; only the options given change."""
     changes = {k: v for k, v in options.items() if v is not None}

@@ -16,9 +16,10 @@ class SendResult:
 
 
 class Transport(Protocol):
-    """Sends one SMS; raises TransientSendError or PermanentSendError when it cannot."""
+    """Sends one SMS, from `from_number` (a community's own number) or else the configured sender;
+    raises TransientSendError or PermanentSendError when it cannot."""
 
-    def send(self, to: str, body: str, status_callback: str | None) -> SendResult: ...
+    def send(self, to: str, body: str, status_callback: str | None, from_number: str | None = None) -> SendResult: ...
 
 
 def make_transport(config) -> Transport:

@@ -50,13 +50,19 @@ class TwilioTransport:
             else {"from_": config.twilio_from_number}
         )
 
-    def send(self, to: str, body: str, status_callback: str | None) -> SendResult:
+    def send(self, to: str, body: str, status_callback: str | None, from_number: str | None = None) -> SendResult:
         """Create the message; 429 and 5xx are transient, the account's or sender's refusal a setup
-        error, other 4xx permanent."""
+        error, other 4xx permanent.
+
+        `from_number` (a community's own number) is the From; with a Messaging Service it must be
+        in the service's sender pool, which Twilio then sends it through.
+        """
         extra = {"status_callback": status_callback} if status_callback else {}
+        if from_number:
+            extra["from_"] = from_number
         self._retry_after = None
         try:
-            message = self.client.messages.create(to=to, body=body, **self.sender, **extra)
+            message = self.client.messages.create(to=to, body=body, **{**self.sender, **extra})
         except TwilioRestException as exc:
             raise _classify(exc, self._retry_after) from None
         except RequestException as exc:

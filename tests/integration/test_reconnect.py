@@ -78,7 +78,7 @@ def test_a_connection_left_idle_is_checked_before_use(app, session, database_url
 def test_a_message_the_carrier_took_is_recorded_sent_though_the_connection_died_meanwhile(
         app, session, member, database_url, trust_pooled_connections):
     class Carrier:
-        def send(self, to, body, status_callback):
+        def send(self, to, body, status_callback, from_number=None):
             end_other_connections(database_url)  # the database restarts while Twilio answers
             return SendResult(sid="SM" + "c" * 32, status="queued", segments=1)
 
@@ -105,7 +105,7 @@ def test_an_opt_out_from_the_carrier_is_kept_though_the_connection_died_before_i
     monkeypatch.setattr(service.consent, "opt_out", opt_out_then_restart)
 
     class Carrier:
-        def send(self, to, body, status_callback):
+        def send(self, to, body, status_callback, from_number=None):
             raise PermanentSendError("opted out at the carrier", code=OPTED_OUT)
 
     state, row_id = send_one(app, session, member, Carrier(), "k-21610")
@@ -130,7 +130,7 @@ def test_a_message_the_carrier_took_waits_for_a_database_that_is_coming_back(
     reopen = threading.Timer(1.0, lambda: admin.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')))
 
     class Carrier:
-        def send(self, to, body, status_callback):
+        def send(self, to, body, status_callback, from_number=None):
             # The database goes down while Twilio answers, and stays down for a second.
             admin.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
             admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
@@ -184,7 +184,7 @@ def test_a_message_the_carrier_took_during_a_long_outage_is_not_sent_again(
         def __init__(self) -> None:
             self.sent = []
 
-        def send(self, to, body, status_callback):
+        def send(self, to, body, status_callback, from_number=None):
             self.sent.append(body)
             if len(self.sent) == 1:
                 database_switch(False)  # the database goes down while Twilio answers

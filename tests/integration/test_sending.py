@@ -250,7 +250,7 @@ def test_a_wait_for_the_rate_limit_starts_the_claims_lease_again(app, session, m
             return lease - 1
 
     class CarrierThenLook:
-        def send(self, to, body, status_callback):
+        def send(self, to, body, status_callback, from_number=None):
             from service.transports import SendResult
             clock.advance(seconds=2)  # the claim is `lease + 1` s old, but was taken afresh 2 s ago
             taken = session.scalar(select(OutboundMessage.id).where(OutboundMessage.id == row.id,

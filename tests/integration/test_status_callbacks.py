@@ -159,7 +159,7 @@ def test_a_callback_that_commits_after_the_sender_looked_for_it_is_still_applied
     thread = threading.Thread(target=callback)
 
     class Carrier:
-        def send(self, to, body, status_callback):
+        def send(self, to, body, status_callback, from_number=None):
             thread.start()  # the callback comes in before the carrier's answer does
             assert at_commit.wait(10)
             return SendResult(sid=SID, status="queued", segments=1)
