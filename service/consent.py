@@ -16,7 +16,7 @@ def opt_out(session: Session, member: Member, actor: str, source: str) -> bool:
     """Opt the member out: cancel what is waiting, end the conversation; False if already out."""
     from .conversations import end_active
 
-    if member.status == "opted_out":
+    if member.status in ("opted_out", "left"):  # one who left stays left: START must not bring them back
         return False
     member.status, member.opted_out_at = "opted_out", now()
     cancel_pending(session, member.id)

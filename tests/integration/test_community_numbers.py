@@ -113,3 +113,12 @@ def test_the_carriers_opt_out_covers_one_sender_and_a_bad_number_every_membershi
         db.session.commit()
     session.expire_all()
     assert [m.fields.get("phone_error") for m in session.scalars(select(Member))] == [21211] * 3
+
+
+def test_a_membership_that_was_left_stays_left_through_stop_and_start(app, session, alex):
+    at_oak, at_ash, _ = alex
+    at_ash.status = "left"
+    session.commit()
+    text(app, "STOP", to=DEFAULT_SENDER)
+    text(app, "START", to=DEFAULT_SENDER)
+    assert statuses(session) == {"Oak House": "active", "Ash House": "left", "Elm House": "active"}
