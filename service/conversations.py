@@ -91,6 +91,13 @@ def resume_flow(session: Session, library: FlowLibrary, member: Member, communit
     return _apply(session, library, member, community, conversation, outcome, origin, Turn(), 0)
 
 
+def _kind(origin: str) -> str:
+    """The outbox kind of a flow's message: a scheduled check-in, a timer's reminder, or a flow's."""
+    if origin.startswith("schedule"):
+        return "checkin"
+    return "reminder" if origin.startswith("timer") else "flow"
+
+
 def _apply(session: Session, library: FlowLibrary, member: Member, community: Community,
            conversation: Conversation, outcome: flows.Outcome, origin: str, turn: Turn, depth: int) -> Turn:
     at = now()
@@ -102,9 +109,9 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
             if not origin.startswith("reply"):
                 # Started for a whole community (a schedule, a facilitator): bulk, so replies
                 # to members' own texts do not wait behind them.
-                queue_message(session, key=f"flow:{origin}:{index}", to=member.phone,
-                              body=event.text, kind="checkin" if origin.startswith("schedule") else "flow",
-                              member=member, queue="bulk" if origin.startswith(("schedule", "facilitator")) else None)
+                queue_message(session, key=f"flow:{origin}:{index}", to=member.phone, body=event.text,
+                              kind=_kind(origin), member=member,
+                              queue="bulk" if origin.startswith(("schedule", "facilitator")) else None)
         elif isinstance(event, SaveResult):
             _save(session, member, conversation, event, at)
             turn.saved.append((event.name, event.value))

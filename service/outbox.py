@@ -13,7 +13,7 @@ from flows.sms import measure
 
 QUEUE_FOR_KIND = {
     "crisis": "crisis", "alert": "crisis",
-    "reply": "replies", "welcome": "replies", "flow": "replies",
+    "reply": "replies", "welcome": "replies", "flow": "replies", "reminder": "replies",
     "broadcast": "bulk", "checkin": "bulk",
 }
 STAGED = "hearth_staged_sends"
@@ -23,6 +23,10 @@ STAGED = "hearth_staged_sends"
 # facilitator does not start one in them unless asked to. Replies answer the member at once;
 # crisis messages go at once, day or night.
 QUIET_KINDS = frozenset({"welcome", "broadcast"})
+# Kinds that belong to their time: a scheduled check-in and a conversation's reminder. One that
+# could not go within `clock.MISSED_AFTER` of its time (workers down, a long wait for the carrier)
+# is set aside when its turn comes, as the clock sets aside a schedule or a timer that late.
+TIMELY_KINDS = frozenset({"checkin", "reminder"})
 
 
 def queue_message(session: Session, *, key: str, to: str, body: str, kind: str,

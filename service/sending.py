@@ -10,11 +10,13 @@ from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from .clock import now
+from .clock import MISSED_AFTER, now
 from .database import rerun_if_disconnected
 from .consent import carrier_refused
 from .exceptions import PermanentSendError, RateLimitedSendError, SetupSendError, TransientSendError
 from .models import Community, Member, OutboundMessage, StatusEvent
+from .models.community import quiet_until
+from .outbox import QUIET_KINDS, TIMELY_KINDS
 from .receipts import Receipts
 from .status import catch_up
 
@@ -37,8 +39,11 @@ _MEMBERS = Member.__table__
 _COMMUNITIES = Community.__table__
 # A community with a number of its own texts from it (its members reply to it, and it has its own
 # rate limit); the rest from the configured sender.
-_COMMUNITY_NUMBER = (select(_COMMUNITIES.c.phone_number).where(_COMMUNITIES.c.id == _OUTBOX.c.community_id)
-                     .scalar_subquery().label("community_number"))
+_COMMUNITY = select(_COMMUNITIES).where(_COMMUNITIES.c.id == _OUTBOX.c.community_id)
+_COMMUNITY_NUMBER = _COMMUNITY.with_only_columns(_COMMUNITIES.c.phone_number).scalar_subquery().label("community_number")
+# What a send must know of the community's quiet hours, read in the same statement as the claim.
+_COMMUNITY_QUIET = tuple(_COMMUNITY.with_only_columns(column).scalar_subquery().label(f"community_{column.name}")
+                         for column in (_COMMUNITIES.c.timezone, _COMMUNITIES.c.quiet_start, _COMMUNITIES.c.quiet_end))
 
 
 def claimable(at: datetime) -> ColumnElement[bool]:
@@ -73,6 +78,11 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         sent = receipts.taken(outbox_id, claim.idempotency_key)
         if sent is not None:
             return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts, receipted=True)
+    untimely = _untimely(claim)
+    if untimely is not None:
+        state, values = untimely
+        settled = _settle(session, outbox_id, attempt, state, **values)
+        return "held" if settled == "pending" else settled
     seen = claim  # the member as the claim found them
     if not _blocked(seen) and limiter.acquire(sender, cost=claim.segments):
         # After a wait the claim is taken afresh, which starts its lease again for the send, and the
@@ -111,6 +121,27 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
                        also=lambda: carrier_refused(session, claim.member_id, code, f"twilio:{code}"))
     sent = dict(provider_sid=result.sid, segments=result.segments, sent_at=now(), delivery_status=result.status)
     return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
+
+
+def _untimely(claim) -> tuple[str, dict] | None:
+    """Whether a row's time has gone by the time its turn comes (it waited for workers, Redis or
+    the carrier): a welcome or broadcast in quiet hours waits for their end again; a check-in or
+    reminder more than `MISSED_AFTER` late is set aside. (state, values) for the row, or None."""
+    at = now()
+    if claim.kind in QUIET_KINDS and claim.community_timezone:
+        until = quiet_until(at, claim.community_timezone, claim.community_quiet_start, claim.community_quiet_end)
+        if until is not None:
+            return "pending", dict(claimed_at=None, due_at=until)
+    if claim.kind in TIMELY_KINDS:
+        late = at - claim.due_at
+        if late > MISSED_AFTER:
+            return "cancelled", dict(error_message=f"set aside: its turn came {_minutes(late)} after its time")
+    return None
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
 def _hold(limiter, sender: str, seconds: float) -> None:
@@ -177,7 +208,7 @@ def _claim(session: Session, outbox_id: int):
     return _take(session, update(_OUTBOX).where(_OUTBOX.c.id == outbox_id, claimable(at))
                  .values(state="sending", claimed_at=at, attempts=_OUTBOX.c.attempts + 1, updated_at=at),
                  _OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
-                 _OUTBOX.c.idempotency_key, _COMMUNITY_NUMBER)
+                 _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at, _COMMUNITY_NUMBER, *_COMMUNITY_QUIET)
 
 
 def _renew(session: Session, outbox_id: int, attempt: int):

@@ -61,25 +61,27 @@ class Community(Base):
         return template.replace("{community}", self.name)
 
     def quiet_until(self, moment: datetime) -> datetime | None:
-        """When the community's quiet hours end, if `moment` falls in them (None if not, or none set).
+        """When the community's quiet hours end, if `moment` falls in them (None if not, or none set)."""
+        return quiet_until(moment, self.timezone, self.quiet_start, self.quiet_end)
 
-        The hours are local times; a window such as 21:00-08:00 runs over midnight.
-        """
-        start, end = self.quiet_start, self.quiet_end
-        if start is None or end is None or start == end:
-            return None
-        zone = ZoneInfo(self.timezone)
-        local = moment.astimezone(zone)
-        now_, day = local.time(), local.date()
-        if start < end:
-            quiet = start <= now_ < end
-        else:
-            quiet = now_ >= start or now_ < end
-            if now_ >= start:
-                day += timedelta(days=1)  # the evening: quiet until tomorrow's end
-        if not quiet:
-            return None
-        return datetime.combine(day, end, tzinfo=zone).astimezone(timezone.utc)
+
+def quiet_until(moment: datetime, zone_name: str, start: time | None, end: time | None) -> datetime | None:
+    """When quiet hours from `start` to `end` (local times in `zone_name`) end, if `moment` falls
+    in them; None if not, or none are set. A window such as 21:00-08:00 runs over midnight."""
+    if start is None or end is None or start == end:
+        return None
+    zone = ZoneInfo(zone_name)
+    local = moment.astimezone(zone)
+    now_, day = local.time(), local.date()
+    if start < end:
+        quiet = start <= now_ < end
+    else:
+        quiet = now_ >= start or now_ < end
+        if now_ >= start:
+            day += timedelta(days=1)  # the evening: quiet until tomorrow's end
+    if not quiet:
+        return None
+    return datetime.combine(day, end, tzinfo=zone).astimezone(timezone.utc)
 
 
 class Facilitator(Base):

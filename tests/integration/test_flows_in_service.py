@@ -155,7 +155,7 @@ def test_reminder_then_no_answer_fire_from_the_clock(app, session, community, cl
     assert fire_due_timers(session) == {"timers": 0}
     clock.advance(hours=3, minutes=1)
     assert fire_due_timers(session) == {"timers": 1}
-    [reminder] = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "flow")).all()
+    [reminder] = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "reminder")).all()
     assert reminder.body.startswith("Just checking in")
     clock.advance(hours=5)
     assert fire_due_timers(session) == {"timers": 1}
@@ -445,7 +445,7 @@ def test_a_reminder_the_clock_missed_by_hours_is_not_sent_late(session, communit
     clock.now = datetime(2026, 11, 23, 19, 0, tzinfo=timezone.utc)  # the clock was down from 10:30
     assert fire_due_timers(session) == {"timers": 2}  # the reminder (set aside) and the no-answer
     session.expire_all()
-    assert session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "flow")).all() == []
+    assert session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "reminder")).all() == []
     assert session.scalar(select(Result.value).where(Result.name == "mood")) == "no_answer"
 
 
@@ -454,7 +454,7 @@ def test_a_reminder_a_little_late_is_still_sent(session, community, member, cloc
     _walk(session, clock, datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc))
     clock.now = datetime(2026, 11, 23, 13, 30, tzinfo=timezone.utc)  # half an hour after it was due
     fire_due_timers(session)
-    [reminder] = session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "flow")).all()
+    [reminder] = session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "reminder")).all()
     assert reminder.startswith("Just checking in")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -287,3 +287,37 @@ def add_member_for_test(session, member):
     other = add_member(session, member.community, "Sam", "07700 900124", welcome=False)
     session.commit()
     return other
+
+
+def test_a_welcome_whose_turn_comes_in_quiet_hours_waits_for_their_end(app, session, member, double, clock):
+    clock.now = datetime(2026, 11, 23, 20, 59, tzinfo=timezone.utc)  # quiet hours 21:00-08:00, London
+    row = queue_message(session, key="w", to=member.phone, body="Welcome", kind="welcome", member=member)
+    session.commit()
+    assert fresh(session, row).due_at == clock.now  # due before they began...
+    clock.now = datetime(2026, 11, 24, 2, 30, tzinfo=timezone.utc)  # ...but a worker takes it at 02:30
+    assert send(app, session, row) == "held"
+    got = fresh(session, row)
+    assert (got.state, got.due_at, got.claimed_at) == ("pending", datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc),
+                                                       None)
+    assert double.messages == []
+    clock.now = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
+    assert send(app, session, row) == "sent" and len(double.messages) == 1
+
+
+@pytest.mark.parametrize("kind, sent_late", [("checkin", False), ("reminder", False), ("flow", True),
+                                             ("alert", True), ("welcome", True)])
+def test_a_check_in_or_reminder_whose_turn_comes_over_an_hour_late_is_set_aside(app, session, member, double, clock,
+                                                                               kind, sent_late):
+    clock.now = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+    on_time = queue_message(session, key="a", to=member.phone, body="How are you?", kind=kind, member=member)
+    late = queue_message(session, key="b", to=member.phone, body="How are you?", kind=kind, member=member)
+    session.commit()
+    clock.now = datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc)
+    assert send(app, session, on_time) == "sent"  # an hour late is still its time
+    clock.now = datetime(2026, 11, 23, 12, 30, tzinfo=timezone.utc)
+    if sent_late:
+        assert send(app, session, late) == "sent"
+    else:
+        assert send(app, session, late) == "cancelled"
+        assert fresh(session, late).error_message == "set aside: its turn came 2 h 30 min after its time"
+        assert len(double.messages) == 1
