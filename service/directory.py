@@ -208,17 +208,26 @@ def roster(session: Session, community: Community, status: str | None = None) ->
 
 
 def community_for_number(session: Session, to_number: str) -> Community | None:
-    """The community whose Twilio number this is; with a single community, that one."""
+    """The community whose Twilio number this is; else the one community with no number of its own
+    (it texts from the configured sender, so its members' replies come to that number); else,
+    with a single community, that one."""
     community = session.scalar(select(Community).where(Community.phone_number == to_number))
     if community is not None:
         return community
-    return only_community(session)
+    numberless = without_number(session)
+    return numberless[0] if len(numberless) == 1 else only_community(session)
 
 
 def unreachable(session: Session, community: Community) -> bool:
-    """Whether texts cannot reach the community: it has no number of its own, and others exist
-    (`community_for_number` then has no way to tell it is the one meant)."""
-    return community.phone_number is None and only_community(session) is None
+    """Whether texts cannot reach the community: it has no number of its own, and neither has another
+    (`community_for_number` then has no way to tell which one is meant)."""
+    return community.phone_number is None and len(without_number(session)) > 1
+
+
+def without_number(session: Session, limit: int = 2) -> list[Community]:
+    """Communities with no number of their own (up to `limit` of them, by id)."""
+    return list(session.scalars(select(Community).where(Community.phone_number.is_(None))
+                                .order_by(Community.id).limit(limit)))
 
 
 def only_community(session: Session) -> Community | None:

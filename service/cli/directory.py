@@ -20,7 +20,7 @@ from service.clock import now
 from service.database import db
 from service.directory import (
     DEFAULT_QUIET, TEXTS, add_facilitator, add_member, community_named, create_community, roster, unreachable,
-    update_community,
+    update_community, without_number,
 )
 from service.models import Facilitator
 from service.models.member import STATUSES
@@ -53,8 +53,10 @@ def create_community_command(name, timezone, language, region, phone_number, qui
     click.echo(f"Created community {community.name} ({community.timezone}; local numbers read as in"
                f" {community.region}).")
     if unreachable(db.session, community):
-        click.echo(f"Note: {community.name} has no number of its own. With several communities, members' texts"
-                   " reach each through its own number: give it one with --phone-number (`hearth community set`).")
+        names = " and ".join(c.name for c in without_number(db.session, limit=10))
+        click.echo(f"Note: {names} have no number of their own, so texts to the shared number cannot tell them"
+                   " apart and reach none of them: give all but one a number with --phone-number"
+                   " (`hearth community set`).")
 
 
 @community_cli.command("set")

@@ -364,10 +364,27 @@ def test_simulate_shows_who_an_alert_was_texted_to(runner, member, session):
 
 
 def test_a_second_community_without_a_number_is_named_as_one_texts_cannot_reach(runner, member):
+    """Oak House has a number; one community without a number takes the texts to any other number,
+    two cannot be told apart."""
     created = runner.invoke(args=["community", "create", "Elm House"])
-    assert "Note: Elm House has no number of its own." in created.output
+    assert created.exit_code == 0 and "Note" not in created.output
+    created = runner.invoke(args=["community", "create", "Ash House"])
+    assert "Note: Elm House and Ash House have no number of their own" in created.output
     simulated = runner.invoke(args=["simulate", "--phone", "07700 900123", "--community", "Elm House"], input="")
     assert simulated.exit_code == 1 and "Elm House has no number of its own" in simulated.output
+
+
+def test_a_community_without_a_number_still_takes_its_texts_when_another_gets_one(runner, session, post_signed):
+    from tests.support import sms_form, twiml_messages
+
+    assert runner.invoke(args=["community", "create", "Oak House"]).exit_code == 0
+    assert runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Alex", "--phone",
+                               "07700 900123", "--no-welcome"]).exit_code == 0
+    created = runner.invoke(args=["community", "create", "Elm House", "--phone-number", "01632 960500"])
+    assert created.exit_code == 0 and "Note" not in created.output
+    answer = post_signed("/twilio/sms", sms_form("HELP", to="+441632960000"))  # the configured sender
+    [help_text] = twiml_messages(answer.get_data(as_text=True))
+    assert "Oak House" in help_text
 
 
 def test_simulate_from_an_unknown_number_suggests_the_community_s_own_members(runner, member, community, session):
