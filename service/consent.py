@@ -27,12 +27,17 @@ def opt_out(session: Session, member: Member, actor: str, source: str) -> bool:
 
 
 def opt_in(session: Session, member: Member, actor: str, source: str) -> bool:
-    """Opt an opted-out member back in with a fresh consent time; False if they were not out."""
-    if member.status != "opted_out":
+    """START: an opted-out member back in with a fresh consent time, a paused one back from their
+    pause; False if neither. They asked for messages: a pause kept from before a STOP would leave
+    them "active" and sent nothing."""
+    was = member.status
+    if was not in ("opted_out", "paused"):
         return False
-    member.status, member.consent_at, member.opted_out_at = "active", now(), None
-    audit.record(session, actor, "member.opted_in", community_id=member.community_id, member_id=member.id,
-                 source=source)
+    if was == "opted_out":
+        member.consent_at, member.opted_out_at = now(), None
+    member.status, member.paused_until = "active", None
+    audit.record(session, actor, "member.opted_in" if was == "opted_out" else "member.resumed",
+                 community_id=member.community_id, member_id=member.id, source=source)
     return True
 
 

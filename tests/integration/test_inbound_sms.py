@@ -292,3 +292,15 @@ def test_a_short_code_or_sender_id_is_recorded_and_never_answered(post_signed, m
     handled = session.scalars(select(InboundMessage.handled_as).order_by(InboundMessage.id)).all()
     assert handled == ["automated_sender", "automated_sender", "opt_out_unknown"]
     assert session.scalar(select(func.count(OutboundMessage.id))) == 0
+
+
+@pytest.mark.parametrize("before", [["PAUSE 7"], ["PAUSE 7", "STOP"]])
+def test_start_after_a_pause_sends_messages_again(post_signed, member, session, before):
+    for body in before:
+        post_signed("/twilio/sms", sms_form(body))
+    session.expire_all()
+    assert session.get(Member, member.id).paused_until is not None
+    post_signed("/twilio/sms", sms_form("START"))
+    session.expire_all()
+    again = session.get(Member, member.id)
+    assert (again.status, again.paused_until) == ("active", None)
