@@ -91,12 +91,13 @@ def _stage(session: Session, row: OutboundMessage) -> None:
     if isinstance(session, scoped_session):
         session = session()
     written_in = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(STAGED, []).append((row.id, row.queue, written_in))
+    session.info.setdefault(STAGED, []).append(((row.id, row.queue, row.to_number), written_in))
 
 
-def take_staged(session: Session) -> list[tuple[int, str]]:
-    """The sends this session staged, emptied; called when the outermost transaction ends."""
-    return [(outbox_id, queue) for outbox_id, queue, _ in session.info.pop(STAGED, [])]
+def take_staged(session: Session) -> list[tuple[int, str, str]]:
+    """The sends this session staged, emptied, as (outbox id, queue, recipient) in the order they
+    were written; called when the outermost transaction ends."""
+    return [send for send, _ in session.info.pop(STAGED, [])]
 
 
 def savepoint_rolled_back(session: Session) -> None:
@@ -105,7 +106,7 @@ def savepoint_rolled_back(session: Session) -> None:
     open without telling anyone); a released savepoint's sends otherwise wait for the outermost commit.
     """
     savepoint = session.get_nested_transaction()
-    session.info[STAGED] = [(i, q, t) for i, q, t in session.info.get(STAGED, []) if not _inside(t, savepoint)]
+    session.info[STAGED] = [(send, t) for send, t in session.info.get(STAGED, []) if not _inside(t, savepoint)]
 
 
 def _inside(transaction, savepoint) -> bool:

@@ -49,18 +49,39 @@ def enqueue_send(connection: Redis, outbox_id: int, queue_name: str) -> bool:
     return _enqueue(connection, queue_name, "workers.jobs.send_message", outbox_id, send_job_id(outbox_id))
 
 
-def enqueue_sends(connection: Redis, staged: list[tuple[int, str]]) -> None:
-    """Enqueue rows committed together: bulk ones in batches, the rest one job each."""
-    bulk = [outbox_id for outbox_id, name in staged if name == BULK]
-    for outbox_id, name in staged:
-        if name != BULK:
-            enqueue_send(connection, outbox_id, name)
-    for start in range(0, len(bulk), BULK_BATCH):
-        ids = bulk[start:start + BULK_BATCH]
-        if len(ids) == 1:
-            enqueue_send(connection, ids[0], BULK)
+def enqueue_sends(connection: Redis, staged: list[tuple[int, str, str]]) -> None:
+    """Enqueue rows committed together, given as (outbox id, queue, recipient) in the order written.
+
+    One recipient's rows on a queue go in one job, in that order: in separate jobs, two workers
+    could deliver a turn's second message before its first. Bulk recipients are packed into
+    batches of about BULK_BATCH rows; on the other queues each recipient has a job of their own,
+    so one facilitator's alert does not wait behind another's.
+    """
+    for name in PRIORITY:
+        groups: dict[str, list[int]] = {}
+        for outbox_id, queue_name, recipient in staged:
+            if queue_name == name:
+                groups.setdefault(recipient, []).append(outbox_id)
+        for ids in _batches(list(groups.values())) if name == BULK else groups.values():
+            _enqueue_rows(connection, name, ids)
+
+
+def _batches(groups: list[list[int]]) -> list[list[int]]:
+    """Recipients' rows packed into batches of up to BULK_BATCH rows, never splitting one recipient's."""
+    batches: list[list[int]] = []
+    for ids in groups:
+        if batches and len(batches[-1]) + len(ids) <= BULK_BATCH:
+            batches[-1].extend(ids)
         else:
-            _enqueue(connection, BULK, "workers.jobs.send_messages", ids, batch_job_id(ids))
+            batches.append(list(ids))
+    return batches
+
+
+def _enqueue_rows(connection: Redis, queue_name: str, ids: list[int]) -> None:
+    if len(ids) == 1:
+        enqueue_send(connection, ids[0], queue_name)
+    else:
+        _enqueue(connection, queue_name, "workers.jobs.send_messages", ids, batch_job_id(ids))
 
 
 def _enqueue(connection: Redis, queue_name: str, function: str, argument, job_id: str) -> bool:

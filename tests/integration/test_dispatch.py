@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from service.directory import add_member
 from service.outbox import queue_message
 from workers.queues import row_ids
 
@@ -46,12 +47,24 @@ def test_an_outer_rollback_enqueues_nothing(session, member, redis):
     assert jobs(redis, "bulk") == []
 
 
-def test_a_reply_kind_keeps_one_job_each(session, member, redis):
+def test_one_recipients_messages_of_a_turn_go_in_one_job_in_order_and_each_recipient_has_their_own(
+        session, community, member, redis):
+    other = add_member(session, community, "Bea", "07700 900124", welcome=False)
     with session.begin_nested():
         one = queue_message(session, key="a", to=member.phone, body="a", kind="flow", member=member)
+    elsewhere = queue_message(session, key="c", to=other.phone, body="c", kind="flow", member=other)
     two = queue_message(session, key="b", to=member.phone, body="b", kind="flow", member=member)
     session.commit()
-    assert jobs(redis, "replies") == [[one.id], [two.id]]
+    assert jobs(redis, "replies") == [[one.id, two.id], [elsewhere.id]]
+
+
+def test_a_bulk_batch_never_splits_one_recipients_rows(session, community, redis):
+    members = [add_member(session, community, f"M{i}", f"07700 900{i:03d}", welcome=False) for i in range(13)]
+    rows = [broadcast(session, m, f"{m.name}-{part}") for m in members for part in (1, 2)]  # 26 rows
+    session.commit()
+    batches = jobs(redis, "bulk")
+    assert [len(batch) for batch in batches] == [24, 2]  # 12 members, then the 13th whole
+    assert [row_id for batch in batches for row_id in batch] == [row.id for row in rows]
 
 
 def test_a_savepoint_rolled_back_with_one_still_open_inside_drops_both(session, member, redis):
