@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from collections import Counter
 from zoneinfo import ZoneInfo
@@ -152,7 +153,8 @@ def import_members_command(file, community_name, no_welcome) -> None:
     with clear_errors():
         community = community_named(db.session, community_name)
     try:
-        reader = csv.DictReader(file, strict=True)
+        text = file.read()
+        reader = csv.DictReader(io.StringIO(text), delimiter=_delimiter(text), strict=True)
         headers = {(h or "").strip().lower() for h in reader.fieldnames or []}
         rows, unreadable = _read_rows(reader)
     except UnicodeDecodeError:
@@ -268,7 +270,19 @@ def _read_rows(reader: csv.DictReader) -> tuple[list[tuple[int, int, dict]], lis
             last = at
             continue
         last = reader.line_num
-        rows.append((last - sum(v.count("\n") for v in _values(raw)), last, raw))
+        values = _values(raw)
+        if any(value.strip() for value in values):  # a spreadsheet's empty rows (",,,") are no one
+            rows.append((last - sum(v.count("\n") for v in values), last, raw))
+
+
+def _delimiter(text: str) -> str:
+    """What the header row's columns are separated by: a comma, or the semicolon or tab that
+    spreadsheets in many European languages save "CSV" with."""
+    header = text.split("\n", 1)[0]
+    for delimiter in (",", ";", "\t"):
+        if {"name", "phone"} <= {column.strip().strip('"').lower() for column in header.split(delimiter)}:
+            return delimiter
+    return ","
 
 
 def _values(raw: dict) -> list[str]:

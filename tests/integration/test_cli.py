@@ -448,3 +448,15 @@ def test_members_list_shows_each_member_their_state_and_when_they_last_texted(ru
     assert [line.split()[0] for line in only.output.splitlines()] == ["name", "Cy", "1"]
     none = runner.invoke(args=["members", "list", "--community", "Oak House", "--status", "paused"])
     assert none.output == "Oak House has no paused members.\n"
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_an_import_reads_a_spreadsheets_semicolons_or_tabs_and_skips_its_empty_rows(runner, community, session,
+                                                                                   tmp_path, separator):
+    text = separator.join(["Name", "Phone", "Language"]) + "\r\n"
+    text += separator.join(["Ana", "07700 900401", "en"]) + "\r\n" + separator * 2 + "\r\n"
+    text += separator.join(["Bo", "07700 900402", ""]) + "\r\n" + separator * 2 + "\r\n" + separator * 2 + "\r\n"
+    result = import_members(runner, tmp_path, text)
+    assert result.exit_code == 0, result.output
+    assert "Imported 2 of 2 rows" in result.output and "refused" not in result.output
+    assert session.scalars(select(Member.name).order_by(Member.id)).all() == ["Ana", "Bo"]
