@@ -16,6 +16,27 @@ def _default_database_url() -> str:
     return f"sqlite:///{Path.cwd() / 'instance' / 'hearth.db'}"
 
 
+# The databases Hearth runs on, as a URL begins: PostgreSQL through psycopg 3, or SQLite.
+DATABASE_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg", "sqlite", "sqlite+pysqlite")
+
+
+def _database_url(url: str | None) -> str:
+    if not url:
+        return _default_database_url()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in DATABASE_SCHEMES:
+        raise ValueError(f"DATABASE_URL must be a PostgreSQL URL (postgresql://user@host/db) or a SQLite one"
+                         f" (sqlite:///path/hearth.db), not {scheme + '://...' if scheme else repr(url)}")
+    return url
+
+
+def _folder(env, name: str) -> str | None:
+    folder = env.get(name) or None
+    if folder is not None and not Path(folder).is_dir():
+        raise ValueError(f"{name} is {folder!r}, which is not a folder")
+    return folder
+
+
 def _positive(env, name: str, default: float) -> float:
     try:
         value = float(env.get(name) or default)
@@ -69,7 +90,7 @@ class Config:
         if not math.isfinite(send_rate) or send_rate < 0:
             raise ValueError("HEARTH_SEND_RATE must be a finite number, not negative (0 turns the limit off)")
         return cls(
-            database_url=env.get("DATABASE_URL") or _default_database_url(),
+            database_url=_database_url(env.get("DATABASE_URL")),
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             secret_key=env.get("SECRET_KEY") or secrets.token_hex(16),
             public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
@@ -80,6 +101,6 @@ class Config:
             twilio_api_base=(env.get("TWILIO_API_BASE") or "").rstrip("/") or None,
             transport=transport,
             send_rate=send_rate,
-            flows_dir=env.get("HEARTH_FLOWS_DIR") or None,
+            flows_dir=_folder(env, "HEARTH_FLOWS_DIR"),
             send_lease=_positive(env, "HEARTH_SEND_LEASE", 60),
         )

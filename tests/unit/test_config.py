@@ -23,7 +23,17 @@ def test_credentials_choose_the_twilio_transport():
     ({"HEARTH_SEND_RATE": "-1"}, "HEARTH_SEND_RATE"),
     ({"HEARTH_SEND_RATE": "nan"}, "HEARTH_SEND_RATE"),
     ({"HEARTH_SEND_RATE": "inf"}, "HEARTH_SEND_RATE"),
+    ({"DATABASE_URL": "mysql://root@localhost/hearth"}, "DATABASE_URL must be a PostgreSQL URL .* not mysql://"),
+    ({"DATABASE_URL": "postgresql+asyncpg://x/y"}, "not postgresql\\+asyncpg://"),
+    ({"DATABASE_URL": "hearth.db"}, "not 'hearth.db'"),
+    ({"HEARTH_FLOWS_DIR": "/nonexistent/flows"}, "HEARTH_FLOWS_DIR is '/nonexistent/flows', which is not a folder"),
 ])
 def test_bad_settings_are_named(env, message):
     with pytest.raises(ValueError, match=message):
         Config.from_env(env)
+
+
+@pytest.mark.parametrize("url", ["postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg://u@h/db",
+                                 "sqlite:///x.db", "sqlite://"])
+def test_the_databases_hearth_runs_on_are_taken(url):
+    assert Config.from_env({"DATABASE_URL": url}).database_url == url
