@@ -42,8 +42,9 @@ def hearth(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(("url", "args", "says"), [
-    ("nonsense", ["community", "create", "Foo"], "Error: DATABASE_URL cannot be used"),
-    ("nosuchdriver://x/y", ["db", "upgrade"], "Error: DATABASE_URL cannot be used"),
+    ("nonsense", ["community", "create", "Foo"], "Error: DATABASE_URL must be a PostgreSQL URL"),
+    ("nosuchdriver://x/y", ["db", "upgrade"], "Error: DATABASE_URL must be a PostgreSQL URL"),
+    ("mysql://root@localhost/hearth", ["db", "upgrade"], "not mysql://"),
     ("sqlite:///{tmp}/h.db", ["db", "upgrade", "no-such-revision"], "Error: cannot upgrade to 'no-such-revision'"),
     ("sqlite:///{tmp}/h.db", ["community", "create", "Foo"],
      "Error: the database refused this (no such table: communities); is DATABASE_URL (sqlite:///{tmp}/h.db) the"
