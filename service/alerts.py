@@ -27,7 +27,7 @@ def notify_facilitators(session: Session, community: Community, member: Member, 
     if not on_call:
         log.warning("alert %s in %s reaches nobody: the community has no facilitator", alert.id, community.name)
         return 0
-    body = f"Hearth, {community.name} ({alert.severity}): {alert.summary} Their number: {national(member.phone)}"
+    body = f"Hearth, {community.name} ({alert.severity}): {alert.summary} Their number: {national(member.phone, community.region)}"
     for facilitator in on_call:
         queue_message(session, key=f"alert:{alert.id}:{facilitator.id}", to=facilitator.phone, body=body,
                       kind="alert", community_id=community.id)

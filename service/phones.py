@@ -83,9 +83,13 @@ def fictional(e164: str) -> bool:
     return len(e164) == 13 and e164.startswith(_FICTIONAL_GB)
 
 
-def national(e164: str) -> str:
-    """A stored number as people write it at home: +447700900123 -> 07700 900123."""
-    return phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.NATIONAL)
+def national(e164: str, region: str = "GB") -> str:
+    """A stored number as people in `region` write it: +447700900123 -> 07700 900123 in GB; a
+    number of another country keeps its country code (+1 202-555-0100), or it would look local."""
+    number = phonenumbers.parse(e164)
+    if number.country_code == phonenumbers.country_code_for_region(region):
+        return phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
 
 
 def region_for_timezone(zone: str) -> str | None:

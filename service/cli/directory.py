@@ -36,6 +36,10 @@ members_cli = AppGroup("members", help="Many members.")
 facilitator_cli = AppGroup("facilitator", help="Facilitators.")
 
 
+QUIET_HELP = ("Local hours when welcomes and broadcasts wait, reminders are not sent and `flows start` asks first"
+              " (schedules run at the times they are given; crisis messages and answers go at once)")
+
+
 @community_cli.command("create")
 @click.argument("name")
 @click.option("--timezone", default="Europe/London", show_default=True, help="IANA timezone.")
@@ -44,7 +48,7 @@ facilitator_cli = AppGroup("facilitator", help="Facilitators.")
 @click.option("--phone-number", help="The community's own Twilio number, when several communities share Hearth:"
               " its texts go from it and its members' replies come to it.")
 @click.option("--quiet-hours", default=DEFAULT_QUIET, show_default=True,
-              help="Local hours when nothing is sent unasked but crisis messages, or off.")
+              help=QUIET_HELP + ", or off.")
 def create_community_command(name, timezone, language, region, phone_number, quiet_hours) -> None:
     """Create a community."""
     with clear_errors():
@@ -70,8 +74,7 @@ def create_community_command(name, timezone, language, region, phone_number, qui
 @click.option("--timezone", help="IANA timezone; scheduled flows move to their local times in it.")
 @click.option("--language", help="The community's default language (like en or cy).")
 @click.option("--region", help="The country local phone numbers are in (like GB); stored numbers stay as they are.")
-@click.option("--quiet-hours", help="Local hours when nothing is sent unasked but crisis messages, like 21:00-08:00,"
-                                    " or off.")
+@click.option("--quiet-hours", help=QUIET_HELP + ", like 21:00-08:00, or off.")
 @click.option("--phone-number", help="The community's own Twilio number: its texts go from it.")
 def set_community_command(name, **options) -> None:
     """Change a community's texts and settings; only the options given change."""
@@ -311,7 +314,7 @@ def list_members_command(community_name, status) -> None:
         state = member.status.replace("_", " ")
         if member.status == "paused" and member.paused_until:
             state += f" until {member.paused_until.astimezone(zone):%d %b}"
-        table.append((member.name, national(member.phone), state, member.language or community.language,
+        table.append((member.name, national(member.phone, community.region), state, member.language or community.language,
                       member.channel, f"{last_texted.astimezone(zone):%Y-%m-%d %H:%M}" if last_texted else "never"))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:

@@ -137,7 +137,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     if numbers:
         known = set(db.session.scalars(select(Member.phone).where(Member.community_id == community.id,
                                                                   Member.phone.in_(numbers))))
-        strangers = [national(n) for n in numbers if n not in known]
+        strangers = [national(n, community.region) for n in numbers if n not in known]
         if strangers:
             click.echo(f"Not members of {community.name}: {', '.join(strangers)}.")
 

@@ -55,7 +55,7 @@ def simulate_command(phone: str, community_name: str | None) -> None:
     if member is None:
         some = db.session.scalars(select(Member.phone).where(Member.community_id == community.id)
                                   .order_by(Member.id).limit(3)).all()
-        click.echo("  (not a member: try " + ", ".join(national(p) for p in some) + ")" if some else
+        click.echo("  (not a member: try " + ", ".join(national(p, community.region) for p in some) + ")" if some else
                    "  (not a member, and nobody is yet: add someone with `hearth member add`)")
     click.echo("  Type a message and press Enter. Ctrl-D to finish.")
     db.session.rollback()

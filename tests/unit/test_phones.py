@@ -1,7 +1,7 @@
 import pytest
 
 from service.exceptions import InvalidPhone
-from service.phones import check_reachable, region_for_timezone, to_e164
+from service.phones import check_reachable, national, region_for_timezone, to_e164
 
 
 @pytest.mark.parametrize("raw", ["07700 900123", "+44 7700 900123", "447700900123", "(0)7700-900-123",
@@ -107,3 +107,11 @@ def test_a_number_that_reaches_no_one_on_its_channel_is_refused(raw, channel, re
 ])
 def test_a_phone_its_channel_can_reach_is_kept(raw, channel):
     check_reachable(to_e164(raw, "US" if raw.startswith("+1") else "GB"), channel)
+
+
+@pytest.mark.parametrize("e164, region, shown", [
+    ("+447700900123", "GB", "07700 900123"), ("+12025550143", "GB", "+1 202-555-0143"),
+    ("+353851234567", "IE", "085 123 4567"), ("+447700900123", "IE", "+44 7700 900123"),
+])
+def test_a_number_is_shown_as_written_at_home_or_with_its_country_code(e164, region, shown):
+    assert national(e164, region) == shown
