@@ -126,9 +126,9 @@ def read_number(text: str, low: float | None, high: float | None) -> int | None:
 
 
 def is_skip(text: str, skip_words: frozenset[str]) -> bool:
-    """True when `text` says "nothing to add" (SKIP, no, nothing...)."""
-    folded = fold(text)
-    if folded in skip_words:
-        return True
-    words = tokens(folded, limit=3)
-    return bool(words) and len(words) <= 2 and words[0] in skip_words
+    """True when the whole of `text` is one skip word or phrase ("SKIP", "no thanks").
+
+    Only the whole message counts: "No point" or "Nah, suicidal" starts with a skip word
+    but says something, and is kept as the answer.
+    """
+    return fold(text) in skip_words or " ".join(tokens(text)) in skip_words

@@ -78,6 +78,16 @@ def test_words_are_answers_too(post_signed, member, session):
     assert session.scalar(select(func.count(Alert.id))) == 0
 
 
+@pytest.mark.parametrize("note", ["No point", "Nah suicidal"])
+def test_a_worrying_note_that_starts_with_a_skip_word_reaches_the_team(post_signed, member, session, note):
+    say(post_signed, "CHECKIN")
+    say(post_signed, "3")
+    replies = say(post_signed, note)
+    assert any("Samaritans" in r for r in replies)
+    assert session.scalars(select(Result.value).where(Result.name == "note")).all() == [note]
+    assert session.scalars(select(Alert.severity)).all() == ["high"]
+
+
 def test_pause_interrupts_a_check_in_and_pauses_the_member(post_signed, member, session, clock):
     say(post_signed, "CHECKIN")
     [reply] = say(post_signed, "PAUSE 7")

@@ -50,10 +50,14 @@ def test_numbers(text, low, high, value):
     assert read_number(text, low, high) == value
 
 
-def test_skip_words():
-    words = frozenset(word_list(["skip", "no", "nothing"]))
-    assert is_skip("SKIP", words) and is_skip("no thanks", words) and is_skip("Nothing.", words)
-    assert not is_skip("no one came to see me today", words) and not is_skip("", words)
+@pytest.mark.parametrize("text,skipped", [
+    ("SKIP", True), ("Nothing.", True), ("no thanks", True), ("No, thanks!", True), ("nah", True),
+    ("No point", False), ("Nah suicidal", False), ("nothing helps", False), ("no one came to see me today", False),
+    ("", False),
+])
+def test_only_a_whole_message_is_a_skip(text, skipped):
+    words = frozenset(word_list(["skip", "no", "nothing", "no thanks", "nah"]))
+    assert is_skip(text, words) is skipped
 
 
 @pytest.mark.parametrize("text,encoding,units,segments", [
