@@ -15,8 +15,9 @@ BUNDLED_DIR = Path(__file__).parent / "bundled"
 
 
 def _command_like(words: list[str]) -> bool:
-    # While a member is mid-flow a keyword interrupts only as a command: alone
-    # or followed by a number ("PAUSE 7 days"). "Back pain today" stays an answer.
+    # A keyword starts a flow only as a command: alone or followed by a number
+    # ("PAUSE 7 days"). "Back pain today" stays an answer mid-flow, and "Holiday
+    # was awful" from a member in no flow is something they said, not PAUSE.
     return len(words) == 1 or words[1].isdecimal()
 
 
@@ -33,9 +34,9 @@ class Registry:
         return self.flows.get(flow_id)
 
     def match(self, text: str, language: str | None, active: Flow | None = None) -> Flow | None:
-        """The flow whose keyword is the first word of `text`, if any may start."""
+        """The flow whose keyword `text` is (alone or before a number), if any may start."""
         words = tokens(text if isinstance(text, str) else "", limit=2)
-        if not words or (active is not None and not _command_like(words)):
+        if not words or not _command_like(words):
             return None
         first = words[0]
         candidates = [f for f in self.flows.values() if active is None or f.interrupts]

@@ -104,6 +104,15 @@ def test_pause_interrupts_a_check_in_and_pauses_the_member(post_signed, member, 
     assert session.get(Member, member.id).paused_until is None
 
 
+@pytest.mark.parametrize("text", ["Holiday was awful, feeling really low", "Break up with my partner last night"])
+def test_free_text_that_starts_with_a_pause_word_pauses_nothing(post_signed, member, session, text):
+    say(post_signed, text)
+    session.expire_all()
+    left = session.get(Member, member.id)
+    assert (left.status, left.paused_until) == ("active", None)
+    assert session.scalar(select(InboundMessage.handled_as)) == "flow:help"
+
+
 def test_stop_in_the_middle_of_a_flow_ends_it(post_signed, member, session):
     say(post_signed, "CHECKIN")
     say(post_signed, "STOP")

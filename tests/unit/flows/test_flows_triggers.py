@@ -25,7 +25,7 @@ def flows():
 
 @pytest.mark.parametrize("text,expected", [
     ("PAUSE", "pause"), ("pause 7", "pause"), ("  Pause!! 7", "pause"), ("HOLIDAY", "pause"),
-    ("saib 3", "pause"), ("Check-in", "checkin"), ("CHECKIN please", "checkin"),
+    ("saib 3", "pause"), ("Check-in", "checkin"), ("CHECKIN please", None),
     ("CAFE", "cafe"), ("Café", "cafe"), ("cafe\u0301", "cafe"),
     ("hello", None), ("", None), ("   ", None), ("7 pause", None), ("pauses", None), ("😀", None),
 ])
@@ -46,12 +46,14 @@ def test_only_interrupting_flows_match_while_a_flow_is_active(flows):
     assert flows.match("checkin", "en", active) is None
 
 
-def test_mid_flow_a_keyword_interrupts_only_alone_or_with_a_number(flows):
-    active = flows.get("checkin")
+@pytest.mark.parametrize("active_id", ["checkin", None])
+def test_a_keyword_starts_a_flow_only_alone_or_with_a_number(flows, active_id):
+    active = flows.get(active_id) if active_id else None
     assert flows.match("pause 7 days", "en", active).id == "pause"
     assert flows.match("Pause!", "en", active).id == "pause"
+    assert flows.match("HOLIDAY 14", "en", active).id == "pause"
     assert flows.match("pause for a while please", "en", active) is None
-    assert flows.match("pause for a while please", "en", None).id == "pause"
+    assert flows.match("Holiday was awful, feeling really low", "en", active) is None
 
 
 def test_catch_all_and_scheduled():
@@ -81,6 +83,8 @@ def test_bundled_keywords(registry):
     assert registry.match("PAUSE 7", "en", checkin).id == "pause"
     assert registry.match("back", "en", checkin).id == "pause"
     assert registry.match("Back pain is bad today", "en", checkin) is None
+    assert registry.match("Break up with my partner last night", "en", None) is None
+    assert registry.match("BACK", "en", None).id == "pause"
     assert registry.match("menu", "en", checkin).id == "help"
     assert registry.match("CHECKIN", "en", None).id == "checkin"
     assert registry.match("saib 3", "cy", None).id == "pause"
