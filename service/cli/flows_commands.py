@@ -83,6 +83,17 @@ def _times(value, zone: ZoneInfo, key: str = ""):
     raise click.BadParameter(f"{key}={value!r} is not a date and time (like 2026-11-27T18:00)")
 
 
+def _still_open(params: dict, zone: ZoneInfo) -> dict:
+    """`params`, refused when their closing time (`closes_at`) is not in the future: members would
+    be asked to reply by a time already gone, and the flow would close as soon as it started."""
+    closes = to_datetime(params.get("closes_at"))
+    if closes is not None and closes <= now():
+        shown = closes.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        raise click.BadParameter(f"closes_at is {shown}, which is not in the future: give a closing time still"
+                                 " to come, like --param closes_at=2026-11-27T18:00")
+    return params
+
+
 def _checked(flow, params: dict) -> dict:
     """The parameters a facilitator gave, refused before anything is sent when members would get
     nonsense: the options of a numbered question (`choices_from`) must be a list (Yes,No is read
@@ -119,7 +130,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     with clear_errors():
         community = community_named(db.session, community_name)
         zone = ZoneInfo(community.timezone)
-        params = _checked(flow, _times(params, zone))
+        params = _checked(flow, _still_open(_times(params, zone), zone))
         quiet_until = community.quiet_until(now())
         if quiet_until is not None and not in_quiet_hours:
             until = quiet_until.astimezone(zone)

@@ -279,6 +279,16 @@ def test_flows_start_refuses_what_would_send_members_nonsense(runner, member, se
     assert session.scalar(select(func.count(OutboundMessage.id))) == 0
 
 
+@pytest.mark.parametrize("closes_at", ["2025-11-23T18:00", "2026-11-23T12:00:00+00:00"])
+def test_flows_start_refuses_a_closing_time_that_is_not_in_the_future(runner, member, session, clock, closes_at):
+    clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                 "--param", "options=Yes,No", "--param", f"closes_at={closes_at}"])
+    assert result.exit_code == 2 and "which is not in the future" in result.output, result.output
+    assert session.scalar(select(func.count(OutboundMessage.id))) == 0
+    assert session.scalar(select(func.count(Conversation.id))) == 0
+
+
 def test_flows_start_reads_options_written_with_commas_and_names_phones_that_are_not_members(runner, member,
                                                                                             session):
     result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
