@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from flows import defaults
-from flows.durations import parse_duration
+from flows.durations import duration_problem, parse_duration
 from flows.flow import Flow, Step, freeze
 from flows.folding import fold, tokens
 from flows.graph import graph_findings
@@ -76,8 +76,9 @@ def _check(tree: Mapping, report: _Report, scope: Scope) -> None:
             if tokens(str(word), limit=2) != [fold(str(word))]:
                 path = ("triggers", "keywords") + ((lang,) if lang else ()) + (index,)
                 report.add(path, f"keyword '{word}' can never match: use letters, digits, - or '")
-    if "expiry" in tree and parse_duration(tree["expiry"]) is None:
-        report.add(("expiry",), "expiry must be longer than zero")
+    expiry_problem = duration_problem(tree["expiry"]) if "expiry" in tree else None
+    if expiry_problem:
+        report.add(("expiry",), f"expiry {expiry_problem}")
     for index, raw in enumerate(tree["steps"]):
         kind = STEP_TYPES[raw["type"]]
         base = ("steps", index)

@@ -13,6 +13,8 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import BaseResolver
 
+from flows.yaml_depth import MAX_DEPTH, too_deep, too_deep_through_aliases
+
 try:
     from yaml.cyaml import CParser as _Parser
 except ImportError:  # pragma: no cover - pure-Python PyYAML
@@ -130,7 +132,12 @@ def parse_yaml(text: str) -> Any:
     """Parse one YAML document into Mapping/Sequence/scalars, or raise YamlProblem."""
     loader = _Loader(text)
     try:
-        return loader.get_single_data()
+        deep = too_deep(yaml.parse(text, Loader=_Loader))
+        root = None if deep else loader.get_single_node()
+        deep = deep or too_deep_through_aliases(root)
+        if deep is not None:
+            raise YamlProblem(deep.line + 1, f"nested more than {MAX_DEPTH} deep: a flow never needs that")
+        return None if root is None else loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flows.answers import read_number
-from flows.durations import parse_duration
+from flows.durations import duration_problem
 from flows.steps.base import Finding
 
 KIND_FIELDS = {
@@ -79,8 +79,9 @@ def _durations(config) -> list[Finding]:
     found = []
     for key in ("reminder", "no_answer"):
         after = (config.get(key) or {}).get("after")
-        if after is not None and parse_duration(after) is None:
-            found.append(Finding((key, "after"), f"{key}.after must be longer than zero"))
+        problem = duration_problem(after) if after is not None else None
+        if problem:
+            found.append(Finding((key, "after"), f"{key}.after {problem}"))
     return found
 
 

@@ -13,7 +13,7 @@ Messages that arrive during a wait are not taken (resume returns no events).
 from __future__ import annotations
 
 from flows.clock import to_datetime
-from flows.durations import parse_duration
+from flows.durations import duration_problem, parse_duration
 from flows.steps.base import DURATION, STEP_ID, TEMPLATE, WAIT, Finding, Go, StepType, register
 
 
@@ -31,8 +31,9 @@ class WaitStep(StepType):
 
     def check(self, config, scope):
         """A wait needs a duration or a time."""
-        if "for" in config and parse_duration(config["for"]) is None:
-            return [Finding(("for",), "a wait must be longer than zero")]
+        problem = duration_problem(config["for"]) if "for" in config else None
+        if problem:
+            return [Finding(("for",), f"a wait {problem}")]
         if "for" in config or "until" in config:
             return []
         return [Finding((), "a wait needs 'for' (a duration) or 'until' (a time)")]

@@ -78,7 +78,9 @@ def test_plain_spellings_make_gsm7():
 
 
 @pytest.mark.parametrize("text,minutes", [("30m", 30), ("2h", 120), ("1d", 1440), ("1d12h", 2160),
-                                          ("2w", 20160), ("0h", None), ("1 hour", None), ("", None)])
+                                          ("2w", 20160), ("0h", None), ("1 hour", None), ("", None),
+                                          ("366d", 527040), ("367d", None), ("99999999999999w", None),
+                                          ("9" * 5000 + "w", None)])
 def test_durations(text, minutes):
     found = parse_duration(text)
     assert (found.total_seconds() / 60 if found else None) == minutes

@@ -62,6 +62,17 @@ def test_a_shared_keyword_is_a_warning(tmp_path):
     assert [p.severity for p in problems] == ["warning"] and "also starts 'a'" in problems[0].message
 
 
+def test_files_that_used_to_raise_are_problems_and_the_rest_still_load(tmp_path):
+    long = MENU.format(id="long", version=1, word="long").replace("steps:", "expiry: 99999999999999w\nsteps:")
+    write(tmp_path, "long.yaml", long)
+    write(tmp_path, "deep.yaml", MENU.format(id="deep", version=1, word="deep") + "x: " + "[" * 500 + "]" * 500 + "\n")
+    registry, problems = load_registry([tmp_path])
+    assert sorted(registry.flows) == ["checkin", "help", "meeting_rsvp", "pause", "vote"]
+    assert sorted(str(p).split(str(tmp_path))[-1] for p in problems) == [
+        "/deep.yaml:8: nested more than 50 deep: a flow never needs that",
+        "/long.yaml:4: expiry must be at most 366 days"]
+
+
 def test_a_missing_folder_is_reported(tmp_path):
     registry, problems = load_registry([tmp_path / "nope"])
     assert "help" in registry.flows and "not a folder" in problems[0].message

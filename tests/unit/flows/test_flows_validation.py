@@ -265,6 +265,33 @@ def test_zero_durations_are_refused():
     expect(flow("  - id: w\n    type: wait\n    for: 0m\n"), "for: 0m", "w", "longer than zero")
 
 
+@pytest.mark.parametrize("text,marker,step", [
+    (flow(ASK, head="expiry: 99999999999999w\n"), "expiry:", None),
+    (flow(ASK, head="expiry: 9999999d\n"), "expiry:", None),
+    (flow(ASK, head=f"expiry: {'9' * 5000}w\n"), "expiry:", None),
+    (flow(ASK.replace("after: 1h", "after: 367d")), "after: 367d", "q"),
+    (flow(ASK.replace("unreadable: {next: done}", "unreadable: {next: done}\n    reminder: {after: 53w}")),
+     "after: 53w", "q"),
+    (flow("  - id: w\n    type: wait\n    for: 999999999999999d\n"), "for: 9", "w"),
+])
+def test_durations_over_a_year_are_refused(text, marker, step):
+    expect(text, marker, step, "must be at most 366 days")
+
+
+def test_a_year_is_the_longest_duration():
+    assert load_flow_text(flow(ASK.replace("after: 1h", "after: 366d"), head="expiry: 52w2d\n"))[0] is not None
+
+
+@pytest.mark.parametrize("nested,marker", [
+    ("x: " + "[" * 500 + "]" * 500, "x: [["), ("x:\n  " + "- " * 500 + "1", "- - -"),
+    ("x: " + "[" * 40000 + "]" * 40000, "x: [["), ("x: " + "{a: " * 500 + "1" + "}" * 500, "x: {a"),
+    ("x: &a [*a]", "x: &a"),
+    ("a: &a " + "[" * 30 + "1" + "]" * 30 + "\nx: " + "[" * 30 + "*a" + "]" * 30, "a: &a"),  # the anchor's line
+])
+def test_a_file_nested_too_deep_is_refused_with_its_line(nested, marker):
+    expect(flow(ASK, head=nested + "\n"), marker, None, "nested more than 50 deep")
+
+
 def test_a_keyword_that_can_never_match():
     expect(flow(ASK, head="triggers:\n  keywords: {en: [ok, \"a.b\"]}\n"), "keywords:", None, "'a.b' can never match")
 

@@ -1,0 +1,48 @@
+"""How deeply a flow file nests, checked before its tree is built.
+
+Building the tree recurses once a level: in C (libyaml's composer), where some
+30,000 levels crash the process, and in Python, where 500 raise RecursionError.
+A flow needs a handful (a choice's words in one language are 7 deep), so a file
+nested more than MAX_DEPTH collections deep is refused with the line it happens at.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import yaml
+
+MAX_DEPTH = 50
+
+
+def too_deep(events: Iterable[yaml.Event]) -> yaml.Mark | None:
+    """Where the first collection nested deeper than MAX_DEPTH starts, from a parser's events."""
+    depth = 0
+    for event in events:
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return event.start_mark
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
+
+
+def too_deep_through_aliases(root: yaml.Node | None) -> yaml.Mark | None:
+    """The same over the composed nodes, where an alias puts one collection inside another.
+
+    Walked without recursion. A node reached through several aliases is walked again only
+    when reached deeper than before, so anchors cannot make this slow; an alias inside its
+    own anchor nests without end and is too deep.
+    """
+    deepest: dict[int, int] = {}
+    stack = [(root, 1)] if isinstance(root, yaml.CollectionNode) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return node.start_mark
+        if deepest.get(id(node), 0) >= depth:
+            continue
+        deepest[id(node)] = depth
+        children = node.value if isinstance(node, yaml.SequenceNode) else [p for pair in node.value for p in pair]
+        stack.extend((child, depth + 1) for child in reversed(children) if isinstance(child, yaml.CollectionNode))
+    return None
