@@ -13,6 +13,8 @@ MONTHS = (
     "August", "September", "October", "November", "December",
 )
 _DIRECTIVE = re.compile(r"%(-?)([a-zA-Z%])")
+TIME_PATTERN = r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"
+_TIME = re.compile(TIME_PATTERN)
 
 
 def as_utc(value: datetime) -> datetime:
@@ -32,6 +34,14 @@ def to_datetime(value) -> datetime | None:
         return as_utc(datetime.fromisoformat(value.strip()))
     except ValueError:
         return None
+
+
+def minute_of_day(value) -> int | None:
+    """Minutes after midnight of a local time "HH:MM" or "H:MM" (00:00 to 23:59); None if not one."""
+    if not isinstance(value, str) or not _TIME.match(value.strip()):
+        return None
+    hour, minute = value.strip().split(":")
+    return int(hour) * 60 + int(minute)
 
 
 def zone(name) -> ZoneInfo | timezone:

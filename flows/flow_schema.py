@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from flows.clock import TIME_PATTERN
 from flows.durations import PATTERN as DURATION_PATTERN
 from flows.steps import STEP_TYPES
 from flows.steps.base import NAME, STEP_ID
@@ -29,7 +30,7 @@ def common_defs() -> dict:
                                    "additionalProperties": TEXT}]}
     word_list = {"type": "array", "items": {"type": ["string", "number"]}}
     day = {"enum": [*DAY_GROUPS, *DAY_NAMES]}
-    time = {"type": "string", "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$", "description": "local time HH:MM"}
+    time = {"type": "string", "pattern": TIME_PATTERN, "description": "local time HH:MM"}
     keyword = {"type": "string", "pattern": "^\\S+$", "description": "one word"}
     turn_fields = {"member": {"type": ["string", "number"]}, "hearth": TEXT,
                    "alert": {"enum": ["low", "medium", "high"]},

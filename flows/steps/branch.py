@@ -12,15 +12,16 @@
 `member.KEY`, `member.fields.KEY`, `community.KEY`, `params.KEY`,
 `meeting.KEY`, or `local.time` / `local.hour` / `local.weekday` /
 `local.date` (in the community's timezone). Each case holds one test:
-`equals`, `in`, `between` (inclusive; times like "22:00".."07:00" wrap past
-midnight), `contains_any` (words or phrases), `is_set` or `future`.
+`equals`, `in`, `between` (inclusive; two numbers, or two times HH:MM, where
+"22:00".."7:00" wraps past midnight), `contains_any` (words or phrases),
+`is_set` or `future`.
 """
 from __future__ import annotations
 
 import re
 
 from flows import defaults
-from flows.clock import to_datetime
+from flows.clock import minute_of_day, to_datetime
 from flows.folding import fold, tokens
 from flows.steps.base import STEP_ID, Finding, Go, StepType, register
 
@@ -47,11 +48,23 @@ def _same(a, b) -> bool:
 
 
 def _between(value, low, high) -> bool:
-    if isinstance(low, str) and ":" in low:
-        value = str(value)
-        return low <= value <= high if low <= high else value >= low or value <= high
+    start, end = minute_of_day(low), minute_of_day(high)
+    if start is not None and end is not None:
+        # Times compare as minutes of the day ("7:00" is before "22:00"); a later start wraps past midnight.
+        now = minute_of_day(value)
+        return now is not None and (start <= now <= end if start <= end else now >= start or now <= end)
     v, lo, hi = _number(value), _number(low), _number(high)
     return v is not None and lo is not None and hi is not None and lo <= v <= hi
+
+
+def between_problem(bounds: list, subject: str) -> str | None:
+    """Why a case's `between` cannot be compared: two times HH:MM, or two numbers."""
+    timed = subject == "local.time" or any(isinstance(b, str) and ":" in b for b in bounds)
+    if timed and any(minute_of_day(b) is None for b in bounds):
+        return f"between needs two times from 00:00 to 23:59 (HH:MM or H:MM), not {list(bounds)}"
+    if not timed and any(_number(b) is None for b in bounds):
+        return f"between needs two numbers or two times HH:MM, not {list(bounds)}"
+    return None
 
 
 def _contains(value, phrases) -> bool:
@@ -150,6 +163,9 @@ class BranchStep(StepType):
             tests = [t for t in TESTS if t in case]
             if len(tests) != 1:
                 findings.append(Finding(("cases", i), f"a case needs exactly one of: {', '.join(TESTS)}"))
+            problem = between_problem(case["between"], config["on"]) if "between" in case else None
+            if problem:
+                findings.append(Finding(("cases", i, "between"), problem))
         return findings
 
     def enter(self, step, run):

@@ -251,6 +251,26 @@ def test_a_branch_case_needs_exactly_one_test():
     expect(text, "equals: 1", "b", "a case needs exactly one of")
 
 
+def between(on: str, bounds: str) -> str:
+    return flow(f"  - id: b\n    type: branch\n    on: {on}\n    cases:\n      - {{between: {bounds}, next: e}}\n"
+                "  - id: e\n    type: end\n")
+
+
+@pytest.mark.parametrize("on,bounds", [
+    ("local.time", '["22:00", "25:00"]'), ("local.time", '["22:00", 7]'), ("local.time", "[6, 11]"),
+    ("local.time", '["22:00", "7:60"]'), ("member.name", '["10:00", "noon"]'), ("local.hour", "[six, 11]"),
+    ("local.hour", "[6, true]"),
+])
+def test_between_needs_two_times_or_two_numbers(on, bounds):
+    expect(between(on, bounds), "between:", "b", "between needs two")
+
+
+@pytest.mark.parametrize("on,bounds", [("local.time", '["22:00", "7:00"]'), ("local.time", '["0:00", "23:59"]'),
+                                       ("local.hour", "[6, 11]"), ("local.hour", '["6", 11.5]')])
+def test_between_times_and_numbers_load(on, bounds):
+    assert load_flow_text(between(on, bounds))[0] is not None
+
+
 def test_a_wait_needs_a_duration_or_a_time():
     expect(flow("  - id: w\n    type: wait\n"), "- id: w", "w", "a wait needs 'for'")
 
