@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 from flows.examples import run_examples
+from flows.flow import Flow
 from flows.flow_schema import write_schema
-from flows.loader import load_flow_file
-from flows.registry import BUNDLED_DIR
+from flows.loader import display_path, load_flow_file
+from flows.registry import BUNDLED_DIR, load_registry, settle
 
 
 def _paths(args: list[str]) -> list[Path]:
@@ -21,6 +22,50 @@ def _paths(args: list[str]) -> list[Path]:
         path = Path(arg)
         found.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
     return found
+
+
+def _load(paths: list[Path]) -> list[tuple[Path, Flow]]:
+    """Each file that loads, with its flow; every problem printed."""
+    loaded = []
+    for path in paths:
+        flow, problems = load_flow_file(path)
+        for problem in problems:
+            print(f"{problem.severity}: {problem}")
+        if flow is not None:
+            loaded.append((path, flow))
+    return loaded
+
+
+def _validate(paths: list[Path]) -> bool:
+    """Print each file's problems and those between flows, then ok per good file; True if all are good.
+
+    The files are checked together with the bundled flows they do not replace, as the app loads
+    them, so a start_flow to a flow that is not loaded is an error here as well as there.
+    """
+    loaded = _load(paths)
+    given = {str(path.resolve()) for path in paths}
+    bundled = [f for f in load_registry()[0].flows.values() if f.source_path not in given]
+    _, problems = settle(bundled + [flow for _, flow in loaded])
+    for problem in problems:
+        print(f"{problem.severity}: {problem}")
+    refused = {p.file for p in problems if p.is_error}
+    good = [(path, flow) for path, flow in loaded if display_path(flow.source_path) not in refused]
+    for path, flow in good:
+        print(f"ok: {path}: flow {flow.id!r}, {len(flow.steps)} steps")
+    return len(good) == len(paths)
+
+
+def _test(paths: list[Path]) -> bool:
+    """Play each file's examples; True if every file loads and every example passes."""
+    loaded = _load(paths)
+    passed = len(loaded) == len(paths)
+    for _, flow in loaded:
+        for result in run_examples(flow):
+            print(f"{'ok  ' if result.ok else 'FAIL'} {flow.id}: {result.name}")
+            if not result.ok:
+                print("    " + result.details.replace("\n", "\n    "))
+            passed &= result.ok
+    return passed
 
 
 def main(argv: list[str]) -> int:
@@ -32,21 +77,8 @@ def main(argv: list[str]) -> int:
     if command not in ("validate", "test"):
         print(__doc__)
         return 2
-    failed = False
-    for path in _paths(args):
-        flow, problems = load_flow_file(path)
-        for problem in problems:
-            print(f"{problem.severity}: {problem}")
-        failed |= flow is None
-        if command == "validate" and flow is not None:
-            print(f"ok: {path}: flow {flow.id!r}, {len(flow.steps)} steps")
-        if command == "test" and flow is not None:
-            for result in run_examples(flow):
-                print(f"{'ok  ' if result.ok else 'FAIL'} {flow.id}: {result.name}")
-                if not result.ok:
-                    print("    " + result.details.replace("\n", "\n    "))
-                failed |= not result.ok
-    return 1 if failed else 0
+    run = _validate if command == "validate" else _test
+    return 0 if run(_paths(args)) else 1
 
 
 if __name__ == "__main__":

@@ -85,20 +85,12 @@ def _files(directory: str | os.PathLike) -> list[Path]:
     return sorted(list(folder.glob("*.yaml")) + list(folder.glob("*.yml")))
 
 
-def load_registry(extra_dirs: Iterable[str | os.PathLike] = (), include_bundled: bool = True):
-    """Bundled flows, then extra dirs (same id overrides); (Registry, problems)."""
-    folders = ([BUNDLED_DIR] if include_bundled else []) + [Path(d) for d in extra_dirs]
+def settle(loaded: Iterable[Flow]) -> tuple[Registry, list[Problem]]:
+    """A Registry of loaded flows (a later one replaces an earlier with its id), without those
+    that start a flow not in it, and the problems between flows: why each was refused, and warnings.
+    """
+    flows = {flow.id: flow for flow in loaded}
     problems: list[Problem] = []
-    flows: dict[str, Flow] = {}
-    for folder in folders:
-        if not folder.is_dir():
-            problems.append(Problem(display_path(folder), None, None, "not a folder of flows"))
-            continue
-        for path in _files(folder):
-            flow, found = load_flow_file(path)
-            problems.extend(found)
-            if flow is not None:
-                flows[flow.id] = flow
     while True:
         registry = Registry(flows.values())
         broken = [p for p in registry.cross_check() if p.is_error]
@@ -109,3 +101,21 @@ def load_registry(extra_dirs: Iterable[str | os.PathLike] = (), include_bundled:
         flows = {i: f for i, f in flows.items() if display_path(f.source_path) not in refused}
     problems.extend(p for p in registry.cross_check() if not p.is_error)
     return registry, problems
+
+
+def load_registry(extra_dirs: Iterable[str | os.PathLike] = (), include_bundled: bool = True):
+    """Bundled flows, then extra dirs (same id overrides); (Registry, problems)."""
+    folders = ([BUNDLED_DIR] if include_bundled else []) + [Path(d) for d in extra_dirs]
+    problems: list[Problem] = []
+    flows: list[Flow] = []
+    for folder in folders:
+        if not folder.is_dir():
+            problems.append(Problem(display_path(folder), None, None, "not a folder of flows"))
+            continue
+        for path in _files(folder):
+            flow, found = load_flow_file(path)
+            problems.extend(found)
+            if flow is not None:
+                flows.append(flow)
+    registry, between = settle(flows)
+    return registry, problems + between

@@ -424,6 +424,11 @@ def test_flows_validate_says_ok_for_each_good_file_and_names_file_line_and_step_
     bad = runner.invoke(args=["flows", "validate", str(broken)])
     assert bad.exit_code == 1
     assert f"error: {broken}:6: step 'hi': unknown field 'txt'" in bad.output
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("id: typo\nversion: 1\nsteps:\n  - id: go\n    type: start_flow\n    flow: chekin\n")
+    refused = runner.invoke(args=["flows", "validate", str(typo)])
+    assert refused.exit_code == 1
+    assert f"error: {typo}:4: step 'go': start_flow to a flow that is not loaded: 'chekin'" in refused.output
 
 
 def test_members_list_shows_each_member_their_state_and_when_they_last_texted(runner, community, session,

@@ -4,9 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from flows import load_registry
+from flows.__main__ import main
 from flows.registry import BUNDLED_DIR
 
 MENU = "id: {id}\nversion: {version}\ntriggers: {{keywords: [{word}]}}\nsteps:\n  - id: s\n    type: send\n    text: Hi\n"
+
+HANDOVER = "id: {id}\nversion: 1\nsteps:\n  - id: go\n    type: start_flow\n    flow: {target}\n"
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -52,6 +55,16 @@ def test_start_flow_to_a_missing_flow_is_refused(tmp_path):
     messages = [str(p) for p in problems]
     assert any("hand.yaml:4: step 'go': start_flow to a flow that is not loaded: 'nowhere'" in m for m in messages)
     assert any("ok.yaml:4: step 'go': start_flow to a flow that is not loaded: 'hand'" in m for m in messages)
+
+
+def test_validate_refuses_a_start_flow_to_a_flow_that_is_not_loaded(tmp_path, capsys):
+    typo = write(tmp_path, "typo.yaml", HANDOVER.format(id="typo", target="chekin"))
+    menu = write(tmp_path, "menu.yaml", HANDOVER.format(id="menu", target="help"))
+    assert main(["validate", str(typo), str(menu)]) == 1
+    out = capsys.readouterr().out
+    assert f"error: {typo}:4: step 'go': start_flow to a flow that is not loaded: 'chekin'" in out
+    assert f"ok: {menu}: flow 'menu'" in out and f"ok: {typo}" not in out  # help is bundled: the app loads it too
+    assert main(["validate", str(menu)]) == 0
 
 
 def test_a_shared_keyword_is_a_warning(tmp_path):
