@@ -1,4 +1,5 @@
-"""The step graph: routes to missing steps, unreachable steps, loops that never wait."""
+"""The step graph: routes to missing steps, unreachable steps, loops that never wait,
+and the hand-overs (start_flow) a new session reaches before it waits."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ def edges(order: list[tuple[str, dict]]) -> dict[str, list[tuple[tuple, str]]]:
     return graph
 
 
-def _components(nodes: list[str], graph: dict[str, list[str]]) -> list[list[str]]:
+def cycles(nodes: list[str], graph: dict[str, list[str]]) -> list[list[str]]:
+    """The groups of nodes that loop: strongly connected, and more than one or one that leads to itself."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -89,8 +91,43 @@ def graph_findings(order: list[tuple[str, dict]]) -> list[GraphFinding]:
     waiting = {s for s, config in order if STEP_TYPES[config["type"]].waits}
     busy = {s: [t for _, t in graph[s] if t in graph and t not in waiting]
             for s in known if s not in waiting}
-    for component in _components([s for s in known if s in busy], busy):
+    for component in cycles([s for s in known if s in busy], busy):
         ordered = [s for s in known if s in component]
         loop = " -> ".join(ordered + [ordered[0]])
         found.append(GraphFinding(ordered[0], (), f"a loop that never waits for the member: {loop}"))
     return found
+
+
+def handovers_before_waiting(order: list[tuple[str, dict]]) -> list[tuple[str, str]]:
+    """(step id, flow id) of each start_flow some path from the first step reaches without a wait."""
+    graph = edges(order)
+    configs = dict(order)
+    found, seen, todo = [], set(), [order[0][0]] if order else []
+    while todo:
+        step_id = todo.pop()
+        if step_id in seen or step_id not in configs:
+            continue
+        seen.add(step_id)
+        config = configs[step_id]
+        if config["type"] == "start_flow":
+            found.append((step_id, config["flow"]))
+        if not STEP_TYPES[config["type"]].waits:
+            todo.extend(target for _, target in graph[step_id])
+    return found
+
+
+def shortest_path(graph: dict[str, list[str]], start: str, goal: str) -> list[str]:
+    """The nodes from `start` to `goal` by the fewest edges; empty when `goal` cannot be reached."""
+    came_from: dict[str, str | None] = {start: None}
+    todo = [start]
+    for node in todo:
+        for child in graph.get(node, ()):
+            if child not in came_from:
+                came_from[child] = node
+                todo.append(child)
+    if goal not in came_from:
+        return []
+    path = [goal]
+    while path[-1] != start:
+        path.append(came_from[path[-1]])
+    return path[::-1]

@@ -7,6 +7,7 @@ from typing import Iterable
 
 from flows.flow import Flow
 from flows.folding import tokens
+from flows.graph import cycles, handovers_before_waiting, shortest_path
 from flows.language import normalize
 from flows.loader import display_path, load_flow_file
 from flows.problem import Problem
@@ -59,9 +60,27 @@ class Registry:
         """Flows with a schedule trigger."""
         return [f for f in self.flows.values() if f.triggers.schedules]
 
-    def cross_check(self) -> list[Problem]:
-        """Problems between flows: missing start_flow targets, shared keywords."""
+    def handover_loops(self) -> list[Problem]:
+        """A start_flow chain that comes back to a flow without waiting for the member: it would
+        send the same messages again and again, until the host stops following hand-overs."""
+        immediate = {flow.id: handovers_before_waiting([(s.id, s.config) for s in flow.steps.values()])
+                     for flow in self.flows.values()}
+        graph = {flow_id: [target for _, target in found] for flow_id, found in immediate.items()}
         problems = []
+        for loop in cycles(list(self.flows), graph):
+            for flow_id in [f for f in self.flows if f in loop]:
+                flow = self.flows[flow_id]
+                for step_id, target in immediate[flow_id]:
+                    if target in loop:
+                        shown = " -> ".join([flow_id] + shortest_path(graph, target, flow_id))
+                        problems.append(Problem(display_path(flow.source_path), flow.steps[step_id].line, step_id,
+                                                f"start_flow to '{target}' can come back to '{flow_id}' without "
+                                                f"waiting for the member: {shown}"))
+        return problems
+
+    def cross_check(self) -> list[Problem]:
+        """Problems between flows: missing start_flow targets, hand-over loops, shared keywords."""
+        problems = self.handover_loops()
         owners: dict[str, str] = {}
         for flow in self.flows.values():
             shown = display_path(flow.source_path)

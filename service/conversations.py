@@ -22,7 +22,9 @@ from .alerts import notify_facilitators
 from .outbox import queue_message
 
 log = logging.getLogger("hearth.conversations")
-MAX_CHAIN = 3  # start_flow may hand over to another flow, but not forever
+# start_flow may hand over to another flow, but not forever. Loading refuses a chain that can
+# come back to a flow without waiting for the member; a longer chain than this one is cut, and logged.
+MAX_CHAIN = 3
 
 
 @dataclass
@@ -135,13 +137,25 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
             _end(session, conversation, event.reason)
             if _left_nothing(session, conversation, event.reason, origin, depth):
                 session.expunge(conversation)
-    if handover is not None and depth < MAX_CHAIN:
-        target = library.get(handover.flow_id)
-        if target is not None:
-            session.flush()
-            start_flow(session, library, member, community, target, handover.params, f"{origin}:{depth + 1}",
-                       turn, depth + 1)
+    if handover is not None:
+        _hand_over(session, library, member, community, conversation.flow_id, handover, origin, turn, depth)
     return turn
+
+
+def _hand_over(session: Session, library: FlowLibrary, member: Member, community: Community, flow_id: str,
+               handover: StartFlow, origin: str, turn: Turn, depth: int) -> None:
+    """Start the flow a start_flow names, unless it is one hand-over too many in this turn or not
+    loaded (a conversation on an older version may name a flow since removed): either is logged."""
+    target = library.get(handover.flow_id)
+    if depth >= MAX_CHAIN:
+        log.error("flow %s: start_flow to %s not followed: %d hand-overs in one turn is the most", flow_id,
+                  handover.flow_id, MAX_CHAIN)
+    elif target is None:
+        log.error("flow %s: start_flow to %s not followed: no such flow is loaded", flow_id, handover.flow_id)
+    else:
+        session.flush()
+        start_flow(session, library, member, community, target, handover.params, f"{origin}:{depth + 1}",
+                   turn, depth + 1)
 
 
 def _left_nothing(session: Session, conversation: Conversation, reason: str, origin: str, depth: int) -> bool:

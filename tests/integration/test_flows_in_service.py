@@ -232,6 +232,19 @@ def test_a_running_conversation_keeps_the_flow_version_it_started_with(config, c
     second.extensions["hearth_db"].engine.dispose()
 
 
+def test_a_hand_over_chain_longer_than_the_host_follows_is_cut_and_logged(config, clock, tmp_path, redis, caplog):
+    for flow_id, target in zip("abcde", "bcdef"):
+        step = f"  - id: go\n    type: start_flow\n    flow: {target}\n" if target != "f" else ""
+        (tmp_path / f"{flow_id}.yaml").write_text(f"id: {flow_id}\nversion: 1\ntriggers: {{keywords: [{flow_id}]}}\n"
+                                                  f"steps:\n  - id: hi\n    type: send\n    text: {flow_id}\n{step}")
+    app = _app_with_flows(config, clock, tmp_path)
+    with caplog.at_level("ERROR", logger="hearth.conversations"):
+        replies = texts(_post(app, "a"))
+    app.extensions["hearth_db"].engine.dispose()
+    assert replies == ["a", "b", "c", "d"]
+    assert "flow d: start_flow to e not followed: 3 hand-overs in one turn is the most" in caplog.text
+
+
 def test_a_flow_with_the_longest_id_and_names_allowed_is_stored_whole(config, clock, tmp_path, redis, session):
     longest = "a" * 40  # what the flow schema allows (a longer one is refused when the file loads)
     (tmp_path / "survey.yaml").write_text(f"""

@@ -67,6 +67,34 @@ def test_validate_refuses_a_start_flow_to_a_flow_that_is_not_loaded(tmp_path, ca
     assert main(["validate", str(menu)]) == 0
 
 
+SEND_THEN = "id: {id}\nversion: 1\nsteps:\n  - id: hi\n    type: send\n    text: Hi\n  - id: go\n    type: start_flow\n" \
+            "    flow: {target}\n"
+
+
+def test_a_hand_over_that_comes_back_without_a_wait_is_refused(tmp_path):
+    write(tmp_path, "loopy.yaml", SEND_THEN.format(id="loopy", target="loopy"))
+    for flow_id, target in (("a", "b"), ("b", "c"), ("c", "a")):
+        write(tmp_path, f"{flow_id}.yaml", SEND_THEN.format(id=flow_id, target=target))
+    write(tmp_path, "into.yaml", HANDOVER.format(id="into", target="a"))
+    registry, problems = load_registry([tmp_path], include_bundled=False)
+    assert registry.flows == {}
+    messages = [str(p).split(str(tmp_path))[-1] for p in problems]
+    assert "/loopy.yaml:7: step 'go': start_flow to 'loopy' can come back to 'loopy' without waiting for the" \
+           " member: loopy -> loopy" in messages
+    assert "/b.yaml:7: step 'go': start_flow to 'c' can come back to 'b' without waiting for the member:" \
+           " b -> c -> a -> b" in messages
+    assert "/into.yaml:4: step 'go': start_flow to a flow that is not loaded: 'a'" in messages
+
+
+def test_a_hand_over_loop_that_waits_for_the_member_is_fine(tmp_path):
+    write(tmp_path, "a.yaml", SEND_THEN.format(id="a", target="b"))
+    write(tmp_path, "b.yaml", "id: b\nversion: 1\nsteps:\n  - id: q\n    type: ask\n    text: Again?\n    answer: text\n"
+                              "    next: go\n    unreadable: {next: go}\n    no_answer: {after: 1h, next: go}\n"
+                              "    voice: {say: Again?}\n  - id: go\n    type: start_flow\n    flow: a\n")
+    registry, problems = load_registry([tmp_path], include_bundled=False)
+    assert sorted(registry.flows) == ["a", "b"] and problems == []
+
+
 def test_a_shared_keyword_is_a_warning(tmp_path):
     write(tmp_path, "a.yaml", MENU.format(id="a", version=1, word="hello"))
     write(tmp_path, "b.yaml", MENU.format(id="b", version=1, word="HELLO"))
