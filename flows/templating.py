@@ -79,6 +79,9 @@ def environment() -> SandboxedEnvironment:
     env.filters.update(
         local=_local, add_days=_add_days, iso=_iso, number=_number, first_name=_first_name
     )
+    # Templates see only the documented names: not Jinja's range, dict, lipsum (pages of
+    # Latin in a text), cycler, joiner or namespace, which loading would otherwise accept.
+    env.globals.clear()
     return env
 
 

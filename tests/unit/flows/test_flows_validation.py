@@ -160,6 +160,12 @@ def test_template_with_an_unknown_variable(template, words):
     expect(text, "text:", "hi", words)
 
 
+@pytest.mark.parametrize("name", ["lipsum", "range", "cycler", "joiner", "namespace", "dict"])
+def test_jinjas_own_globals_are_not_template_names(name):
+    text = flow(f"  - id: s\n    type: send\n    text: \"{{{{ {name}() }}}}\"\n")
+    expect(text, "text:", "s", f"unknown variable '{name}'")
+
+
 def test_known_variables_pass():
     text = flow(ASK.replace("    answer: choice", "    result: mood\n    answer: choice")
                 + "  - id: hi\n    type: send\n    text: \"{{ results.mood }} {{ answers.q }} "
