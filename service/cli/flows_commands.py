@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import uuid
@@ -96,9 +97,17 @@ def _still_open(params: dict, zone: ZoneInfo) -> dict:
 
 def _checked(flow, params: dict) -> dict:
     """The parameters a facilitator gave, refused before anything is sent when members would get
-    nonsense: the options of a numbered question (`choices_from`) must be a list (Yes,No is read
-    as one). Times are checked by `_times`.
+    nonsense: a name the flow does not take (a typo: its value would be dropped, and the text
+    sent without it), or options of a numbered question (`choices_from`) that are not a list
+    (Yes,No is read as one). Times are checked by `_times`.
     """
+    taken = flow.triggers.params()
+    unknown = sorted(set(params) - taken)
+    if unknown:
+        guesses = [f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, taken, 1)) else name
+                   for name in unknown]
+        raise click.BadParameter(f"{flow.id} takes no parameter {', '.join(guesses)}; it takes"
+                                 f" {', '.join(sorted(taken)) or 'none'}")
     for name in sorted({step.get("choices_from").split(".", 1)[1] for step in flow.steps.values()
                         if step.get("choices_from")}):
         value = params.get(name)

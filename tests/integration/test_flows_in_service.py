@@ -284,6 +284,8 @@ def test_a_closing_time_without_an_offset_is_the_communitys_local_time(runner, m
     (["question=Film?", "options=Yes"], "give two or more"),
     (["question=Film?", "options=Yes,No", "closes_at=friday 5pm"],
      "closes_at='friday 5pm' is not a date and time (like 2026-11-27T18:00)"),
+    (["qestion=Film?", "options=Yes,No"],
+     "vote takes no parameter qestion (did you mean question?); it takes closes_at, options, question"),
 ])
 def test_flows_start_refuses_what_would_send_members_nonsense(runner, member, session, params, complaint):
     args = ["flows", "start", "vote", "--community", "Oak House"] + [f"--param={p}" for p in params]
