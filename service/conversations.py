@@ -65,12 +65,19 @@ UNKNOWN = object()
 def start_flow(session: Session, library: FlowLibrary, member: Member, community: Community, flow: flows.Flow,
                params: dict | None, origin: str, turn: Turn | None = None, depth: int = 0,
                current=UNKNOWN) -> Turn:
-    """Start `flow` for the member, ending any conversation in progress (`current`, if known) as interrupted."""
+    """Start `flow` for the member over any conversation in progress (`current`, if known).
+
+    That conversation waits behind the new one if it is a facilitator's flow (`_waits_behind`: a
+    vote open until Friday outlives a morning check-in), and is ended as interrupted otherwise.
+    """
     turn = turn or Turn()
     if current is UNKNOWN:
         current = active_conversation(session, member)
-    if current is not None:
-        _end(session, current, "interrupted")
+    waiting = current if current is not None and _waits_behind(session, library, current) else None
+    if waiting is not None:
+        waiting.active, waiting.suspended_at = False, now()
+    elif current is not None:
+        _end(session, current, "interrupted", resume_waiting=False)
     library.remember(session, flow)
     outcome = flows.start(flow, context(member, community), params=params or {})
     at = now()
@@ -78,7 +85,22 @@ def start_flow(session: Session, library: FlowLibrary, member: Member, community
     conversation = Conversation(member_id=member.id, flow_id=flow.id, flow_digest=flow.digest, state=None,
                                 active=True, started_at=at, updated_at=at)
     session.add(conversation)
-    return _apply(session, library, member, community, conversation, outcome, origin, turn, depth)
+    turn = _apply(session, library, member, community, conversation, outcome, origin, turn, depth)
+    if waiting is not None and active_conversation(session, member) is None:
+        _wake(waiting)  # the new flow ran to its end in this same turn (a menu, PAUSE 7)
+    return turn
+
+
+def _waits_behind(session: Session, library: FlowLibrary, conversation: Conversation) -> bool:
+    """Whether a conversation waits behind a flow started over it rather than end: one of a flow a
+    facilitator starts for the community (a vote, a meeting RSVP). It has its own closing time;
+    a member's own flows and the scheduled check-in are ended as before."""
+    flow = library.version(session, conversation.flow_digest)
+    return flow is not None and flow.triggers.facilitator
+
+
+def _wake(conversation: Conversation) -> None:
+    conversation.active, conversation.suspended_at = True, None
 
 
 def resume_flow(session: Session, library: FlowLibrary, member: Member, community: Community,
@@ -134,7 +156,9 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
         elif isinstance(event, StartFlow):
             handover = event
         elif isinstance(event, FlowEnded):
-            _end(session, conversation, event.reason)
+            # A conversation waiting behind this one resumes, unless a hand-over takes its place.
+            _end(session, conversation, event.reason,
+                 resume_waiting=not any(isinstance(e, StartFlow) for e in outcome.events))
             if _left_nothing(session, conversation, event.reason, origin, depth):
                 session.expunge(conversation)
     if handover is not None:
@@ -213,20 +237,36 @@ def _timer(session: Session, conversation: Conversation, event: WaitUntil) -> No
 
 
 def end_active(session: Session, member: Member, reason: str) -> None:
-    """End the member's conversation in progress, if any, and cancel its timers."""
-    conversation = active_conversation(session, member)
-    if conversation is not None:
-        _end(session, conversation, reason)
+    """End the member's conversation in progress and those waiting behind it, and cancel their timers."""
+    for conversation in session.scalars(_OPEN, {"member_id": member.id}):
+        _end(session, conversation, reason, resume_waiting=False)
 
 
-def _end(session: Session, conversation: Conversation, reason: str) -> None:
+_OPEN = (select(Conversation).where(Conversation.member_id == bindparam("member_id"),
+                                    Conversation.active | Conversation.suspended_at.is_not(None))
+         .order_by(Conversation.id).with_for_update())
+
+
+def _end(session: Session, conversation: Conversation, reason: str, resume_waiting: bool = True) -> None:
+    """End a conversation and cancel its timers; when it was the one in progress, the conversation
+    that last began to wait behind it (if any, and `resume_waiting`) is in progress again."""
+    was_active = conversation.active
     conversation.active, conversation.ended_reason, conversation.updated_at = False, reason, now()
-    conversation.state = None
+    conversation.state, conversation.suspended_at = None, None
     if conversation.id is None:
         return  # started and ended in this turn: never written as active, no timers
     session.execute(update(Timer).where(Timer.conversation_id == conversation.id, Timer.fired_at.is_(None))
                     .values(fired_at=now()))
     session.flush()
+    if was_active and resume_waiting:
+        waiting = session.scalar(_WAITING, {"member_id": conversation.member_id})
+        if waiting is not None:
+            _wake(waiting)
+
+
+_WAITING = (select(Conversation).where(Conversation.member_id == bindparam("member_id"),
+                                       Conversation.suspended_at.is_not(None))
+            .order_by(Conversation.suspended_at.desc(), Conversation.id.desc()).limit(1).with_for_update())
 
 
 def timeout_input(timer: Timer):

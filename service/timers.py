@@ -53,12 +53,13 @@ def _fire(session: Session, library, timer_id: int, member_id: int) -> int:
         return 0
     timer.fired_at = now()
     conversation = session.get(Conversation, timer.conversation_id, populate_existing=True)
-    if timer.kind == "reminder" and _untimely(timer, member):
-        # A nudge hours late, or at night, says nothing useful. What the flow does when no answer
-        # comes (its own timer) still happens.
-        log.info("timer %s: the reminder due at %s is set aside (late, or in quiet hours)", timer.id,
-                 timer.due_at.isoformat())
-    elif conversation.active:
+    waiting = conversation.suspended_at is not None  # behind another flow: it may close, not nudge
+    if timer.kind == "reminder" and (waiting or _untimely(timer, member)):
+        # A nudge hours late, at night, or about a question the member is not being asked now says
+        # nothing useful. What the flow does when no answer comes (its own timer) still happens.
+        log.info("timer %s: the reminder due at %s is set aside (late, in quiet hours, or waiting behind"
+                 " another flow)", timer.id, timer.due_at.isoformat())
+    elif conversation.active or waiting:
         if member.reachable:
             community = session.get(Community, member.community_id)
             resume_flow(session, library, member, community, conversation, timeout_input(timer), f"timer:{timer.id}")

@@ -41,6 +41,9 @@ class Conversation(Base):
     flow_digest: Mapped[str] = mapped_column(ForeignKey("flow_versions.digest"))
     state: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     active: Mapped[bool] = mapped_column(default=True)
+    # Set while it waits behind a flow started over it (`conversations.start_flow`): not active,
+    # not ended; it resumes when that flow ends.
+    suspended_at: Mapped[datetime | None]
     ended_reason: Mapped[str | None] = mapped_column(String(32))
     started_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -582,3 +582,53 @@ def test_every_kind_of_schedule_runs_at_each_of_its_times(config, clock, tmp_pat
         got = _check_ins(db.session)
     app.extensions["hearth_db"].engine.dispose()
     assert got == sent
+
+
+def _start_vote(runner, closes_at: str) -> None:
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param",
+                                 "question=Film night on Friday?", "--param", 'options=["Yes", "No"]',
+                                 "--param", f"closes_at={closes_at}"])
+    assert result.exit_code == 0, result.output
+
+
+def _conversations(session) -> list[tuple]:
+    session.expire_all()
+    return session.execute(select(Conversation.flow_id, Conversation.active, Conversation.suspended_at.is_not(None),
+                                  Conversation.ended_reason).order_by(Conversation.id)).all()
+
+
+def test_an_open_vote_waits_behind_the_morning_check_in_and_takes_the_vote_after_it(runner, post_signed, member,
+                                                                                     session, clock):
+    clock.now = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    _start_vote(runner, "2026-11-27T18:00:00+00:00")
+    _walk(session, clock, datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc))  # the 10:00 check-in starts
+    assert _conversations(session) == [("vote", False, True, None), ("checkin", True, False, None)]
+    say(post_signed, "4")  # the check-in's question is answered first...
+    say(post_signed, "nothing")
+    assert _conversations(session)[1] == ("checkin", False, False, "completed")
+    [thanks] = say(post_signed, "2")  # ...and then the vote takes its answer
+    assert "your vote for No is in" in thanks
+    assert session.scalar(select(Result.value).where(Result.name == "vote")) == "No"
+    assert session.scalar(select(Result.value).where(Result.name == "mood")) == "4"
+
+
+def test_a_waiting_vote_closes_at_its_time_and_the_check_in_goes_on(runner, post_signed, member,
+                                                                      session, clock):
+    clock.now = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    _start_vote(runner, "2026-11-24T10:20:00+00:00")
+    _walk(session, clock, datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc))  # check-in 10:00, vote closes 10:20
+    assert _conversations(session) == [("vote", False, False, "no_answer"), ("checkin", True, False, None)]
+    say(post_signed, "3")
+    assert session.scalar(select(Result.value).where(Result.name == "mood")) == "3"
+
+
+def test_stop_ends_a_waiting_vote_with_the_check_in(runner, post_signed, member, session, clock):
+    clock.now = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    _start_vote(runner, "2026-11-27T18:00:00+00:00")
+    _walk(session, clock, datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc))
+    say(post_signed, "STOP")
+    assert _conversations(session) == [("vote", False, False, "opted_out"), ("checkin", False, False, "opted_out")]
+    assert session.scalars(select(Timer.id).where(Timer.fired_at.is_(None))).all() == []
