@@ -96,8 +96,15 @@ def region_for_timezone(zone: str) -> str | None:
     """The country a timezone is in, as a region numbers can be read in: Europe/London gives GB,
     Europe/Dublin IE, America/New_York US. None for a zone of no one country (Etc/UTC).
     """
+    if zone in _RULE_ZONES:
+        return None
     region = _zone_countries().get(zone)
     return region if region in phonenumbers.SUPPORTED_REGIONS else None
+
+
+# The POSIX-style zones of no one country, which the tz database now links to one city's zone
+# (EST to America/Panama, CET to Europe/Brussels): followed, they would name that city's country.
+_RULE_ZONES = frozenset({"CET", "CST6CDT", "EET", "EST", "EST5EDT", "HST", "MET", "MST", "MST7MDT", "PST8PDT", "WET"})
 
 
 @cache

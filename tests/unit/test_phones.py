@@ -80,6 +80,7 @@ def test_an_extension_is_refused_not_dropped():
     ("Europe/Dublin", "IE"), ("Europe/Jersey", "JE"), ("America/New_York", "US"), ("US/Eastern", "US"),
     ("Australia/Sydney", "AU"),
     ("Etc/UTC", None), ("UTC", None), ("Antarctica/Troll", None),  # no one country, or none numbers belong to
+    ("EST", None), ("CET", None), ("PST8PDT", None),  # rules, not places, though linked to one city's zone
 ])
 def test_a_timezone_gives_the_country_its_numbers_are_read_in(zone, region):
     assert region_for_timezone(zone) == region
