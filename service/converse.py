@@ -19,7 +19,9 @@ def converse(session: Session, member: Member, community: Community, sms: Inboun
     origin = f"reply:{sms.sid}"
     conversation = active_conversation(session, member)
     active = library.version(session, conversation.flow_digest) if conversation else None
-    keyword_flow = library.registry.match(sms.body, member.language or community.language, active)
+    # A facilitator's flow (an open vote) waits behind any flow a keyword starts, so any may start.
+    holding = None if active is None or active.triggers.facilitator else active
+    keyword_flow = library.registry.match(sms.body, member.language or community.language, holding)
     if keyword_flow is not None:
         turn = start_flow(session, library, member, community, keyword_flow, keyword_params(sms.body), origin,
                           current=conversation)

@@ -632,3 +632,16 @@ def test_stop_ends_a_waiting_vote_with_the_check_in(runner, post_signed, member,
     say(post_signed, "STOP")
     assert _conversations(session) == [("vote", False, False, "opted_out"), ("checkin", False, False, "opted_out")]
     assert session.scalars(select(Timer.id).where(Timer.fired_at.is_(None))).all() == []
+
+
+def test_a_member_checks_in_by_keyword_while_a_vote_is_open_and_votes_after(runner, post_signed, member, session,
+                                                                             clock):
+    clock.now = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)
+    _start_vote(runner, "2026-11-27T18:00:00+00:00")
+    [question] = say(post_signed, "CHECKIN")
+    assert "1-5" in question
+    say(post_signed, "4")
+    say(post_signed, "nothing")
+    [thanks] = say(post_signed, "1")
+    assert "your vote for Yes is in" in thanks
+    assert _conversations(session) == [("vote", True, False, None), ("checkin", False, False, "completed")]
