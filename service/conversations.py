@@ -73,9 +73,8 @@ def start_flow(session: Session, library: FlowLibrary, member: Member, community
     turn = turn or Turn()
     if current is UNKNOWN:
         current = active_conversation(session, member)
-    waiting = current if current is not None and _waits_behind(session, library, current) else None
-    if waiting is not None:
-        waiting.active, waiting.suspended_at = False, now()
+    if current is not None and _waits_behind(session, library, current):
+        current.active, current.suspended_at = False, now()
     elif current is not None:
         _end(session, current, "interrupted", resume_waiting=False)
     library.remember(session, flow)
@@ -86,8 +85,10 @@ def start_flow(session: Session, library: FlowLibrary, member: Member, community
                                 active=True, started_at=at, updated_at=at)
     session.add(conversation)
     turn = _apply(session, library, member, community, conversation, outcome, origin, turn, depth)
-    if waiting is not None and active_conversation(session, member) is None:
-        _wake(waiting)  # the new flow ran to its end in this same turn (a menu, PAUSE 7)
+    if (current is not None or depth > 0) and active_conversation(session, member) is None:
+        # This flow took over from another (started over it, or handed over to) and ran to its end
+        # in this same turn without being stored (a menu, BACK): what waits behind them resumes.
+        _wake_waiting(session, member.id)
     return turn
 
 
@@ -99,8 +100,11 @@ def _waits_behind(session: Session, library: FlowLibrary, conversation: Conversa
     return flow is not None and flow.triggers.facilitator
 
 
-def _wake(conversation: Conversation) -> None:
-    conversation.active, conversation.suspended_at = True, None
+def _wake_waiting(session: Session, member_id: int) -> None:
+    """The member's conversation that last began to wait behind another is in progress again."""
+    waiting = session.scalar(_WAITING, {"member_id": member_id})
+    if waiting is not None:
+        waiting.active, waiting.suspended_at = True, None
 
 
 def resume_flow(session: Session, library: FlowLibrary, member: Member, community: Community,
@@ -259,9 +263,7 @@ def _end(session: Session, conversation: Conversation, reason: str, resume_waiti
                     .values(fired_at=now()))
     session.flush()
     if was_active and resume_waiting:
-        waiting = session.scalar(_WAITING, {"member_id": conversation.member_id})
-        if waiting is not None:
-            _wake(waiting)
+        _wake_waiting(session, conversation.member_id)
 
 
 _WAITING = (select(Conversation).where(Conversation.member_id == bindparam("member_id"),

@@ -185,21 +185,38 @@ _EARLY_CALLBACK = select(StatusEvent.__table__.c.id).where(StatusEvent.__table__
 
 
 def deliver_batch(session: Session, outbox_ids: list[int], **how) -> list[str]:
-    """`deliver` each row in turn; a transient failure of one does not hold up the others.
+    """`deliver` each row in turn; a transient failure of one does not hold up the others, but for
+    the rows after it to the same recipient, which wait with it (a turn's second message must not
+    arrive before its first).
 
     The batch then raises that failure so RQ tries it again later, when the rows sent meanwhile
     are skipped by their claim.
     """
-    states, transient = [], None
-    for outbox_id in outbox_ids:
+    states, transient, held_back = [], None, set()
+    for index, outbox_id in enumerate(outbox_ids):
+        if outbox_id in held_back:
+            states.append("retry")
+            continue
         try:
             states.append(deliver(session, outbox_id, **how))
         except TransientSendError as exc:
             states.append("retry")
             transient = exc
+            held_back |= _to_the_same_recipient(session, outbox_id, outbox_ids[index + 1:])
     if transient is not None:
         raise transient
     return states
+
+
+def _to_the_same_recipient(session: Session, outbox_id: int, later: list[int]) -> set[int]:
+    """Which of the `later` rows go to the same number as `outbox_id`."""
+    if not later:
+        return set()
+    recipient = select(_OUTBOX.c.to_number).where(_OUTBOX.c.id == outbox_id).scalar_subquery()
+    same = set(session.connection().scalars(
+        select(_OUTBOX.c.id).where(_OUTBOX.c.id.in_(later), _OUTBOX.c.to_number == recipient)))
+    session.rollback()
+    return same
 
 
 def _claim(session: Session, outbox_id: int):

@@ -645,3 +645,16 @@ def test_a_member_checks_in_by_keyword_while_a_vote_is_open_and_votes_after(runn
     [thanks] = say(post_signed, "1")
     assert "your vote for Yes is in" in thanks
     assert _conversations(session) == [("vote", True, False, None), ("checkin", False, False, "completed")]
+
+
+@pytest.mark.parametrize("word", ["MENU", "BACK"])
+def test_a_vote_waiting_behind_a_check_in_resumes_when_a_one_turn_flow_ends_the_check_in(runner, post_signed, member,
+                                                                                          session, clock, word):
+    clock.now = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    _start_vote(runner, "2026-11-27T18:00:00+00:00")
+    _walk(session, clock, datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc))
+    say(post_signed, word)  # ends the check-in; the menu (or BACK) runs to its end in the same turn
+    assert _conversations(session)[:2] == [("vote", True, False, None), ("checkin", False, False, "interrupted")]
+    say(post_signed, "2")
+    assert session.scalar(select(Result.value).where(Result.name == "vote")) == "No"

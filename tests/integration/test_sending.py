@@ -321,3 +321,20 @@ def test_a_check_in_or_reminder_whose_turn_comes_over_an_hour_late_is_set_aside(
         assert send(app, session, late) == "cancelled"
         assert fresh(session, late).error_message == "set aside: its turn came 2 h 30 min after its time"
         assert len(double.messages) == 1
+
+
+def test_a_batch_keeps_a_recipients_order_past_a_transient_failure(app, session, member, double):
+    from service.sending import deliver_batch
+
+    other = add_member_for_test(session, member)
+    double.fail(member.phone, "500", times=1)
+    rows = [queue_message(session, key=f"t{i}", to=person.phone, body=f"{i}", kind="flow", member=person)
+            for i, person in enumerate([member, other, member])]
+    session.commit()
+    runtime = app.extensions["hearth_runtime"]
+    how = dict(transport=runtime.transport, limiter=runtime.limiter, sender="+441632960000", final_attempt=False)
+    with pytest.raises(TransientSendError):
+        deliver_batch(session, [r.id for r in rows], **how)
+    assert [m["body"] for m in double.messages] == ["1"]  # the other member's; Alex's second waits for the first
+    assert deliver_batch(session, [r.id for r in rows], **how) == ["sent", "skipped", "sent"]
+    assert [m["body"] for m in double.messages] == ["1", "0", "2"]
