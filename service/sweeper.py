@@ -6,7 +6,7 @@ from redis import Redis
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from workers.queues import enqueue_send, forget_job, live_send_rows
+from workers.queues import enqueue_sends, live_send_rows
 
 from .clock import now
 from .models import OutboundMessage
@@ -21,13 +21,14 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH) -> int:
 
     Rows are read oldest due first, a page at a time: a broadcast's thousands of rows with live
     jobs ahead of a row whose job was lost must not hide it. Two sweeps at once are harmless: job
-    ids are unique and a send claims its row first.
+    ids are unique and a send claims its row first. A page's rows are enqueued as rows committed
+    together are (`enqueue_sends`): bulk ones in batches, one recipient's in one job.
     """
     at = now()
     live: set[int] | None = None
     enqueued, after = 0, None
     for _ in range(PAGES):
-        query = select(_OUTBOX.c.id, _OUTBOX.c.queue, _OUTBOX.c.due_at).where(claimable(at))
+        query = select(_OUTBOX.c.id, _OUTBOX.c.queue, _OUTBOX.c.to_number, _OUTBOX.c.due_at).where(claimable(at))
         if after is not None:
             due, last = after
             query = query.where(or_(_OUTBOX.c.due_at > due, and_(_OUTBOX.c.due_at == due, _OUTBOX.c.id > last)))
@@ -37,10 +38,9 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH) -> int:
             break
         if live is None:
             live = live_send_rows(redis, started_after=at - lease())
-        for outbox_id, queue_name, _ in rows:
-            if outbox_id not in live:
-                forget_job(redis, outbox_id)
-                enqueued += enqueue_send(redis, outbox_id, queue_name)
+        # Batched and grouped as at commit: welcomes held for the end of quiet hours go together.
+        missing = [(row.id, row.queue, row.to_number) for row in rows if row.id not in live]
+        enqueued += enqueue_sends(redis, missing, replace_dead=True)
         if enqueued >= limit or len(rows) < limit:
             break
         after = (rows[-1].due_at, rows[-1].id)

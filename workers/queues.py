@@ -44,26 +44,25 @@ def queue(name: str, connection: Redis) -> Queue:
     return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
-def enqueue_send(connection: Redis, outbox_id: int, queue_name: str) -> bool:
-    """Enqueue the send job for a row; False when a job for it is already waiting or running."""
-    return _enqueue(connection, queue_name, "workers.jobs.send_message", outbox_id, send_job_id(outbox_id))
-
-
-def enqueue_sends(connection: Redis, staged: list[tuple[int, str, str]]) -> None:
-    """Enqueue rows committed together, given as (outbox id, queue, recipient) in the order written.
+def enqueue_sends(connection: Redis, staged: list[tuple[int, str, str]], *, replace_dead: bool = False) -> int:
+    """Enqueue rows committed together, given as (outbox id, queue, recipient) in the order written;
+    returns how many rows were given a job.
 
     One recipient's rows on a queue go in one job, in that order: in separate jobs, two workers
     could deliver a turn's second message before its first. Bulk recipients are packed into
     batches of about BULK_BATCH rows; on the other queues each recipient has a job of their own,
-    so one facilitator's alert does not wait behind another's.
+    so one facilitator's alert does not wait behind another's. `replace_dead` (the sweeper, for
+    rows it knows have no live job) first removes any record of a dead job with the same id.
     """
+    enqueued = 0
     for name in PRIORITY:
         groups: dict[str, list[int]] = {}
         for outbox_id, queue_name, recipient in staged:
             if queue_name == name:
                 groups.setdefault(recipient, []).append(outbox_id)
         for ids in _batches(list(groups.values())) if name == BULK else groups.values():
-            _enqueue_rows(connection, name, ids)
+            enqueued += _enqueue(connection, name, ids, replace_dead)
+    return enqueued
 
 
 def _batches(groups: list[list[int]]) -> list[list[int]]:
@@ -77,24 +76,22 @@ def _batches(groups: list[list[int]]) -> list[list[int]]:
     return batches
 
 
-def _enqueue_rows(connection: Redis, queue_name: str, ids: list[int]) -> None:
-    if len(ids) == 1:
-        enqueue_send(connection, ids[0], queue_name)
-    else:
-        _enqueue(connection, queue_name, "workers.jobs.send_messages", ids, batch_job_id(ids))
-
-
-def _enqueue(connection: Redis, queue_name: str, function: str, argument, job_id: str) -> bool:
+def _enqueue(connection: Redis, queue_name: str, ids: list[int], replace_dead: bool) -> int:
+    """One job for `ids` (`send-<id>`, or a batch's `send-<id>_<id>...`); the rows it took, 0 when a
+    job with its id is already waiting or running."""
+    single = len(ids) == 1
+    job_id = send_job_id(ids[0]) if single else batch_job_id(ids)
+    if replace_dead:
+        _forget(connection, job_id)
     try:
         queue(queue_name, connection).enqueue(
-            function, argument, job_id=job_id, unique=True,
-            retry=Retry(max=len(SEND_RETRY_INTERVALS), interval=SEND_RETRY_INTERVALS),
-            job_timeout=JOB_TIMEOUT * BULK_BATCH if isinstance(argument, list) else JOB_TIMEOUT,
-            result_ttl=0, failure_ttl=7 * 86400,
+            "workers.jobs.send_message" if single else "workers.jobs.send_messages", ids[0] if single else ids,
+            job_id=job_id, unique=True, retry=Retry(max=len(SEND_RETRY_INTERVALS), interval=SEND_RETRY_INTERVALS),
+            job_timeout=JOB_TIMEOUT if single else JOB_TIMEOUT * BULK_BATCH, result_ttl=0, failure_ttl=7 * 86400,
         )
     except DuplicateJobError:
-        return False
-    return True
+        return 0
+    return len(ids)
 
 
 def live_send_rows(connection: Redis, started_after: datetime) -> set[int]:
@@ -119,9 +116,9 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def forget_job(connection: Redis, outbox_id: int) -> None:
-    """Remove a dead job's record so the row can be enqueued afresh."""
+def _forget(connection: Redis, job_id: str) -> None:
+    """Remove a dead job's record, so its id can be used afresh."""
     try:
-        Job.fetch(send_job_id(outbox_id), connection=connection, serializer=JSONSerializer).delete()
+        Job.fetch(job_id, connection=connection, serializer=JSONSerializer).delete()
     except NoSuchJobError:
         pass

@@ -7,7 +7,7 @@ from rq.serializers import JSONSerializer
 
 from service.outbox import queue_message
 from service.sweeper import sweep
-from workers.queues import queue, send_job_id
+from workers.queues import batch_job_id, queue, send_job_id
 
 
 def queued_ids(redis, name="replies"):
@@ -38,8 +38,19 @@ def test_after_a_flush_the_sweeper_enqueues_what_is_pending(session, member, red
     session.commit()
     redis.flushdb()
     assert sweep(session, redis) == 5
-    assert sorted(queued_ids(redis, "bulk")) == sorted(send_job_id(r.id) for r in rows)
+    assert queued_ids(redis, "bulk") == [batch_job_id([r.id for r in rows])]  # one recipient's: one job, in order
     assert sweep(session, redis) == 0, "a live job is not enqueued twice"
+
+
+def test_the_sweeper_batches_what_it_enqueues_and_replaces_a_dead_batch(session, member, redis):
+    rows = [queue_message(session, key=f"k{i}", to=f"+4477009003{i:02d}", body="hi", kind="broadcast", member=member)
+            for i in range(30)]  # one row to each of 30 recipients
+    session.commit()
+    [first, second] = queued_ids(redis, "bulk")
+    queue("bulk", redis).remove(first)  # a worker died holding the first batch: its hash stays, in no queue
+    assert Job.exists(first, connection=redis)
+    assert sweep(session, redis) == 25
+    assert queued_ids(redis, "bulk") == [second, first]
 
 
 def test_rows_not_yet_due_wait(session, member, redis, clock):
