@@ -85,9 +85,9 @@ def start_flow(session: Session, library: FlowLibrary, member: Member, community
                                 active=True, started_at=at, updated_at=at)
     session.add(conversation)
     turn = _apply(session, library, member, community, conversation, outcome, origin, turn, depth)
-    if (current is not None or depth > 0) and active_conversation(session, member) is None:
-        # This flow took over from another (started over it, or handed over to) and ran to its end
-        # in this same turn without being stored (a menu, BACK): what waits behind them resumes.
+    if current is not None or depth > 0:
+        # This flow took over from another (started over it, or handed over to) and may have run
+        # to its end in this same turn without being stored (a menu, BACK): what waits resumes.
         _wake_waiting(session, member.id)
     return turn
 
@@ -101,7 +101,10 @@ def _waits_behind(session: Session, library: FlowLibrary, conversation: Conversa
 
 
 def _wake_waiting(session: Session, member_id: int) -> None:
-    """The member's conversation that last began to wait behind another is in progress again."""
+    """The member's conversation that last began to wait behind another is in progress again, if
+    none is in progress now."""
+    if session.scalar(_ACTIVE, {"member_id": member_id}) is not None:
+        return
     waiting = session.scalar(_WAITING, {"member_id": member_id})
     if waiting is not None:
         waiting.active, waiting.suspended_at = True, None
@@ -129,6 +132,7 @@ def _kind(origin: str) -> str:
 def _apply(session: Session, library: FlowLibrary, member: Member, community: Community,
            conversation: Conversation, outcome: flows.Outcome, origin: str, turn: Turn, depth: int) -> Turn:
     at = now()
+    waiting = conversation.suspended_at is not None  # behind another flow: a timer resumed it
     conversation.state, conversation.updated_at = outcome.state, at
     handover: StartFlow | None = None
     for index, event in enumerate(outcome.events):
@@ -165,15 +169,21 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
                  resume_waiting=not any(isinstance(e, StartFlow) for e in outcome.events))
             if _left_nothing(session, conversation, event.reason, origin, depth):
                 session.expunge(conversation)
-    if handover is not None:
-        _hand_over(session, library, member, community, conversation.flow_id, handover, origin, turn, depth)
+    if handover is not None and waiting:
+        # Its hand-over would cut off the flow the member is in now: it is not followed.
+        log.warning("flow %s: start_flow to %s not followed: it waits behind another flow", conversation.flow_id,
+                    handover.flow_id)
+    elif handover is not None and not _hand_over(session, library, member, community, conversation.flow_id,
+                                                handover, origin, turn, depth):
+        _wake_waiting(session, member.id)  # the hand-over it ended for did not happen
     return turn
 
 
 def _hand_over(session: Session, library: FlowLibrary, member: Member, community: Community, flow_id: str,
-               handover: StartFlow, origin: str, turn: Turn, depth: int) -> None:
+               handover: StartFlow, origin: str, turn: Turn, depth: int) -> bool:
     """Start the flow a start_flow names, unless it is one hand-over too many in this turn or not
-    loaded (a conversation on an older version may name a flow since removed): either is logged."""
+    loaded (a conversation on an older version may name a flow since removed): either is logged.
+    Whether it was started."""
     target = library.get(handover.flow_id)
     if depth >= MAX_CHAIN:
         log.error("flow %s: start_flow to %s not followed: %d hand-overs in one turn is the most", flow_id,
@@ -184,6 +194,8 @@ def _hand_over(session: Session, library: FlowLibrary, member: Member, community
         session.flush()
         start_flow(session, library, member, community, target, handover.params, f"{origin}:{depth + 1}",
                    turn, depth + 1)
+        return True
+    return False
 
 
 def _left_nothing(session: Session, conversation: Conversation, reason: str, origin: str, depth: int) -> bool:

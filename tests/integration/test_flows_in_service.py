@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select, update
 
+from service.database import db
 from service.directory import add_member
 from service.models import (
     Alert, Conversation, Facilitator, InboundMessage, Member, OutboundMessage, Result, Schedule, Timer,
@@ -658,3 +659,64 @@ def test_a_vote_waiting_behind_a_check_in_resumes_when_a_one_turn_flow_ends_the_
     assert _conversations(session)[:2] == [("vote", True, False, None), ("checkin", False, False, "interrupted")]
     say(post_signed, "2")
     assert session.scalar(select(Result.value).where(Result.name == "vote")) == "No"
+
+
+_HANDS_OVER = """id: {id}
+version: {version}
+triggers: {triggers}
+steps:
+  - id: q
+    type: ask
+    text: "A question from {id}?"
+    answer: text
+    result: a
+    next: go
+    unreadable: {{tries: 1, next: go}}
+    no_answer: {{after: 1h, next: go}}
+    voice: {{say: "A question"}}
+  - id: go
+    type: start_flow
+    flow: {to}
+"""
+_SAYS_HI = "id: y\nversion: 1\ntriggers: {keywords: [yy]}\nsteps:\n  - {id: hi, type: send, text: \"y here\"}\n"
+
+
+def _conversations_of(app) -> list[tuple]:
+    with app.app_context():
+        return _conversations(db.session)
+
+
+def test_a_hand_over_not_followed_wakes_the_vote_waiting_behind(config, clock, tmp_path, redis):
+    """x (started by its keyword over an open vote) hands over to y; y is removed before x's member
+    answers, so x ends and its hand-over is not followed: the vote is in progress again."""
+    clock.now = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)
+    (tmp_path / "x.yaml").write_text(_HANDS_OVER.format(id="x", version=1, triggers="{keywords: [xx]}", to="y"))
+    (tmp_path / "y.yaml").write_text(_SAYS_HI)
+    first = _app_with_flows(config, clock, tmp_path)
+    _start_vote(first.test_cli_runner(), "2026-11-27T18:00:00+00:00")
+    assert texts(_post(first, "xx")) == ["A question from x?"]
+    first.extensions["hearth_db"].engine.dispose()
+    (tmp_path / "y.yaml").unlink()
+    (tmp_path / "x.yaml").write_text(_HANDS_OVER.format(id="x", version=2, triggers="{keywords: [xx]}", to="help"))
+    second = _app_with_flows(config, clock, tmp_path)
+    _post(second, "an answer")  # x goes on, on version 1, and ends handing over to y
+    assert _conversations_of(second)[0] == ("vote", True, False, None)
+    assert "your vote for No is in" in texts(_post(second, "2"))[0]
+    second.extensions["hearth_db"].engine.dispose()
+
+
+def test_a_waiting_flows_timer_does_not_hand_over_over_the_flow_in_progress(config, clock, tmp_path, redis):
+    clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+    (tmp_path / "fac.yaml").write_text(_HANDS_OVER.format(id="fac", version=1, triggers="{facilitator: {params: []}}",
+                                                          to="help"))
+    app = _app_with_flows(config, clock, tmp_path)
+    assert app.test_cli_runner().invoke(args=["flows", "start", "fac", "--community", "Oak House"]).exit_code == 0
+    assert "1-5" in texts(_post(app, "CHECKIN"))[0]  # fac waits behind the check-in
+    clock.advance(minutes=61)
+    with app.app_context():
+        fire_due_timers(db.session)  # fac's no-answer: it ends, and its hand-over is not followed
+    assert _conversations_of(app) == [("fac", False, False, "started_flow"), ("checkin", True, False, None)]
+    _post(app, "4")
+    with app.app_context():
+        assert db.session.scalar(select(Result.value).where(Result.name == "mood")) == "4"
+    app.extensions["hearth_db"].engine.dispose()
