@@ -21,12 +21,13 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH) -> int:
 
     Rows are read oldest due first, a page at a time: a broadcast's thousands of rows with live
     jobs ahead of a row whose job was lost must not hide it. Two sweeps at once are harmless: job
-    ids are unique and a send claims its row first. A page's rows are enqueued as rows committed
-    together are (`enqueue_sends`): bulk ones in batches, one recipient's in one job.
+    ids are unique and a send claims its row first. The rows a sweep finds are enqueued as rows
+    committed together are (`enqueue_sends`): bulk ones in batches, one recipient's in one job
+    (a recipient's rows can be split only where a sweep stops, after `limit` rows).
     """
     at = now()
     live: set[int] | None = None
-    enqueued, after = 0, None
+    missing, after = [], None
     for _ in range(PAGES):
         query = select(_OUTBOX.c.id, _OUTBOX.c.queue, _OUTBOX.c.to_number, _OUTBOX.c.due_at).where(claimable(at))
         if after is not None:
@@ -38,13 +39,12 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH) -> int:
             break
         if live is None:
             live = live_send_rows(redis, started_after=at - lease())
-        # Batched and grouped as at commit: welcomes held for the end of quiet hours go together.
-        missing = [(row.id, row.queue, row.to_number) for row in rows if row.id not in live]
-        enqueued += enqueue_sends(redis, missing, replace_dead=True)
-        if enqueued >= limit or len(rows) < limit:
+        missing += [(row.id, row.queue, row.to_number) for row in rows if row.id not in live]
+        if len(missing) >= limit or len(rows) < limit:
             break
         after = (rows[-1].due_at, rows[-1].id)
-    return enqueued
+    # Enqueued together, as at commit: welcomes held for the end of quiet hours go in batches.
+    return enqueue_sends(redis, missing, replace_dead=True)
 
 
 _OUTBOX = OutboundMessage.__table__

@@ -99,3 +99,16 @@ def test_a_lost_job_behind_a_backlog_of_live_ones_is_found(session, member, redi
     assert len(backlog) == 7 and len(queue("bulk", redis).job_ids) == 1  # the backlog's one batch job, waiting
     assert sweep(session, redis, limit=3) == 1  # pages of 3: the lost row is in the third
     assert queued_ids(redis) == [send_job_id(lost.id)]
+
+
+def test_one_recipients_rows_on_two_pages_of_a_sweep_go_in_one_job(session, member, redis):
+    from workers.queues import enqueue_sends
+
+    other = queue_message(session, key="o", to="+447700900999", body="other", kind="flow", member=member)
+    first = queue_message(session, key="a1", to=member.phone, body="first", kind="flow", member=member)
+    second = queue_message(session, key="a2", to=member.phone, body="second", kind="flow", member=member)
+    session.commit()
+    redis.flushdb()
+    enqueue_sends(redis, [(other.id, "replies", other.to_number)])  # its job is live again
+    assert sweep(session, redis, limit=2) == 2  # pages of two: [other, first], then [second]
+    assert queued_ids(redis) == [send_job_id(other.id), batch_job_id([first.id, second.id])]
