@@ -48,7 +48,7 @@ def simulate_command(phone: str, community_name: str | None) -> None:
                 f" only through its number: give it one with `hearth community set \"{community.name}\""
                 " --phone-number ...`")
     _need_redis_for_the_rate_limit()
-    to_number = community.phone_number or "+441632960000"
+    to_number = community.phone_number or _shared_number(community)
     zone = community.timezone
     member = db.session.scalar(select(Member).where(Member.community_id == community.id, Member.phone == number))
     click.secho(f"Texting {community.name} as {member.name if member else 'an unknown number'} ({number}).", bold=True)
@@ -105,6 +105,15 @@ def _show_saved(member: Member, marks: tuple[int, int]) -> None:
                                                                 Conversation.active))
     where = f", in flow {conversation.flow_id}" if conversation else ""
     click.secho(f"  [member {member.status}{where}]", dim=True)
+
+
+def _shared_number(community: Community) -> str:
+    """The number a member of a community without a number of its own texts: the configured
+    sender, or (when another community has that) a number no community has."""
+    taken = set(db.session.scalars(select(Community.phone_number).where(Community.phone_number.is_not(None))))
+    drama = (f"+441632960{n:03d}" for n in range(1000))  # Ofcom's 01632 960xxx, never allocated
+    candidates = (current_app.config["HEARTH"].twilio_from_number, *drama)
+    return next(number for number in candidates if number and number not in taken)
 
 
 def _send(client, from_number: str, to_number: str, text: str) -> list[str]:

@@ -465,3 +465,13 @@ def test_an_import_reads_a_spreadsheets_semicolons_or_tabs_and_skips_its_empty_r
     assert result.exit_code == 0, result.output
     assert "Imported 2 of 2 rows" in result.output and "refused" not in result.output
     assert session.scalars(select(Member.name).order_by(Member.id)).all() == ["Ana", "Bo"]
+
+
+def test_simulate_texts_a_community_without_a_number_where_its_members_would(runner, member, session):
+    """Oak House has the configured sender's number; Elm House, none: its texts arrive at another number."""
+    assert runner.invoke(args=["community", "create", "Elm House"]).exit_code == 0
+    assert runner.invoke(args=["member", "add", "--community", "Elm House", "--name", "Bo", "--phone",
+                               "07700 900124", "--no-welcome"]).exit_code == 0
+    result = runner.invoke(args=["simulate", "--phone", "07700 900124", "--community", "Elm House"], input="HELP\n")
+    assert result.exit_code == 0, result.output
+    assert "Elm House" in result.output.split("you>", 1)[1]
