@@ -27,7 +27,8 @@ def notify_facilitators(session: Session, community: Community, member: Member, 
     if not on_call:
         log.warning("alert %s in %s reaches nobody: the community has no facilitator", alert.id, community.name)
         return 0
-    body = f"Hearth, {community.name} ({alert.severity}): {alert.summary} Their number: {national(member.phone, community.region)}"
+    number = national(member.phone, community.region)
+    body = f"Hearth, {community.name} ({alert.severity}): {alert.summary} Their number: {number}"
     for facilitator in on_call:
         queue_message(session, key=f"alert:{alert.id}:{facilitator.id}", to=facilitator.phone, body=body,
                       kind="alert", community_id=community.id)

@@ -11,6 +11,11 @@ Clock = Callable[[], datetime]
 MISSED_AFTER = timedelta(hours=1)
 
 
+def missed(due: datetime, at: datetime) -> bool:
+    """Whether something due at `due` is, at `at`, more than MISSED_AFTER late."""
+    return at - due > MISSED_AFTER
+
+
 def system_clock() -> datetime:
     """The current time, aware and in UTC."""
     return datetime.now(timezone.utc)

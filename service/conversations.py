@@ -73,7 +73,7 @@ def start_flow(session: Session, library: FlowLibrary, member: Member, community
     turn = turn or Turn()
     if current is UNKNOWN:
         current = active_conversation(session, member)
-    if current is not None and _waits_behind(session, library, current):
+    if current is not None and waits_behind(library.version(session, current.flow_digest)):
         current.active, current.suspended_at = False, now()
     elif current is not None:
         _end(session, current, "interrupted", resume_waiting=False)
@@ -92,11 +92,10 @@ def start_flow(session: Session, library: FlowLibrary, member: Member, community
     return turn
 
 
-def _waits_behind(session: Session, library: FlowLibrary, conversation: Conversation) -> bool:
-    """Whether a conversation waits behind a flow started over it rather than end: one of a flow a
-    facilitator starts for the community (a vote, a meeting RSVP). It has its own closing time;
-    a member's own flows and the scheduled check-in are ended as before."""
-    flow = library.version(session, conversation.flow_digest)
+def waits_behind(flow: flows.Flow | None) -> bool:
+    """Whether a conversation of `flow` waits behind a flow started over it rather than end: a
+    flow a facilitator starts for the community (a vote, a meeting RSVP), which has its own
+    closing time. A member's own flows and the scheduled check-in are ended as before."""
     return flow is not None and flow.triggers.facilitator
 
 
@@ -123,10 +122,12 @@ def resume_flow(session: Session, library: FlowLibrary, member: Member, communit
 
 
 def _kind(origin: str) -> str:
-    """The outbox kind of a flow's message: a scheduled check-in, a timer's reminder, or a flow's."""
+    """The outbox kind of a flow's message: a scheduled check-in, a reminder (a reminder timer's
+    nudge), or a flow's (an answer, a no-answer or expiry step's message such as "Voting has
+    closed", a facilitator's start)."""
     if origin.startswith("schedule"):
         return "checkin"
-    return "reminder" if origin.startswith("timer") else "flow"
+    return "reminder" if origin.startswith("timer:reminder:") else "flow"
 
 
 def _apply(session: Session, library: FlowLibrary, member: Member, community: Community,

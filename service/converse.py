@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from flows import Message, keyword_params
 
-from .conversations import active_conversation, resume_flow, start_flow
+from .conversations import active_conversation, resume_flow, start_flow, waits_behind
 from .forms import InboundSms
 from .inbound import Handling
 from .models import Community, Member
@@ -20,7 +20,7 @@ def converse(session: Session, member: Member, community: Community, sms: Inboun
     conversation = active_conversation(session, member)
     active = library.version(session, conversation.flow_digest) if conversation else None
     # A facilitator's flow (an open vote) waits behind any flow a keyword starts, so any may start.
-    holding = None if active is None or active.triggers.facilitator else active
+    holding = None if waits_behind(active) else active
     keyword_flow = library.registry.match(sms.body, member.language or community.language, holding)
     if keyword_flow is not None:
         turn = start_flow(session, library, member, community, keyword_flow, keyword_params(sms.body), origin,

@@ -59,8 +59,9 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
 def _take_sender(session: Session, sms: InboundSms):
     """Lock what the message may change; return (community, member, seen, keyword, the phone's memberships).
 
-    STOP and START change every membership of the phone: all of them are taken first, in one order,
-    so that two such texts to two communities cannot each hold one and wait for the other. YES
+    STOP and START change every membership of the phone texted from this number
+    (`consent.sharing_sender`): all of them are taken first, in one order, so that two such texts
+    to two communities cannot each hold one and wait for the other. YES
     does so only from a member who opted out: once that is known, the locks are given up and
     taken again in that order.
     """

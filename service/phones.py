@@ -83,7 +83,7 @@ def fictional(e164: str) -> bool:
     return len(e164) == 13 and e164.startswith(_FICTIONAL_GB)
 
 
-def national(e164: str, region: str = "GB") -> str:
+def national(e164: str, region: str) -> str:
     """A stored number as people in `region` write it: +447700900123 -> 07700 900123 in GB; a
     number of another country keeps its country code (+1 202-555-0100), or it would look local."""
     number = phonenumbers.parse(e164)

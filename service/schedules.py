@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from flows import next_occurrence, previous_occurrence
 
-from .clock import MISSED_AFTER, now
+from .clock import missed, now
 from .conversations import active_conversation, start_flow
 from .models import Community, Member, Schedule
 
@@ -41,7 +41,7 @@ def run_schedules(session: Session) -> dict[str, int]:
         if _ran_for(flow, community, schedule.last_run_at, occurrence):
             log.info("schedule %s (%s): its run at %s stood for %s already", schedule.id, flow.id,
                      schedule.last_run_at.isoformat(), occurrence.isoformat())
-        elif occurrence >= at - MISSED_AFTER:
+        elif not missed(occurrence, at):
             started += start_for_members(session, library, community, flow, {},
                                          f"schedule:{schedule.id}:{occurrence:%Y%m%dT%H%M}")[0]
             schedule.last_run_at = occurrence

@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from .clock import MISSED_AFTER, now
+from .clock import missed, now
 from .database import rerun_if_disconnected
 from .consent import carrier_refused
 from .exceptions import PermanentSendError, RateLimitedSendError, SetupSendError, TransientSendError
@@ -40,7 +40,8 @@ _COMMUNITIES = Community.__table__
 # A community with a number of its own texts from it (its members reply to it, and it has its own
 # rate limit); the rest from the configured sender.
 _COMMUNITY = select(_COMMUNITIES).where(_COMMUNITIES.c.id == _OUTBOX.c.community_id)
-_COMMUNITY_NUMBER = _COMMUNITY.with_only_columns(_COMMUNITIES.c.phone_number).scalar_subquery().label("community_number")
+_COMMUNITY_NUMBER = (_COMMUNITY.with_only_columns(_COMMUNITIES.c.phone_number).scalar_subquery()
+                     .label("community_number"))
 # What a send must know of the community's quiet hours, read in the same statement as the claim.
 _COMMUNITY_QUIET = tuple(_COMMUNITY.with_only_columns(column).scalar_subquery().label(f"community_{column.name}")
                          for column in (_COMMUNITIES.c.timezone, _COMMUNITIES.c.quiet_start, _COMMUNITIES.c.quiet_end))
@@ -73,18 +74,18 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         return "skipped"
     attempt = claim.attempts
     from_number = claim.community_number
-    sender = from_number or sender
+    sender_key = from_number or sender  # what the rate limit is kept for
     if receipts is not None and attempt > 1:
         sent = receipts.taken(outbox_id, claim.idempotency_key)
         if sent is not None:
             return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts, receipted=True)
-    untimely = _untimely(claim)
-    if untimely is not None:
-        state, values = untimely
+    not_now = _not_now(claim)
+    if not_now is not None:
+        state, values = not_now
         settled = _settle(session, outbox_id, attempt, state, **values)
         return "held" if settled == "pending" else settled
     seen = claim  # the member as the claim found them
-    if not _blocked(seen) and limiter.acquire(sender, cost=claim.segments):
+    if not _blocked(seen) and limiter.acquire(sender_key, cost=claim.segments):
         # After a wait the claim is taken afresh, which starts its lease again for the send, and the
         # member is looked at again: a STOP that arrived meanwhile wins.
         seen = _renew(session, outbox_id, attempt)
@@ -100,7 +101,7 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     except TransientSendError as exc:
         setup = isinstance(exc, SetupSendError)
         if isinstance(exc, RateLimitedSendError):
-            _hold(limiter, sender, exc.retry_after)
+            _hold(limiter, sender_key, exc.retry_after)
         if setup:
             log.error("outbox row %s waits: %s", outbox_id, exc)
         elif exc.maybe_taken:
@@ -123,19 +124,21 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
 
 
-def _untimely(claim) -> tuple[str, dict] | None:
+def _not_now(claim) -> tuple[str, dict] | None:
     """Whether a row's time has gone by the time its turn comes (it waited for workers, Redis or
-    the carrier): a welcome or broadcast in quiet hours waits for their end again; a check-in or
-    reminder more than `MISSED_AFTER` late is set aside. (state, values) for the row, or None."""
+    the carrier), as (state, values) for the row, or None: a welcome or broadcast in quiet hours
+    waits for their end again; a check-in or reminder more than `clock.MISSED_AFTER` late is set
+    aside, and so is a reminder in quiet hours, as the clock does with a reminder timer."""
     at = now()
-    if claim.kind in QUIET_KINDS and claim.community_timezone:
+    until = None
+    if (claim.kind in QUIET_KINDS or claim.kind == "reminder") and claim.community_timezone:
         until = quiet_until(at, claim.community_timezone, claim.community_quiet_start, claim.community_quiet_end)
-        if until is not None:
-            return "pending", dict(claimed_at=None, due_at=until)
-    if claim.kind in TIMELY_KINDS:
-        late = at - claim.due_at
-        if late > MISSED_AFTER:
-            return "cancelled", dict(error_message=f"set aside: its turn came {_minutes(late)} after its time")
+    if until is not None and claim.kind in QUIET_KINDS:
+        return "pending", dict(claimed_at=None, due_at=until)
+    if until is not None:
+        return "cancelled", dict(error_message="set aside: its turn came in quiet hours")
+    if claim.kind in TIMELY_KINDS and missed(claim.due_at, at):
+        return "cancelled", dict(error_message=f"set aside: its turn came {_minutes(at - claim.due_at)} after its time")
     return None
 
 
@@ -203,6 +206,7 @@ def deliver_batch(session: Session, outbox_ids: list[int], **how) -> list[str]:
             states.append("retry")
             transient = exc
             held_back |= _to_the_same_recipient(session, outbox_id, outbox_ids[index + 1:])
+            session.rollback()  # deliver's writes are committed; this only ends the read
     if transient is not None:
         raise transient
     return states
@@ -213,10 +217,8 @@ def _to_the_same_recipient(session: Session, outbox_id: int, later: list[int]) -
     if not later:
         return set()
     recipient = select(_OUTBOX.c.to_number).where(_OUTBOX.c.id == outbox_id).scalar_subquery()
-    same = set(session.connection().scalars(
+    return set(session.connection().scalars(
         select(_OUTBOX.c.id).where(_OUTBOX.c.id.in_(later), _OUTBOX.c.to_number == recipient)))
-    session.rollback()
-    return same
 
 
 def _claim(session: Session, outbox_id: int):

@@ -43,7 +43,7 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH) -> int:
         if len(missing) >= limit or len(rows) < limit:
             break
         after = (rows[-1].due_at, rows[-1].id)
-    # Enqueued together, as at commit: welcomes held for the end of quiet hours go in batches.
+    # Enqueued together, as at commit: held bulk rows (an import's welcomes) go in batches.
     return enqueue_sends(redis, missing, replace_dead=True)
 
 

@@ -8,7 +8,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .clock import MISSED_AFTER, now
+from .clock import missed, now
 from .conversations import end_active, resume_flow, timeout_input
 from .models import Community, Conversation, Member, Timer
 
@@ -62,7 +62,8 @@ def _fire(session: Session, library, timer_id: int, member_id: int) -> int:
     elif conversation.active or waiting:
         if member.reachable:
             community = session.get(Community, member.community_id)
-            resume_flow(session, library, member, community, conversation, timeout_input(timer), f"timer:{timer.id}")
+            resume_flow(session, library, member, community, conversation, timeout_input(timer),
+                        f"timer:{timer.kind}:{timer.id}")
         else:
             end_active(session, member, member.status)
     session.commit()
@@ -71,5 +72,4 @@ def _fire(session: Session, library, timer_id: int, member_id: int) -> int:
 
 def _untimely(timer: Timer, member: Member) -> bool:
     """Whether a reminder firing now is too late (the clock was down) or falls in quiet hours."""
-    late = timer.due_at < timer.fired_at - MISSED_AFTER
-    return late or member.community.quiet_until(timer.fired_at) is not None
+    return missed(timer.due_at, timer.fired_at) or member.community.quiet_until(timer.fired_at) is not None

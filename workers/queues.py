@@ -17,8 +17,9 @@ CRISIS, REPLIES, BULK = "crisis", "replies", "bulk"
 PRIORITY = (CRISIS, REPLIES, BULK)  # a worker listens in this order
 SEND_RETRY_INTERVALS = [2, 5, 15, 60, 180, 600]
 JOB_TIMEOUT = 30
-# Bulk rows committed together go out in jobs of up to this many: RQ's own cost per job (~4 ms)
-# would otherwise be a third of each send. Replies and crisis messages keep one job each.
+# Bulk rows committed together go out in jobs of about this many (more when one recipient has
+# more: their rows are never split): RQ's own cost per job (~4 ms) would otherwise be a third of
+# each send. On the other queues each recipient's rows have a job of their own.
 BULK_BATCH = 25
 
 
@@ -87,7 +88,8 @@ def _enqueue(connection: Redis, queue_name: str, ids: list[int], replace_dead: b
         queue(queue_name, connection).enqueue(
             "workers.jobs.send_message" if single else "workers.jobs.send_messages", ids[0] if single else ids,
             job_id=job_id, unique=True, retry=Retry(max=len(SEND_RETRY_INTERVALS), interval=SEND_RETRY_INTERVALS),
-            job_timeout=JOB_TIMEOUT if single else JOB_TIMEOUT * BULK_BATCH, result_ttl=0, failure_ttl=7 * 86400,
+            job_timeout=JOB_TIMEOUT if single else JOB_TIMEOUT * max(len(ids), BULK_BATCH), result_ttl=0,
+            failure_ttl=7 * 86400,
         )
     except DuplicateJobError:
         return 0

@@ -104,8 +104,8 @@ def _checked(flow, params: dict) -> dict:
     taken = flow.triggers.params()
     unknown = sorted(set(params) - taken)
     if unknown:
-        guesses = [f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, taken, 1)) else name
-                   for name in unknown]
+        guesses = [f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, taken, 1))
+                   else name for name in unknown]
         raise click.BadParameter(f"{flow.id} takes no parameter {', '.join(guesses)}; it takes"
                                  f" {', '.join(sorted(taken)) or 'none'}")
     for name in sorted({step.get("choices_from").split(".", 1)[1] for step in flow.steps.values()

@@ -720,3 +720,13 @@ def test_a_waiting_flows_timer_does_not_hand_over_over_the_flow_in_progress(conf
     with app.app_context():
         assert db.session.scalar(select(Result.value).where(Result.name == "mood")) == "4"
     app.extensions["hearth_db"].engine.dispose()
+
+
+def test_a_closing_message_from_a_timer_is_a_flow_message_not_a_reminder(runner, post_signed, member, session, clock):
+    """Only a reminder timer's nudge is set aside when late or in quiet hours; "Voting has closed" goes."""
+    clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+    _start_vote(runner, "2026-11-23T14:00:00+00:00")
+    say(post_signed, "1")
+    _walk(session, clock, datetime(2026, 11, 23, 14, 30, tzinfo=timezone.utc))
+    closed = session.scalar(select(OutboundMessage).where(OutboundMessage.body.like("Voting has closed%")))
+    assert closed is not None and closed.kind == "flow"

@@ -325,3 +325,13 @@ def test_a_check_in_or_reminder_whose_turn_comes_over_an_hour_late_is_set_aside(
         assert send(app, session, late) == "cancelled"
         assert fresh(session, late).error_message == "set aside: its turn came 2 h 30 min after its time"
         assert len(double.messages) == 1
+
+
+def test_a_reminder_whose_turn_comes_in_quiet_hours_is_set_aside(app, session, member, double, clock):
+    clock.now = datetime(2026, 11, 23, 20, 50, tzinfo=timezone.utc)  # quiet hours 21:00-08:00, London
+    row = queue_message(session, key="r", to=member.phone, body="Just checking in", kind="reminder", member=member)
+    session.commit()
+    clock.now = datetime(2026, 11, 23, 21, 10, tzinfo=timezone.utc)
+    assert send(app, session, row) == "cancelled"
+    assert fresh(session, row).error_message == "set aside: its turn came in quiet hours"
+    assert double.messages == []
