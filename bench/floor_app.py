@@ -15,9 +15,8 @@ from datetime import datetime, timezone
 import psycopg
 from flask import Flask, Response, request
 from twilio.request_validator import RequestValidator
-from twilio.twiml.messaging_response import MessagingResponse
 
-from baseline_app import REPLY
+from baseline_app import twiml
 
 app = Flask(__name__)
 validator = RequestValidator(os.environ["TWILIO_AUTH_TOKEN"])
@@ -38,9 +37,7 @@ def sms():
     if not validator.validate(SIGNED_URL, request.form, request.headers.get("X-Twilio-Signature", "")):
         return Response("signature does not match\n", status=403, mimetype="text/plain")
     form = request.form
-    response = MessagingResponse()
-    response.message(REPLY)
-    answer = str(response)
+    answer = twiml()
     conn = connection()
     conn.execute(
         "INSERT INTO bench_floor (sid, from_number, to_number, body, handled_as, response, received_at)"

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import math
 import multiprocessing
 import os
@@ -43,6 +44,7 @@ import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlencode
+from xml.etree import ElementTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -111,6 +113,11 @@ async def _exchange(port: int, data: bytes) -> tuple[int, bytes]:
 def fetch(port: int, data: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
     """One request, outside any timing."""
     return asyncio.run(asyncio.wait_for(_exchange(port, data), timeout))
+
+
+def twiml_messages(answer: bytes) -> list[str]:
+    """The texts of a TwiML answer's messages, in order."""
+    return [message.text or "" for message in ElementTree.fromstring(answer).iter("Message")]
 
 
 async def _closed_loop(port: int, requests: list[bytes], connections: int, duration: float) -> dict:
@@ -392,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     with Processes(tmp / "logs") as procs:
         env = hearth_env(DATABASE_URL=url, PUBLIC_BASE_URL=public, TWILIO_API_BASE="http://127.0.0.1:9")
         hearth = start_gunicorn(procs, "hearth-web", "service:create_app()", hearth_port, env)
+        # The baseline and the floor answer with the same TwiML as Hearth: the messages it answers with.
+        _, hearth_answer = fetch(hearth_port, raw_request(hearth_port, *warm[0]))
+        env = {**env, "BENCH_REPLIES": json.dumps(twiml_messages(hearth_answer))}
         start_gunicorn(procs, "baseline-web", "baseline_app:app", base_port, env,
                        ["--pythonpath", str(BENCH)])
         servers = [("hearth", hearth_port), ("baseline", base_port)]
@@ -412,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
                   f" {text[:300]}")
             if statuses[name] != 200 or "<Response>" not in text:
                 invalid.append(f"{name} does not answer TwiML ({statuses[name]})")
+            elif bodies[name] != bodies["hearth"]:
+                invalid.append(f"{name} does not answer the same TwiML as Hearth")
         results["answers"] = {name: bodies[name].decode(errors="replace") for name in bodies}
         for name, port in servers:
             warm_reqs = [raw_request(port, *w) for w in warm[1:]]
