@@ -16,9 +16,9 @@ from . import audit
 from .clock import now
 from .consent import sharing_sender
 from .exceptions import Conflict, HearthError, NotFound
-from .models import Community, Facilitator, InboundMessage, Member, Schedule
+from .models import Community, Facilitator, InboundMessage, Member, OutboundMessage, Schedule
 from .models.member import CHANNELS
-from .outbox import queue_message
+from .outbox import QUIET_KINDS, queue_message
 from .phones import check_reachable, region_for_timezone, to_e164
 
 
@@ -116,8 +116,11 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
         else:
             raise HearthError(f"a community has no setting {key!r}")
     changed = {k: v for k, v in values.items() if getattr(community, k) != v}
+    held_until = (community.timezone, community.quiet_end)  # when what quiet hours held waits for
     for key, value in changed.items():
         setattr(community, key, value)
+    if changed.keys() & {"quiet_start", "quiet_end", "timezone"}:
+        _rehold(session, community, *held_until)
     if "timezone" in changed:
         # Due now: the clock works each out again in the new zone, keeping when it last ran.
         session.execute(update(Schedule).where(Schedule.community_id == community.id).values(next_due_at=now()))
@@ -126,6 +129,20 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
         audit.record(session, actor, "community.updated", community_id=community.id,
                      **{k: v.strftime("%H:%M") if isinstance(v, time) else v for k, v in changed.items()})
     return changed
+
+
+def _rehold(session: Session, community: Community, zone: str, end: time | None) -> None:
+    """Move what the old quiet hours held (welcomes and broadcasts due at their end, `end` local
+    time in `zone`) to the end of the new ones, or to now when now is not quiet any more."""
+    if end is None:
+        return
+    at = now()
+    held = session.scalars(select(OutboundMessage).where(
+        OutboundMessage.community_id == community.id, OutboundMessage.state == "pending",
+        OutboundMessage.kind.in_(QUIET_KINDS), OutboundMessage.due_at > at))
+    for row in held:
+        if row.due_at.astimezone(ZoneInfo(zone)).time() == end:
+            row.due_at = community.quiet_until(at) or at  # the sweeper enqueues what is due
 
 
 def _text(raw: str | None, key: str) -> str | None:

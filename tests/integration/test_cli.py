@@ -475,3 +475,21 @@ def test_simulate_texts_a_community_without_a_number_where_its_members_would(run
     result = runner.invoke(args=["simulate", "--phone", "07700 900124", "--community", "Elm House"], input="HELP\n")
     assert result.exit_code == 0, result.output
     assert "Elm House" in result.output.split("you>", 1)[1]
+
+
+def test_what_quiet_hours_held_moves_when_they_change(runner, community, session, clock):
+    from datetime import datetime, timezone
+
+    clock.now = datetime(2026, 11, 23, 22, 0, tzinfo=timezone.utc)  # London, in quiet hours 21:00-08:00
+    assert runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Alex", "--phone",
+                               "07700 900123"]).exit_code == 0
+
+    def welcome_due():
+        session.expire_all()
+        return session.scalar(select(OutboundMessage.due_at).where(OutboundMessage.kind == "welcome"))
+
+    assert welcome_due() == datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
+    assert runner.invoke(args=["community", "set", "Oak House", "--quiet-hours", "21:00-06:30"]).exit_code == 0
+    assert welcome_due() == datetime(2026, 11, 24, 6, 30, tzinfo=timezone.utc)
+    assert runner.invoke(args=["community", "set", "Oak House", "--quiet-hours", "off"]).exit_code == 0
+    assert welcome_due() == clock.now
