@@ -240,10 +240,13 @@ def _set_field(session: Session, member: Member, event: SetField) -> None:
         audit.record(session, f"member:{member.id}", "member.paused" if until else "member.resumed",
                      community_id=member.community_id, member_id=member.id,
                      until=until.isoformat() if until else None)
-    elif event.field == "language":
-        member.language = event.value or None
     else:
-        member.fields = {**(member.fields or {}), event.field: event.value}
+        if event.field == "language":
+            member.language = event.value or None
+        else:
+            member.fields = {**(member.fields or {}), event.field: event.value}
+        audit.record(session, f"member:{member.id}", "member.field_set", community_id=member.community_id,
+                     member_id=member.id, field=event.field, value=event.value)
 
 
 def _timer(session: Session, conversation: Conversation, event: WaitUntil) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from flows import next_occurrence, previous_occurrence
 
+from . import audit
 from .clock import missed, now
 from .conversations import active_conversation, start_flow
 from .models import Community, Member, Schedule
@@ -121,6 +122,8 @@ def start_for_members(session: Session, library, community: Community, flow, par
             continue
         if member.status == "paused":
             member.status = "active"  # the pause has run out
+            audit.record(session, "clock", "member.resumed", community_id=community.id, member_id=member.id,
+                         reason="pause ended")
         try:
             with session.begin_nested():
                 start_flow(session, library, member, community, flow, params, f"{origin}:{member.id}",

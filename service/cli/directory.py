@@ -29,6 +29,7 @@ from service.phones import national, to_e164
 from service.exceptions import Conflict, HearthError
 
 from .errors import clear_errors, database_reason
+from .operator import operator
 
 community_cli = AppGroup("community", help="Communities.")
 member_cli = AppGroup("member", help="One member.")
@@ -53,7 +54,7 @@ def create_community_command(name, timezone, language, region, phone_number, qui
     """Create a community."""
     with clear_errors():
         community = create_community(db.session, name, timezone, language=language, region=region,
-                                     phone_number=phone_number, quiet_hours=quiet_hours)
+                                     phone_number=phone_number, quiet_hours=quiet_hours, actor=operator())
         db.session.commit()
     click.echo(f"Created community {community.name} ({community.timezone}; local numbers read as in"
                f" {community.region}).")
@@ -83,7 +84,7 @@ def set_community_command(name, **options) -> None:
         raise click.UsageError("say what to change (see --help)")
     with clear_errors():
         community = community_named(db.session, name)
-        changed = update_community(db.session, community, **changes)
+        changed = update_community(db.session, community, actor=operator(), **changes)
         db.session.commit()
     click.echo(f"Changed {', '.join(sorted(changed))} of {community.name}." if changed
                else f"{community.name} already had those settings.")
@@ -135,7 +136,7 @@ def add_member_command(community_name, name, phone, language, channel, no_welcom
     with clear_errors():
         community = community_named(db.session, community_name)
         member = add_member(db.session, community, name, phone, language=language, channel=channel,
-                            welcome=not no_welcome)
+                            welcome=not no_welcome, actor=operator())
         db.session.commit()
     if not member.reachable:
         click.echo(f"Added {member.name} ({member.phone}) to {community.name}, opted out: {OPTED_OUT_NOTE}.")
@@ -202,7 +203,7 @@ def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines
         with db.session.begin_nested():
             member = add_member(db.session, community, row.get("name", ""), row.get("phone", ""),
                                 language=row.get("language") or None, channel=row.get("channel") or "sms",
-                                welcome=welcome, actor="cli:import", bulk=True)
+                                welcome=welcome, actor=operator("cli:import"), bulk=True)
     except Conflict as exc:
         earlier = lines_of.get(to_e164(row.get("phone", ""), community.region, entered=False))
         return None, f"line {line}: refused: " + (f"the same number as line {earlier}" if earlier else str(exc))
@@ -333,7 +334,7 @@ def add_facilitator_command(community_name, name, phone, on_call) -> None:
     """Add a facilitator."""
     with clear_errors():
         community = community_named(db.session, community_name)
-        facilitator = add_facilitator(db.session, community, name, phone, on_call=on_call)
+        facilitator = add_facilitator(db.session, community, name, phone, on_call=on_call, actor=operator())
         db.session.commit()
     click.echo(f"Added facilitator {facilitator.name} ({facilitator.phone})" + (", on call." if on_call else "."))
 

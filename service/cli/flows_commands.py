@@ -26,6 +26,7 @@ from service.phones import national, to_e164
 from service.schedules import start_for_members
 
 from .errors import clear_errors
+from .operator import operator
 
 flows_cli = AppGroup("flows", help="Flow definitions.")
 
@@ -149,7 +150,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
         run = uuid.uuid4().hex[:8]
         started, skipped = start_for_members(db.session, library, community, flow, params,
                                              f"facilitator:{flow.id}:{run}", numbers)
-        audit.record(db.session, "cli", "flow.started", community_id=community.id, flow_id=flow.id,
+        audit.record(db.session, operator(), "flow.started", community_id=community.id, flow_id=flow.id,
                      started=started, skipped=skipped)
         db.session.commit()
     click.echo(f"Started {flow.id} for {started} member(s)"

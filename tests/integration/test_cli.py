@@ -493,3 +493,14 @@ def test_what_quiet_hours_held_moves_when_they_change(runner, community, session
     assert welcome_due() == datetime(2026, 11, 24, 6, 30, tzinfo=timezone.utc)
     assert runner.invoke(args=["community", "set", "Oak House", "--quiet-hours", "off"]).exit_code == 0
     assert welcome_due() == clock.now
+
+
+def test_the_audit_log_names_the_account_that_ran_a_command(runner, community, session):
+    import getpass
+
+    assert runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Alex", "--phone",
+                               "07700 900123"]).exit_code == 0
+    assert runner.invoke(args=["community", "set", "Oak House", "--quiet-hours", "off"]).exit_code == 0
+    actors = session.scalars(select(AuditEvent.actor).where(AuditEvent.action.in_(
+        ["member.added", "community.updated"]))).all()
+    assert actors == [f"cli:{getpass.getuser()}"] * 2

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from service.database import db
 from service.directory import add_member
 from service.models import (
-    Alert, Conversation, Facilitator, InboundMessage, Member, OutboundMessage, Result, Schedule, Timer,
+    Alert, AuditEvent, Conversation, Facilitator, InboundMessage, Member, OutboundMessage, Result, Schedule, Timer,
 )
 from service.schedules import run_schedules
 from service.timers import fire_due_timers
@@ -730,3 +730,12 @@ def test_a_closing_message_from_a_timer_is_a_flow_message_not_a_reminder(runner,
     _walk(session, clock, datetime(2026, 11, 23, 14, 30, tzinfo=timezone.utc))
     closed = session.scalar(select(OutboundMessage).where(OutboundMessage.body.like("Voting has closed%")))
     assert closed is not None and closed.kind == "flow"
+
+
+def test_a_pause_that_runs_out_is_in_the_audit_log(post_signed, member, session, clock):
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    say(post_signed, "PAUSE 1")
+    _walk(session, clock, datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc))  # the 24th's check-in ends it
+    resumed = session.scalars(select(AuditEvent).where(AuditEvent.action == "member.resumed")).all()
+    assert [(event.actor, event.details.get("reason")) for event in resumed] == [("clock", "pause ended")]

@@ -89,3 +89,18 @@ def test_0003_keeps_every_member_and_message_and_downgrades_with_the_last_text_t
     assert last.replace(tzinfo=last.tzinfo or timezone.utc) == LATER  # the newest of the member's texts
 
     upgrade(empty_url)  # and back up again
+
+
+def test_the_audit_log_refuses_update_and_delete_on_every_database(session):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from service import audit
+
+    audit.record(session, "cli:jo", "community.updated", community_id=None)
+    session.commit()
+    for statement in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"):
+        with pytest.raises(DBAPIError, match="audit_log is append-only"):
+            session.execute(text(statement))
+        session.rollback()
+    assert session.execute(text("SELECT actor FROM audit_log")).scalars().all() == ["cli:jo"]
