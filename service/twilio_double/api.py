@@ -4,6 +4,7 @@ import base64
 import binascii
 import hmac
 import re
+import time
 
 from . import callbacks, errors, resources
 from .errors import ApiError
@@ -75,6 +76,8 @@ def _create(double, collection: str, params: dict) -> Answer:
     if isinstance(created, ApiError):
         return Answer.error(created)
     double.recorder.add_resource(dict(created))
+    if double.behaviour.settings.answer_delay > 0:
+        time.sleep(double.behaviour.settings.answer_delay)
     # Settings are read now, not after the answer is written: a test may change them
     # as soon as it has the answer.
     if collection == "Messages":

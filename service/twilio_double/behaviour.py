@@ -20,6 +20,9 @@ class Settings:
     duplicate_callbacks: bool = False
     queued_callback: bool = False
     fetch_twiml: bool = True
+    # Seconds a create waits, once recorded, before it is answered: a slow carrier. A client killed
+    # in that window leaves a message the double took and the client never heard of.
+    answer_delay: float = 0.0
 
 
 @dataclass(frozen=True)
