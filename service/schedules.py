@@ -95,7 +95,7 @@ def _ensure_schedules(session: Session, library, at: datetime) -> None:
 
 
 def start_for_members(session: Session, library, community: Community, flow, params: dict, origin: str,
-                      phones: list[str] | None = None) -> tuple[int, int]:
+                      phones: list[str] | None = None, actor: str = "clock") -> tuple[int, int]:
     """Start `flow` for each member who may get it; returns (started, skipped as busy in another flow).
 
     Opted-out, departed, paused and bad-number members are left out. A member who was in an
@@ -122,7 +122,7 @@ def start_for_members(session: Session, library, community: Community, flow, par
             continue
         if member.status == "paused":
             member.status = "active"  # the pause has run out
-            audit.record(session, "clock", "member.resumed", community_id=community.id, member_id=member.id,
+            audit.record(session, actor, "member.resumed", community_id=community.id, member_id=member.id,
                          reason="pause ended")
         try:
             with session.begin_nested():

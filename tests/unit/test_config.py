@@ -37,3 +37,4 @@ def test_bad_settings_are_named(env, message):
                                  "sqlite:///x.db", "sqlite://"])
 def test_the_databases_hearth_runs_on_are_taken(url):
     assert Config.from_env({"DATABASE_URL": url}).database_url == url
+
