@@ -67,7 +67,7 @@ def start_flow(session: Session, library: FlowLibrary, member: Member, community
                current=UNKNOWN) -> Turn:
     """Start `flow` for the member over any conversation in progress (`current`, if known).
 
-    That conversation waits behind the new one if it is a facilitator's flow (`_waits_behind`: a
+    That conversation waits behind the new one if it is a facilitator's flow (`waits_behind`: a
     vote open until Friday outlives a morning check-in), and is ended as interrupted otherwise.
     """
     turn = turn or Turn()

@@ -62,7 +62,7 @@ def create_community(session: Session, name: str, timezone: str = "Europe/London
 
     Local numbers are read in `region`; without one, in the timezone's country (GB for
     Europe/London), or GB for a zone of no one country such as Etc/UTC. In `quiet_hours` (local
-    times, or "off") nothing is sent unasked but crisis messages.
+    times, or "off") welcomes and broadcasts wait and reminders are not sent (docs/architecture.md).
     """
     name = _name(name, "community")
     language = _language(language) or "en"
@@ -136,13 +136,14 @@ def _rehold(session: Session, community: Community, zone: str, end: time | None)
     time in `zone`) to the end of the new ones, or to now when now is not quiet any more."""
     if end is None:
         return
-    at = now()
+    at, old_zone = now(), ZoneInfo(zone)
+    due = community.quiet_until(at) or at  # the sweeper enqueues what is due now
     held = session.scalars(select(OutboundMessage).where(
         OutboundMessage.community_id == community.id, OutboundMessage.state == "pending",
         OutboundMessage.kind.in_(QUIET_KINDS), OutboundMessage.due_at > at))
     for row in held:
-        if row.due_at.astimezone(ZoneInfo(zone)).time() == end:
-            row.due_at = community.quiet_until(at) or at  # the sweeper enqueues what is due
+        if row.due_at.astimezone(old_zone).time() == end:
+            row.due_at = due
 
 
 def _text(raw: str | None, key: str) -> str | None:

@@ -316,7 +316,8 @@ def list_members_command(community_name, status) -> None:
         if member.status == "paused" and member.paused_until:
             state += f" until {member.paused_until.astimezone(zone):%d %b}"
         table.append((member.name, national(member.phone, community.region), state,
-                      member.language or community.language, member.channel, f"{last_texted.astimezone(zone):%Y-%m-%d %H:%M}" if last_texted else "never"))
+                      member.language or community.language, member.channel,
+                      f"{last_texted.astimezone(zone):%Y-%m-%d %H:%M}" if last_texted else "never"))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])

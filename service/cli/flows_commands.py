@@ -147,10 +147,10 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
             raise click.ClickException(f"it is quiet hours in {community.name} until {until:%H:%M}: start {flow.id}"
                                        " then, or now with --in-quiet-hours")
         numbers = [to_e164(p, community.region, entered=False) for p in phones] or None
-        run = uuid.uuid4().hex[:8]
+        run, actor = uuid.uuid4().hex[:8], operator()
         started, skipped = start_for_members(db.session, library, community, flow, params,
-                                             f"facilitator:{flow.id}:{run}", numbers, actor=operator())
-        audit.record(db.session, operator(), "flow.started", community_id=community.id, flow_id=flow.id,
+                                             f"facilitator:{flow.id}:{run}", numbers, actor=actor)
+        audit.record(db.session, actor, "flow.started", community_id=community.id, flow_id=flow.id,
                      started=started, skipped=skipped)
         db.session.commit()
     click.echo(f"Started {flow.id} for {started} member(s)"
