@@ -20,6 +20,11 @@
 (c) Reference, no goal: the same worker draining as many no-op jobs (enqueued with the send
     jobs' options): RQ's own cost per job, which (a) pays on top of Hearth's work.
 
+(d) An alert behind a broadcast, no goal: ONE worker (as the Procfile runs) at HEARTH_SEND_RATE=10
+    sends a broadcast in batches of 25; while it does, alerts to a facilitator are queued one at
+    a time (kind "alert", the crisis queue) and timed from their commit to the double receiving
+    them. The baseline, in the same run: the same alerts with nothing else queued.
+
 Uses PostgreSQL database `hearth_bench` (or SQLite with --database sqlite) and Redis db 14,
 both wiped first. Exit status 0 when every goal passes, 1 when one fails, 2 when the run was invalid.
 """
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import random
 import sys
 import time
 import uuid
@@ -37,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._support import (  # noqa: E402
     ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, REDIS_URL, REPO, VENV_BIN, Processes, Steal, banner, database_url,
-    exit_on_sigterm, hearth_env, hot_spots, make_app, member_phones, print_hot_spots, py_spy, reset_database,
+    exit_on_sigterm, hearth_env, hot_spots, make_app, member_phones, percentile, print_hot_spots, py_spy,
+    reset_database,
     reset_redis, save_results, verdict,
 )
 
@@ -209,6 +216,74 @@ def rq_ceiling(procs: Processes, jobs: int) -> dict:
     return {"jobs": jobs, "seconds": last - first, "rate": rate, "ms_per_job": 1000 / rate}
 
 
+ALERTS = 12
+# Seconds between one alert's arrival and the next alert: drawn (seeded) from this range, as a fixed
+# pause would lock onto the batches' rhythm (2.5 s at 10/s) and time every alert at the same point of one.
+ALERT_SPACING = (1.0, 4.0)
+
+
+def alert_latency(url: str, double, procs: Processes, members: int) -> dict:
+    """(d): seconds from an alert's commit to the double, with the worker idle and behind a broadcast."""
+    from sqlalchemy import text
+
+    from service.database import db
+    from service.outbox import queue_message
+
+    rows = int(RATE * (ALERT_SPACING[1] * (ALERTS + 1) + 10))
+    print(f"(d) alert latency: ONE worker, HEARTH_SEND_RATE={RATE}; {ALERTS} alerts queued one at a time,"
+          f" {ALERT_SPACING[0]:.0f}-{ALERT_SPACING[1]:.0f}s apart, with nothing else queued and behind a"
+          f" {rows}-message broadcast")
+    out: dict = {"alerts": ALERTS, "broadcast_rows": rows, "problems": []}
+    for label, broadcast in (("idle", 0), ("broadcast", rows)):
+        prep = prepare(url, members, broadcast)
+        if broadcast:
+            print(f"    the broadcast: {prep['rows']} rows, {prep['jobs_queued']} jobs on 'bulk'")
+        double.reset()
+        app = make_app(url)
+        worker = procs.start(f"worker-d-{label}", WORKER_ARGV, worker_env(url, double, RATE))
+        latencies = []
+        with app.app_context():
+            community_id = db.session.execute(text("SELECT id FROM communities")).scalar_one()
+
+            def alert(name: str, timeout: float = 30.0) -> float | None:
+                started = time.time()
+                queue_message(db.session, key=f"bench-alert:{label}:{name}", to="+447700900999",
+                              body=f"alert {label} {name}", kind="alert", community_id=community_id)
+                db.session.commit()  # the after-commit hook puts its job on the crisis queue
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline and worker.poll() is None:
+                    got = [r["time"] for r in double.requests
+                           if r["status"] == 201 and r.get("params", {}).get("Body") == f"alert {label} {name}"]
+                    if got:
+                        return got[0] - started
+                    time.sleep(0.002)
+                return None
+
+            if alert("warm-up", timeout=60) is None:  # the worker is up (and, behind a broadcast, sending)
+                out["problems"].append(f"{label}: the warm-up alert did not arrive")
+            else:
+                pauses = random.Random(7)
+                for i in range(ALERTS):
+                    time.sleep(pauses.uniform(*ALERT_SPACING))
+                    latencies.append(alert(str(i)))
+            sent_meanwhile = sum(1 for r in double.requests if r["status"] == 201) - len(latencies) - 1
+        procs.stop(worker)
+        app.extensions["hearth_db"].engine.dispose()
+        if None in latencies:
+            out["problems"].append(f"{label}: an alert did not arrive within 30s")
+        if broadcast and sent_meanwhile < RATE * ALERT_SPACING[0] * ALERTS:
+            out["problems"].append(f"{label}: only {sent_meanwhile} broadcast messages went meanwhile")
+        known = sorted(x for x in latencies if x is not None)
+        out[label] = {"latencies": latencies, "p50": percentile(known, 50), "max": known[-1] if known else None,
+                      "broadcast_sent": sent_meanwhile}
+        print(f"    {label:9s}: alert latency p50 {out[label]['p50'] * 1000:.0f} ms, max"
+              f" {(out[label]['max'] or 0) * 1000:.0f} ms"
+              + (f" ({sent_meanwhile} broadcast messages went meanwhile)" if broadcast else ""))
+    for problem in out["problems"]:
+        print(f"    INVALID: {problem}")
+    return out
+
+
 def max_in_window(times: list[float], width: float = 1.0) -> tuple[int, float | None]:
     """The most timestamps in [t, t + width) over every t in `times`, and where that window starts."""
     best, at = 0, None
@@ -297,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="workers for (b) (default 2)")
     parser.add_argument("--members", type=int, default=100, help="members the rows go to (default 100)")
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
-    parser.add_argument("--only", choices=("throughput", "ratelimit", "rq"), help="run one part")
+    parser.add_argument("--only", choices=("throughput", "ratelimit", "rq", "alerts"), help="run one part")
     parser.add_argument("--profile", action="store_true",
                         help="afterwards, one more (a) run under py-spy (not counted); prints where the time goes")
     args = parser.parse_args(argv)
@@ -330,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.only in (None, "rq"):
                 results["rq_ceiling"] = rq_ceiling(procs, rows)
                 print()
+            if args.only in (None, "alerts"):
+                results["alerts"] = alert_latency(url, double, procs, args.members)
+                print()
             if args.profile:
                 results["profile"] = throughput(url, double, procs, min(rows, 1500), args.members, timeout=120,
                                                 profile=logs / "worker-a.collapsed")
@@ -360,6 +438,13 @@ def main(argv: list[str] | None = None) -> int:
         c = results["rq_ceiling"]
         print(f"(c) reference, no goal: RQ alone drains {c['rate']:.0f} no-op jobs/s in one worker"
               f" ({c['ms_per_job']:.2f} ms per job)")
+    if "alerts" in results:
+        d = results["alerts"]
+        invalid |= bool(d["problems"])
+        if not d["problems"]:
+            print(f"(d) reference, no goal: an alert's latency behind a broadcast p50"
+                  f" {d['broadcast']['p50'] * 1000:.0f} ms, max {d['broadcast']['max'] * 1000:.0f} ms;"
+                  f" with nothing else queued p50 {d['idle']['p50'] * 1000:.0f} ms, max {d['idle']['max'] * 1000:.0f} ms")
     print(f"worker logs: {logs}")
     print(f"results: {save_results('send', results).relative_to(REPO)}")
     if invalid:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Callable
 
 from flask import current_app
 from redis.exceptions import RedisError
@@ -187,16 +188,24 @@ def _record_sent(session: Session, outbox_id: int, attempt: int, key: str, sent:
 _EARLY_CALLBACK = select(StatusEvent.__table__.c.id).where(StatusEvent.__table__.c.sid == bindparam("sid")).limit(1)
 
 
-def deliver_batch(session: Session, outbox_ids: list[int], **how) -> list[str]:
+def deliver_batch(session: Session, outbox_ids: list[int], *, give_way: Callable[[], bool] | None = None,
+                  **how) -> list[str]:
     """`deliver` each row in turn; a transient failure of one does not hold up the others, but for
     the rows after it to the same recipient, which wait with it (a turn's second message must not
     arrive before its first).
 
     The batch then raises that failure so RQ tries it again later, when the rows sent meanwhile
     are skipped by their claim.
+
+    Between rows it asks `give_way` whether more urgent messages are waiting (a crisis signpost, an
+    alert to a facilitator behind a broadcast): if so, it stops, and the rows it has not tried are
+    `DEFERRED`, for the caller to hand back. It does not stop once a row has failed, as the rows
+    held back behind that row must not go before it.
     """
     states, transient, held_back = [], None, set()
     for index, outbox_id in enumerate(outbox_ids):
+        if index and transient is None and give_way is not None and give_way():
+            return states + [DEFERRED] * (len(outbox_ids) - index)
         if outbox_id in held_back:
             states.append("retry")
             continue
@@ -210,6 +219,10 @@ def deliver_batch(session: Session, outbox_ids: list[int], **how) -> list[str]:
     if transient is not None:
         raise transient
     return states
+
+
+# What deliver_batch reports for a row it left untried to give way.
+DEFERRED = "deferred"
 
 
 def _to_the_same_recipient(session: Session, outbox_id: int, later: list[int]) -> set[int]:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
+from redis.exceptions import RedisError
 from rq import get_current_job
 
+from .queues import hand_back, more_urgent_waiting
 from .runtime import worker_app
+
+log = logging.getLogger(__name__)
 
 
 def send_message(outbox_id: int) -> str:
@@ -13,14 +19,41 @@ def send_message(outbox_id: int) -> str:
 
 
 def send_messages(outbox_ids: list[int]) -> list[str]:
-    """Send outbox rows in turn (job id `send-<id>_<id>...`); a row already sent is skipped."""
+    """Send outbox rows in turn (job id `send-<id>_<id>...`); a row already sent is skipped.
+
+    A batch gives way to more urgent queues: when a job is waiting on one between two sends, the
+    rows not yet tried go back to the front of this queue as a job of their own, and this job
+    ends, so the worker takes the urgent one next.
+    """
     from service.database import db
-    from service.sending import deliver_batch
+    from service.sending import DEFERRED, deliver_batch
 
     app = worker_app()
     job = get_current_job()
+    give_way = _more_urgent(job) if job is not None and len(outbox_ids) > 1 else None
     with app.app_context():
         runtime = app.extensions["hearth_runtime"]
-        return deliver_batch(db.session, outbox_ids, transport=runtime.transport, limiter=runtime.limiter,
-                             receipts=runtime.receipts, sender=app.config["HEARTH"].sender,
-                             final_attempt=job is None or not job.retries_left)
+        states = deliver_batch(db.session, outbox_ids, give_way=give_way, transport=runtime.transport,
+                               limiter=runtime.limiter, receipts=runtime.receipts,
+                               sender=app.config["HEARTH"].sender, final_attempt=not job or not job.retries_left)
+    rest = [outbox_id for outbox_id, state in zip(outbox_ids, states) if state == DEFERRED]
+    if rest:
+        try:
+            taken = hand_back(job.connection, job.origin, rest)
+        except RedisError as exc:
+            taken, why = 0, str(exc)
+        else:
+            why = "a job with their id is on record"
+        if taken < len(rest):  # they stay pending: the sweeper gives them a job
+            log.warning("outbox rows %s were not handed back (%s); the sweeper will", rest, why)
+    return states
+
+
+def _more_urgent(job):
+    """Whether a job is waiting on a queue ahead of `job`'s; without Redis, the batch goes on."""
+    def waiting() -> bool:
+        try:
+            return more_urgent_waiting(job.connection, job.origin)
+        except RedisError:
+            return False
+    return waiting

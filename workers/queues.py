@@ -77,7 +77,19 @@ def _batches(groups: list[list[int]]) -> list[list[int]]:
     return batches
 
 
-def _enqueue(connection: Redis, queue_name: str, ids: list[int], replace_dead: bool) -> int:
+def more_urgent_waiting(connection: Redis, queue_name: str) -> bool:
+    """Whether a queue ahead of `queue_name` has jobs waiting for a worker."""
+    ahead = PRIORITY[:PRIORITY.index(queue_name)] if queue_name in PRIORITY else ()
+    return any(queue(name, connection).count for name in ahead)
+
+
+def hand_back(connection: Redis, queue_name: str, ids: list[int]) -> int:
+    """Put rows a job gave way with back at the front of its queue, as one job: they keep their
+    place ahead of what was queued after them, and their order."""
+    return _enqueue(connection, queue_name, ids, replace_dead=False, at_front=True) if ids else 0
+
+
+def _enqueue(connection: Redis, queue_name: str, ids: list[int], replace_dead: bool, at_front: bool = False) -> int:
     """One job for `ids` (`send-<id>`, or a batch's `send-<id>_<id>...`); the rows it took, 0 when a
     job with its id is already waiting or running."""
     single = len(ids) == 1
@@ -89,7 +101,7 @@ def _enqueue(connection: Redis, queue_name: str, ids: list[int], replace_dead: b
             "workers.jobs.send_message" if single else "workers.jobs.send_messages", ids[0] if single else ids,
             job_id=job_id, unique=True, retry=Retry(max=len(SEND_RETRY_INTERVALS), interval=SEND_RETRY_INTERVALS),
             job_timeout=JOB_TIMEOUT if single else JOB_TIMEOUT * max(len(ids), BULK_BATCH), result_ttl=0,
-            failure_ttl=7 * 86400,
+            failure_ttl=7 * 86400, at_front=at_front,
         )
     except DuplicateJobError:
         return 0

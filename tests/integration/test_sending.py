@@ -335,3 +335,76 @@ def test_a_reminder_whose_turn_comes_in_quiet_hours_is_set_aside(app, session, m
     assert send(app, session, row) == "cancelled"
     assert fresh(session, row).error_message == "set aside: its turn came in quiet hours"
     assert double.messages == []
+
+
+def test_a_batch_stops_for_more_urgent_messages_and_leaves_the_rest_untried(app, session, member, double):
+    from service.sending import DEFERRED, deliver_batch
+
+    rows = [queue_message(session, key=f"b{i}", to=member.phone, body=f"{i}", kind="broadcast", member=member)
+            for i in range(3)]
+    session.commit()
+    runtime = app.extensions["hearth_runtime"]
+    asked = []
+
+    def give_way():
+        asked.append(len(double.messages))
+        return len(double.messages) == 1
+
+    states = deliver_batch(session, [r.id for r in rows], give_way=give_way, transport=runtime.transport,
+                           limiter=runtime.limiter, sender="+441632960000", final_attempt=False)
+    assert states == ["sent", DEFERRED, DEFERRED]
+    assert asked == [1]  # asked between rows only: not before the first
+    assert [m["body"] for m in double.messages] == ["0"]
+    assert [fresh(session, r).state for r in rows] == ["sent", "pending", "pending"]
+
+
+def test_a_batch_does_not_stop_once_a_row_has_failed(app, session, member, double):
+    from service.sending import deliver_batch
+
+    other = add_member_for_test(session, member)
+    double.fail(member.phone, "429", times=1)
+    rows = [queue_message(session, key=f"b{i}", to=person.phone, body=f"{i}", kind="flow", member=person)
+            for i, person in enumerate([member, other, member])]
+    session.commit()
+    runtime = app.extensions["hearth_runtime"]
+    with pytest.raises(TransientSendError):  # the held-back row must wait for the retry, not a new job
+        deliver_batch(session, [r.id for r in rows], give_way=lambda: True, transport=runtime.transport,
+                      limiter=runtime.limiter, sender="+441632960000", final_attempt=False)
+    assert [m["body"] for m in double.messages] == ["1"]
+
+
+def test_a_bulk_batch_gives_way_to_an_alert_and_hands_its_rest_back_in_order(app, session, member, double, redis,
+                                                                           monkeypatch):
+    """An alert to a facilitator queued while a broadcast goes out is the worker's next send."""
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from service.directory import add_member
+    from workers.queues import PRIORITY, queue, row_ids
+
+    monkeypatch.setattr("workers.jobs.worker_app", lambda: app)
+    people = [member] + [add_member(session, member.community, f"M{i}", f"07700 90012{i}", welcome=False)
+                         for i in (4, 5)]
+    session.commit()
+    rows = [queue_message(session, key=f"b{i}", to=p.phone, body=f"broadcast {i}", kind="broadcast", member=p)
+            for i, p in enumerate(people)]
+    session.commit()
+    alert = queue_message(session, key="alert", to="+447700900999", body="alert", kind="alert",
+                          community_id=member.community_id)
+    session.commit()
+
+    ids, alert_id = [r.id for r in rows], alert.id  # the worker's app context ends this session's
+
+    def waiting(name):
+        return [row_ids(job_id) for job_id in queue(name, redis).get_job_ids()]
+
+    assert waiting("bulk") == [ids] and waiting("crisis") == [[alert_id]]
+    # A worker that had taken the batch before the alert was queued (here, one that listens to bulk only):
+    SimpleWorker([queue("bulk", redis)], connection=redis, serializer=JSONSerializer).work(burst=True, max_jobs=1)
+    assert [m["body"] for m in double.messages] == ["broadcast 0"]
+    assert waiting("bulk") == [ids[1:]] and waiting("crisis") == [[alert_id]]
+
+    SimpleWorker([queue(name, redis) for name in PRIORITY], connection=redis, serializer=JSONSerializer).work(
+        burst=True)
+    assert [m["body"] for m in double.messages] == ["broadcast 0", "alert", "broadcast 1", "broadcast 2"]
+    assert {session.get(OutboundMessage, i).state for i in ids + [alert_id]} == {"sent"}
