@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 from redis.exceptions import RedisError
 from rq import get_current_job
 
-from .queues import hand_back, more_urgent_waiting
+from .queues import JOB_TIMEOUT, hand_back, more_urgent_waiting
 from .runtime import worker_app
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def send_messages(outbox_ids: list[int]) -> list[str]:
 
     app = worker_app()
     job = get_current_job()
-    give_way = _more_urgent(job) if job is not None and len(outbox_ids) > 1 else None
+    give_way = _between_sends(job) if job is not None and len(outbox_ids) > 1 else None
     with app.app_context():
         runtime = app.extensions["hearth_runtime"]
         states = deliver_batch(db.session, outbox_ids, give_way=give_way, transport=runtime.transport,
@@ -49,11 +50,15 @@ def send_messages(outbox_ids: list[int]) -> list[str]:
     return states
 
 
-def _more_urgent(job):
-    """Whether a job is waiting on a queue ahead of `job`'s; without Redis, the batch goes on."""
-    def waiting() -> bool:
+def _between_sends(job):
+    """What a batch does between two sends: it reports itself alive (the sweeper takes a job not
+    heard of for a lease for a dead worker's: a batch waiting on the rate limit or the carrier can
+    run longer than that), and asks whether a job waits on a queue ahead of its own. Without Redis,
+    the batch goes on."""
+    def give_way() -> bool:
         try:
+            job.heartbeat(datetime.now(timezone.utc), job.timeout or JOB_TIMEOUT)
             return more_urgent_waiting(job.connection, job.origin)
         except RedisError:
             return False
-    return waiting
+    return give_way

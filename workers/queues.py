@@ -109,10 +109,11 @@ def _enqueue(connection: Redis, queue_name: str, ids: list[int], replace_dead: b
 
 
 def live_send_rows(connection: Redis, started_after: datetime) -> set[int]:
-    """Outbox rows whose job will still run: waiting in a queue, scheduled (a retry), or started recently.
+    """Outbox rows whose job will still run: waiting in a queue, scheduled (a retry), or running:
+    started, or last heard of (a batch reports between its sends), after `started_after`.
 
-    A job a killed worker had taken off its queue is in none of these (or started long ago), so
-    the sweeper replaces it.
+    A job a killed worker had taken off its queue is in none of these (or was last heard of long
+    ago), so the sweeper replaces it.
     """
     live: set[str] = set()
     for name in PRIORITY:
@@ -121,7 +122,8 @@ def live_send_rows(connection: Redis, started_after: datetime) -> set[int]:
         live.update(q.scheduled_job_registry.get_job_ids())
         started = q.started_job_registry.get_job_ids()
         for job in Job.fetch_many(started, connection=connection, serializer=JSONSerializer):
-            if job is not None and job.started_at is not None and _aware(job.started_at) > started_after:
+            heard = job.last_heartbeat or job.started_at if job is not None else None
+            if heard is not None and _aware(heard) > started_after:
                 live.add(job.id)
     return {row for job_id in live for row in row_ids(job_id)}
 

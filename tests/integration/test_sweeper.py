@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -112,3 +114,48 @@ def test_one_recipients_rows_on_two_pages_of_a_sweep_go_in_one_job(session, memb
     enqueue_sends(redis, [(other.id, "replies", other.to_number)])  # its job is live again
     assert sweep(session, redis, limit=2) == 2  # pages of two: [other, first], then [second]
     assert queued_ids(redis) == [send_job_id(other.id), batch_job_id([first.id, second.id])]
+
+
+def test_a_batch_that_reports_between_sends_is_live_however_long_ago_it_started(session, member, redis, clock):
+    """A batch waiting on the rate limit or the carrier can run past the lease: what counts is when
+    it was last heard of."""
+    from rq.executions import Execution
+
+    from workers.queues import row_ids
+
+    rows = [queue_message(session, key=f"b{i}", to=f"+4477009002{i:02d}", body="hi", kind="broadcast", member=member)
+            for i in range(3)]
+    session.commit()
+    [job_id] = queued_ids(redis, "bulk")
+    # A worker took the batch 5 minutes ago, and the job last reported 5 seconds ago.
+    bulk = queue("bulk", redis)
+    bulk.remove(job_id)
+    job = bulk.fetch_job(job_id)
+    job.started_at = clock.now - timedelta(minutes=5)
+    job.save()
+    with redis.pipeline() as pipeline:
+        Execution.create(job, 600, pipeline)
+        pipeline.execute()
+    job.heartbeat(clock.now - timedelta(seconds=5), 600)
+    assert sweep(session, redis) == 0
+    job.heartbeat(clock.now - timedelta(minutes=2), 600)  # not heard of for longer than the lease
+    assert sweep(session, redis) == 3
+    assert sorted(r for j in queued_ids(redis, "bulk") for r in row_ids(j)) == sorted(r.id for r in rows)
+
+
+def test_a_batch_reports_itself_alive_between_sends_and_sees_urgent_jobs(session, member, redis):
+    from workers.jobs import _between_sends
+
+    for i in range(2):
+        queue_message(session, key=f"b{i}", to=f"+4477009002{i:02d}", body="hi", kind="broadcast", member=member)
+    session.commit()
+    job = queue("bulk", redis).fetch_job(queued_ids(redis, "bulk")[0])
+    assert job.last_heartbeat is None
+    give_way = _between_sends(job)
+    assert give_way() is False
+    heard = Job.fetch(job.id, connection=redis, serializer=JSONSerializer).last_heartbeat
+    assert heard is not None
+    queue_message(session, key="alert", to="+447700900999", body="alert", kind="alert", community_id=member.community_id)
+    session.commit()
+    assert give_way() is True
+    assert Job.fetch(job.id, connection=redis, serializer=JSONSerializer).last_heartbeat >= heard
