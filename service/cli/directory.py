@@ -170,13 +170,14 @@ def import_members_command(file, community_name, no_welcome) -> None:
     added, added_noted, report = 0, 0, list(unreadable)
     lines_of: dict[str, int] = {}  # each number this file added, and its line
     batch_from = rows[0][0] if rows else 0
+    actor = operator("cli:import")
     try:
         with click.progressbar(rows, label=f"Importing into {community.name}", file=sys.stderr) as bar:
             for index, (line, last, raw) in enumerate(bar):
                 if index and index % IMPORT_BATCH == 0:
                     _commit_batch(file.name, batch_from)
                     batch_from = line
-                member, note = _import_row(community, line, last, raw, not no_welcome, lines_of)
+                member, note = _import_row(community, line, last, raw, not no_welcome, lines_of, actor)
                 added += member is not None
                 added_noted += member is not None and note is not None
                 if note:
@@ -191,7 +192,8 @@ def import_members_command(file, community_name, no_welcome) -> None:
         click.echo(report_line)
 
 
-def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines_of: dict[str, int]):
+def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines_of: dict[str, int],
+                actor: str):
     """Add one CSV row's member in a savepoint; (the member or None, the row's report line or None).
 
     `lines_of` holds the numbers the file added before, so a number on two lines is named as such.
@@ -203,7 +205,7 @@ def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines
         with db.session.begin_nested():
             member = add_member(db.session, community, row.get("name", ""), row.get("phone", ""),
                                 language=row.get("language") or None, channel=row.get("channel") or "sms",
-                                welcome=welcome, actor=operator("cli:import"), bulk=True)
+                                welcome=welcome, actor=actor, bulk=True)
     except Conflict as exc:
         earlier = lines_of.get(to_e164(row.get("phone", ""), community.region, entered=False))
         return None, f"line {line}: refused: " + (f"the same number as line {earlier}" if earlier else str(exc))
