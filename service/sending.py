@@ -197,14 +197,15 @@ def deliver_batch(session: Session, outbox_ids: list[int], *, give_way: Callable
     The batch then raises that failure so RQ tries it again later, when the rows sent meanwhile
     are skipped by their claim.
 
-    Between rows it asks `give_way` whether more urgent messages are waiting (a crisis signpost, an
-    alert to a facilitator behind a broadcast): if so, it stops, and the rows it has not tried are
-    `DEFERRED`, for the caller to hand back. It does not stop once a row has failed, as the rows
-    held back behind that row must not go before it.
+    Between every two rows it asks `give_way` whether more urgent messages are waiting (a crisis
+    signpost, an alert to a facilitator behind a broadcast), which is also when a job reports that
+    it is alive: if so, it stops, and the rows it has not tried are `DEFERRED`, for the caller to
+    hand back. It does not stop once a row has failed, as the rows held back behind that row must
+    not go before it.
     """
     states, transient, held_back = [], None, set()
     for index, outbox_id in enumerate(outbox_ids):
-        if index and transient is None and give_way is not None and give_way():
+        if index and give_way is not None and give_way() and transient is None:
             return states + [DEFERRED] * (len(outbox_ids) - index)
         if outbox_id in held_back:
             states.append("retry")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 
 from redis.exceptions import RedisError
 from rq import get_current_job
+from rq.utils import now, utcformat
 
-from .queues import JOB_TIMEOUT, hand_back, more_urgent_waiting
+from .queues import SEND_RETRY_INTERVALS, hand_back, more_urgent_waiting
 from .runtime import worker_app
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,27 @@ def send_messages(outbox_ids: list[int]) -> list[str]:
 def _between_sends(job):
     """What a batch does between two sends: it reports itself alive (the sweeper takes a job not
     heard of for a lease for a dead worker's: a batch waiting on the rate limit or the carrier can
-    run longer than that), and asks whether a job waits on a queue ahead of its own. Without Redis,
-    the batch goes on."""
+    run longer than that), and asks whether a job waits on a queue ahead of its own.
+
+    A retry does not give way: the row that failed may lie ahead, and handed back in a new job it
+    would start its tries and their back-off afresh. Without Redis, the batch goes on.
+    """
+    first_run = job.retries_left is None or job.retries_left >= len(SEND_RETRY_INTERVALS)
+
     def give_way() -> bool:
         try:
-            job.heartbeat(datetime.now(timezone.utc), job.timeout or JOB_TIMEOUT)
-            return more_urgent_waiting(job.connection, job.origin)
+            _heartbeat(job)
+            return first_run and more_urgent_waiting(job.connection, job.origin)
         except RedisError:
             return False
     return give_way
+
+
+# RQ's Job.heartbeat writes the job's record even when it is gone (Redis flushed under a running
+# batch): the record it leaves holds nothing else, never expires, and blocks the job's id for good.
+_HEARTBEAT = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'last_heartbeat', ARGV[1]) end"
+
+
+def _heartbeat(job) -> None:
+    """Record that `job` is running now, if its record is still there."""
+    job.connection.register_script(_HEARTBEAT)(keys=[job.key], args=[utcformat(now())])

@@ -115,17 +115,35 @@ def live_send_rows(connection: Redis, started_after: datetime) -> set[int]:
     A job a killed worker had taken off its queue is in none of these (or was last heard of long
     ago), so the sweeper replaces it.
     """
-    live: set[str] = set()
-    for name in PRIORITY:
-        q = queue(name, connection)
-        live.update(q.get_job_ids())
-        live.update(q.scheduled_job_registry.get_job_ids())
-        started = q.started_job_registry.get_job_ids()
-        for job in Job.fetch_many(started, connection=connection, serializer=JSONSerializer):
-            heard = job.last_heartbeat or job.started_at if job is not None else None
-            if heard is not None and _aware(heard) > started_after:
-                live.add(job.id)
+    waiting, started = _snapshot(connection)
+    live = set(waiting)
+    for job in Job.fetch_many(sorted(started), connection=connection, serializer=JSONSerializer):
+        heard = job.last_heartbeat or job.started_at if job is not None else None
+        if heard is not None and _aware(heard) > started_after:
+            live.add(job.id)
+    # A job that ended while those were read may have put its rows on a queue first (a batch that
+    # gives way): what waits now, and what was taken since, is live too.
+    waiting_now, started_now = _snapshot(connection)
+    live |= waiting_now | (started_now - started)
     return {row for job_id in live for row in row_ids(job_id)}
+
+
+def _snapshot(connection: Redis) -> tuple[set[str], set[str]]:
+    """The ids of the jobs waiting (on a queue, or scheduled for a retry) and of those started, on
+    every queue, read in one transaction: a job a worker takes meanwhile is seen in one or the other."""
+    queues = [queue(name, connection) for name in PRIORITY]
+    with connection.pipeline(transaction=True) as pipeline:
+        for q in queues:
+            pipeline.lrange(q.key, 0, -1)
+            pipeline.zrange(q.scheduled_job_registry.key, 0, -1)
+            pipeline.zrange(q.started_job_registry.key, 0, -1)
+        read = pipeline.execute()
+    waiting: set[str] = set()
+    started: set[str] = set()
+    for q, (queued, scheduled, running) in zip(queues, zip(*[iter(read)] * 3)):
+        waiting.update(entry.decode() for entry in queued + scheduled)
+        started.update(q.started_job_registry.parse_job_id(entry.decode()) for entry in running)
+    return waiting, started
 
 
 def _aware(moment: datetime) -> datetime:

@@ -389,22 +389,94 @@ def test_a_bulk_batch_gives_way_to_an_alert_and_hands_its_rest_back_in_order(app
     rows = [queue_message(session, key=f"b{i}", to=p.phone, body=f"broadcast {i}", kind="broadcast", member=p)
             for i, p in enumerate(people)]
     session.commit()
+    later = queue_message(session, key="later", to=member.phone, body="later", kind="broadcast", member=member)
+    session.commit()
     alert = queue_message(session, key="alert", to="+447700900999", body="alert", kind="alert",
                           community_id=member.community_id)
     session.commit()
-
-    ids, alert_id = [r.id for r in rows], alert.id  # the worker's app context ends this session's
+    # The worker's app context ends this session's.
+    ids, alert_id, later_id = [r.id for r in rows], alert.id, later.id
 
     def waiting(name):
         return [row_ids(job_id) for job_id in queue(name, redis).get_job_ids()]
 
-    assert waiting("bulk") == [ids] and waiting("crisis") == [[alert_id]]
+    assert waiting("bulk") == [ids, [later_id]] and waiting("crisis") == [[alert_id]]
     # A worker that had taken the batch before the alert was queued (here, one that listens to bulk only):
     SimpleWorker([queue("bulk", redis)], connection=redis, serializer=JSONSerializer).work(burst=True, max_jobs=1)
     assert [m["body"] for m in double.messages] == ["broadcast 0"]
-    assert waiting("bulk") == [ids[1:]] and waiting("crisis") == [[alert_id]]
+    assert waiting("bulk") == [ids[1:], [later_id]] and waiting("crisis") == [[alert_id]]  # kept its place
 
     SimpleWorker([queue(name, redis) for name in PRIORITY], connection=redis, serializer=JSONSerializer).work(
         burst=True)
-    assert [m["body"] for m in double.messages] == ["broadcast 0", "alert", "broadcast 1", "broadcast 2"]
-    assert {session.get(OutboundMessage, i).state for i in ids + [alert_id]} == {"sent"}
+    assert [m["body"] for m in double.messages] == ["broadcast 0", "alert", "broadcast 1", "broadcast 2", "later"]
+    assert {session.get(OutboundMessage, i).state for i in ids + [alert_id, later_id]} == {"sent"}
+
+
+@pytest.mark.parametrize("failing", [False, True], ids=["no-failure", "a-row-failed"])
+def test_a_running_batch_reports_between_every_two_sends(app, session, member, double, redis, monkeypatch, failing):
+    """The sweeper counts a batch live while it reports: after a row's transient failure too (the
+    rate limit or the carrier's hold it caused can keep the rest of the batch past the lease)."""
+    from rq import SimpleWorker, get_current_job
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from service.directory import add_member
+    from workers.queues import live_send_rows, queue
+
+    monkeypatch.setattr("workers.jobs.worker_app", lambda: app)
+    people = [member] + [add_member(session, member.community, f"M{i}", f"07700 90013{i}", welcome=False)
+                         for i in range(2)]
+    session.commit()
+    if failing:
+        double.fail(people[0].phone, "500", times=1)
+    ids = [queue_message(session, key=f"b{i}", to=p.phone, body=f"{i}", kind="broadcast", member=p).id
+           for i, p in enumerate(people)]
+    session.commit()
+    transport = app.extensions["hearth_runtime"].transport
+    real_send, seen = transport.send, []
+
+    def send(*args, **kwargs):  # at each send: when it began, the job's last report, what the sweeper sees
+        job = get_current_job()
+        heard = Job.fetch(job.id, connection=redis, serializer=JSONSerializer).last_heartbeat
+        began = datetime.now(timezone.utc)
+        seen.append((began, heard, live_send_rows(redis, started_after=seen[-1][0]) if seen else None))
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(transport, "send", send)
+    SimpleWorker([queue("bulk", redis)], connection=redis, serializer=JSONSerializer).work(burst=True, max_jobs=1)
+    assert len(seen) == 3
+    for (previous, _, _), (_, heard, live) in zip(seen, seen[1:]):
+        assert heard is not None and heard.replace(tzinfo=timezone.utc) > previous  # it reported since
+        assert set(ids) <= live
+
+
+def test_a_retried_batch_does_not_give_way(app, session, member, double, redis, monkeypatch):
+    """Handed back, the row that failed would start its tries and their back-off afresh."""
+    from rq import SimpleWorker
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from service.directory import add_member
+    from workers.queues import queue
+
+    monkeypatch.setattr("workers.jobs.worker_app", lambda: app)
+    people = [member, add_member(session, member.community, "M", "07700 900130", welcome=False)]
+    session.commit()
+    double.fail(people[1].phone, "500")  # every time
+    for i, person in enumerate(people):
+        queue_message(session, key=f"b{i}", to=person.phone, body=f"{i}", kind="broadcast", member=person)
+    session.commit()
+    community_id = member.community_id
+    bulk = queue("bulk", redis)
+    [job_id] = bulk.job_ids
+    worker = SimpleWorker([bulk], connection=redis, serializer=JSONSerializer)
+    worker.work(burst=True, max_jobs=1)  # row 0 sent, row 1 failed: the batch waits for its retry
+    assert Job.fetch(job_id, connection=redis, serializer=JSONSerializer).retries_left == 5
+    queue_message(session, key="alert", to="+447700900999", body="alert", kind="alert", community_id=community_id)
+    session.commit()
+    bulk.scheduled_job_registry.requeue(job_id)  # the retry is due
+    worker.work(burst=True, max_jobs=1)
+    assert bulk.job_ids == []  # nothing handed back
+    assert job_id in bulk.scheduled_job_registry.get_job_ids()
+    assert Job.fetch(job_id, connection=redis, serializer=JSONSerializer).retries_left == 4
+    assert [m["body"] for m in double.messages] == ["0"]

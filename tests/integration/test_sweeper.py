@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -90,7 +90,7 @@ def test_bulk_rows_committed_together_go_in_batches_the_sweeper_counts_as_live(s
 def test_a_lost_job_behind_a_backlog_of_live_ones_is_found(session, member, redis, clock):
     """A broadcast's rows, all with live jobs, come first by due time: the lost one after them is
     still enqueued in the same sweep."""
-    from datetime import timedelta
+    from datetime import datetime, timedelta, timezone
 
     backlog = [queue_message(session, key=f"b{i}", to=member.phone, body="hi", kind="broadcast", member=member,
                              due_at=clock.now - timedelta(minutes=5)) for i in range(7)]
@@ -150,12 +150,71 @@ def test_a_batch_reports_itself_alive_between_sends_and_sees_urgent_jobs(session
         queue_message(session, key=f"b{i}", to=f"+4477009002{i:02d}", body="hi", kind="broadcast", member=member)
     session.commit()
     job = queue("bulk", redis).fetch_job(queued_ids(redis, "bulk")[0])
-    assert job.last_heartbeat is None
+    long_ago = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def heard():
+        heartbeat = Job.fetch(job.id, connection=redis, serializer=JSONSerializer).last_heartbeat
+        return heartbeat.replace(tzinfo=timezone.utc) if heartbeat else None
+
     give_way = _between_sends(job)
+    job.heartbeat(long_ago, 600)
     assert give_way() is False
-    heard = Job.fetch(job.id, connection=redis, serializer=JSONSerializer).last_heartbeat
-    assert heard is not None
+    assert heard() > long_ago
     queue_message(session, key="alert", to="+447700900999", body="alert", kind="alert", community_id=member.community_id)
     session.commit()
+    job.heartbeat(long_ago, 600)
     assert give_way() is True
-    assert Job.fetch(job.id, connection=redis, serializer=JSONSerializer).last_heartbeat >= heard
+    assert heard() > long_ago
+
+
+def test_a_heartbeat_after_the_job_record_is_gone_leaves_nothing_that_blocks_its_id(session, member, redis):
+    """Redis flushed under a running batch: its next report must not write a record of its own (one
+    holding only the heartbeat, never expiring, would make its id look taken for good)."""
+    from workers.jobs import _between_sends
+    from workers.queues import _enqueue
+
+    rows = [queue_message(session, key=f"b{i}", to=f"+4477009002{i:02d}", body="hi", kind="broadcast", member=member)
+            for i in range(2)]
+    session.commit()
+    job = queue("bulk", redis).fetch_job(queued_ids(redis, "bulk")[0])
+    redis.flushdb()
+    _between_sends(job)()
+    assert not redis.exists(job.key)
+    assert _enqueue(redis, "bulk", [r.id for r in rows], replace_dead=True) == 2
+
+
+def test_rows_a_batch_hands_back_while_the_sweeper_reads_are_live(session, member, redis, clock, monkeypatch):
+    """A batch that gives way puts its last rows on the queue as a new job, then ends: a sweep whose
+    look at the started jobs came before that, and its look at the queues after, still sees them."""
+    from rq.executions import Execution
+    from rq.job import JobStatus
+
+    import workers.queues as queues
+
+    rows = [queue_message(session, key=f"b{i}", to=f"+4477009002{i:02d}", body="hi", kind="broadcast", member=member)
+            for i in range(3)]
+    session.commit()
+    ids = [r.id for r in rows]
+    bulk = queue("bulk", redis)
+    [job_id] = bulk.job_ids
+    bulk.remove(job_id)  # a worker has taken the batch
+    job = bulk.fetch_job(job_id)
+    job.started_at = clock.now
+    job.set_status(JobStatus.STARTED)
+    job.save()
+    with redis.pipeline() as pipeline:
+        Execution.create(job, 600, pipeline)
+        pipeline.execute()
+    real, looks = queues._snapshot, []
+
+    def snapshot(connection):
+        looked = real(connection)
+        if not looks:  # just after the first look, the batch gives way and ends
+            queues.hand_back(redis, "bulk", ids[1:])
+            job.delete()
+        looks.append(looked)
+        return looked
+
+    monkeypatch.setattr(queues, "_snapshot", snapshot)
+    assert set(ids[1:]) <= queues.live_send_rows(redis, started_after=clock.now - timedelta(seconds=60))
+    assert job_id in looks[0][1] and not redis.exists(job.key)  # it was running at the first look, then gone
