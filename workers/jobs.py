@@ -6,9 +6,8 @@ import logging
 
 from redis.exceptions import RedisError
 from rq import get_current_job
-from rq.utils import now, utcformat
 
-from .queues import SEND_RETRY_INTERVALS, hand_back, more_urgent_waiting
+from .queues import SEND_RETRY_INTERVALS, hand_back, report_and_look_ahead
 from .runtime import worker_app
 
 log = logging.getLogger(__name__)
@@ -62,18 +61,7 @@ def _between_sends(job):
 
     def give_way() -> bool:
         try:
-            _heartbeat(job)
-            return first_run and more_urgent_waiting(job.connection, job.origin)
+            return report_and_look_ahead(job) > 0 and first_run
         except RedisError:
             return False
     return give_way
-
-
-# RQ's Job.heartbeat writes the job's record even when it is gone (Redis flushed under a running
-# batch): the record it leaves holds nothing else, never expires, and blocks the job's id for good.
-_HEARTBEAT = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'last_heartbeat', ARGV[1]) end"
-
-
-def _heartbeat(job) -> None:
-    """Record that `job` is running now, if its record is still there."""
-    job.connection.register_script(_HEARTBEAT)(keys=[job.key], args=[utcformat(now())])

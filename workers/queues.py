@@ -10,6 +10,7 @@ from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.utils import now, utcformat
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,22 @@ def _batches(groups: list[list[int]]) -> list[list[int]]:
     return batches
 
 
-def more_urgent_waiting(connection: Redis, queue_name: str) -> bool:
-    """Whether a queue ahead of `queue_name` has jobs waiting for a worker."""
-    ahead = PRIORITY[:PRIORITY.index(queue_name)] if queue_name in PRIORITY else ()
-    return any(queue(name, connection).count for name in ahead)
+def report_and_look_ahead(job: Job) -> int:
+    """What a running batch does between two sends, in one round trip: record that `job` runs now
+    (only while its record is there: RQ's own heartbeat would write a record for a job Redis lost,
+    one that holds nothing else, never expires, and makes its id look taken for good), and count
+    the jobs waiting on the queues ahead of its own."""
+    ahead = PRIORITY[:PRIORITY.index(job.origin)] if job.origin in PRIORITY else ()
+    keys = [job.key, *(queue(name, job.connection).key for name in ahead)]
+    return job.connection.register_script(_REPORT_AND_LOOK_AHEAD)(keys=keys, args=[utcformat(now())])
+
+
+_REPORT_AND_LOOK_AHEAD = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'last_heartbeat', ARGV[1]) end
+local waiting = 0
+for i = 2, #KEYS do waiting = waiting + redis.call('LLEN', KEYS[i]) end
+return waiting
+"""
 
 
 def hand_back(connection: Redis, queue_name: str, ids: list[int]) -> int:
