@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from redis import Redis
 from rq import Queue, Retry
@@ -84,8 +85,14 @@ def report_and_look_ahead(job: Job) -> int:
     one that holds nothing else, never expires, and makes its id look taken for good), and count
     the jobs waiting on the queues ahead of its own."""
     ahead = PRIORITY[:PRIORITY.index(job.origin)] if job.origin in PRIORITY else ()
-    keys = [job.key, *(queue(name, job.connection).key for name in ahead)]
-    return job.connection.register_script(_REPORT_AND_LOOK_AHEAD)(keys=keys, args=[utcformat(now())])
+    keys = [job.key, *(Queue.redis_queue_namespace_prefix + name for name in ahead)]
+    return _report_and_look_ahead(job.connection)(keys=keys, args=[utcformat(now())])
+
+
+@lru_cache(maxsize=4)
+def _report_and_look_ahead(connection: Redis):
+    """The script, loaded once per connection (a worker has one)."""
+    return connection.register_script(_REPORT_AND_LOOK_AHEAD)
 
 
 _REPORT_AND_LOOK_AHEAD = """
