@@ -65,13 +65,27 @@ def carrier_refused(session: Session, member_id: int | None, code: int | None, s
     if refused is None:
         return
     scope = sharing_sender(refused.phone, refused.community) if code == OPTED_OUT else memberships(refused.phone)
-    for member in session.scalars(scope):
+    for member in lock(session, scope):
         if code == OPTED_OUT:
             opt_out(session, member, "carrier", source)
         elif (member.fields or {}).get("phone_error") != code:
             member.fields = {**(member.fields or {}), "phone_error": code}
             audit.record(session, "carrier", "member.phone_invalid", community_id=member.community_id,
                          member_id=member.id, code=code, source=source)
+
+
+def lock(session: Session, scope: Select) -> list[Member]:
+    """Lock the memberships `scope` selects (`memberships`, `sharing_sender`) and return them as they
+    are once locked, not as an earlier read in this session left them.
+
+    A statement that waited for a lock read the table as it was when it began: a membership added
+    for the phone meanwhile (an import into a community texted from the same number) committed
+    while it waited, unseen. A second statement sees and locks it; no other can be added while
+    these are held, as adding one locks them first.
+    """
+    scope = scope.execution_options(populate_existing=True)
+    taken = list(session.scalars(scope))
+    return list(session.scalars(scope)) if taken else taken
 
 
 def memberships(phone: str) -> Select:

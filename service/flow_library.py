@@ -49,14 +49,21 @@ class FlowLibrary:
         """Store the flow's source under its digest, once, so a changed file never breaks a conversation."""
         if flow.digest in self._stored:
             return
+        # Known for good only when read from the database: a version this session holds may be this
+        # transaction's own insert, which leaves the session if the transaction rolls back.
+        held = session.identity_key(FlowVersion, flow.digest) in session.identity_map
         if session.get(FlowVersion, flow.digest) is not None:
-            self._stored.add(flow.digest)
+            if not held:
+                self._stored.add(flow.digest)
             return
+        version = FlowVersion(digest=flow.digest, flow_id=flow.id, version=flow.version,
+                              source_path=str(flow.source_path), source_text=flow.source_text, loaded_at=now())
         try:
             with session.begin_nested():
-                session.add(FlowVersion(digest=flow.digest, flow_id=flow.id, version=flow.version,
-                                        source_path=str(flow.source_path), source_text=flow.source_text,
-                                        loaded_at=now()))
+                session.add(version)
+            # The session keeps its rows only while something refers to them: this keeps the insert
+            # in view, so the next start in this transaction does not take it for a stored row.
+            session.info.setdefault("hearth_flow_versions", []).append(version)
         except IntegrityError:
             pass  # another process stored it first
         # Only once this transaction commits is the row certain; until then, ask again next time.

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
 
 from .clock import now
-from .consent import opt_in, opt_out, sharing_sender
+from .consent import lock, opt_in, opt_out, sharing_sender
 from .directory import community_for_number
 from .exceptions import InvalidPhone
 from .forms import InboundSms
@@ -148,7 +148,7 @@ def _memberships(session: Session, sms: InboundSms) -> list[Member]:
         number = to_e164(sms.from_number, region, entered=False)
     except InvalidPhone:
         return []
-    return list(session.scalars(sharing_sender(number, community)))
+    return lock(session, sharing_sender(number, community))
 
 
 def _consent(session: Session, word: str, community: Community | None, member: Member | None,

@@ -95,8 +95,13 @@ def _ensure_schedules(session: Session, library, at: datetime) -> None:
 
 
 def start_for_members(session: Session, library, community: Community, flow, params: dict, origin: str,
-                      phones: list[str] | None = None, actor: str = "clock") -> tuple[int, int]:
+                      phones: list[str] | None = None, actor: str = "clock",
+                      commit_each: bool = False) -> tuple[int, int]:
     """Start `flow` for each member who may get it; returns (started, skipped as busy in another flow).
+
+    Each member is locked in turn, and held until the transaction commits: with `commit_each`, a
+    member's start is committed before the next is locked, so a run over a whole community holds
+    one member at a time (no lock cycle with an import locking the same phones in its own order).
 
     Opted-out, departed, paused and bad-number members are left out. A member who was in an
     exchange in the last BUSY_WINDOW is skipped rather than cut off; an older conversation (a vote
@@ -106,7 +111,7 @@ def start_for_members(session: Session, library, community: Community, flow, par
     query = select(Member).where(
         Member.community_id == community.id, Member.status.in_(("active", "paused")),
         or_(Member.paused_until.is_(None), Member.paused_until <= at),
-    )
+    )  # the members `_may_start` takes, as they were before any was locked
     if phones is not None:
         query = query.where(Member.phone.in_(phones))
     started = skipped = 0
@@ -114,8 +119,8 @@ def start_for_members(session: Session, library, community: Community, flow, par
         # The member is locked before their conversation, in the same order as the webhook.
         member = session.scalar(select(Member).where(Member.id == member_id).with_for_update()
                                 .execution_options(populate_existing=True))
-        if member.fields and member.fields.get("phone_error"):
-            continue
+        if not _may_start(member, at):
+            continue  # they texted PAUSE or STOP while this waited for them
         current = active_conversation(session, member)
         if current is not None and current.updated_at > at - BUSY_WINDOW:
             skipped += 1
@@ -132,4 +137,14 @@ def start_for_members(session: Session, library, community: Community, flow, par
             log.exception("could not start %s for member %s", flow.id, member.id)
             continue
         started += 1
+        if commit_each:
+            session.commit()
     return started, skipped
+
+
+def _may_start(member: Member, at: datetime) -> bool:
+    """Whether a flow may start for the member now: not opted out or gone, not paused (or the pause
+    is over), and their number takes texts."""
+    if member.status not in ("active", "paused") or (member.paused_until is not None and member.paused_until > at):
+        return False
+    return not (member.fields and member.fields.get("phone_error"))
