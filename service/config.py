@@ -80,9 +80,19 @@ class Config:
         env = os.environ if environ is None else environ
         sid = env.get("TWILIO_ACCOUNT_SID") or None
         token = env.get("TWILIO_AUTH_TOKEN") or None
-        transport = env.get("HEARTH_TRANSPORT") or ("twilio" if sid and token else "console")
+        chosen = env.get("HEARTH_TRANSPORT")
+        transport = chosen or ("twilio" if sid and token else "console")
         if transport not in ("twilio", "console"):
             raise ValueError(f"HEARTH_TRANSPORT must be 'twilio' or 'console', not {transport!r}")
+        twilio_settings = [name for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER",
+                                             "TWILIO_MESSAGING_SERVICE_SID") if env.get(name)]
+        if (transport == "twilio" or (twilio_settings and not chosen)) and not (sid and token):
+            # Half a Twilio set-up must not fall back to printing members' messages as if sent.
+            missing = " and ".join(name for name, value in (("TWILIO_ACCOUNT_SID", sid), ("TWILIO_AUTH_TOKEN", token))
+                                   if not value)
+            given = ", ".join(twilio_settings) or "HEARTH_TRANSPORT=twilio"
+            raise ValueError(f"{given} set but {missing} not: set both to send through Twilio, or"
+                             " HEARTH_TRANSPORT=console to print messages instead")
         try:
             send_rate = float(env.get("HEARTH_SEND_RATE") or 10)
         except ValueError:

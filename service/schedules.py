@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from flows import next_occurrence, previous_occurrence
 
 from . import audit
-from .clock import missed, now
+from .clock import MISSED_AFTER, missed, now
 from .conversations import active_conversation, start_flow
 from .models import Community, Member, Schedule
 
@@ -80,7 +80,9 @@ def _ensure_schedules(session: Session, library, at: datetime) -> None:
         if flow is None:
             session.delete(row)
         elif next_occurrence(flow, row.next_due_at - timedelta(seconds=1), zone) != row.next_due_at:
-            due = next_occurrence(flow, at, zone)
+            # From as far back as a run may still be made: a slot of the new times that went by a
+            # moment ago still runs today (`_ran_for` keeps it from running twice).
+            due = next_occurrence(flow, at - MISSED_AFTER, zone)
             if due is None:
                 session.delete(row)
             else:

@@ -6,7 +6,7 @@ import difflib
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import click
@@ -17,6 +17,7 @@ from sqlalchemy import select
 from flows.__main__ import main as flows_main
 from flows.clock import to_datetime
 from flows.registry import BUNDLED_DIR
+from flows.schedule import local_to_utc
 from service import audit
 from service.clock import now
 from service.database import db
@@ -64,36 +65,55 @@ def _param(text: str) -> tuple[str, object]:
 
 
 # A time of day written without an offset ("2026-06-12T18:00", "2026-06-12 18:00").
-_LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
-
-
 def _times(value, zone: ZoneInfo, key: str = ""):
     """`value` with each time in it (a value named like `closes_at`, `starts_at`) checked to be
-    one, and one written without an offset read as the community's local time, in UTC."""
+    one, and one written without an offset read as the community's local time, in UTC. A date
+    alone is refused: "closes_at=2026-06-12" could mean the start of that day or its end."""
     if isinstance(value, dict):
         return {name: _times(item, zone, name) for name, item in value.items()}
     if not key.endswith("_at") or value in (None, ""):
         return value
+    text = str(value).strip()
     try:
-        if isinstance(value, str) and _LOCAL_TIME.match(value.strip()):
-            local = datetime.fromisoformat(value.strip()).replace(tzinfo=zone)
-            return local.astimezone(timezone.utc).isoformat()
-        if to_datetime(value) is not None:
-            return value
-    except ValueError:  # a day that does not exist
-        pass
-    raise click.BadParameter(f"{key}={value!r} is not a date and time (like 2026-11-27T18:00)")
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or (moment.tzinfo is None and _DATE_ONLY.match(text)):
+        why = "a date alone" if moment is not None else "not a date and time"
+        raise click.BadParameter(f"{key}={value!r} is {why}: give a day and a time, like 2026-11-27T18:00")
+    if moment.tzinfo is None:  # local wall time; one the clocks skip moves on to the first after the gap
+        moment = local_to_utc(moment.date(), (moment.hour, moment.minute), zone) + timedelta(
+            seconds=moment.second, microseconds=moment.microsecond)
+    return moment.astimezone(timezone.utc).isoformat()
 
 
-def _still_open(params: dict, zone: ZoneInfo) -> dict:
-    """`params`, refused when their closing time (`closes_at`) is not in the future: members would
-    be asked to reply by a time already gone, and the flow would close as soon as it started."""
-    closes = to_datetime(params.get("closes_at"))
-    if closes is not None and closes <= now():
-        shown = closes.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-        raise click.BadParameter(f"closes_at is {shown}, which is not in the future: give a closing time still"
-                                 " to come, like --param closes_at=2026-11-27T18:00")
+_DATE_ONLY = re.compile(r"^\d{4}-?\d{2}-?\d{2}$")
+
+
+def _still_open(flow, params: dict, zone: ZoneInfo, key: str = "") -> dict:
+    """`params`, refused when one of their times (`closes_at`, a meeting's `starts_at`) is not in
+    the future (members would be asked about a time already gone), or closes after the flow's own
+    expiry (the conversation would end first, with no word to members)."""
+    for name, value in params.items():
+        if isinstance(value, dict):
+            _still_open(flow, value, zone, f"{key}{name}.")
+            continue
+        moment = to_datetime(value) if name.endswith("_at") else None
+        if moment is None:
+            continue
+        shown = moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        if moment <= now():
+            raise click.BadParameter(f"{key}{name} is {shown}, which is not in the future: give a time still to"
+                                     " come, like 2026-11-27T18:00")
+        if name == "closes_at" and moment > now() + flow.expiry:
+            raise click.BadParameter(f"{key}{name} is {shown}, after {flow.id}'s conversations end"
+                                     f" ({_span(flow.expiry)} after they start): give a closing time before then")
     return params
+
+
+def _span(delta: timedelta) -> str:
+    days, hours = delta.days, delta.seconds // 3600
+    return f"{days} days" if days and not hours else f"{days * 24 + hours} hours"
 
 
 def _checked(flow, params: dict) -> dict:
@@ -140,7 +160,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     with clear_errors():
         community = community_named(db.session, community_name)
         zone = ZoneInfo(community.timezone)
-        params = _checked(flow, _still_open(_times(params, zone), zone))
+        params = _checked(flow, _still_open(flow, _times(params, zone), zone))
         quiet_until = community.quiet_until(now())
         if quiet_until is not None and not in_quiet_hours:
             until = quiet_until.astimezone(zone)

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from flows.schedule import local_to_utc
+
 from .base import Base
 
 UK_CRISIS_CONTACTS: list[dict[str, str]] = [
@@ -81,7 +83,12 @@ def quiet_until(moment: datetime, zone_name: str, start: time | None, end: time 
             day += timedelta(days=1)  # the evening: quiet until tomorrow's end
     if not quiet:
         return None
-    return datetime.combine(day, end, tzinfo=zone).astimezone(timezone.utc)
+    # An end in the hour the clocks skip is the first time after the gap; one in the hour they
+    # repeat is its first pass, or the second when `moment` is already past the first.
+    ends = local_to_utc(day, (end.hour, end.minute), zone)
+    if ends <= moment:
+        ends = datetime.combine(day, end, tzinfo=zone).replace(fold=1).astimezone(timezone.utc)
+    return ends
 
 
 class Facilitator(Base):

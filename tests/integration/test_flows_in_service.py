@@ -284,7 +284,7 @@ def test_a_closing_time_without_an_offset_is_the_communitys_local_time(runner, m
     (["question=Film?"], "vote numbers the options in options for members to choose from: give two or more"),
     (["question=Film?", "options=Yes"], "give two or more"),
     (["question=Film?", "options=Yes,No", "closes_at=friday 5pm"],
-     "closes_at='friday 5pm' is not a date and time (like 2026-11-27T18:00)"),
+     "closes_at='friday 5pm' is not a date and time: give a day and a time, like 2026-11-27T18:00"),
     (["qestion=Film?", "options=Yes,No"],
      "vote takes no parameter qestion (did you mean question?); it takes closes_at, options, question"),
 ])

@@ -38,3 +38,19 @@ def test_bad_settings_are_named(env, message):
 def test_the_databases_hearth_runs_on_are_taken(url):
     assert Config.from_env({"DATABASE_URL": url}).database_url == url
 
+
+
+@pytest.mark.parametrize("env, missing", [
+    ({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_FROM_NUMBER": "+441632960000"}, "TWILIO_AUTH_TOKEN"),
+    ({"TWILIO_AUTH_TOKEN": "t"}, "TWILIO_ACCOUNT_SID"),
+    ({"TWILIO_FROM_NUMBER": "+441632960000"}, "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"),
+    ({"HEARTH_TRANSPORT": "twilio", "TWILIO_ACCOUNT_SID": "AC1"}, "TWILIO_AUTH_TOKEN"),
+])
+def test_half_a_twilio_set_up_is_refused_not_turned_into_the_console(env, missing):
+    with pytest.raises(ValueError, match=f"set but {missing} not"):
+        Config.from_env(env)
+
+
+def test_the_console_can_still_be_chosen_beside_twilio_settings():
+    assert Config.from_env({"HEARTH_TRANSPORT": "console", "TWILIO_FROM_NUMBER": "+441632960000"}).transport == "console"
+    assert Config.from_env({}).transport == "console"

@@ -1,0 +1,184 @@
+"""Schedules, timers, quiet hours and pauses across UK clock changes and clock outages."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from service.models import Conversation, OutboundMessage, Timer
+from service.schedules import run_schedules
+from service.timers import fire_due_timers
+from tests.integration.test_flows_in_service import _app_with_flows, _walk
+
+UTC = timezone.utc
+LONDON = ZoneInfo("Europe/London")
+
+
+def _checkins_local(session):
+    sent = session.scalars(select(OutboundMessage.created_at).where(OutboundMessage.kind == "checkin")
+                           .order_by(OutboundMessage.id))
+    return [f"{m.astimezone(LONDON):%d %H:%M %Z}" for m in sent]
+
+
+def _app_at(config, clock, tmp_path, at):
+    from flows.registry import BUNDLED_DIR
+    original = (BUNDLED_DIR / "checkin.yaml").read_text()
+    (tmp_path / "checkin.yaml").write_text(original.replace('at: "10:00"', f'at: "{at}"'))
+    return _app_with_flows(config, clock, tmp_path)
+
+
+@pytest.mark.parametrize("start, until, at, sent", [
+    # spring forward: 01:30 does not exist on Sunday 29 March 2026
+    (datetime(2026, 3, 27, 12, tzinfo=UTC), datetime(2026, 3, 30, 12, tzinfo=UTC), "01:30",
+     ["28 01:30 GMT", "29 02:00 BST", "30 01:30 BST"]),
+    (datetime(2026, 3, 27, 12, tzinfo=UTC), datetime(2026, 3, 30, 12, tzinfo=UTC), "09:00",
+     ["28 09:00 GMT", "29 09:00 BST", "30 09:00 BST"]),
+    # fall back: 01:30 happens twice on Sunday 25 October 2026
+    (datetime(2026, 10, 23, 12, tzinfo=UTC), datetime(2026, 10, 26, 12, tzinfo=UTC), "01:30",
+     ["24 01:30 BST", "25 01:30 BST", "26 01:30 GMT"]),
+    (datetime(2026, 10, 23, 12, tzinfo=UTC), datetime(2026, 10, 26, 12, tzinfo=UTC), "09:00",
+     ["24 09:00 BST", "25 09:00 GMT", "26 09:00 GMT"]),
+])
+def test_daily_check_in_across_uk_clock_changes(config, clock, tmp_path, redis, start, until, at, sent):
+    from service.database import db
+    clock.now = start
+    app = _app_at(config, clock, tmp_path, at)
+    with app.app_context():
+        _walk(db.session, clock, until, step=timedelta(minutes=5))
+        got = _checkins_local(db.session)
+    app.extensions["hearth_db"].engine.dispose()
+    assert got == sent
+
+
+# --- votes and meetings: closing times enforced only by the clock --------------------------------
+
+from tests.integration.test_flows_in_service import _start_vote, say  # noqa: E402
+from service.models import Result  # noqa: E402
+
+
+def test_a_vote_closing_after_the_flows_expiry_is_refused(runner, member, session, clock):
+    """The vote's conversations end after 14 days: one open for three weeks would die silently on day 14."""
+    clock.now = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                 "--param", "options=Yes,No", "--param", "closes_at=2026-11-23T18:00"])
+    assert result.exit_code != 0 and "after vote's conversations end (14 days after they start)" in result.output
+    assert session.scalars(select(OutboundMessage.body)).all() == []
+
+
+def test_a_meeting_that_already_started_is_refused(runner, member, session, clock):
+    clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    result = runner.invoke(args=["flows", "start", "meeting_rsvp", "--community", "Oak House", "--param",
+                                 'meeting={"title": "Small group", "starts_at": "2026-11-23T10:00"}'])
+    sent = session.scalars(select(OutboundMessage.body)).all()
+    assert result.exit_code != 0 and sent == [], (result.output, sent)
+
+
+# --- two clocks at once --------------------------------------------------------------------------
+
+import threading  # noqa: E402
+
+
+def _in_threads(apps, task):
+    from service.database import db
+    done, errors = [], []
+
+    def run(app):
+        try:
+            with app.app_context():
+                done.append(task(db.session))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=run, args=(app,)) for app in apps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return done, errors
+
+
+def test_two_clocks_at_once_start_each_check_in_and_fire_each_reminder_once(config, clock, redis, session, community):
+    from service import create_app
+    from service.directory import add_member
+    for n in range(40):
+        add_member(session, community, f"M{n}", f"07700 900{n + 200:03d}", welcome=False)
+    session.commit()
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    run_schedules(session)
+    apps = [create_app(config, overrides={"CLOCK": clock}) for _ in range(3)]
+    clock.now = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)
+    done, errors = _in_threads(apps, run_schedules)
+    assert errors == [] and sum(d["scheduled_starts"] for d in done) == 40, (done, errors)
+    clock.now = datetime(2026, 11, 23, 13, 0, 10, tzinfo=UTC)
+    done, errors = _in_threads(apps, fire_due_timers)
+    for app in apps:
+        app.extensions["hearth_db"].engine.dispose()
+    session.expire_all()
+    reminders = session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.kind == "reminder"))
+    checkins = session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.kind == "checkin"))
+    assert (errors, checkins, reminders, sum(d["timers"] for d in done)) == ([], 40, 40, 40)
+
+
+# --- pauses across clock changes (checked; these pass) -------------------------------------------
+
+@pytest.mark.parametrize("paused_at, words, until, sent", [
+    # PAUSE 1 before Saturday's check-in: Saturday's is skipped, Sunday's (first day of BST) is sent
+    (datetime(2026, 3, 28, 9, 30, tzinfo=UTC), "PAUSE 1", datetime(2026, 3, 30, 12, tzinfo=UTC),
+     ["29 10:00 BST", "30 10:00 BST"]),
+    # PAUSE 1 after Saturday's (BST) check-in: Sunday (GMT again) is skipped, Monday's is sent
+    (datetime(2026, 10, 24, 9, 30, tzinfo=UTC), "PAUSE 1", datetime(2026, 10, 26, 12, tzinfo=UTC),
+     ["26 10:00 GMT"]),
+])
+def test_a_pause_ends_on_the_right_morning_across_a_clock_change(post_signed, member, session, clock, paused_at,
+                                                                   words, until, sent):
+    clock.now = paused_at - timedelta(minutes=1)
+    run_schedules(session)
+    clock.now = paused_at
+    say(post_signed, words)
+    _walk(session, clock, until, step=timedelta(minutes=15))
+    assert _checkins_local(session) == sent
+
+
+# --- a new timezone between the new zone's slot and the old one's --------------------------------
+
+def test_a_timezone_put_right_before_the_days_check_in_does_not_lose_that_day(session, community, member, clock):
+    """Oak House was made on London time but is in Berlin. The operator puts it right at 09:30 UTC
+    (10:30 in Berlin): London's 10:00 has not run, Berlin's 10:00 was half an hour ago, within the
+    hour a late run is still made. Nobody gets a check-in that day."""
+    from service.directory import update_community
+    clock.now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    run_schedules(session)
+    clock.now = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+    update_community(session, community, timezone="Europe/Berlin")
+    session.commit()
+    _walk(session, clock, datetime(2026, 11, 23, 23, 0, tzinfo=UTC), step=timedelta(minutes=5))
+    sent = session.scalars(select(OutboundMessage.created_at).where(OutboundMessage.kind == "checkin")).all()
+    assert [f"{m.astimezone(ZoneInfo('Europe/Berlin')):%d}" for m in sent] == ["23"]  # one, at the next tick
+
+
+# --- closing times written without an offset ------------------------------------------------------
+
+@pytest.mark.parametrize("written, closes", [
+    ("2026-06-12T18", datetime(2026, 6, 12, 17, 0, tzinfo=UTC)),      # 18:00 in London (BST)
+    ("2026-06-12 18:00", datetime(2026, 6, 12, 17, 0, tzinfo=UTC)),
+    ("20260612T1800", datetime(2026, 6, 12, 17, 0, tzinfo=UTC)),
+    ("2026-06-12T18:00+01:00", datetime(2026, 6, 12, 17, 0, tzinfo=UTC)),
+])
+def test_a_closing_time_without_an_offset_is_always_local(runner, member, session, clock, written, closes):
+    clock.now = datetime(2026, 6, 8, 9, 0, tzinfo=UTC)
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                 "--param", "options=Yes,No", "--param", f"closes_at={written}"])
+    assert result.exit_code == 0, result.output
+    question = session.scalar(select(OutboundMessage.body).where(OutboundMessage.kind == "flow"))
+    no_answer = session.scalar(select(Timer.due_at).where(Timer.kind == "no_answer"))
+    assert no_answer == closes, question
+
+
+@pytest.mark.parametrize("written", ["2026-06-12", "20260612"])
+def test_a_closing_day_without_a_time_is_refused(runner, member, session, clock, written):
+    clock.now = datetime(2026, 6, 8, 9, 0, tzinfo=UTC)
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                 "--param", "options=Yes,No", "--param", f"closes_at={written}"])
+    assert result.exit_code != 0 and "a date alone" in result.output
