@@ -51,12 +51,12 @@ def _positive(env, name: str, default: float) -> float:
 class Config:
     """Everything Hearth reads from its environment."""
 
-    database_url: str
-    redis_url: str = DEFAULT_REDIS_URL
-    secret_key: str = field(default_factory=lambda: secrets.token_hex(16))
+    database_url: str = field(repr=False)
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
     public_base_url: str | None = None
     twilio_account_sid: str | None = None
-    twilio_auth_token: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
     twilio_from_number: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_api_base: str | None = None

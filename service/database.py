@@ -88,7 +88,8 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(conn) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":  # a lone read (/healthz)
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     engine = create_engine(url, pool_size=10, max_overflow=10, hide_parameters=True)

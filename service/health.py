@@ -31,13 +31,15 @@ def _database() -> str:
     A schema newer than the code is fine: a deployment migrates before new code replaces old.
     """
     try:
-        version = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        # Outside a transaction: on SQLite every transaction takes the write lock (BEGIN IMMEDIATE),
+        # and an anonymous probe must neither wait behind a writer nor hold up webhooks and workers.
+        with db.engine.connect() as conn:
+            version = conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text("SELECT version_num FROM alembic_version")).scalar()
     except SQLAlchemyError as exc:
         if not (isinstance(exc, DBAPIError) and not exc.connection_invalidated and missing_table(exc)):
             return f"error: {exc.__class__.__name__}"
         version = None
-    finally:
-        db.session.rollback()
     known = revisions()
     if version is None:
         return "error: not migrated (run hearth db upgrade)"

@@ -54,3 +54,9 @@ def test_half_a_twilio_set_up_is_refused_not_turned_into_the_console(env, missin
 def test_the_console_can_still_be_chosen_beside_twilio_settings():
     assert Config.from_env({"HEARTH_TRANSPORT": "console", "TWILIO_FROM_NUMBER": "+441632960000"}).transport == "console"
     assert Config.from_env({}).transport == "console"
+
+
+def test_secrets_are_not_in_the_configurations_repr():
+    config = Config.from_env({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "tok-secret", "SECRET_KEY": "key-secret",
+                              "DATABASE_URL": "postgresql://u:db-secret@h/d", "REDIS_URL": "redis://:redis-secret@h"})
+    assert not any(secret in repr(config) for secret in ("tok-secret", "key-secret", "db-secret", "redis-secret"))
