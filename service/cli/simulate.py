@@ -29,9 +29,17 @@ from .errors import clear_errors
 @click.command("simulate")
 @click.option("--phone", required=True, help="The member's phone, in any common format.")
 @click.option("--community", "community_name", default=None, help="Needed when several communities exist.")
+@click.option("--live", is_flag=True,
+              help="Run even though messages go through Twilio: what you type is recorded as the member's texts,"
+                   " and Hearth's answers and alerts are sent for real.")
 @with_appcontext
-def simulate_command(phone: str, community_name: str | None) -> None:
+def simulate_command(phone: str, community_name: str | None, live: bool) -> None:
     """Text Hearth as the member with this phone; each line you type is one SMS (Ctrl-D ends)."""
+    if current_app.config["HEARTH"].transport != "console" and not live:
+        raise click.ClickException(
+            "messages here go through Twilio: what you type would be recorded as the member's own texts (their"
+            " answers, a STOP) and Hearth's answers and alerts sent to real phones. Simulate on the console"
+            " transport (HEARTH_TRANSPORT=console, as bin/dev runs), or add --live if that is what you mean")
     with clear_errors():
         community = community_named(db.session, community_name) if community_name else only_community(db.session)
         if community is None:

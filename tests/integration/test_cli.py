@@ -504,3 +504,18 @@ def test_the_audit_log_names_the_account_that_ran_a_command(runner, community, s
     actors = session.scalars(select(AuditEvent.actor).where(AuditEvent.action.in_(
         ["member.added", "community.updated"]))).all()
     assert actors == [f"cli:{getpass.getuser()}"] * 2
+
+
+def test_simulate_refuses_a_live_transport_unless_told(config, clock, member, session):
+    """Against Twilio, what an operator types would be stored as the member's texts and answered by real SMS."""
+    import dataclasses
+
+    from service import create_app
+
+    live = create_app(dataclasses.replace(config, transport="twilio"), overrides={"TESTING": True, "CLOCK": clock})
+    with live.app_context():
+        result = live.test_cli_runner().invoke(args=["simulate", "--phone", "07700 900123"], input="stop\n")
+    assert result.exit_code == 1 and "--live" in result.output
+    session.expire_all()
+    assert session.get(type(member), member.id).status == "active"
+    live.extensions["hearth_db"].engine.dispose()
