@@ -12,6 +12,9 @@ from typing import Iterable
 import yaml
 
 MAX_DEPTH = 50
+# Nodes a file may stand for once its aliases are expanded. The largest bundled flow is a few
+# hundred; ten levels of ten aliases each, a few hundred bytes of YAML, would be ten thousand million.
+MAX_NODES = 20_000
 
 
 def too_deep(events: Iterable[yaml.Event]) -> yaml.Mark | None:
@@ -46,3 +49,31 @@ def too_deep_through_aliases(root: yaml.Node | None) -> yaml.Mark | None:
         children = node.value if isinstance(node, yaml.SequenceNode) else [p for pair in node.value for p in pair]
         stack.extend((child, depth + 1) for child in reversed(children) if isinstance(child, yaml.CollectionNode))
     return None
+
+
+def too_big_through_aliases(root: yaml.Node | None) -> yaml.Mark | None:
+    """Where the tree, with every alias expanded (as building it does), first grows past MAX_NODES.
+
+    Run once `too_deep_through_aliases` has passed, so the nodes form no cycle and nest at most
+    MAX_DEPTH deep: each node's expanded size is worked out once, children first.
+    """
+    size: dict[int, int] = {}
+
+    def expanded(node: yaml.Node) -> int | yaml.Mark:
+        if id(node) in size:
+            return size[id(node)]
+        total = 1
+        if isinstance(node, yaml.CollectionNode):
+            children = node.value if isinstance(node, yaml.SequenceNode) else [p for pair in node.value for p in pair]
+            for child in children:
+                grown = expanded(child)
+                if isinstance(grown, yaml.Mark):
+                    return grown
+                total += grown
+                if total > MAX_NODES:
+                    return node.start_mark
+        size[id(node)] = total
+        return total
+
+    found = expanded(root) if root is not None else 0
+    return found if isinstance(found, yaml.Mark) else None

@@ -13,7 +13,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import BaseResolver
 
-from flows.yaml_depth import MAX_DEPTH, too_deep, too_deep_through_aliases
+from flows.yaml_depth import MAX_DEPTH, MAX_NODES, too_big_through_aliases, too_deep, too_deep_through_aliases
 
 try:
     from yaml.cyaml import CParser as _Parser
@@ -137,6 +137,10 @@ def parse_yaml(text: str) -> Any:
         deep = deep or too_deep_through_aliases(root)
         if deep is not None:
             raise YamlProblem(deep.line + 1, f"nested more than {MAX_DEPTH} deep: a flow never needs that")
+        big = too_big_through_aliases(root)
+        if big is not None:
+            raise YamlProblem(big.line + 1, f"its aliases expand to more than {MAX_NODES} values: a flow never"
+                                            " needs that")
         return None if root is None else loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

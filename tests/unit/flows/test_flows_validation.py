@@ -318,6 +318,24 @@ def test_a_file_nested_too_deep_is_refused_with_its_line(nested, marker):
     expect(flow(ASK, head=nested + "\n"), marker, None, "nested more than 50 deep")
 
 
+def _laughs(levels: int) -> str:
+    """Each anchor a list of ten aliases to the one before: a few hundred bytes that stand for 10**levels values."""
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, levels + 1):
+        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 10) + "]")
+    return "\n".join(lines)
+
+
+def test_aliases_that_expand_past_what_a_flow_needs_are_refused_with_a_line():
+    """Nine levels (614 bytes) would take some 16 GB to build; it is refused before it is built."""
+    text = flow(ASK, head=_laughs(9) + "\n")
+    expect(text, "l4: &l4", None, "aliases expand to more than 20000 values")
+
+
+def test_a_few_aliases_are_still_read():
+    assert load_flow_text(flow(ASK, head=_laughs(2) + "\n"))[0] is not None
+
+
 def test_a_keyword_that_can_never_match():
     expect(flow(ASK, head="triggers:\n  keywords: {en: [ok, \"a.b\"]}\n"), "keywords:", None, "'a.b' can never match")
 
