@@ -70,7 +70,7 @@ def _create(double, collection: str, params: dict) -> Answer:
     to = params.get("To")
     kind = double.behaviour.take_failure(to) if isinstance(to, str) and to else None
     if kind is not None:
-        return Answer.error(errors.failure(kind, to))
+        return Answer.error(errors.failure(kind, to, double.behaviour.settings.retry_after))
     build = resources.create_message if collection == "Messages" else resources.create_call
     created = build(params, double.account_sid, double.clock())
     if isinstance(created, ApiError):

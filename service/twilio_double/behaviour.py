@@ -23,6 +23,8 @@ class Settings:
     # Seconds a create waits, once recorded, before it is answered: a slow carrier. A client killed
     # in that window leaves a message the double took and the client never heard of.
     answer_delay: float = 0.0
+    # The Retry-After an injected 429 carries, in whole seconds (Twilio sends 1).
+    retry_after: int = 1
 
 
 @dataclass(frozen=True)

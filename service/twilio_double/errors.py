@@ -24,8 +24,10 @@ class ApiError:
         }
 
 
-def failure(kind: str, to: str) -> ApiError:
+def failure(kind: str, to: str, retry_after: int = 1) -> ApiError:
     """The error answered for an injected failure of ``kind`` ("429", "500", "21610", ...)."""
+    if kind == "429":
+        return ApiError(429, 20429, "Too Many Requests", {"Retry-After": str(retry_after)})
     try:
         return _FAILURES[kind](to)
     except KeyError:
@@ -35,7 +37,7 @@ def failure(kind: str, to: str) -> ApiError:
 FAILURE_KINDS = ("429", "500", "21610", "21211", "21614")
 
 _FAILURES = {
-    "429": lambda to: ApiError(429, 20429, "Too Many Requests", {"Retry-After": "1"}),
+    "429": lambda to: ApiError(429, 20429, "Too Many Requests", {"Retry-After": "1"}),  # see failure()
     "500": lambda to: ApiError(500, 20500, "Internal Server Error"),
     "21610": lambda to: ApiError(400, 21610, "Attempt to send to unsubscribed recipient"),
     "21211": lambda to: invalid_to(to),

@@ -43,10 +43,10 @@ def test_a_carriers_hold_stops_every_workers_sends_for_as_long_as_it_asked(redis
         waits.clear()
         one = SendRateLimiter(REDIS_URL, rate)
         other = SendRateLimiter(REDIS_URL, rate, sleep=waits.append)
-        one.hold("+441632960000", 2.5)
+        one.hold("+441632960000", 25)
         one.hold("+441632960000", 0.5)  # a shorter hold does not shorten the one in force
         waits_before = other.redis.pttl("hearth-send-gap:+441632960000")
-        assert 2000 < waits_before <= 2500
+        assert 20000 < waits_before <= 25000  # however slow the machine, not the half second
         other.redis.pexpire("hearth-send-gap:+441632960000", 50)  # let the wait end soon: sleep is recorded
         assert other.acquire("+441632960000") > 0 and waits, f"rate {rate}: the held sender waited"
         assert other.acquire("+440000000000") == 0, "another sender is not held"
