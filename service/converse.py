@@ -11,6 +11,7 @@ from .conversations import active_conversation, resume_flow, start_flow, waits_b
 from .forms import InboundSms
 from .inbound import Handling
 from .models import Community, Member
+from .timers import overdue_before_text
 
 
 def converse(session: Session, member: Member, community: Community, sms: InboundSms) -> Handling:
@@ -18,6 +19,16 @@ def converse(session: Session, member: Member, community: Community, sms: Inboun
     library = current_app.extensions["hearth_flows"]
     origin = f"reply:{sms.sid}"
     conversation = active_conversation(session, member)
+    overdue = overdue_before_text(session, library, member, community, conversation, sms.sid) if conversation else []
+    if conversation is not None and not conversation.active:  # its time was up: the text is read afresh
+        conversation = active_conversation(session, member)
+    handling = _converse(session, library, member, community, sms, conversation, origin)
+    handling.replies[:0] = overdue
+    return handling
+
+
+def _converse(session: Session, library, member: Member, community: Community, sms: InboundSms, conversation,
+              origin: str) -> Handling:
     active = library.version(session, conversation.flow_digest) if conversation else None
     # A facilitator's flow (an open vote) waits behind any flow a keyword starts, so any may start.
     holding = None if waits_behind(active) else active

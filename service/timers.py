@@ -73,3 +73,24 @@ def _fire(session: Session, library, timer_id: int, member_id: int) -> int:
 def _untimely(timer: Timer, member: Member) -> bool:
     """Whether a reminder firing now is too late (the clock was down) or falls in quiet hours."""
     return missed(timer.due_at, timer.fired_at) or member.community.quiet_until(timer.fired_at) is not None
+
+
+def overdue_before_text(session: Session, library, member: Member, community: Community,
+                        conversation: Conversation, sid: str) -> list[str]:
+    """Fire the conversation's no-answer and expiry timers that are due but not yet fired (the
+    clock is down, or behind), before the member's text is read: a vote that closed at 18:00 is
+    closed to a "2" at 18:30, as it would have been. Returns what they say ("Voting has closed"),
+    which goes before the answer to the text. The member is locked already (the webhook's lock),
+    so the clock cannot fire them meanwhile.
+    """
+    said: list[str] = []
+    due = session.scalars(select(Timer).where(
+        Timer.conversation_id == conversation.id, Timer.fired_at.is_(None), Timer.due_at <= now(),
+        Timer.kind != "reminder").order_by(Timer.due_at, Timer.id).with_for_update())
+    for timer in due.all():
+        if not conversation.active:
+            break
+        timer.fired_at = now()
+        said += resume_flow(session, library, member, community, conversation, timeout_input(timer),
+                            f"reply:{sid}:timer:{timer.id}").sent
+    return said

@@ -59,6 +59,21 @@ from tests.integration.test_flows_in_service import _start_vote, say  # noqa: E4
 from service.models import Result  # noqa: E402
 
 
+def test_a_vote_sent_after_closes_at_is_not_counted_when_the_clock_is_late(runner, post_signed, member, session,
+                                                                             clock):
+    """The clock is down (or behind on its timer backlog) from 17:30 to 19:00; voting closed at 18:00."""
+    clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    _start_vote(runner, "2026-11-23T18:00")
+    say(post_signed, "1")
+    _walk(session, clock, datetime(2026, 11, 23, 17, 30, tzinfo=UTC))  # clock healthy until 17:30
+    clock.now = datetime(2026, 11, 23, 18, 30, tzinfo=UTC)  # half an hour after voting closed
+    replies = say(post_signed, "2")
+    assert session.scalar(select(Result.value).where(Result.name == "vote")) == "Yes", replies
+    assert replies[0].startswith("Voting has closed"), replies  # said first, then the text is read afresh
+    assert session.scalar(select(func.count(Conversation.id)).where(Conversation.active)) == 0
+    assert fire_due_timers(session) == {"timers": 0}  # the clock, back, finds nothing left to fire
+
+
 def test_a_vote_closing_after_the_flows_expiry_is_refused(runner, member, session, clock):
     """The vote's conversations end after 14 days: one open for three weeks would die silently on day 14."""
     clock.now = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
