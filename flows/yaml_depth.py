@@ -59,21 +59,29 @@ def too_big_through_aliases(root: yaml.Node | None) -> yaml.Mark | None:
     """
     size: dict[int, int] = {}
 
-    def expanded(node: yaml.Node) -> int | yaml.Mark:
-        if id(node) in size:
-            return size[id(node)]
-        total = 1
-        if isinstance(node, yaml.CollectionNode):
-            children = node.value if isinstance(node, yaml.SequenceNode) else [p for pair in node.value for p in pair]
-            for child in children:
-                grown = expanded(child)
-                if isinstance(grown, yaml.Mark):
-                    return grown
-                total += grown
-                if total > MAX_NODES:
-                    return node.start_mark
-        size[id(node)] = total
-        return total
+    def expanded(node: yaml.Node) -> int:
+        """The node's size with its aliases expanded; _TooBig where it first grows past MAX_NODES."""
+        if id(node) not in size:
+            total = 1
+            if isinstance(node, yaml.CollectionNode):
+                children = node.value if isinstance(node, yaml.SequenceNode) else [p for pair in node.value for p in pair]
+                for child in children:
+                    total += expanded(child)
+                    if total > MAX_NODES:
+                        raise _TooBig(node.start_mark)
+            size[id(node)] = total
+        return size[id(node)]
 
-    found = expanded(root) if root is not None else 0
-    return found if isinstance(found, yaml.Mark) else None
+    try:
+        expanded(root) if root is not None else 0
+    except _TooBig as big:
+        return big.mark
+    return None
+
+
+class _TooBig(Exception):
+    """A node's expanded size passed MAX_NODES, at `mark`."""
+
+    def __init__(self, mark) -> None:
+        super().__init__(mark)
+        self.mark = mark

@@ -34,6 +34,9 @@ class Turn:
     sent: list[str] = field(default_factory=list)
     saved: list[tuple[str, object]] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    # The time the turn's messages belong to, when not now: a scheduled check-in's slot, a timer's
+    # due time. A message more than an hour late by it is set aside when its turn to go comes.
+    due_at: datetime | None = None
 
 
 def active_conversation(session: Session, member: Member) -> Conversation | None:
@@ -110,15 +113,16 @@ def _wake_waiting(session: Session, member_id: int) -> None:
 
 
 def resume_flow(session: Session, library: FlowLibrary, member: Member, community: Community,
-                conversation: Conversation, input_, origin: str) -> Turn:
+                conversation: Conversation, input_, origin: str, turn: Turn | None = None) -> Turn:
     """Give the conversation one input: a message, a timeout or its expiry."""
+    turn = turn or Turn()
     flow = library.version(session, conversation.flow_digest)
     if flow is None:
         # The stored source no longer loads (it always should): end cleanly rather than fail.
         _end(session, conversation, "flow_unavailable")
-        return Turn()
+        return turn
     outcome = flows.resume(flow, conversation.state, input_, context(member, community))
-    return _apply(session, library, member, community, conversation, outcome, origin, Turn(), 0)
+    return _apply(session, library, member, community, conversation, outcome, origin, turn, 0)
 
 
 def _kind(origin: str) -> str:
@@ -143,7 +147,7 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
                 # Started for a whole community (a schedule, a facilitator): bulk, so replies
                 # to members' own texts do not wait behind them.
                 queue_message(session, key=f"flow:{origin}:{index}", to=member.phone, body=event.text,
-                              kind=_kind(origin), member=member,
+                              kind=_kind(origin), member=member, due_at=turn.due_at,
                               queue="bulk" if origin.startswith(("schedule", "facilitator")) else None)
         elif isinstance(event, SaveResult):
             _save(session, member, conversation, event, at)

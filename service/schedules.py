@@ -13,7 +13,7 @@ from flows import next_occurrence, previous_occurrence
 
 from . import audit
 from .clock import MISSED_AFTER, missed, now
-from .conversations import active_conversation, start_flow
+from .conversations import Turn, active_conversation, start_flow
 from .models import Community, Member, Schedule
 
 BUSY_WINDOW = timedelta(hours=1)
@@ -44,7 +44,7 @@ def run_schedules(session: Session) -> dict[str, int]:
                      schedule.last_run_at.isoformat(), occurrence.isoformat())
         elif not missed(occurrence, at):
             started += start_for_members(session, library, community, flow, {},
-                                         f"schedule:{schedule.id}:{occurrence:%Y%m%dT%H%M}")[0]
+                                         f"schedule:{schedule.id}:{occurrence:%Y%m%dT%H%M}", due_at=occurrence)[0]
             schedule.last_run_at = occurrence
         else:
             log.warning("schedule %s (%s) missed its run at %s; not replaying it late", schedule.id, flow.id,
@@ -98,12 +98,13 @@ def _ensure_schedules(session: Session, library, at: datetime) -> None:
 
 def start_for_members(session: Session, library, community: Community, flow, params: dict, origin: str,
                       phones: list[str] | None = None, actor: str = "clock",
-                      commit_each: bool = False) -> tuple[int, int]:
+                      commit_each: bool = False, due_at: datetime | None = None) -> tuple[int, int]:
     """Start `flow` for each member who may get it; returns (started, skipped as busy in another flow).
 
     Each member is locked in turn, and held until the transaction commits: with `commit_each`, a
     member's start is committed before the next is locked, so a run over a whole community holds
     one member at a time (no lock cycle with an import locking the same phones in its own order).
+    `due_at` is the slot a scheduled run stands for: its messages are late, or not, by it.
 
     Opted-out, departed, paused and bad-number members are left out. A member who was in an
     exchange in the last BUSY_WINDOW is skipped rather than cut off; an older conversation (a vote
@@ -134,7 +135,7 @@ def start_for_members(session: Session, library, community: Community, flow, par
         try:
             with session.begin_nested():
                 start_flow(session, library, member, community, flow, params, f"{origin}:{member.id}",
-                           current=current)
+                           Turn(due_at=due_at), current=current)
         except Exception:
             log.exception("could not start %s for member %s", flow.id, member.id)
             continue

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .clock import missed, now
-from .conversations import end_active, resume_flow, timeout_input
+from .conversations import Turn, end_active, resume_flow, timeout_input
 from .models import Community, Conversation, Member, Timer
 
 log = logging.getLogger("hearth.timers")
@@ -63,7 +63,7 @@ def _fire(session: Session, library, timer_id: int, member_id: int) -> int:
         if member.reachable:
             community = session.get(Community, member.community_id)
             resume_flow(session, library, member, community, conversation, timeout_input(timer),
-                        f"timer:{timer.kind}:{timer.id}")
+                        f"timer:{timer.kind}:{timer.id}", Turn(due_at=timer.due_at))
         else:
             end_active(session, member, member.status)
     session.commit()
