@@ -83,6 +83,19 @@ def test_a_vote_closing_after_the_flows_expiry_is_refused(runner, member, sessio
     assert session.scalars(select(OutboundMessage.body)).all() == []
 
 
+def test_a_meeting_rsvp_reminder_does_not_ask_about_a_meeting_already_over(runner, member, session, clock):
+    clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # after the day's 10:00 check-in time
+    started = runner.invoke(args=["flows", "start", "meeting_rsvp", "--community", "Oak House", "--param",
+                                  'meeting={"title": "Small group", "starts_at": "2026-11-23T14:00"}'])
+    assert started.exit_code == 0, started.output
+    _walk(session, clock, datetime(2026, 11, 23, 20, 0, tzinfo=UTC))
+    late = session.scalars(select(OutboundMessage).where(OutboundMessage.created_at
+                                                        > datetime(2026, 11, 23, 14, 0, tzinfo=UTC))).all()
+    assert [(m.created_at.astimezone(LONDON).strftime("%H:%M"), m.body) for m in late] == []
+    rsvp = session.scalar(select(Conversation).where(Conversation.flow_id == "meeting_rsvp"))
+    assert (rsvp.active, rsvp.updated_at) == (False, datetime(2026, 11, 23, 14, 0, tzinfo=UTC))
+
+
 def test_a_meeting_that_already_started_is_refused(runner, member, session, clock):
     clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     result = runner.invoke(args=["flows", "start", "meeting_rsvp", "--community", "Oak House", "--param",
