@@ -10,6 +10,7 @@ from .flows_testkit import make_context
 from flows import Send, load_flow_text, start
 from flows import templating
 from flows.clock import format_local
+from flows.exceptions import TemplateFailure
 from flows.language import choose, select
 
 
@@ -104,3 +105,14 @@ def test_sample_and_literal_parts_used_for_checks():
     assert templating.sample(source) == "Hi xxxxxxxxxx, Wednesday!"
     assert templating.literal_parts(source) == "Hi , !"
     assert templating.strip_tags(source) == "Hi , !"
+
+
+@pytest.mark.parametrize("source", ["{{ 'x' * 300000000 }}", "{{ 300000000 * 'ab' }}", "{{ [1] * 20000 }}",
+                                    "{{ 9 ** 999999 }}"])
+def test_a_template_cannot_build_a_value_of_unbounded_size(source):
+    with pytest.raises(TemplateFailure, match="SecurityError"):
+        templating.render(source, {})
+
+
+def test_ordinary_arithmetic_still_works():
+    assert templating.render("{{ '-' * 20 }} {{ 3 * 4 }} {{ 2 ** 10 }} {{ 1.5 * 2 }}", {}) == "-" * 20 + " 12 1024 3.0"
