@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import bindparam, exists, select, text
 from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
@@ -40,7 +42,7 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
     if word in ("opt_out", "opt_in"):
         handling = _consent(session, word, community, member, sms, phone)
     elif member is None:
-        handling = _unknown(community) if _person(sms.from_number) else Handling("automated_sender")
+        handling = _unknown(community, sms.from_number) if _person(sms.from_number) else Handling("automated_sender")
     else:
         handling = _handle_member(session, word, member, community, sms, converse)
     community_id = community.id if community else None
@@ -171,9 +173,30 @@ def _person(sender: str) -> bool:
     return sender.startswith("+") or (sender.isdigit() and len(sender) > 8)
 
 
-def _unknown(community: Community | None) -> Handling:
+def _unknown(community: Community | None, sender: str) -> Handling:
     reply = community.unknown_reply if community else None
+    if reply and not _answers_left(sender):
+        return Handling("unknown_unanswered")
     return Handling("unknown", [community.render(reply)] if reply else [])
+
+
+# How often in a day a number no member has is answered: enough for a person who texted the wrong
+# number to see why nothing happens, too few for an auto-responder (or a forged number) to keep
+# Hearth answering at the community's cost. Every text is still recorded.
+UNKNOWN_REPLIES_A_DAY = 3
+
+
+def _answers_left(sender: str) -> bool:
+    """Whether this number may be answered once more today; without Redis, yes."""
+    key = f"hearth-unknown-replies:{sender}"
+    try:
+        with current_app.extensions["hearth_redis"].pipeline() as pipeline:
+            pipeline.incr(key)
+            pipeline.expire(key, 86400, nx=True)
+            count, _ = pipeline.execute()
+    except RedisError:
+        return True
+    return count <= UNKNOWN_REPLIES_A_DAY
 
 
 def _handle_member(session: Session, word: str | None, member: Member, community: Community, sms: InboundSms,

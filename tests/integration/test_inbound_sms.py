@@ -157,6 +157,16 @@ def test_unknown_number_gets_a_neutral_answer_and_is_recorded(post_signed, membe
     assert row.member_id is None and row.handled_as == "unknown" and row.body == "hi"
 
 
+def test_an_unknown_number_is_answered_three_times_a_day_and_every_text_recorded(post_signed, member, session):
+    """An auto-responder (or a forged number) cannot keep Hearth answering at the community's cost."""
+    answers = [replies(post_signed("/twilio/sms", sms_form(f"hi {i}", from_number="+447700900999")))
+               for i in range(5)]
+    assert [len(a) for a in answers] == [1, 1, 1, 0, 0]
+    assert session.scalars(select(InboundMessage.handled_as).order_by(InboundMessage.id)).all() == (
+        ["unknown"] * 3 + ["unknown_unanswered"] * 2)
+    assert len(replies(post_signed("/twilio/sms", sms_form("hi", from_number="+447700900998")))) == 1  # another
+
+
 def test_unknown_number_gets_nothing_when_the_community_says_so(post_signed, community, session):
     community.unknown_reply = None
     session.commit()
