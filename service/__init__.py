@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask
@@ -16,6 +17,11 @@ from .runtime import Runtime
 def create_app(config: Config | None = None, overrides: dict[str, Any] | None = None) -> Flask:
     """Build the app from `config` (default: the environment); nothing is built at import time."""
     config = config or Config.from_env()
+    if config.transport == "twilio" and not config.public_base_url:
+        logging.getLogger("hearth").warning(
+            "PUBLIC_BASE_URL is not set: no delivery callbacks are asked for (a STOP the carrier reports"
+            " is not heard), and webhook signatures are checked against the URL each request arrives at,"
+            " which behind a proxy that ends TLS is not the one Twilio signed: every text would be refused")
     app = Flask(__name__, instance_relative_config=False)
     # Twilio's forms are a few kilobytes (a 1600-character text; a 10,000-character one, percent-
     # encoded, is at most 120 KB): anything larger is refused (413) before it is read.

@@ -60,3 +60,15 @@ def test_secrets_are_not_in_the_configurations_repr():
     config = Config.from_env({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "tok-secret", "SECRET_KEY": "key-secret",
                               "DATABASE_URL": "postgresql://u:db-secret@h/d", "REDIS_URL": "redis://:redis-secret@h"})
     assert not any(secret in repr(config) for secret in ("tok-secret", "key-secret", "db-secret", "redis-secret"))
+
+
+def test_twilio_without_a_public_base_url_is_warned_of(caplog, tmp_path):
+    from service import create_app
+
+    config = Config.from_env({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
+                              "DATABASE_URL": f"sqlite:///{tmp_path}/h.db"})
+    create_app(config).extensions["hearth_db"].engine.dispose()
+    assert any("PUBLIC_BASE_URL is not set" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    create_app(Config.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/h.db"})).extensions["hearth_db"].engine.dispose()
+    assert not any("PUBLIC_BASE_URL" in r.getMessage() for r in caplog.records)  # the console needs none
