@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from .clock import missed, now
 from .conversations import Turn, end_active, resume_flow, timeout_input
+from .database import rerun_if_disconnected
 from .models import Community, Conversation, Member, Timer
 
 log = logging.getLogger("hearth.timers")
@@ -33,7 +34,8 @@ def fire_due_timers(session: Session, limit: int = BATCH) -> dict[str, int]:
             break
         timer_id, member_id = due
         try:
-            fired += _fire(session, library, timer_id, member_id)
+            # One transaction: a deadlock's victim (or a dropped connection) is run again once.
+            fired += rerun_if_disconnected(session, lambda: _fire(session, library, timer_id, member_id))
         except Exception:
             session.rollback()
             log.exception("timer %s failed; it will not be tried again", timer_id)

@@ -210,3 +210,29 @@ def test_a_closing_day_without_a_time_is_refused(runner, member, session, clock,
     result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
                                  "--param", "options=Yes,No", "--param", f"closes_at={written}"])
     assert result.exit_code != 0 and "a date alone" in result.output
+
+
+def test_a_timer_whose_run_is_a_deadlocks_victim_is_run_again_not_dropped(runner, post_signed, member, session,
+                                                                             clock, monkeypatch):
+    """PostgreSQL rolls a deadlock's victim back whole: the timer is fired again, not set aside as failed."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    import service.timers
+
+    clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    _start_vote(runner, "2026-11-23T18:00")
+    real, calls = service.timers._fire, []
+
+    def fire(*args):
+        calls.append(args[2])
+        if len(calls) == 1:
+            raise OperationalError("SELECT ...", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+        return real(*args)
+
+    monkeypatch.setattr(service.timers, "_fire", fire)
+    clock.now = datetime(2026, 11, 23, 18, 1, tzinfo=UTC)
+    assert fire_due_timers(session) == {"timers": 1}  # the vote's closing time, after its re-run
+    assert len(calls) == 2 and calls[0] == calls[1]
+    vote = session.scalar(select(Conversation).where(Conversation.flow_id == "vote"))
+    assert (vote.active, vote.ended_reason) == (False, "no_answer")  # it closed, as the timer says
