@@ -114,16 +114,18 @@ def start_for_members(session: Session, library, community: Community, flow, par
     query = select(Member).where(
         Member.community_id == community.id, Member.status.in_(("active", "paused")),
         or_(Member.paused_until.is_(None), Member.paused_until <= at),
-    )  # the members `_may_start` takes, as they were before any was locked
+    )
     if phones is not None:
         query = query.where(Member.phone.in_(phones))
     started = skipped = 0
     for member_id in session.scalars(query.with_only_columns(Member.id).order_by(Member.id)).all():
-        # The member is locked before their conversation, in the same order as the webhook.
-        member = session.scalar(select(Member).where(Member.id == member_id).with_for_update()
+        # The member is locked before their conversation, in the same order as the webhook, by the
+        # same query: one locked after a wait is read as it is now, and a PAUSE or STOP that
+        # committed meanwhile leaves them out.
+        member = session.scalar(query.where(Member.id == member_id).with_for_update()
                                 .execution_options(populate_existing=True))
-        if not _may_start(member, at):
-            continue  # they texted PAUSE or STOP while this waited for them
+        if member is None or (member.fields and member.fields.get("phone_error")):
+            continue
         current = active_conversation(session, member)
         if current is not None and current.updated_at > at - BUSY_WINDOW:
             skipped += 1
@@ -144,10 +146,3 @@ def start_for_members(session: Session, library, community: Community, flow, par
             session.commit()
     return started, skipped
 
-
-def _may_start(member: Member, at: datetime) -> bool:
-    """Whether a flow may start for the member now: not opted out or gone, not paused (or the pause
-    is over), and their number takes texts."""
-    if member.status not in ("active", "paused") or (member.paused_until is not None and member.paused_until > at):
-        return False
-    return not (member.fields and member.fields.get("phone_error"))
