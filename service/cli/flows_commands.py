@@ -15,7 +15,6 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from flows.__main__ import main as flows_main
-from flows.clock import to_datetime
 from flows.registry import BUNDLED_DIR
 from flows.schedule import local_to_utc
 from service import audit
@@ -64,13 +63,15 @@ def _param(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
-# A time of day written without an offset ("2026-06-12T18:00", "2026-06-12 18:00").
-def _times(value, zone: ZoneInfo, key: str = ""):
-    """`value` with each time in it (a value named like `closes_at`, `starts_at`) checked to be
-    one, and one written without an offset read as the community's local time, in UTC. A date
-    alone is refused: "closes_at=2026-06-12" could mean the start of that day or its end."""
+def _times(value, zone: ZoneInfo, flow, key: str = "", path: str = ""):
+    """`value` with each time in it (a value named like `closes_at`, or a meeting's `starts_at`)
+    checked, and in UTC. One written without an offset is the community's local time. Refused: a
+    date alone ("closes_at=2026-06-12" could mean the start of that day or its end), a time not in
+    the future (members would be asked about a time already gone), and a `closes_at` after the
+    flow's own expiry (the conversation would end first, with no word to members)."""
     if isinstance(value, dict):
-        return {name: _times(item, zone, name) for name, item in value.items()}
+        inner = f"{path}{key}." if key else path
+        return {name: _times(item, zone, flow, name, inner) for name, item in value.items()}
     if not key.endswith("_at") or value in (None, ""):
         return value
     text = str(value).strip()
@@ -84,31 +85,17 @@ def _times(value, zone: ZoneInfo, key: str = ""):
     if moment.tzinfo is None:  # local wall time; one the clocks skip moves on to the first after the gap
         moment = local_to_utc(moment.date(), (moment.hour, moment.minute), zone) + timedelta(
             seconds=moment.second, microseconds=moment.microsecond)
+    shown = moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    if moment <= now():
+        raise click.BadParameter(f"{path}{key} is {shown}, which is not in the future: give a time still to"
+                                 " come, like 2026-11-27T18:00")
+    if key == "closes_at" and moment > now() + flow.expiry:
+        raise click.BadParameter(f"{path}{key} is {shown}, after {flow.id}'s conversations end"
+                                 f" ({_span(flow.expiry)} after they start): give a closing time before then")
     return moment.astimezone(timezone.utc).isoformat()
 
 
 _DATE_ONLY = re.compile(r"^\d{4}-?\d{2}-?\d{2}$")
-
-
-def _still_open(flow, params: dict, zone: ZoneInfo, key: str = "") -> dict:
-    """`params`, refused when one of their times (`closes_at`, a meeting's `starts_at`) is not in
-    the future (members would be asked about a time already gone), or closes after the flow's own
-    expiry (the conversation would end first, with no word to members)."""
-    for name, value in params.items():
-        if isinstance(value, dict):
-            _still_open(flow, value, zone, f"{key}{name}.")
-            continue
-        moment = to_datetime(value) if name.endswith("_at") else None
-        if moment is None:
-            continue
-        shown = moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-        if moment <= now():
-            raise click.BadParameter(f"{key}{name} is {shown}, which is not in the future: give a time still to"
-                                     " come, like 2026-11-27T18:00")
-        if name == "closes_at" and moment > now() + flow.expiry:
-            raise click.BadParameter(f"{key}{name} is {shown}, after {flow.id}'s conversations end"
-                                     f" ({_span(flow.expiry)} after they start): give a closing time before then")
-    return params
 
 
 def _span(delta: timedelta) -> str:
@@ -160,7 +147,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     with clear_errors():
         community = community_named(db.session, community_name)
         zone = ZoneInfo(community.timezone)
-        params = _checked(flow, _still_open(flow, _times(params, zone), zone))
+        params = _checked(flow, _times(params, zone, flow))
         quiet_until = community.quiet_until(now())
         if quiet_until is not None and not in_quiet_hours:
             until = quiet_until.astimezone(zone)
