@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -35,6 +37,42 @@ def _folder(env, name: str) -> str | None:
     if folder is not None and not Path(folder).is_dir():
         raise ValueError(f"{name} is {folder!r}, which is not a folder")
     return folder
+
+
+def _base_url(env, name: str) -> str | None:
+    """An absolute http(s) URL with a host and nothing after its path, without a trailing slash."""
+    value = (env.get(name) or "").strip().rstrip("/")
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name} must be an absolute URL such as https://hearth.example.org, not {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{name} must not carry a query or a fragment: {value!r}")
+    return value
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _api_base(env) -> str | None:
+    """TWILIO_API_BASE: HTTPS, or plain HTTP to this machine only (the Twilio double): every request
+    carries the account's credentials, which must not cross a network in clear."""
+    value = _base_url(env, "TWILIO_API_BASE")
+    if value and urlsplit(value).scheme == "http" and not _loopback(urlsplit(value).hostname):
+        raise ValueError(f"TWILIO_API_BASE must use https unless it is on this machine (127.0.0.1, ::1,"
+                         f" localhost): every request carries the auth token; not {value!r}")
+    return value
 
 
 def _positive(env, name: str, default: float) -> float:
@@ -103,12 +141,12 @@ class Config:
             database_url=_database_url(env.get("DATABASE_URL")),
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             secret_key=env.get("SECRET_KEY") or secrets.token_hex(16),
-            public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+            public_base_url=_base_url(env, "PUBLIC_BASE_URL"),
             twilio_account_sid=sid,
             twilio_auth_token=token,
             twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
             twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
-            twilio_api_base=(env.get("TWILIO_API_BASE") or "").rstrip("/") or None,
+            twilio_api_base=_api_base(env),
             transport=transport,
             send_rate=send_rate,
             flows_dir=_folder(env, "HEARTH_FLOWS_DIR"),

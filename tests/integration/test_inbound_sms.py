@@ -276,6 +276,24 @@ def test_a_form_larger_than_any_twilio_sends_is_refused_before_it_is_read(client
     assert session.scalar(select(func.count(InboundMessage.id))) == 0
 
 
+@pytest.mark.parametrize("path", ["/twilio/sms", "/twilio/status"])
+def test_a_form_with_more_fields_than_any_twilio_sends_is_refused_before_its_signature(client, member, session, path):
+    form = sms_form("hello") | {f"Extra{i}": "x" for i in range(250)}
+    response = client.post(path, data=form, headers={"X-Twilio-Signature": "anything"})
+    assert response.status_code == 400
+    assert "more than 200 fields" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count(InboundMessage.id))) == 0
+
+
+def test_a_form_as_rich_as_twilios_richest_is_still_taken(post_signed, member, session):
+    media = {f"MediaUrl{i}": f"https://api.twilio.example/m/{i}" for i in range(10)}
+    media |= {f"MediaContentType{i}": "image/jpeg" for i in range(10)}
+    geography = {f"{side}{part}": "X" for side in ("From", "To") for part in ("City", "State", "Zip", "Country")}
+    response = post_signed("/twilio/sms", sms_form("hello") | media | geography | {"NumMedia": "10"})
+    assert response.status_code == 200
+    assert session.scalar(select(func.count(InboundMessage.id))) == 1
+
+
 @pytest.mark.parametrize("query", ["c=O%27Brien", "c=caf%C3%A9", "c=a%2Fb", "c=b%20c"])
 def test_without_public_base_url_the_query_is_signed_as_twilio_was_given_it(config, clock, member, query):
     """Twilio signs the webhook URL as configured, percent-encoded; the request's own URL is read raw."""

@@ -27,6 +27,13 @@ def test_credentials_choose_the_twilio_transport():
     ({"DATABASE_URL": "postgresql+asyncpg://x/y"}, "not postgresql\\+asyncpg://"),
     ({"DATABASE_URL": "hearth.db"}, "not 'hearth.db'"),
     ({"HEARTH_FLOWS_DIR": "/nonexistent/flows"}, "HEARTH_FLOWS_DIR is '/nonexistent/flows', which is not a folder"),
+    ({"PUBLIC_BASE_URL": "hearth.example.org"}, "PUBLIC_BASE_URL must be an absolute URL"),
+    ({"PUBLIC_BASE_URL": "ftp://hearth.example.org"}, "PUBLIC_BASE_URL must be an absolute URL"),
+    ({"PUBLIC_BASE_URL": "https://hearth.example.org:port"}, "PUBLIC_BASE_URL must be an absolute URL"),
+    ({"PUBLIC_BASE_URL": "https://hearth.example.org/?a=1"}, "PUBLIC_BASE_URL must not carry a query"),
+    ({"TWILIO_API_BASE": "http://api.example.org"}, "TWILIO_API_BASE must use https unless"),
+    ({"TWILIO_API_BASE": "http://10.0.0.5:8080"}, "TWILIO_API_BASE must use https unless"),
+    ({"TWILIO_API_BASE": "127.0.0.1:8080"}, "TWILIO_API_BASE must be an absolute URL"),
 ])
 def test_bad_settings_are_named(env, message):
     with pytest.raises(ValueError, match=message):
@@ -49,6 +56,16 @@ def test_the_databases_hearth_runs_on_are_taken(url):
 def test_half_a_twilio_set_up_is_refused_not_turned_into_the_console(env, missing):
     with pytest.raises(ValueError, match=f"set but {missing} not"):
         Config.from_env(env)
+
+
+@pytest.mark.parametrize("base", ["http://127.0.0.1:8099", "http://[::1]:8099/", "http://localhost:8099",
+                                  "https://api.twilio.example"])
+def test_the_api_base_may_be_https_or_this_machine(base):
+    assert Config.from_env({"TWILIO_API_BASE": base}).twilio_api_base == base.rstrip("/")
+
+
+def test_a_public_base_url_with_a_path_is_kept_without_its_trailing_slash():
+    assert Config.from_env({"PUBLIC_BASE_URL": "https://h.example/hearth/"}).public_base_url == "https://h.example/hearth"
 
 
 def test_the_console_can_still_be_chosen_beside_twilio_settings():
