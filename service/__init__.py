@@ -33,6 +33,7 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
     enqueue_after_commit(bound.session.session_factory, app.extensions["hearth_redis"])
 
     from . import health, webhooks
+    from .consent import end_pauses
     from .converse import converse
     from .flow_library import FlowLibrary
     from .schedules import run_schedules
@@ -40,7 +41,7 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
 
     app.extensions["hearth_flows"] = FlowLibrary(config.flows_dir)
     app.extensions["hearth_converse"] = converse
-    app.extensions["hearth_clock_tasks"] = [fire_due_timers, run_schedules]
+    app.extensions["hearth_clock_tasks"] = [end_pauses, fire_due_timers, run_schedules]
     from .cli import register_cli
 
     app.register_blueprint(health.bp)

@@ -41,6 +41,30 @@ def opt_in(session: Session, member: Member, actor: str, source: str) -> bool:
     return True
 
 
+PAUSES_PER_TICK = 500
+
+
+def end_pauses(session: Session, limit: int = PAUSES_PER_TICK) -> dict[str, int]:
+    """The clock's pass: members whose pause has run out are active again, so the roster, a
+    facilitator's flow and the audit log all see it when it happens, not at the next check-in."""
+    due = (select(Member).where(Member.status == "paused", Member.paused_until <= now())
+           .order_by(Member.id).limit(limit).with_for_update(skip_locked=True)
+           .execution_options(populate_existing=True))
+    ended = 0
+    for member in session.scalars(due).all():
+        pause_ended(session, member, "clock")
+        ended += 1
+    session.commit()
+    return {"pauses_ended": ended}
+
+
+def pause_ended(session: Session, member: Member, actor: str) -> None:
+    """A paused member whose `paused_until` has passed is active again (the date is kept)."""
+    member.status = "active"
+    audit.record(session, actor, "member.resumed", community_id=member.community_id, member_id=member.id,
+                 reason="pause ended")
+
+
 def cancel_pending(session: Session, member_id: int) -> None:
     """Cancel every outbox row still waiting to go to the member."""
     session.execute(

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from flows import next_occurrence, previous_occurrence
 
-from . import audit
 from .clock import MISSED_AFTER, missed, now
+from .consent import pause_ended
 from .conversations import Turn, active_conversation, start_flow
 from .models import Community, Member, Schedule
 
@@ -130,10 +130,8 @@ def start_for_members(session: Session, library, community: Community, flow, par
         if current is not None and current.updated_at > at - BUSY_WINDOW:
             skipped += 1
             continue
-        if member.status == "paused":
-            member.status = "active"  # the pause has run out
-            audit.record(session, actor, "member.resumed", community_id=community.id, member_id=member.id,
-                         reason="pause ended")
+        if member.status == "paused":  # it ran out since the clock's last pass
+            pause_ended(session, member, actor)
         try:
             with session.begin_nested():
                 start_flow(session, library, member, community, flow, params, f"{origin}:{member.id}",

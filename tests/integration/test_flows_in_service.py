@@ -739,3 +739,24 @@ def test_a_pause_that_runs_out_is_in_the_audit_log(post_signed, member, session,
     _walk(session, clock, datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc))  # the 24th's check-in ends it
     resumed = session.scalars(select(AuditEvent).where(AuditEvent.action == "member.resumed")).all()
     assert [(event.actor, event.details.get("reason")) for event in resumed] == [("clock", "pause ended")]
+
+
+def test_the_clock_ends_a_pause_when_it_runs_out_not_at_the_next_check_in(app, runner, post_signed, member, session,
+                                                                             clock):
+    from service.consent import end_pauses
+    from workers.clock import tick
+
+    clock.now = datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc)
+    member_id = member.id
+    say(post_signed, "PAUSE 1")
+    session.expire_all()
+    assert session.get(Member, member_id).status == "paused"
+    assert end_pauses(session) == {"pauses_ended": 0}  # not yet run out
+    clock.now = datetime(2026, 11, 24, 15, 1, tzinfo=timezone.utc)  # a day on: no check-in is due now
+    assert tick(app)["pauses_ended"] == 1
+    session.expire_all()
+    assert session.get(Member, member_id).status == "active"
+    assert "active" in runner.invoke(args=["members", "list", "--community", "Oak House"]).output
+    resumed = session.scalars(select(AuditEvent).where(AuditEvent.action == "member.resumed")).all()
+    assert [(event.actor, event.details.get("reason")) for event in resumed] == [("clock", "pause ended")]
+    assert end_pauses(session) == {"pauses_ended": 0}  # once
