@@ -14,7 +14,7 @@ from flows import next_occurrence, previous_occurrence
 from .clock import MISSED_AFTER, missed, now
 from .consent import pause_ended
 from .conversations import Turn, active_conversation, start_flow
-from .models import Community, Member, Schedule
+from .models import Community, Conversation, Member, Schedule, Timer
 
 BUSY_WINDOW = timedelta(hours=1)
 log = logging.getLogger("hearth.schedules")
@@ -30,12 +30,15 @@ def run_schedules(session: Session) -> dict[str, int]:
     library = current_app.extensions["hearth_flows"]
     at = now()
     _ensure_schedules(session, library, at)
-    started = 0
+    started, behind = 0, []
     while True:
-        schedule = session.scalar(select(Schedule).where(Schedule.next_due_at <= at).limit(1)
-                                  .with_for_update(skip_locked=True))
+        schedule = session.scalar(select(Schedule).where(Schedule.next_due_at <= at, Schedule.id.not_in(behind))
+                                  .limit(1).with_for_update(skip_locked=True))
         if schedule is None:
             break
+        if _timers_behind(session, schedule):
+            behind.append(schedule.id)  # the timer pass catches up first, a tick or a few
+            continue
         community = session.get(Community, schedule.community_id)
         flow = library.get(schedule.flow_id)
         occurrence = schedule.next_due_at
@@ -57,6 +60,17 @@ def run_schedules(session: Session) -> dict[str, int]:
         session.commit()
     session.rollback()
     return {"scheduled_starts": started}
+
+
+def _timers_behind(session: Session, schedule: Schedule) -> bool:
+    """Whether a timer of the community's due before this run is still to fire (the clock was down,
+    and its timer pass takes a batch a tick): yesterday's check-in must close, and save its
+    "no answer", before today's replaces it."""
+    return session.scalar(
+        select(Timer.id).join(Conversation, Conversation.id == Timer.conversation_id)
+        .join(Member, Member.id == Conversation.member_id)
+        .where(Member.community_id == schedule.community_id, Timer.fired_at.is_(None),
+               Timer.due_at <= schedule.next_due_at).limit(1)) is not None
 
 
 def _ran_for(flow, community: Community, last_run_at: datetime | None, occurrence: datetime) -> bool:

@@ -236,3 +236,30 @@ def test_a_timer_whose_run_is_a_deadlocks_victim_is_run_again_not_dropped(runner
     assert len(calls) == 2 and calls[0] == calls[1]
     vote = session.scalar(select(Conversation).where(Conversation.flow_id == "vote"))
     assert (vote.active, vote.ended_reason) == (False, "no_answer")  # it closed, as the timer says
+
+
+def test_after_an_outage_yesterdays_timers_fire_before_todays_schedule_replaces_them(app, session, community, clock):
+    """The clock was down from just after Monday's check-in to Tuesday's. Its timer pass takes a batch
+    a tick; Tuesday's check-in waits until every Monday timer has fired, so each member's Monday
+    ends as "no answer" (saved) rather than being cut off as interrupted."""
+    from service.directory import add_member
+    from workers.clock import tick
+
+    for n in range(3):
+        add_member(session, community, f"M{n}", f"07700 900{n + 300:03d}", welcome=False)
+    session.commit()
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    run_schedules(session)
+    clock.now = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)
+    assert run_schedules(session) == {"scheduled_starts": 3}
+    tasks = app.extensions["hearth_clock_tasks"]
+    one_a_tick = [(lambda s, t=task: fire_due_timers(s, limit=1) if t is fire_due_timers else t(s)) for task in tasks]
+    app.extensions["hearth_clock_tasks"] = one_a_tick
+    clock.now = datetime(2026, 11, 24, 10, 0, 5, tzinfo=UTC)
+    starts = [tick(app).get("scheduled_starts", 0) for _ in range(12)]
+    assert sum(starts) == 3 and starts[0] == 0  # Tuesday's waited behind Monday's timers
+    session.expire_all()
+    ends = session.scalars(select(Conversation.ended_reason).order_by(Conversation.id)).all()
+    assert ends[:3] == ["no_answer"] * 3
+    moods = session.scalars(select(Result.value).where(Result.name == "mood")).all()
+    assert moods == ["no_answer"] * 3
