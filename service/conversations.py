@@ -85,7 +85,7 @@ def start_flow(session: Session, library: FlowLibrary, member: Member, community
     at = now()
     # Written once, with the state the first turn left it in (no id until something needs one).
     conversation = Conversation(member_id=member.id, flow_id=flow.id, flow_digest=flow.digest, state=None,
-                                active=True, started_at=at, updated_at=at)
+                                active=True, origin=origin[:200], started_at=at, updated_at=at)
     session.add(conversation)
     turn = _apply(session, library, member, community, conversation, outcome, origin, turn, depth)
     if current is not None or depth > 0:

@@ -13,6 +13,7 @@ from flows import next_occurrence, previous_occurrence
 
 from .clock import MISSED_AFTER, missed, now
 from .consent import pause_ended
+from .dispatch import sends_held
 from .conversations import Turn, active_conversation, start_flow
 from .models import Community, Conversation, Member, Schedule, Timer
 
@@ -112,13 +113,15 @@ def _ensure_schedules(session: Session, library, at: datetime) -> None:
 
 def start_for_members(session: Session, library, community: Community, flow, params: dict, origin: str,
                       phones: list[str] | None = None, actor: str = "clock",
-                      commit_each: bool = False, due_at: datetime | None = None) -> tuple[int, int]:
+                      due_at: datetime | None = None) -> tuple[int, int]:
     """Start `flow` for each member who may get it; returns (started, skipped as busy in another flow).
 
-    Each member is locked in turn, and held until the transaction commits: with `commit_each`, a
-    member's start is committed before the next is locked, so a run over a whole community holds
-    one member at a time (no lock cycle with an import locking the same phones in its own order).
-    `due_at` is the slot a scheduled run stands for: its messages are late, or not, by it.
+    Each member is locked in turn and their start committed before the next is locked: a run over
+    a community of thousands holds one member at a time, so none of them waits for it to answer a
+    text, and there is no lock cycle with an import locking the same phones in its own order. It
+    commits what the caller had pending with the first member. A member who has a conversation
+    from this `origin` already (the run was started again) is left as they are. `due_at` is the
+    slot a scheduled run stands for: its messages are late, or not, by it.
 
     Opted-out, departed, paused and bad-number members are left out. A member who was in an
     exchange in the last BUSY_WINDOW is skipped rather than cut off; an older conversation (a vote
@@ -131,6 +134,11 @@ def start_for_members(session: Session, library, community: Community, flow, par
     )
     if phones is not None:
         query = query.where(Member.phone.in_(phones))
+    with sends_held(session, current_app.extensions["hearth_redis"]):
+        return _start_each(session, library, community, flow, params, origin, query, at, actor, due_at)
+
+
+def _start_each(session, library, community, flow, params, origin, query, at, actor, due_at) -> tuple[int, int]:
     started = skipped = 0
     for member_id in session.scalars(query.with_only_columns(Member.id).order_by(Member.id)).all():
         # The member is locked before their conversation, in the same order as the webhook, by the
@@ -138,11 +146,14 @@ def start_for_members(session: Session, library, community: Community, flow, par
         # committed meanwhile leaves them out.
         member = session.scalar(query.where(Member.id == member_id).with_for_update()
                                 .execution_options(populate_existing=True))
-        if member is None or (member.fields and member.fields.get("phone_error")):
+        if member is None or (member.fields and member.fields.get("phone_error")) or _started_from(
+                session, member, f"{origin}:{member.id}"):
+            session.commit()  # the member's lock
             continue
         current = active_conversation(session, member)
         if current is not None and current.updated_at > at - BUSY_WINDOW:
             skipped += 1
+            session.commit()
             continue
         if member.status == "paused":  # it ran out since the clock's last pass
             pause_ended(session, member, actor)
@@ -152,9 +163,14 @@ def start_for_members(session: Session, library, community: Community, flow, par
                            Turn(due_at=due_at), current=current)
         except Exception:
             log.exception("could not start %s for member %s", flow.id, member.id)
+            session.commit()
             continue
         started += 1
-        if commit_each:
-            session.commit()
+        session.commit()
     return started, skipped
+
+
+def _started_from(session: Session, member: Member, origin: str) -> bool:
+    return session.scalar(select(Conversation.id).where(Conversation.member_id == member.id,
+                                                        Conversation.origin == origin).limit(1)) is not None
 

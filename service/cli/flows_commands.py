@@ -156,7 +156,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
         numbers = [to_e164(p, community.region, entered=False) for p in phones] or None
         run, actor = uuid.uuid4().hex[:8], operator()
         started, skipped = start_for_members(db.session, library, community, flow, params,
-                                             f"facilitator:{flow.id}:{run}", numbers, actor=actor, commit_each=True)
+                                             f"facilitator:{flow.id}:{run}", numbers, actor=actor)
         audit.record(db.session, actor, "flow.started", community_id=community.id, flow_id=flow.id,
                      started=started, skipped=skipped)
         db.session.commit()

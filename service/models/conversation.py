@@ -30,6 +30,7 @@ class Conversation(Base):
     __tablename__ = "conversations"
     __table_args__ = (
         Index("ix_conversations_member_active", "member_id", "active"),
+        Index("ix_conversations_member_origin", "member_id", "origin"),
         # One conversation in progress per member, whatever races the processes run.
         Index("uq_conversations_one_active", "member_id", unique=True,
               postgresql_where=text("active"), sqlite_where=text("active")),
@@ -45,6 +46,10 @@ class Conversation(Base):
     # not ended; it resumes when that flow ends.
     suspended_at: Mapped[datetime | None]
     ended_reason: Mapped[str | None] = mapped_column(String(32))
+    # What started it: "schedule:<id>:<slot>:<member>", "facilitator:...", "reply:<MessageSid>", a
+    # hand-over's origin with its depth. A scheduled run started again (a second clock, a crash
+    # half-way) skips the members it started already.
+    origin: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

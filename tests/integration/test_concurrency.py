@@ -105,10 +105,12 @@ def test_a_vote_started_while_the_member_texts_pause_does_not_undo_the_pause(app
 
 # --- 3. The clock's flow library believes a rolled-back flow version is stored -------------------------------------
 
-def test_a_scheduled_run_that_fails_once_runs_on_the_next_tick(app, community, session, hold, clock, caplog):
-    """The first check-in run stores the flow's source (flow_versions) in its transaction. If that
-    transaction is lost (here: the database drops the clock's connection while it waits for a member
-    another transaction holds, as on a restart or failover), the next tick must run it again."""
+def test_a_scheduled_run_cut_off_half_way_finishes_on_the_next_tick(app, community, session, hold, clock, caplog):
+    """The run commits member by member. If it is cut off (here: the database drops the clock's
+    connection while it waits for a member another transaction holds, as on a restart or
+    failover), the members it started keep their check-in and the next tick starts the rest, each
+    once. The first member's transaction also stored the flow's source (flow_versions)."""
+    from service.models import Schedule
     from workers.clock import tick
 
     members = [add_member(session, community, name, phone, welcome=False)
@@ -129,17 +131,57 @@ def test_a_scheduled_run_that_fails_once_runs_on_the_next_tick(app, community, s
     held.release()
     clock_thread.join(timeout=30)
     assert results and not isinstance(results[0], BaseException), results
-    assert session.scalar(select(func.count(Conversation.id))) == 0  # nothing of that run was kept
+    started = select(Conversation.member_id).where(Conversation.flow_id == "checkin").order_by(Conversation.id)
+    assert session.scalars(started).all() == ids[:2]  # kept, and their sends enqueued
 
     caplog.clear()
     tick(app)  # the next tick, a second later: the database is back
     session.expire_all()
-    started = session.scalar(select(func.count(Conversation.id)).where(Conversation.flow_id == "checkin"))
     failures = [r.getMessage() + " " + str(r.exc_info[1]).splitlines()[0] for r in caplog.records
                 if r.exc_info and "could not start" in r.getMessage()]
-    from service.models import Schedule
     due = session.scalar(select(Schedule.next_due_at).where(Schedule.flow_id == "checkin"))
-    assert started == 3, (f"{started} check-ins started; the schedule now waits for {due.isoformat()}", failures)
+    assert session.scalars(started).all() == ids, (f"the schedule now waits for {due.isoformat()}", failures)
+    checkins = session.scalars(select(OutboundMessage.member_id).where(OutboundMessage.kind == "checkin")
+                               .order_by(OutboundMessage.member_id)).all()
+    assert checkins == ids  # one each
+    assert due.date() > clock.now.date()  # and the schedule moved on to tomorrow
+
+
+def test_a_member_texts_back_while_the_scheduled_run_goes_on_to_the_rest(app, community, session, hold, clock):
+    """A run over a community of thousands takes seconds; it holds one member at a time, so a
+    member it has started can answer at once, not after the whole community (Twilio gives up on a
+    webhook after 15 s)."""
+    from tests.integration.test_inbound_races import replies
+    from workers.clock import tick
+
+    members = [add_member(session, community, name, phone, welcome=False)
+               for name, phone in (("Alex", "07700 900123"), ("Sam", "07700 900124"), ("Priya", "07700 900125"))]
+    session.commit()
+    priya = members[2].id
+    tick(app)
+    clock.now = clock.now.replace(hour=10, minute=0, second=5)
+    held = hold(priya)  # the run will wait for Priya
+    results: list = []
+    clock_thread = in_thread(app, lambda: tick(app), results)
+    wait_for_lock_waiters(session, 1)
+    answers: list = []
+    alex = post_in_background(app, sms_form("4", from_number="+447700900123"), answers)
+    while alex.is_alive():  # done, or queued behind the run's locks: never a sleep's guess
+        blocked = session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                      " AND datname = current_database()"))
+        session.rollback()
+        if blocked >= 2:
+            held.release()
+            alex.join()
+            clock_thread.join()
+            pytest.fail("Alex's answer waited for the scheduled run to reach the end of the community")
+        alex.join(timeout=0.02)
+    assert answers[0].status_code == 200 and "Anything you want the team to know" in " ".join(replies(answers[0]))
+    assert clock_thread.is_alive()  # still waiting for Priya
+    held.release()
+    clock_thread.join(timeout=30)
+    assert results and not isinstance(results[0], BaseException), results
+    assert results[0]["scheduled_starts"] == 3
 
 
 # --- 4. `members import` into one community deadlocking with `flows start` in another on the same sender -----------

@@ -760,3 +760,44 @@ def test_the_clock_ends_a_pause_when_it_runs_out_not_at_the_next_check_in(app, r
     resumed = session.scalars(select(AuditEvent).where(AuditEvent.action == "member.resumed")).all()
     assert [(event.actor, event.details.get("reason")) for event in resumed] == [("clock", "pause ended")]
     assert end_pauses(session) == {"pauses_ended": 0}  # once
+
+
+def test_a_flow_version_stored_in_a_transaction_that_rolled_back_is_stored_again(app, session, community, clock):
+    """The flow library must not take a version its session wrote, then lost, for stored: every
+    later start would refer to a missing flow_versions row and fail."""
+    from service.models import FlowVersion
+
+    library = app.extensions["hearth_flows"]
+    flow = library.get("checkin")
+    library.remember(session, flow)
+    library.remember(session, flow)  # a second start in the same transaction
+    session.rollback()
+    assert session.get(FlowVersion, flow.digest) is None
+    add_member(session, community, "Alex", "07700 900123", welcome=False)
+    session.commit()
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    clock.now = datetime(2026, 11, 23, 10, 0, 5, tzinfo=timezone.utc)
+    assert run_schedules(session) == {"scheduled_starts": 1}
+    assert session.get(FlowVersion, flow.digest) is not None
+
+
+def test_a_scheduled_run_started_again_does_not_start_a_member_twice(app, post_signed, session, community, clock):
+    """A second clock, or a run cut off before it moved its schedule on, runs the same slot again:
+    a member who has already answered (no conversation in progress now) is not asked again."""
+    alex = add_member(session, community, "Alex", "07700 900123", welcome=False)
+    session.commit()
+    alex_id = alex.id
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    slot = session.scalar(select(Schedule.next_due_at).where(Schedule.flow_id == "checkin"))
+    clock.now = slot + timedelta(seconds=5)
+    assert run_schedules(session) == {"scheduled_starts": 1}
+    say(post_signed, "4")
+    say(post_signed, "SKIP")
+    session.expire_all()
+    assert session.scalar(select(func.count(Conversation.id)).where(Conversation.active)) == 0
+    session.execute(update(Schedule).where(Schedule.flow_id == "checkin").values(next_due_at=slot, last_run_at=None))
+    session.commit()
+    assert run_schedules(session) == {"scheduled_starts": 0}
+    assert session.scalar(select(func.count(Conversation.id)).where(Conversation.member_id == alex_id)) == 1
