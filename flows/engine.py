@@ -55,7 +55,8 @@ def _advance(run: Run, step, move) -> None:
             run.finish("completed")
             return
         move = STEP_TYPES[step.type].enter(step, run)
-    log.error("flow %s: more than %d steps without a wait", flow.id, defaults.MAX_STEPS_PER_CALL)
+    log.error("flow %s: more than %d steps without a wait; the turn is dropped", flow.id, defaults.MAX_STEPS_PER_CALL)
+    run.events.clear()  # as for an error: nothing of a runaway turn (a hundred copies of a text) goes out
     run.finish("loop")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .clock import missed, now
@@ -25,10 +25,15 @@ def fire_due_timers(session: Session, limit: int = BATCH) -> dict[str, int]:
     """
     library = current_app.extensions["hearth_flows"]
     fired = 0
-    for _ in range(limit):
+    # Only timers that existed when the pass began: one a fired timer's turn sets (a flow that waits
+    # and loops) waits for the next pass, so no flow can fire itself over and over in one.
+    newest = session.scalar(select(func.max(Timer.id)))
+    session.rollback()
+    for _ in range(limit if newest is not None else 0):
         due = session.execute(
             select(Timer.id, Conversation.member_id).join(Conversation, Conversation.id == Timer.conversation_id)
-            .where(Timer.fired_at.is_(None), Timer.due_at <= now()).order_by(Timer.due_at, Timer.id).limit(1)
+            .where(Timer.fired_at.is_(None), Timer.due_at <= now(), Timer.id <= newest)
+            .order_by(Timer.due_at, Timer.id).limit(1)
         ).first()
         if due is None:
             break

@@ -118,9 +118,17 @@ class AskStep(StepType):
         return check_ask(config, scope, static_reader(config))
 
     def enter(self, step, run):
-        """Send the question and start the reminder and no-answer timers."""
+        """Send the question and start the reminder and no-answer timers; a question whose
+        no-answer time has passed already (the vote closed) is not asked: its no-answer route is
+        taken at once."""
         run.clear_timers()
         run.state["tries"] = 0
+        limit = step.get("no_answer") or {}
+        at = to_datetime(run.value(limit["at"])) if limit.get("at") else None
+        if at is None:
+            at = run.now + (parse_duration(limit.get("after", "")) or defaults.EXPIRY)
+        if at <= run.now:
+            return self.timeout(step, run, "no_answer")
         if step.get("text") is not None:
             voice = step.get("voice")
             script = None
@@ -131,11 +139,7 @@ class AskStep(StepType):
         reminder = step.get("reminder")
         if reminder is not None:
             run.add_timer(run.now + parse_duration(reminder["after"]), "reminder")
-        limit = step.get("no_answer") or {}
-        at = to_datetime(run.value(limit["at"])) if limit.get("at") else None
-        if at is None:
-            at = run.now + (parse_duration(limit.get("after", "")) or defaults.EXPIRY)
-        run.add_timer(max(at, run.now), "no_answer")
+        run.add_timer(at, "no_answer")
         return WAIT
 
     def read(self, step, run, text):

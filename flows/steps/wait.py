@@ -7,7 +7,9 @@
   next: ask_again
 ```
 `until` (a template giving an ISO time) wins over `for` when it renders to
-a time; otherwise `for` is used; with neither readable the wait ends at once.
+a time; otherwise `for` is used; with neither readable, or a time already
+past, the wait ends at once (no timer: a loop back through it is a loop, which
+ends the session, not a text each time the clock looks).
 Messages that arrive during a wait are not taken (resume returns no events).
 """
 from __future__ import annotations
@@ -44,7 +46,9 @@ class WaitStep(StepType):
         at = to_datetime(run.value(step.get("until"))) if step.get("until") else None
         if at is None:
             at = run.now + (parse_duration(step.get("for", "")) or run.now - run.now)
-        run.add_timer(max(at, run.now), "wait")
+        if at <= run.now:
+            return Go()
+        run.add_timer(at, "wait")
         return WAIT
 
     def timeout(self, step, run, kind):

@@ -801,3 +801,52 @@ def test_a_scheduled_run_started_again_does_not_start_a_member_twice(app, post_s
     session.commit()
     assert run_schedules(session) == {"scheduled_starts": 0}
     assert session.scalar(select(func.count(Conversation.id)).where(Conversation.member_id == alex_id)) == 1
+
+
+_WAIT_LOOP = """id: nag
+version: 1
+triggers: {keywords: [nag]}
+steps:
+  - {id: nag, type: send, text: "Are you there?"}
+  - {id: hold, type: wait, until: "%s", next: nag}
+"""
+
+_ASK_LOOP = """id: nag
+version: 1
+triggers: {keywords: [nag]}
+steps:
+  - id: q
+    type: ask
+    text: "Are you there?"
+    answer: text
+    no_answer: {after: 1d, at: "%s", next: q}
+    unreadable: {next: done}
+    voice: {say: "Are you there?"}
+    next: done
+  - {id: done, type: end}
+"""
+
+
+@pytest.mark.parametrize("source", [
+    _WAIT_LOOP % "{{ params.args }}",           # a wait with no time: it ends at once
+    _WAIT_LOOP % "2026-11-23T11:00:00+00:00",   # a wait until a time already past
+    _ASK_LOOP % "2026-11-23T12:00:30+00:00",    # a question whose no-answer time comes, then is past
+])
+def test_a_flow_whose_wait_does_not_wait_cannot_text_a_member_over_and_over(config, clock, tmp_path, redis, source):
+    """Such a loop passes validation (it has a wait on it); it must end as a loop, not send a text
+    each time the clock looks, nor two hundred in one of its passes."""
+    (tmp_path / "nag.yaml").write_text(source)
+    from flows import load_flow_text
+    assert load_flow_text(source, "nag.yaml")[0] is not None  # it validates
+    clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+    app = _app_with_flows(config, clock, tmp_path)
+    first = texts(_post(app, "NAG"))
+    with app.app_context():
+        for _ in range(10):
+            clock.advance(seconds=30)
+            fire_due_timers(db.session)
+        sent = db.session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.kind != "reply"))
+    app.extensions["hearth_db"].engine.dispose()
+    assert sum("Are you there?" in text for text in first) + sent <= 1, (first, sent)
+    assert [ended for _, active, _, ended in _conversations_of(app) if not active] in ([], ["loop"])
+    assert not any(active for _, active, _, _ in _conversations_of(app))
