@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import current_app
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
@@ -74,10 +76,13 @@ def cancel_pending(session: Session, member_id: int) -> None:
     )
 
 
-def carrier_refused(session: Session, member_id: int | None, code: int | None, source: str) -> None:
+def carrier_refused(session: Session, member_id: int | None, code: int | None, source: str,
+                    sent_at: datetime | None = None) -> None:
     """What the carrier's refusal of a message to the member says of their phone, from the send's
     answer or a status callback: 21610, it texted STOP to the sender (opted out); 21211 or 21614,
-    it cannot take texts (nothing more is sent to it). Any other code says nothing of it.
+    it cannot take texts (nothing more is sent to it). Any other code says nothing of it. A 21610
+    for a message sent (`sent_at`) before a membership's consent was given again says nothing of
+    that membership: the STOP it reports came before the START.
 
     An opt-out holds for every membership texted from the same sender, as a STOP texted to Hearth
     does; a number that cannot take texts, for every membership. They are taken in id order, as
@@ -91,11 +96,24 @@ def carrier_refused(session: Session, member_id: int | None, code: int | None, s
     scope = sharing_sender(refused.phone, refused.community) if code == OPTED_OUT else memberships(refused.phone)
     for member in lock(session, scope):
         if code == OPTED_OUT:
-            opt_out(session, member, "carrier", source)
+            if sent_at is None or member.consent_at is None or member.consent_at <= sent_at:
+                opt_out(session, member, "carrier", source)
         elif (member.fields or {}).get("phone_error") != code:
             member.fields = {**(member.fields or {}), "phone_error": code}
             audit.record(session, "carrier", "member.phone_invalid", community_id=member.community_id,
                          member_id=member.id, code=code, source=source)
+
+
+def phone_works(session: Session, members, source: str) -> None:
+    """A text from the phone shows that it takes texts: a carrier's mark that it cannot (21211,
+    21614) is taken off these memberships, or START would say "Welcome back" and send nothing."""
+    for member in members:
+        fields = dict(member.fields or {})
+        code = fields.pop("phone_error", None)
+        if code is not None:
+            member.fields = fields
+            audit.record(session, f"member:{member.id}", "member.phone_valid", community_id=member.community_id,
+                         member_id=member.id, was=code, source=source)
 
 
 def lock(session: Session, scope: Select) -> list[Member]:

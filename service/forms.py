@@ -34,7 +34,7 @@ class StatusCallback:
 
 
 STATUSES = {"accepted", "queued", "sending", "sent", "failed", "delivered", "undelivered", "read",
-            "receiving", "received", "scheduled", "canceled"}
+            "receiving", "received", "scheduled", "canceled", "partially_delivered"}
 
 
 def _field(form, name: str, *alternatives: str) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
 
 from .clock import now
-from .consent import lock, opt_in, opt_out, sharing_sender
+from .consent import lock, opt_in, opt_out, phone_works, sharing_sender
 from .directory import community_for_number
 from .exceptions import InvalidPhone
 from .forms import InboundSms
@@ -39,6 +39,7 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
     community, member, seen, word, phone = _take_sender(session, sms)
     if seen:
         return _stored_answer(session, sms.sid)
+    phone_works(session, {m.id: m for m in (member, *phone) if m is not None}.values(), f"sms:{sms.sid}")
     if word in ("opt_out", "opt_in"):
         handling = _consent(session, word, community, member, sms, phone)
     elif member is None:
@@ -128,7 +129,10 @@ def _sender(session: Session, sms: InboundSms) -> tuple[Community | None, Member
         if found is not None:
             return found.Community, found.Member, found.seen
     community = community_for_number(session, sms.to_number)
-    return community, (_member_for(session, community, sms.from_number) if community else None), False
+    member = _member_for(session, community, sms.from_number) if community else None
+    # Looked up on its own here: a retried webhook from a number no member has must not use up its
+    # answers for the day (`_answers_left`), nor anything else a first copy does.
+    return community, member, session.scalar(select(exists().where(InboundMessage.sid == sms.sid)))
 
 
 def _member_for(session: Session, community: Community, from_number: str) -> Member | None:
@@ -164,6 +168,8 @@ def _consent(session: Session, word: str, community: Community | None, member: M
     if word == "opt_out":
         # One confirmation, then nothing: a repeated STOP is not answered again.
         return Handling("opt_out", [texts.render(texts.opt_out_reply)]) if any(changed) else Handling("opt_out_repeat")
+    if not any(changed) and all(m.status == "left" for m in everyone):
+        return Handling("opt_in_left")  # "Welcome back" would promise messages that will not come
     return Handling("opt_in", [texts.render(texts.opt_in_reply)])
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+# Twilio's default opt-out words: the design's six, and OPTOUT and REVOKE, which Twilio added
+# (it blocks the number on any of them, so Hearth must hear them too).
+OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"})
 OPT_IN = frozenset({"START", "UNSTOP"})
 OPT_IN_WHEN_OPTED_OUT = frozenset({"YES"})
 HELP = frozenset({"HELP", "INFO"})

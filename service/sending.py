@@ -98,7 +98,7 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     if blocked:
         return _settle(session, outbox_id, attempt, "cancelled", error_message=blocked)
     try:
-        result = transport.send(claim.to_number, claim.body, _status_callback_url(), from_number)
+        result = _send(transport, claim, from_number, outbox_id)
     except TransientSendError as exc:
         setup = isinstance(exc, SetupSendError)
         if isinstance(exc, RateLimitedSendError):
@@ -123,6 +123,21 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
                        also=lambda: carrier_refused(session, claim.member_id, code, f"twilio:{code}"))
     sent = dict(provider_sid=result.sid, segments=result.segments, sent_at=now(), delivery_status=result.status)
     return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
+
+
+def _send(transport, claim, from_number: str | None, outbox_id: int):
+    """The transport's send; an error it does not classify (a proxy's HTML page where the carrier's
+    JSON should be, a bug) counts as a transient one that may have reached the carrier: tried
+    again within the job's retries, then recorded as failed, never left `sending` to be sent again
+    each time its claim lapses."""
+    try:
+        return transport.send(claim.to_number, claim.body, _status_callback_url(), from_number)
+    except (TransientSendError, PermanentSendError):
+        raise
+    except Exception as exc:
+        log.exception("outbox row %s: the send failed in a way the transport does not classify", outbox_id)
+        raise TransientSendError(f"unexpected {type(exc).__name__} from the carrier: {exc}"[:500],
+                                 maybe_taken=True) from exc
 
 
 def _not_now(claim) -> tuple[str, dict] | None:
@@ -303,9 +318,17 @@ def _settle(session: Session, outbox_id: int, attempt: int, state: str, *, also=
         if state != "sent":
             session.commit()  # what `also` learnt of the member still holds
             return "skipped"
-        log.warning("outbox row %s: the carrier took it after its claim had lapsed; it may have been sent"
-                    " twice", outbox_id)
-        connection.execute(settled.where(_OUTBOX.c.id == outbox_id))
+        # The claim lapsed (or this is a rerun whose first commit went through unacknowledged).
+        # Recorded unless the row is recorded as sent already: that record, and the delivery
+        # status its callbacks have moved on since, stand.
+        if not connection.execute(settled.where(_OUTBOX.c.id == outbox_id, _OUTBOX.c.state != "sent")).rowcount:
+            recorded = connection.scalar(select(_OUTBOX.c.provider_sid).where(_OUTBOX.c.id == outbox_id))
+            if recorded != values.get("provider_sid"):
+                log.warning("outbox row %s was sent twice: as %s, recorded, and as %s after its claim lapsed",
+                            outbox_id, recorded, values.get("provider_sid"))
+        else:
+            log.warning("outbox row %s: the carrier took it after its claim had lapsed; it may have been sent"
+                        " twice", outbox_id)
         session.commit()
         return state
     return rerun_if_disconnected(session, write, waits=SENT_WAITS if state == "sent" else (0.0,), failed=failed)

@@ -51,19 +51,22 @@ def _row_for(session: Session, sid: str) -> OutboundMessage | None:
 
 
 def _apply(session: Session, row: OutboundMessage, status: str, error_code: int | None) -> None:
-    """Apply one callback to its row, and what its error code says of the member (21610, 21211, 21614)."""
-    advance(row, status, error_code)
-    carrier_refused(session, row.member_id, error_code, f"status:{row.provider_sid}")
+    """Apply one callback to its row and, the first time only, what its error code says of the
+    member (21610, 21211, 21614): a callback Twilio delivers again, or one looked at again, must
+    not opt out once more a member who has texted START since."""
+    if advance(row, status, error_code):
+        carrier_refused(session, row.member_id, error_code, f"status:{row.provider_sid}", sent_at=row.sent_at)
 
 
-def advance(row: OutboundMessage, status: str, error_code: int | None) -> None:
-    """Move the row's delivery status forward only: delivered stays delivered."""
+def advance(row: OutboundMessage, status: str, error_code: int | None) -> bool:
+    """Move the row's delivery status forward only (delivered stays delivered); whether it moved."""
     if DELIVERY_RANK.get(status, -1) <= DELIVERY_RANK.get(row.delivery_status or "", -1):
-        return
+        return False
     row.delivery_status = status
     row.updated_at = now()
     if error_code is not None:
         row.error_code = error_code
+    return True
 
 
 def catch_up(session: Session, row: OutboundMessage) -> None:

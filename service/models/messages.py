@@ -15,7 +15,7 @@ PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "faile
 # Carrier statuses in the order they can happen; a callback never moves a message backwards.
 DELIVERY_RANK = {
     "accepted": 0, "queued": 1, "sending": 2, "sent": 3,
-    "failed": 4, "undelivered": 4, "delivered": 5, "read": 6,
+    "failed": 4, "undelivered": 4, "partially_delivered": 5, "delivered": 5, "read": 6,
 }
 
 
@@ -58,7 +58,7 @@ class OutboundMessage(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     claimed_at: Mapped[datetime | None]
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
-    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_status: Mapped[str | None] = mapped_column(String(24))
     error_code: Mapped[int | None]
     error_message: Mapped[str | None] = mapped_column(Text)
     segments: Mapped[int] = mapped_column(default=1)
@@ -76,6 +76,6 @@ class StatusEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sid: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24))
     error_code: Mapped[int | None]
     received_at: Mapped[datetime]

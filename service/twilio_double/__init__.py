@@ -40,7 +40,8 @@ Run it as a process (prints its URL on one line, then serves until SIGTERM/SIGIN
 
 and drive it over HTTP:
 ``GET /_double/{health,requests,messages,calls,callbacks,counts,settings}``,
-``POST /_double/fail`` ``{"to", "kind", "times"}``, ``POST /_double/outcome``
+``POST /_double/fail`` ``{"to", "kind", "times"}`` (kind ``429``, ``500``, ``21610``, ``21211``,
+``21614``, or ``html``: a 200 with a web page, as a proxy in the way answers), ``POST /_double/outcome``
 ``{"to", "status", "error_code", ...}``, ``POST /_double/config`` ``{setting: value}``,
 ``POST /_double/reset``.
 """

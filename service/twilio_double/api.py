@@ -69,6 +69,8 @@ def handle(double, method: str, path: str, authorization: str | None, params: di
 def _create(double, collection: str, params: dict) -> Answer:
     to = params.get("To")
     kind = double.behaviour.take_failure(to) if isinstance(to, str) and to else None
+    if kind == "html":
+        return Answer(200, errors.PROXY_PAGE)
     if kind is not None:
         return Answer.error(errors.failure(kind, to, double.behaviour.settings.retry_after))
     build = resources.create_message if collection == "Messages" else resources.create_call

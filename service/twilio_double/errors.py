@@ -34,7 +34,10 @@ def failure(kind: str, to: str, retry_after: int = 1) -> ApiError:
         raise ValueError(f"unknown failure kind {kind!r}; use one of {sorted(_FAILURES)}") from None
 
 
-FAILURE_KINDS = ("429", "500", "21610", "21211", "21614")
+# "html": a 200 with a web page where the API's JSON belongs, as a proxy or captive portal in the
+# way answers; the request may or may not have gone on to the carrier.
+FAILURE_KINDS = ("429", "500", "21610", "21211", "21614", "html")
+PROXY_PAGE = "<html><body>Your request is being checked.</body></html>"
 
 _FAILURES = {
     "429": lambda to: ApiError(429, 20429, "Too Many Requests", {"Retry-After": "1"}),  # see failure()

@@ -69,9 +69,10 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _write(self, answer: api.Answer) -> None:
-        data = json.dumps(answer.body).encode()
+        page = isinstance(answer.body, str)  # not the API's JSON: what a proxy in the way answers
+        data = answer.body.encode() if page else json.dumps(answer.body).encode()
         self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", "text/html; charset=utf-8" if page else "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         for name, value in answer.headers.items():
             self.send_header(name, value)

@@ -106,7 +106,7 @@ def test_replayed_message_sid_gets_the_same_answer_and_changes_nothing_twice(pos
 
 
 @pytest.mark.parametrize("word", ["STOP", "stop", " Stop ", "STOP!", "stopall", "UNSUBSCRIBE", "cancel",
-                                  "End.", "quit", "  QUIT  ", "Stop.", "¡stop!"])
+                                  "End.", "quit", "  QUIT  ", "Stop.", "¡stop!", "OPTOUT", "revoke"])
 def test_every_opt_out_word_opts_out_with_one_confirmation(post_signed, member, session, word):
     [confirmation] = replies(post_signed("/twilio/sms", sms_form(word)))
     assert "no more messages" in confirmation
@@ -165,6 +165,36 @@ def test_an_unknown_number_is_answered_three_times_a_day_and_every_text_recorded
     assert session.scalars(select(InboundMessage.handled_as).order_by(InboundMessage.id)).all() == (
         ["unknown"] * 3 + ["unknown_unanswered"] * 2)
     assert len(replies(post_signed("/twilio/sms", sms_form("hi", from_number="+447700900998")))) == 1  # another
+
+
+def test_a_retried_webhook_from_an_unknown_number_does_not_use_up_its_answers(post_signed, member):
+    answered = []
+    for i in range(3):
+        form = sms_form(f"hi {i}", from_number="+447700900999")
+        first = post_signed("/twilio/sms", form)
+        assert post_signed("/twilio/sms", form).get_data() == first.get_data()  # Twilio retries the same sid
+        answered.append(len(replies(first)))
+    assert answered == [1, 1, 1]
+
+
+def test_start_from_a_member_who_left_is_not_told_welcome_back(post_signed, member, session):
+    member.status = "left"
+    session.commit()
+    assert replies(post_signed("/twilio/sms", sms_form("START"))) == []
+    session.expire_all()
+    assert session.get(Member, member.id).status == "left"
+
+
+def test_a_text_from_a_number_the_carrier_called_unusable_clears_the_mark(post_signed, member, session):
+    """21211/21614 stop every send to the phone; a text from it shows it takes texts after all, or
+    START would say "Welcome back" and nothing would ever come."""
+    member.fields = {"phone_error": 21614}
+    session.commit()
+    assert "Welcome back" in replies(post_signed("/twilio/sms", sms_form("START")))[0]
+    session.expire_all()
+    assert "phone_error" not in session.get(Member, member.id).fields
+    event = session.scalar(select(AuditEvent).where(AuditEvent.action == "member.phone_valid"))
+    assert event.details["was"] == 21614
 
 
 def test_unknown_number_gets_nothing_when_the_community_says_so(post_signed, community, session):

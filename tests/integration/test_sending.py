@@ -96,6 +96,56 @@ def test_server_errors_on_the_last_attempt_are_a_recorded_failure(app, session, 
     assert got.state == "failed" and "500" in got.error_message
 
 
+def test_an_answer_the_transport_cannot_read_is_retried_then_recorded_never_left_sending(app, session, member,
+                                                                                        double, clock, redis):
+    """A proxy in the way answers 200 with a web page: the SDK cannot read it. The row is tried
+    again within its job's retries and then recorded as failed; it is not left `sending`, to be
+    handed to the carrier again each time its claim lapses."""
+    from service.sweeper import sweep
+
+    double.fail(member.phone, "html")
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    with pytest.raises(TransientSendError):
+        send(app, session, row)
+    assert (fresh(session, row).state, fresh(session, row).claimed_at) == ("pending", None)
+    assert send(app, session, row, final=True) == "failed"
+    clock.advance(seconds=600)
+    sweep(session, redis)
+    assert send(app, session, row, final=True) == "skipped"
+    got = fresh(session, row)
+    assert (got.state, got.attempts, len(double.requests)) == ("failed", 2, 2)
+    assert "JSONDecodeError" in got.error_message
+
+
+def test_a_send_whose_claim_lapsed_does_not_undo_the_record_of_the_worker_that_took_over(app, session, member,
+                                                                                       double, clock):
+    """Worker A stalls in the carrier's call past its lease; worker B takes the row, sends it, and
+    its delivery is reported. A's late record must not put back its own sid and `queued`."""
+    from service.forms import StatusCallback
+    from service.status import record_status
+
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    transport = app.extensions["hearth_runtime"].transport
+    taken_over = {}
+
+    class Stalling:
+        def send(self, *args, **kwargs):
+            clock.advance(seconds=61)  # A's lease runs out while it waits for the carrier
+            assert send(app, session, row) == "sent"  # B
+            taken_over["sid"] = fresh(session, row).provider_sid
+            record_status(session, StatusCallback(taken_over["sid"], "delivered", None))
+            return transport.send(*args, **kwargs)
+
+    runtime = app.extensions["hearth_runtime"]
+    assert deliver(session, row.id, transport=Stalling(), limiter=runtime.limiter, sender="+441632960000",
+                   final_attempt=False) == "sent"
+    got = fresh(session, row)
+    assert (got.provider_sid, got.delivery_status) == (taken_over["sid"], "delivered")
+    assert len(double.messages) == 2  # sent twice, and counted: A's copy was in flight
+
+
 def same_phone_elsewhere(session, member):
     """The member's phone, a member of a second community too (which texts from the same sender)."""
     from service.directory import add_member, create_community

@@ -183,3 +183,43 @@ def test_a_repeated_callback_still_applies_a_status_its_first_copy_could_not(pos
     session.commit()
     assert post_signed("/twilio/status", status_form("delivered")).status_code == 200
     assert delivery_status(session, row) == "delivered"
+
+
+def test_a_21610_delivered_again_does_not_opt_out_a_member_who_texted_start_since(post_signed, session, member):
+    """Twilio may deliver a callback more than once; a repeat changes nothing, least of all consent."""
+    from tests.support import sms_form, twiml_messages
+
+    row = sent_row(session, member)
+    refused = status_form("undelivered", error="21610")
+    assert post_signed("/twilio/status", refused).status_code == 200
+    session.expire_all()
+    assert session.get(Member, member.id).status == "opted_out"
+    [welcome] = twiml_messages(post_signed("/twilio/sms", sms_form("START")).get_data(as_text=True))
+    assert "Welcome back" in welcome
+    assert post_signed("/twilio/status", refused).status_code == 200  # the same callback again
+    post_signed("/twilio/status", status_form("sent"))  # and one that looks at the stored ones again
+    session.expire_all()
+    assert session.get(Member, member.id).status == "active"
+    assert delivery_status(session, row) == "undelivered"
+
+
+def test_a_21610_for_a_message_sent_before_the_member_came_back_does_not_opt_them_out(post_signed, session, member,
+                                                                                      clock):
+    """The carrier refused a message sent while the phone had texted STOP; its callback comes in
+    late, after the member texted START: that refusal is older than their consent."""
+    from datetime import timedelta
+
+    row = sent_row(session, member)
+    row.sent_at = clock.now
+    member.consent_at = clock.now + timedelta(minutes=5)  # START, after the send
+    session.commit()
+    clock.advance(minutes=10)
+    assert post_signed("/twilio/status", status_form("undelivered", error="21610")).status_code == 200
+    session.expire_all()
+    assert session.get(Member, member.id).status == "active"
+
+
+def test_partially_delivered_is_a_status_twilio_sends(post_signed, session, member):
+    row = sent_row(session, member)
+    assert post_signed("/twilio/status", status_form("partially_delivered")).status_code == 200
+    assert delivery_status(session, row) == "partially_delivered"
