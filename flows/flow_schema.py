@@ -18,6 +18,9 @@ SCHEMA_PATH = Path(__file__).parent / "schema" / "flow.schema.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 LANGUAGE = {"type": "string", "pattern": "^[a-z]{2,3}$", "description": "a language code such as en or cy"}
 TEXT = {"type": "string"}
+# A parameter staff pass to `flows start`: required, or optional with a trailing "?" (closes_at?).
+PARAM = {"type": "string", "pattern": "^[a-z][a-z0-9_]*[?]?$", "maxLength": 41,
+         "description": "a parameter name; a trailing ? makes it optional"}
 
 
 def _list_or_one(item: dict) -> dict:
@@ -55,7 +58,7 @@ def common_defs() -> dict:
             "schedule": _list_or_one({"$ref": "#/$defs/schedule"}),
             "facilitator": {"anyOf": [{"type": "boolean"}, {
                 "type": "object", "additionalProperties": False,
-                "properties": {"params": {"type": "array", "items": NAME}}}]},
+                "properties": {"params": {"type": "array", "items": PARAM}}}]},
             "catch_all": {"type": "boolean"}}},
         "turn": {"type": "object", "minProperties": 1, "maxProperties": 1,
                  "additionalProperties": False, "properties": turn_fields},

@@ -27,11 +27,16 @@ class Triggers:
     schedules: tuple[Schedule, ...] = ()
     facilitator: bool = False
     facilitator_params: tuple[str, ...] = ()
+    optional_params: frozenset[str] = frozenset()
     catch_all: bool = False
 
     def all_keywords(self) -> frozenset[str]:
         """Every keyword in every language, folded."""
         return frozenset(w for words in self.keywords.values() for w in words)
+
+    def required_params(self) -> frozenset[str]:
+        """The params staff must give when they start it (those not marked optional with a ?)."""
+        return frozenset(self.facilitator_params) - self.optional_params
 
     def params(self) -> frozenset[str]:
         """The params names a session of this flow may be given."""
@@ -67,12 +72,13 @@ def parse_triggers(raw: Mapping | None) -> Triggers:
     folded = {lang: tuple(fold(str(w)) for w in words) for lang, words in keywords.items()}
     schedules = tuple(parse_schedule(s) for s in _as_list(raw.get("schedule") or []))
     staff = raw.get("facilitator")
-    staff_params = tuple(staff.get("params", ())) if isinstance(staff, Mapping) else ()
+    declared = [str(name) for name in staff.get("params", ())] if isinstance(staff, Mapping) else []
     return Triggers(
         keywords=folded,
         schedules=schedules,
         facilitator=bool(staff),
-        facilitator_params=staff_params,
+        facilitator_params=tuple(name.rstrip("?") for name in declared),
+        optional_params=frozenset(name.rstrip("?") for name in declared if name.endswith("?")),
         catch_all=bool(raw.get("catch_all", False)),
     )
 

@@ -67,8 +67,8 @@ def _times(value, zone: ZoneInfo, flow, key: str = "", path: str = ""):
     """`value` with each time in it (a value named like `closes_at`, or a meeting's `starts_at`)
     checked, and in UTC. One written without an offset is the community's local time. Refused: a
     date alone ("closes_at=2026-06-12" could mean the start of that day or its end), a time not in
-    the future (members would be asked about a time already gone), and a `closes_at` after the
-    flow's own expiry (the conversation would end first, with no word to members)."""
+    the future (members would be asked about a time already gone), and a time after the flow's own
+    expiry (the conversation would end first, with no word to members)."""
     if isinstance(value, dict):
         inner = f"{path}{key}." if key else path
         return {name: _times(item, zone, flow, name, inner) for name, item in value.items()}
@@ -89,9 +89,11 @@ def _times(value, zone: ZoneInfo, flow, key: str = "", path: str = ""):
     if moment <= now():
         raise click.BadParameter(f"{path}{key} is {shown}, which is not in the future: give a time still to"
                                  " come, like 2026-11-27T18:00")
-    if key == "closes_at" and moment > now() + flow.expiry:
+    if moment > now() + flow.expiry:
+        # The conversation would end first, with no word to members: a vote closing after it, a
+        # reminder of a meeting it would never see start.
         raise click.BadParameter(f"{path}{key} is {shown}, after {flow.id}'s conversations end"
-                                 f" ({_span(flow.expiry)} after they start): give a closing time before then")
+                                 f" ({_span(flow.expiry)} after they start): start it nearer the time")
     return moment.astimezone(timezone.utc).isoformat()
 
 
@@ -106,8 +108,9 @@ def _span(delta: timedelta) -> str:
 def _checked(flow, params: dict) -> dict:
     """The parameters a facilitator gave, refused before anything is sent when members would get
     nonsense: a name the flow does not take (a typo: its value would be dropped, and the text
-    sent without it), or options of a numbered question (`choices_from`) that are not a list
-    (Yes,No is read as one). Times are checked by `_times`.
+    sent without it), options of a numbered question (`choices_from`) that are not a list (Yes,No
+    is read as one), or a required one missing (a vote with no question). Times are checked by
+    `_times`.
     """
     taken = flow.triggers.params()
     unknown = sorted(set(params) - taken)
@@ -124,6 +127,10 @@ def _checked(flow, params: dict) -> dict:
         if not isinstance(value, list) or len(value) < 2:
             raise click.BadParameter(f"{flow.id} numbers the options in {name} for members to choose from: give two"
                                      f" or more, like --param '{name}=[\"Yes\", \"No\"]' or --param {name}=Yes,No")
+    missing = sorted(flow.triggers.required_params() - {name for name, value in params.items() if value != ""})
+    if missing:
+        raise click.BadParameter(f"{flow.id} needs {', '.join(missing)}: give "
+                                 + " ".join(f"--param {name}=..." for name in missing))
     return params
 
 
@@ -140,9 +147,14 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     """Start a flow for a community's members, as a facilitator (a vote, a meeting RSVP)."""
     library = current_app.extensions["hearth_flows"]
     flow = library.get(flow_id)
+    startable = sorted(f.id for f in library.registry.flows.values() if f.triggers.facilitator)
     if flow is None:
-        loaded = ", ".join(sorted(library.registry.flows))
-        raise click.ClickException(f"there is no flow {flow_id!r} (loaded: {loaded})")
+        raise click.ClickException(f"there is no flow {flow_id!r} (staff can start: {', '.join(startable) or 'none'})")
+    if not flow.triggers.facilitator:
+        # A member's own flow (pause, help) started for everyone would pause everyone, or tell
+        # everyone "Sorry, I didn't understand that".
+        raise click.ClickException(f"{flow_id} is not a flow staff start (it has no facilitator trigger);"
+                                   f" staff can start: {', '.join(startable) or 'none'}")
     params = dict(_param(p) for p in raw_params)
     with clear_errors():
         community = community_named(db.session, community_name)

@@ -287,12 +287,25 @@ def test_a_closing_time_without_an_offset_is_the_communitys_local_time(runner, m
      "closes_at='friday 5pm' is not a date and time: give a day and a time, like 2026-11-27T18:00"),
     (["qestion=Film?", "options=Yes,No"],
      "vote takes no parameter qestion (did you mean question?); it takes closes_at, options, question"),
+    (["options=Yes,No"], "vote needs question: give --param question=..."),
+    (["question=", "options=Yes,No"], "vote needs question"),
 ])
 def test_flows_start_refuses_what_would_send_members_nonsense(runner, member, session, params, complaint):
     args = ["flows", "start", "vote", "--community", "Oak House"] + [f"--param={p}" for p in params]
     result = runner.invoke(args=args)
     assert result.exit_code == 2 and complaint in result.output, result.output
     assert session.scalar(select(func.count(OutboundMessage.id))) == 0
+
+
+@pytest.mark.parametrize("flow_id", ["pause", "help", "checkin"])
+def test_flows_start_starts_only_a_flow_staff_start(runner, member, session, flow_id):
+    """`flows start pause` would pause every member, and tell them so."""
+    result = runner.invoke(args=["flows", "start", flow_id, "--community", "Oak House"])
+    assert result.exit_code == 1 and f"{flow_id} is not a flow staff start" in result.output, result.output
+    assert "staff can start: meeting_rsvp, vote" in result.output
+    session.expire_all()
+    assert session.scalar(select(func.count(OutboundMessage.id))) == 0
+    assert session.get(Member, member.id).status == "active"
 
 
 @pytest.mark.parametrize("closes_at", ["2025-11-23T18:00", "2026-11-23T12:00:00+00:00"])

@@ -96,6 +96,16 @@ def test_a_meeting_rsvp_reminder_does_not_ask_about_a_meeting_already_over(runne
     assert (rsvp.active, rsvp.updated_at) == (False, datetime(2026, 11, 23, 14, 0, tzinfo=UTC))
 
 
+def test_a_meeting_after_the_rsvps_conversations_end_is_refused(runner, member, session, clock):
+    """meeting_rsvp's conversations end after 2 days: a reminder of a meeting five days away would
+    end before it, silently, and a member's later YES would get the menu."""
+    clock.now = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
+    result = runner.invoke(args=["flows", "start", "meeting_rsvp", "--community", "Oak House", "--param",
+                                 'meeting={"title": "Community meeting", "starts_at": "2026-11-27T10:00"}'])
+    assert result.exit_code == 2 and "meeting.starts_at is 2026-11-27 10:00, after meeting_rsvp's" in result.output
+    assert session.scalars(select(OutboundMessage.body)).all() == []
+
+
 def test_a_meeting_that_already_started_is_refused(runner, member, session, clock):
     clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     result = runner.invoke(args=["flows", "start", "meeting_rsvp", "--community", "Oak House", "--param",
