@@ -16,6 +16,8 @@ from flows import Expire, FlowEnded, RaiseAlert, SaveResult, Send, SetField, Sta
 
 from . import audit
 from .clock import now
+from .directory import language_code
+from .exceptions import HearthError
 from .flow_library import FlowLibrary
 from .models import Alert, Community, Conversation, Member, Result, Timer
 from .alerts import notify_facilitators
@@ -246,7 +248,12 @@ def _set_field(session: Session, member: Member, event: SetField) -> None:
                      until=until.isoformat() if until else None)
     else:
         if event.field == "language":
-            member.language = event.value or None
+            try:
+                member.language = language_code(str(event.value)) if event.value else None
+            except HearthError:
+                # A flow that sets it from a member's answer ("Welsh please") must not fail their text.
+                log.warning("flow set language to %r, which is not a language code; ignored", event.value)
+                return
         else:
             member.fields = {**(member.fields or {}), event.field: event.value}
         audit.record(session, f"member:{member.id}", "member.field_set", community_id=member.community_id,

@@ -44,7 +44,7 @@ def _has_control_characters(text: str, allowed: str = "") -> bool:
     return any(unicodedata.category(c) in ("Cc", "Cs") and c not in allowed for c in text)
 
 
-def _language(raw: str | None) -> str | None:
+def language_code(raw: str | None) -> str | None:
     """A language code as written in a spreadsheet (`CY`, `en_GB`) in its usual form (`cy`, `en-GB`)."""
     if not raw or not raw.strip():
         return None
@@ -65,7 +65,7 @@ def create_community(session: Session, name: str, timezone: str = "Europe/London
     times, or "off") welcomes and broadcasts wait and reminders are not sent (docs/architecture.md).
     """
     name = _name(name, "community")
-    language = _language(language) or "en"
+    language = language_code(language) or "en"
     _timezone(timezone)
     region = _region(region) if region else region_for_timezone(timezone) or "GB"
     quiet_start, quiet_end = _quiet_hours(quiet_hours)
@@ -106,7 +106,7 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
         elif key == "timezone":
             values[key] = _timezone(value)
         elif key == "language":
-            values[key] = _language(value) or "en"
+            values[key] = language_code(value) or "en"
         elif key == "region":
             values[key] = region
         elif key == "quiet_hours":
@@ -264,7 +264,7 @@ def add_member(session: Session, community: Community, name: str, phone: str, *,
     `bulk` (one of many added together, an import) sends the welcome on the bulk queue.
     """
     name = _name(name, "member")
-    language = _language(language)
+    language = language_code(language)
     channel = (channel or "").strip().lower()
     if channel not in CHANNELS:
         raise HearthError(f"channel must be sms or voice, not {channel!r}")

@@ -863,3 +863,37 @@ def test_a_flow_whose_wait_does_not_wait_cannot_text_a_member_over_and_over(conf
     assert sum("Are you there?" in text for text in first) + sent <= 1, (first, sent)
     assert [ended for _, active, _, ended in _conversations_of(app) if not active] in ([], ["loop"])
     assert not any(active for _, active, _, _ in _conversations_of(app))
+
+
+_LANGUAGE_FROM_ANSWER = """id: lang
+version: 1
+triggers: {keywords: [lang]}
+steps:
+  - id: which
+    type: ask
+    text: "Which language?"
+    answer: text
+    unreadable: {next: done}
+    no_answer: {after: 1h, next: done}
+    voice: {say: "Which language?"}
+    next: set
+  - {id: set, type: set_field, field: language, value: "{{ answers.which }}"}
+  - {id: done, type: send, text: "Thanks."}
+"""
+
+
+@pytest.mark.parametrize("answer, language", [("Welsh please, if you have it", None), ("CY", "cy")])
+def test_a_flow_setting_the_language_from_an_answer_keeps_only_a_language_code(config, clock, tmp_path, redis,
+                                                                               answer, language):
+    """A validated flow took "Welsh please, if you have it" for a language: 500 on PostgreSQL (the
+    column is 16 wide), so Twilio retried and nothing was recorded."""
+    (tmp_path / "lang.yaml").write_text(_LANGUAGE_FROM_ANSWER)
+    from flows import load_flow_text
+    assert load_flow_text(_LANGUAGE_FROM_ANSWER, "lang.yaml")[0] is not None  # it validates
+    app = _app_with_flows(config, clock, tmp_path)
+    assert texts(_post(app, "LANG")) == ["Which language?"]
+    response = _post(app, answer)
+    assert response.status_code == 200 and texts(response) == ["Thanks."]
+    with app.app_context():
+        assert db.session.scalar(select(Member.language)) == language
+    app.extensions["hearth_db"].engine.dispose()
