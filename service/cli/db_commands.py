@@ -16,17 +16,23 @@ def upgrade_command(revision: str) -> None:
     from alembic.util import CommandError
     from sqlalchemy.exc import DBAPIError
 
-    from service.migrations import upgrade
+    from service.migrations import current, revisions, upgrade
 
     from .errors import database_reason
 
+    url = current_app.config["HEARTH"].database_url
     try:
-        upgrade(current_app.config["HEARTH"].database_url, revision)
+        upgrade(url, revision)
+        now_at = current(url)
     except CommandError as exc:  # a revision that does not exist, say
         raise click.ClickException(f"cannot upgrade to {revision!r}: {exc}") from None
     except DBAPIError as exc:
         raise click.ClickException(f"cannot upgrade the database: {database_reason(exc)}") from None
-    click.echo(f"Database is at {revision}.")
+    newest = revisions()[-1]
+    click.echo(f"Database is at {now_at}" + (" (the newest)." if now_at == newest else "."))
+    if revision not in ("head", now_at):
+        # Upgrading never goes back: a database past the revision asked for stays where it is.
+        click.echo(f"It was past {revision} already; `hearth db upgrade` does not go back.")
 
 
 def register(app: Flask) -> None:

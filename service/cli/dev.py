@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @click.command("dev")
-@click.option("--port", type=int, default=lambda: os.environ.get("PORT") or 5000, show_default="$PORT, else 5000")
+@click.option("--port", type=click.IntRange(1, 65535), default=lambda: os.environ.get("PORT") or 5000, show_default="$PORT, else 5000")
 @with_appcontext
 def dev_command(port: int) -> None:
     """Migrate, seed the demo community, make sure Redis answers, then run the Procfile."""
@@ -56,11 +56,13 @@ def dev_command(port: int) -> None:
         honcho = subprocess.Popen([sys.executable, "-m", "honcho", "-f", str(procfile), "-d", str(ROOT), "start"],
                                   env=env)
         try:
-            _wait_through_ctrl_c(honcho)
+            failed = _wait_through_ctrl_c(honcho)
         finally:
             if private_redis is not None:
                 private_redis.terminate()
                 private_redis.wait(timeout=10)
+    if failed:
+        raise click.ClickException(f"a process of the service stopped (honcho exited {failed}): see its output above")
 
 
 def _port_free(port: int) -> None:
@@ -73,15 +75,18 @@ def _port_free(port: int) -> None:
                                " stop it, or choose another port with --port or PORT")
 
 
-def _wait_through_ctrl_c(process: subprocess.Popen) -> None:
-    """Wait for honcho to end. Ctrl-C reaches it too, and it stops web, worker and clock (a worker
-    may finish its job first); only then is this process done, and a private Redis stopped."""
+def _wait_through_ctrl_c(process: subprocess.Popen) -> int:
+    """Wait for honcho to end; its exit status, or 0 when Ctrl-C ended it. Ctrl-C reaches it too,
+    and it stops web, worker and clock (a worker may finish its job first); only then is this
+    process done, and a private Redis stopped. Without Ctrl-C honcho ends only when one of its
+    processes did (the web server could not start, say): that is a failure."""
+    interrupted = False
     while True:
         try:
-            process.wait()
-            return
+            code = process.wait()
+            return 0 if interrupted else code or 1
         except KeyboardInterrupt:
-            continue
+            interrupted = True
 
 
 def local_procfile(text: str) -> str:

@@ -153,13 +153,15 @@ def add_member_command(community_name, name, phone, language, channel, no_welcom
 @click.option("--community", "community_name", required=True)
 @click.option("--no-welcome", is_flag=True, help="Do not send welcome messages.")
 def import_members_command(file, community_name, no_welcome) -> None:
-    """Import members from a CSV with columns name, phone[, language, channel]; bad rows are reported."""
+    """Import members from a CSV with columns name, phone[, language, channel]; bad rows are reported
+    (and make the exit status 1)."""
     with clear_errors():
         community = community_named(db.session, community_name)
     try:
         text = file.read()
         reader = csv.DictReader(io.StringIO(text), delimiter=_delimiter(text), strict=True)
-        headers = {(h or "").strip().lower() for h in reader.fieldnames or []}
+        named = [(h or "").strip().lower() for h in reader.fieldnames or []]
+        headers = set(named)
         rows, unreadable = _read_rows(reader)
     except UnicodeDecodeError:
         raise click.ClickException(f"{file.name} is not UTF-8 text: save it as 'CSV UTF-8' and try again") from None
@@ -167,6 +169,10 @@ def import_members_command(file, community_name, no_welcome) -> None:
         raise click.ClickException(f"{file.name} is not a readable CSV: {exc}") from None
     if not {"name", "phone"} <= headers:
         raise click.ClickException("the CSV needs a header row with at least the columns name and phone")
+    twice = sorted({name for name in named if name and named.count(name) > 1})
+    if twice:
+        raise click.ClickException(f"the header row names {', '.join(twice)} more than once: which column is meant?"
+                                   " Rename or remove the others and try again")
     added, added_noted, report = 0, 0, list(unreadable)
     lines_of: dict[str, int] = {}  # each number this file added, and its line
     batch_from = rows[0][0] if rows else 0
@@ -190,6 +196,8 @@ def import_members_command(file, community_name, no_welcome) -> None:
     click.echo(f"Imported {added} of {added + refused} rows into {community.name}.")
     for _, report_line in sorted(report):
         click.echo(report_line)
+    if refused:
+        raise SystemExit(1)  # the rows above were refused: a script running the import must see it
 
 
 def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines_of: dict[str, int],

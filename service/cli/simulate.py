@@ -78,6 +78,9 @@ def simulate_command(phone: str, community_name: str | None, live: bool) -> None
         except (click.Abort, EOFError):
             click.echo()
             break
+        # A line that is not UTF-8 (a pasted Latin-1 "café", a long line the terminal cut inside a
+        # character) arrives with stand-ins for its bad bytes: shown as U+FFFD, as a phone would.
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         marks = _marks()
         for reply in _send(client, number, to_number, text):
             click.secho(f"hearth> {reply}", fg="green")

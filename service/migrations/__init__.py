@@ -23,6 +23,19 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
+def current(database_url: str) -> str | None:
+    """The revision the database is at (None: not under Hearth's migrations)."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
 @cache
 def revisions() -> tuple[str, ...]:
     """This code's migrations, oldest first; the last is the schema the code expects."""

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from service.directory import add_member
 from tests.conftest import DATABASE
-from service.models import AuditEvent, Community, Facilitator, Member, OutboundMessage
+from service.models import AuditEvent, Community, Facilitator, InboundMessage, Member, OutboundMessage
 
 
 def test_community_create_and_refusals(runner, session):
@@ -171,7 +171,7 @@ def test_a_language_no_flow_speaks_is_added_with_a_note_and_codes_take_their_usu
 def test_import_reports_each_refused_row_and_keeps_the_rest(runner, community, session, tmp_path):
     result = import_members(runner, tmp_path, "Name,Phone,Language\nAna,07700 900201,en\nBo,12,\nCy,+447700900201,\n"
                                               ",07700900202,\nDi,447700900203,cy\nEd,07700900204,en\n")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # rows were refused
     assert "Imported 3 of 6 rows" in result.output
     assert "line 3: refused:" in result.output and "'12'" in result.output
     assert "line 4: refused: the same number as line 2" in result.output
@@ -285,7 +285,7 @@ def test_import_names_the_line_each_refused_row_is_on(runner, community, session
     csv.write_bytes("\ufeffName,Phone\r\nAna,07700 900201,extra\r\n\r\nBo,07700 900201\r\n\r\n"
                     '"Cy\nCyrus",07700900203\r\nDi,12\r\nEd\x00,07700900205\r\nFa,07700900206\r\n'.encode())
     result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # rows were refused
     assert "Imported 2 of 6 rows" in result.output
     assert "line 4: refused: the same number as line 2" in result.output
     assert "line 6: refused: a quoted value runs on to line 7 (is a quote left open?)" in result.output  # Cy\nCyrus
@@ -310,7 +310,7 @@ def test_import_turns_a_database_refusal_into_a_report_line(runner, community, s
 
     monkeypatch.setattr(cli, "add_member", add_then_break)
     result = import_members(runner, tmp_path, "name,phone\nAna,07700900201\nBo,07700900202\nCy,07700900203\n")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a row was refused
     assert "Imported 2 of 3 rows" in result.output
     assert "line 3: refused: the database would not store it (" in result.output
     assert sorted(session.scalars(select(Member.name))) == ["Ana", "Cy"]
@@ -321,12 +321,19 @@ def test_import_turns_a_database_refusal_into_a_report_line(runner, community, s
 def test_import_reports_a_quote_left_open_and_keeps_the_rows_before_it(runner, community, session, tmp_path):
     result = import_members(runner, tmp_path, 'name,phone\nAna,07700 900201\n\n\nBo,"07700 900202" x\nCy,07700 900203\n'
                                               '\n"Di,07700 900204\nEd,07700 900205\n')
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # rows were refused
     assert "Imported 2 of 4 rows" in result.output
     assert "line 5: refused: not valid CSV" in result.output
     assert ("lines 7-9: refused: a quote opened in these lines is never closed, so the rest of the file cannot"
             " be read") in result.output
     assert sorted(session.scalars(select(Member.name))) == ["Ana", "Cy"]
+
+
+def test_import_refuses_a_header_naming_a_column_twice(runner, community, session, tmp_path):
+    """name,phone,phone: which phone is meant? The last one would win without a word."""
+    result = import_members(runner, tmp_path, "name,Phone,phone\nUma,07700 900703,07700 900704\n")
+    assert result.exit_code == 1 and "the header row names phone more than once" in result.output
+    assert session.scalar(select(func.count(Member.id))) == 0
 
 
 def test_import_without_the_needed_columns_says_so(runner, community, tmp_path):
@@ -353,6 +360,24 @@ def test_simulate_chats_through_the_webhook(runner, member, session):
     assert "Samaritans" in result.output
     assert "no more messages" in result.output
     assert "[member opted_out]" in result.output
+
+
+def test_simulate_takes_a_line_that_is_not_utf8(config, member, session):
+    """A pasted Latin-1 "café", or a long line the terminal cut inside a character: the member's
+    text arrives with U+FFFD for the bad bytes, as from a phone, and the chat goes on."""
+    import os
+    import subprocess
+    import sys
+
+    if DATABASE != "sqlite":
+        pytest.skip("the subprocess reads the database the fixtures wrote: SQLite's file is enough to show it")
+    env = {**os.environ, "DATABASE_URL": config.database_url, "REDIS_URL": config.redis_url, "HEARTH_TRANSPORT": "console",
+           "HEARTH_SEND_RATE": "0", "TWILIO_AUTH_TOKEN": "", "TWILIO_ACCOUNT_SID": ""}
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "service:create_app", "simulate", "--phone",
+                           "07700 900123"], input=b"caf\xe9\nhelp\n", env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode()[-600:]
+    session.expire_all()
+    assert "caf\ufffd" in session.scalars(select(InboundMessage.body)).all()
 
 
 def test_simulate_shows_who_an_alert_was_texted_to(runner, member, session):
@@ -519,3 +544,14 @@ def test_simulate_refuses_a_live_transport_unless_told(config, clock, member, se
     session.expire_all()
     assert session.get(type(member), member.id).status == "active"
     live.extensions["hearth_db"].engine.dispose()
+
+
+def test_db_upgrade_says_where_the_database_is_not_where_it_was_asked_to_go(runner, session):
+    from service.migrations import revisions
+
+    newest = revisions()[-1]
+    result = runner.invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0 and f"Database is at {newest} (the newest)." in result.output, result.output
+    back = runner.invoke(args=["db", "upgrade", "0001"])  # upgrading never goes back
+    assert back.exit_code == 0 and f"Database is at {newest} (the newest)." in back.output, back.output
+    assert "It was past 0001 already; `hearth db upgrade` does not go back." in back.output

@@ -65,3 +65,22 @@ def test_dev_on_a_port_in_use_says_so_at_once(tmp_path):
     assert done.returncode == 1
     assert f"something already listens on 127.0.0.1:{port} (is Hearth running already?)" in done.stderr
     assert not (tmp_path / "h.db").exists()  # refused before anything was made
+
+
+def test_dev_fails_when_the_service_it_runs_stops(tmp_path, config):
+    """A port bound but not listening passes the first look; gunicorn then cannot bind it, and
+    honcho stops worker and clock with it: `hearth dev` (and so `bin/dev`) must not exit 0."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        done = hearth("dev", "--port", str(port), DATABASE_URL=f"sqlite:///{tmp_path}/h.db",
+                      REDIS_URL=config.redis_url, HEARTH_TRANSPORT="console")
+    assert done.returncode == 1, (done.stdout[-800:], done.stderr[-800:])
+    assert "a process of the service stopped" in done.stderr
+
+
+def test_dev_refuses_a_port_that_cannot_be(tmp_path):
+    done = hearth("dev", "--port", "99999", DATABASE_URL=f"sqlite:///{tmp_path}/h.db")
+    assert done.returncode == 2 and "99999 is not in the range 1<=x<=65535" in done.stderr
