@@ -66,11 +66,15 @@ class ChoiceReader:
             ((tuple(w.split()), i) for w, i in self.exact.items()), key=lambda p: -len(p[0])
         )
 
-    def read(self, text: str) -> Choice | None:
-        """The choice `text` means, or None when it is unclear."""
+    def read(self, text: str, whole: bool = False) -> Choice | None:
+        """The choice `text` means, or None when it is unclear. With `whole`, only a message that is
+        one choice and nothing else ("2", "The beach!"): what a question nobody is asking now
+        takes, so "back in 2 hours" is not a vote for 2."""
         folded = fold(text)
         if folded in self.exact:
             return self.choices[self.exact[folded]]
+        if whole:
+            return None
         words = tokens(folded)
         if not words:
             return None

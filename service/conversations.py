@@ -39,6 +39,9 @@ class Turn:
     # The time the turn's messages belong to, when not now: a scheduled check-in's slot, a timer's
     # due time. A message more than an hour late by it is set aside when its turn to go comes.
     due_at: datetime | None = None
+    # False when the flow did not take the input (a text during a wait, or one a listening vote
+    # cannot read): nothing about the conversation changed, not even when it was last active.
+    taken: bool = True
 
 
 def active_conversation(session: Session, member: Member) -> Conversation | None:
@@ -124,6 +127,9 @@ def resume_flow(session: Session, library: FlowLibrary, member: Member, communit
         _end(session, conversation, "flow_unavailable")
         return turn
     outcome = flows.resume(flow, conversation.state, input_, context(member, community))
+    if not outcome.events and outcome.state == conversation.state:
+        turn.taken = False
+        return turn
     return _apply(session, library, member, community, conversation, outcome, origin, turn, 0)
 
 

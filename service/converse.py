@@ -37,12 +37,15 @@ def _converse(session: Session, library, member: Member, community: Community, s
         turn = start_flow(session, library, member, community, keyword_flow, keyword_params(sms.body), origin,
                           current=conversation)
         return Handling(f"flow:{keyword_flow.id}", turn.sent)
+    catch_all = library.registry.catch_all
     if conversation is not None:
         turn = resume_flow(session, library, member, community, conversation, Message(sms.body), origin)
-        return Handling(f"flow:{conversation.flow_id}", turn.sent)
-    catch_all = library.registry.catch_all
+        if turn.taken or holding is not None or catch_all is None:
+            return Handling(f"flow:{conversation.flow_id}", turn.sent)
+        # An open vote listening for a changed vote, given a text that is none ("Can someone call
+        # me?"): the catch-all answers it, as with no flow, and the vote waits behind it meanwhile.
     if catch_all is not None:
         turn = start_flow(session, library, member, community, catch_all, keyword_params(sms.body), origin,
-                          current=None)
+                          current=conversation)
         return Handling(f"flow:{catch_all.id}", turn.sent)
     return Handling("help_fallback", [community.render(community.help_text)])

@@ -16,7 +16,8 @@
 ```
 `answer` is `choice` (with `choices`, or `choices_from: params.options`),
 `number` (`min`/`max`), `yes_no` (`on_yes`/`on_no`) or `text` (`skip_words`,
-`on_skip`). Without `text` the ask is silent: it only listens.
+`on_skip`). Without `text` the ask is silent: it only listens, takes only a whole
+answer ("2"), and without `unreadable.next` leaves the rest to the host.
 """
 from __future__ import annotations
 
@@ -118,9 +119,7 @@ class AskStep(StepType):
         return check_ask(config, scope, static_reader(config))
 
     def enter(self, step, run):
-        """Send the question and start the reminder and no-answer timers; a question whose
-        no-answer time has passed already (the vote closed) is not asked: its no-answer route is
-        taken at once."""
+        """Send the question and start its timers; past its no-answer time, take that route unasked."""
         run.clear_timers()
         run.state["tries"] = 0
         limit = step.get("no_answer") or {}
@@ -158,7 +157,7 @@ class AskStep(StepType):
         if reader is None:
             source = step.get("choices_from", "params.options").split(".", 1)[1]
             reader = ChoiceReader(options_choices(run.params.get(source), step.get("next")))
-        choice = reader.read(text)
+        choice = reader.read(text, whole=step.get("text") is None)
         return None if choice is None else (choice.value, choice.category, choice.next)
 
     def receive(self, step, run, text):
@@ -177,6 +176,8 @@ class AskStep(StepType):
 
     def _unreadable(self, step, run):
         unreadable = step.get("unreadable") or {}
+        if step.get("text") is None and "next" not in unreadable:
+            return None  # a silent ask does not take what is not an answer
         run.state["tries"] = run.state.get("tries", 0) + 1
         if run.state["tries"] > unreadable.get("tries", defaults.UNREADABLE_TRIES):
             return Go(unreadable.get("next"))

@@ -46,7 +46,7 @@ def _routes(config, kind) -> list[Finding]:
         _need(("skip_words",), "on_skip" in config, "a skipped answer (on_skip)")
     if kind in ("number", "text") and not fallback:
         found.append(Finding(("answer",), "no route for an answer: give the step a 'next'"))
-    if "next" not in (config.get("unreadable") or {}):
+    if "next" not in (config.get("unreadable") or {}) and "text" in config:
         found.append(Finding(("unreadable",) if "unreadable" in config else (),
                              "no route for an answer it cannot read: add unreadable: {next: STEP}"))
     if "next" not in (config.get("no_answer") or {}):

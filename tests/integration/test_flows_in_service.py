@@ -897,3 +897,22 @@ def test_a_flow_setting_the_language_from_an_answer_keeps_only_a_language_code(c
     with app.app_context():
         assert db.session.scalar(select(Member.language)) == language
     app.extensions["hearth_db"].engine.dispose()
+
+
+def test_an_open_vote_takes_only_a_whole_answer_and_leaves_other_texts_to_the_menu(runner, post_signed, member,
+                                                                                   session, clock):
+    """Once a member has voted the vote listens for a change until it closes (days). A text that is
+    not an answer ("back in 2 hours") must not change the vote, nor get a vote's boilerplate: it
+    is answered as with no vote open (the menu, with the Samaritans line), and the vote goes on."""
+    clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+    _start_vote(runner, "2026-11-27T18:00")
+    assert "your vote for Yes is in" in say(post_signed, "1")[0]
+    for text in ("Running late, back in 2 hours", "no idea", "Can someone call me? I'm not ok"):
+        answer = say(post_signed, text)
+        assert answer[0] == "Sorry, I didn't understand that." and "Samaritans" in answer[-1], answer
+    session.expire_all()
+    assert session.scalar(select(Result.value).where(Result.name == "vote")) == "Yes"
+    assert _conversations(session)[0][:2] == ("vote", True)  # still open
+    assert "your vote for No is in" in say(post_signed, "2")[0]
+    session.expire_all()
+    assert session.scalar(select(Result.value).where(Result.name == "vote")) == "No"
