@@ -14,8 +14,8 @@ from flows import next_occurrence, previous_occurrence
 from .clock import MISSED_AFTER, missed, now
 from .consent import pause_ended
 from .dispatch import sends_held
-from .conversations import Turn, active_conversation, start_flow
-from .models import Community, Conversation, Member, Schedule, Timer
+from .conversations import Turn, active_conversation, start_flow, waits_behind
+from .models import Community, Conversation, InboundMessage, Member, Schedule, Timer
 
 BUSY_WINDOW = timedelta(hours=1)
 log = logging.getLogger("hearth.schedules")
@@ -123,9 +123,10 @@ def start_for_members(session: Session, library, community: Community, flow, par
     from this `origin` already (the run was started again) is left as they are. `due_at` is the
     slot a scheduled run stands for: its messages are late, or not, by it.
 
-    Opted-out, departed, paused and bad-number members are left out. A member who was in an
-    exchange in the last BUSY_WINDOW is skipped rather than cut off; an older conversation (a vote
-    left open, a forgotten question) is ended as interrupted. `origin` makes each outbox key unique.
+    Opted-out, departed, paused and bad-number members are left out. A member who is in an
+    exchange (`_busy`) is skipped rather than cut off; any other conversation waits behind the new
+    one if it is a facilitator's (an open vote), else is ended as interrupted (a forgotten
+    question). `origin` makes each outbox key unique.
     """
     at = now()
     query = select(Member).where(
@@ -151,7 +152,7 @@ def _start_each(session, library, community, flow, params, origin, query, at, ac
             session.commit()  # the member's lock
             continue
         current = active_conversation(session, member)
-        if current is not None and current.updated_at > at - BUSY_WINDOW:
+        if current is not None and _busy(session, library, member, current, at):
             skipped += 1
             session.commit()
             continue
@@ -168,6 +169,17 @@ def _start_each(session, library, community, flow, params, origin, query, at, ac
         started += 1
         session.commit()
     return started, skipped
+
+
+def _busy(session: Session, library, member: Member, current: Conversation, at: datetime) -> bool:
+    """Whether the member is in an exchange a new flow must not cut into: their own flow active in
+    the last BUSY_WINDOW, or, for a facilitator's flow (which waits behind a new one, so a vote
+    started at 09:15 does not cost the 10:00 check-in), a text of theirs in it."""
+    since = at - BUSY_WINDOW
+    if not waits_behind(library.version(session, current.flow_digest)):
+        return current.updated_at > since
+    return session.scalar(select(InboundMessage.id).where(InboundMessage.member_id == member.id,
+                                                          InboundMessage.received_at > since).limit(1)) is not None
 
 
 def _started_from(session: Session, member: Member, origin: str) -> bool:

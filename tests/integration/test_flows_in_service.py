@@ -859,10 +859,11 @@ def test_a_flow_whose_wait_does_not_wait_cannot_text_a_member_over_and_over(conf
             clock.advance(seconds=30)
             fire_due_timers(db.session)
         sent = db.session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.kind != "reply"))
+    conversations = _conversations_of(app)
     app.extensions["hearth_db"].engine.dispose()
     assert sum("Are you there?" in text for text in first) + sent <= 1, (first, sent)
-    assert [ended for _, active, _, ended in _conversations_of(app) if not active] in ([], ["loop"])
-    assert not any(active for _, active, _, _ in _conversations_of(app))
+    assert [ended for _, active, _, ended in conversations if not active] in ([], ["loop"])
+    assert not any(active for _, active, _, _ in conversations)
 
 
 _LANGUAGE_FROM_ANSWER = """id: lang
@@ -916,3 +917,31 @@ def test_an_open_vote_takes_only_a_whole_answer_and_leaves_other_texts_to_the_me
     assert "your vote for No is in" in say(post_signed, "2")[0]
     session.expire_all()
     assert session.scalar(select(Result.value).where(Result.name == "vote")) == "No"
+
+
+def test_a_vote_started_before_the_check_in_does_not_cost_members_that_days_check_in(runner, post_signed, member,
+                                                                                      session, clock):
+    """The vote waits behind the check-in; only a member texting in the vote in the last hour is
+    left out of the check-in (their next text would go to the wrong question)."""
+    clock.now = datetime(2026, 11, 23, 8, 30, tzinfo=timezone.utc)
+    run_schedules(session)
+    clock.now = datetime(2026, 11, 23, 9, 15, tzinfo=timezone.utc)
+    _start_vote(runner, "2026-11-27T18:00")
+    _walk(session, clock, datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc), step=timedelta(minutes=5))
+    checkins = session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "checkin")).all()
+    assert len(checkins) == 1 and "How are you today?" in checkins[0]
+    assert [(c[0], c[1], c[2]) for c in _conversations(session)] == [("vote", False, True), ("checkin", True, False)]
+    say(post_signed, "4")
+    say(post_signed, "SKIP")
+    assert _conversations(session)[0][:2] == ("vote", True)  # back once the check-in is done
+
+
+def test_a_member_texting_in_a_vote_is_not_cut_off_by_the_check_in(runner, post_signed, member, session, clock):
+    clock.now = datetime(2026, 11, 23, 8, 30, tzinfo=timezone.utc)
+    run_schedules(session)
+    clock.now = datetime(2026, 11, 23, 9, 15, tzinfo=timezone.utc)
+    _start_vote(runner, "2026-11-27T18:00")
+    clock.now = datetime(2026, 11, 23, 9, 40, tzinfo=timezone.utc)
+    say(post_signed, "either")  # unclear: the vote asks again, and waits for their answer
+    _walk(session, clock, datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc), step=timedelta(minutes=5))
+    assert session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "checkin")).all() == []
