@@ -2,15 +2,17 @@
 
 A choice is read when the whole folded text is one of its words, or the
 first word is a number it accepts, or the words/phrases found in the text
-all belong to that one choice and none is negated ("not good").
+all belong to that one choice and none is negated ("not good", "definitely not").
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from flows.folding import fold, tokens
 
+_SCORE = re.compile(r"^(\d+)\s*/\s*(\d+)$")
 NEGATIONS = frozenset(
     "not no never isnt isn't dont don't didnt didn't wasnt wasn't arent aren't"
     " cant can't cannot nid ddim".split()
@@ -75,24 +77,29 @@ class ChoiceReader:
             return self.choices[self.exact[folded]]
         if whole:
             return None
+        score = _SCORE.match(folded)
+        if score and score.group(2) not in self.exact:
+            return None  # "5/10" is not 5 on a scale of 1 to 5 ("5/5" is)
         words = tokens(folded)
         if not words:
             return None
         if words[0].isdecimal() and words[0] in self.exact:
             return self.choices[self.exact[words[0]]]
         covered = [False] * len(words)
-        starts: list[tuple[int, int]] = []
+        starts: list[tuple[int, int, int]] = []
         for phrase, index in self.phrases:
             size = len(phrase)
             for at in range(len(words) - size + 1):
                 if not any(covered[at:at + size]) and tuple(words[at:at + size]) == phrase:
                     covered[at:at + size] = [True] * size
-                    starts.append((at, index))
-        for at, _ in starts:
-            before = range(max(0, at - 2), at)
-            if any(words[b] in NEGATIONS and not covered[b] for b in before):
+                    starts.append((at, size, index))
+        for at, size, _ in starts:
+            # A negation just before a phrase ("not coming") or just after it ("definitely not")
+            # leaves the answer unclear, unless another phrase takes it in ("no, not really").
+            near = [*range(max(0, at - 2), at), *range(at + size, min(len(words), at + size + 1))]
+            if any(words[b] in NEGATIONS and not covered[b] for b in near):
                 return None
-        found = {index for _, index in starts}
+        found = {index for _, _, index in starts}
         return self.choices[found.pop()] if len(found) == 1 else None
 
 

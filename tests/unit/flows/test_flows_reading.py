@@ -36,6 +36,37 @@ def test_yes_no(text, value):
     assert (choice.value if choice else None) == value
 
 
+def _rsvp_reader():
+    from flows.registry import BUNDLED_DIR
+    from flows import load_flow_file
+
+    flow, _ = load_flow_file(BUNDLED_DIR / "meeting_rsvp.yaml")
+    return flow.steps["rsvp"].prepared["reader"]
+
+
+@pytest.mark.parametrize("text,value", [
+    ("yes", "yes"), ("Definitely", "yes"), ("Definitely not", None), ("Of course not", None), ("Sure, not", None),
+    ("Can't wait!", "yes"), ("won't miss it", "yes"), ("no problem", "yes"), ("can't", "no"), ("not coming", "no"),
+    ("Sorry, can't make it", "no"), ("not sure", "maybe"),
+])
+def test_an_rsvp_is_not_read_as_its_opposite(text, value):
+    choice = _rsvp_reader().read(text)
+    assert (choice.value if choice else None) == value
+
+
+@pytest.mark.parametrize("text,value", [("5/5", 5), ("3/5", 3), ("5/10", None), ("2/10", None), ("10/10", None)])
+def test_a_score_out_of_another_scale_is_not_read_as_its_first_number(text, value):
+    choice = MOOD.read(text)
+    assert (choice.value if choice else None) == value
+
+
+def test_a_whole_answer_is_only_the_answer():
+    reader = ChoiceReader(options_choices(["Yes", "No"], "next"))
+    assert reader.read("2", whole=True).value == "No" and reader.read("No!", whole=True).value == "No"
+    assert reader.read("Running late, back in 2 hours", whole=True) is None
+    assert reader.read("no idea", whole=True) is None
+
+
 def test_options_from_params():
     reader = ChoiceReader(options_choices(["The beach", "Zoo"], "next"))
     assert reader.read("2").value == "Zoo" and reader.read("the BEACH").value == "The beach"
