@@ -66,6 +66,19 @@ def _number(value, default=None, min=None, max=None):  # noqa: A002 - Jinja keyw
     return number
 
 
+_WEEKS = re.compile(r"^\s*(?:(\d{1,4})|an?|one)?\s*(weeks?|wks?|w|fortnights?)\b", re.IGNORECASE)
+
+
+def _days(value, default=None, min=None, max=None):  # noqa: A002 - Jinja keyword names
+    """A number of days from what a member wrote after a keyword: "7", "3 days", "2 weeks",
+    "a week", "a fortnight"; kept within bounds as `number` keeps its number."""
+    weeks = _WEEKS.match(str(value)) if value is not None else None
+    if weeks is None:
+        return _number(value, default, min, max)
+    count = int(weeks.group(1) or 1) * (14 if weeks.group(2).lower().startswith("f") else 7)
+    return _number(str(count), default, min, max)
+
+
 def _first_name(value) -> str:
     words = str(value or "").split()
     return words[0] if words else ""
@@ -100,7 +113,7 @@ def environment() -> SandboxedEnvironment:
         undefined=ChainableUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
     )
     env.filters.update(
-        local=_local, add_days=_add_days, iso=_iso, number=_number, first_name=_first_name
+        local=_local, add_days=_add_days, iso=_iso, number=_number, days=_days, first_name=_first_name
     )
     # Templates see only the documented names: not Jinja's range, dict, lipsum (pages of
     # Latin in a text), cycler, joiner or namespace, which loading would otherwise accept.
