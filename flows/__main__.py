@@ -45,13 +45,15 @@ def _validate(paths: list[Path]) -> bool:
     loaded = _load(paths)
     given = {str(path.resolve()) for path in paths}
     bundled = [f for f in load_registry()[0].flows.values() if f.source_path not in given]
-    _, problems = settle(bundled + [flow for _, flow in loaded])
+    registry, problems = settle(bundled + [flow for _, flow in loaded])
     for problem in problems:
         print(f"{problem.severity}: {problem}")
     refused = {p.file for p in problems if p.is_error}
     good = [(path, flow) for path, flow in loaded if display_path(flow.source_path) not in refused]
     for path, flow in good:
-        print(f"ok: {path}: flow {flow.id!r}, {len(flow.steps)} steps")
+        used = registry.get(flow.id)
+        replaced = "" if used is flow else f" (not used: {display_path(used.source_path)} replaces it)"
+        print(f"ok: {path}: flow {flow.id!r}, {len(flow.steps)} steps{replaced}")
     return len(good) == len(paths)
 
 

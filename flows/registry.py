@@ -107,19 +107,41 @@ def _files(directory: str | os.PathLike) -> list[Path]:
 def settle(loaded: Iterable[Flow]) -> tuple[Registry, list[Problem]]:
     """A Registry of loaded flows (a later one replaces an earlier with its id), without those
     that start a flow not in it, and the problems between flows: why each was refused, and warnings.
+
+    A refused file gives way to the flow it replaced, if any (a broken override of the bundled
+    check-in leaves the bundled one running, and says so, rather than no check-in at all).
     """
-    flows = {flow.id: flow for flow in loaded}
-    problems: list[Problem] = []
+    candidates: dict[str, list[Flow]] = {}
+    for flow in loaded:
+        candidates.setdefault(flow.id, []).append(flow)
+    problems = [_twice(flows) for flows in candidates.values() if _twice(flows) is not None]
     while True:
-        registry = Registry(flows.values())
+        registry = Registry(flows[-1] for flows in candidates.values() if flows)
         broken = [p for p in registry.cross_check() if p.is_error]
-        refused = {p.file for p in broken}
         if not broken:
             break
         problems.extend(broken)
-        flows = {i: f for i, f in flows.items() if display_path(f.source_path) not in refused}
+        refused = {p.file for p in broken}
+        for flow_id, flows in candidates.items():
+            if flows and display_path(flows[-1].source_path) in refused:
+                dropped = flows.pop()
+                if flows:
+                    problems.append(Problem(display_path(dropped.source_path), None, None,
+                                            f"refused, so flow '{flow_id}' is the one in"
+                                            f" {display_path(flows[-1].source_path)}", "warning"))
     problems.extend(p for p in registry.cross_check() if not p.is_error)
     return registry, problems
+
+
+def _twice(flows: list[Flow]) -> Problem | None:
+    """A warning when one folder holds two files of the same flow: which one wins is only the
+    order of their names. (A file in another folder replacing a bundled flow is what overriding is.)"""
+    folders = [Path(flow.source_path).parent for flow in flows]
+    if len(folders) == len(set(folders)):
+        return None
+    return Problem(display_path(flows[-1].source_path), None, None,
+                   f"flow '{flows[-1].id}' is defined by more than one file in this folder: "
+                   + ", ".join(display_path(f.source_path) for f in flows) + "; the last one is used", "warning")
 
 
 def load_registry(extra_dirs: Iterable[str | os.PathLike] = (), include_bundled: bool = True):

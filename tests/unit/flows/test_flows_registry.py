@@ -117,3 +117,30 @@ def test_files_that_used_to_raise_are_problems_and_the_rest_still_load(tmp_path)
 def test_a_missing_folder_is_reported(tmp_path):
     registry, problems = load_registry([tmp_path / "nope"])
     assert "help" in registry.flows and "not a folder" in problems[0].message
+
+
+def test_an_override_refused_between_flows_leaves_the_bundled_flow_and_says_so(tmp_path):
+    """An override of help whose start_flow names a flow that is not loaded is refused: the bundled
+    help goes on answering (it was removed too, so no catch-all was left)."""
+    write(tmp_path, "help.yaml", HANDOVER.format(id="help", target="survey"))
+    registry, problems = load_registry([tmp_path])
+    assert registry.get("help").source_path == str(BUNDLED_DIR / "help.yaml")
+    assert registry.catch_all is not None
+    shown = [str(p) for p in problems]
+    assert any("start_flow to a flow that is not loaded: 'survey'" in p for p in shown), shown
+    assert any("refused, so flow 'help' is the one in" in p and "bundled/help.yaml" in p for p in shown), shown
+
+
+def test_two_files_of_one_flow_in_a_folder_are_warned_of(tmp_path):
+    write(tmp_path, "a.yaml", MENU.format(id="mine", version=1, word="aa"))
+    write(tmp_path, "b.yaml", MENU.format(id="mine", version=2, word="bb"))
+    registry, problems = load_registry([tmp_path], include_bundled=False)
+    assert registry.get("mine").version == 2
+    assert any("flow 'mine' is defined by more than one file in this folder" in str(p) for p in problems)
+
+
+def test_validate_says_which_file_is_not_used(tmp_path, capsys):
+    write(tmp_path, "help.yaml", MENU.format(id="help", version=7, word="menu"))
+    assert main(["validate", str(BUNDLED_DIR), str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "bundled/help.yaml: flow 'help'" in out and "(not used:" in out and "help.yaml replaces it)" in out
