@@ -17,11 +17,12 @@ from sqlalchemy import select
 from flows.__main__ import main as flows_main
 from flows.registry import BUNDLED_DIR
 from flows.schedule import local_to_utc
+from flows.sms import non_gsm7, plain
 from service import audit
 from service.clock import now
 from service.database import db
 from service.directory import community_named
-from service.models import Member
+from service.models import Member, OutboundMessage
 from service.phones import national, to_e164
 from service.schedules import start_for_members
 
@@ -134,6 +135,30 @@ def _checked(flow, params: dict) -> dict:
     return params
 
 
+def _plain(value, name: str = ""):
+    """`value` with its text written in GSM-7 where only typography kept it out (curly quotes,
+    dashes: one such character makes every text UCS-2, up to three times the SMS), and the
+    names of the parameters that changed."""
+    if isinstance(value, dict):
+        pairs = {key: _plain(item, f"{name}.{key}" if name else key) for key, item in value.items()}
+        return {key: item for key, (item, _) in pairs.items()}, [n for _, found in pairs.values() for n in found]
+    if isinstance(value, list):
+        pairs = [_plain(item, name) for item in value]
+        return [item for item, _ in pairs], sorted({n for _, found in pairs for n in found})
+    if isinstance(value, str) and plain(value) != value and not non_gsm7(plain(value)):
+        return plain(value), [name]
+    return value, []
+
+
+def _cost(key_prefix: str) -> None:
+    """What this start queued, in texts and SMS segments (what the carrier bills)."""
+    sizes = db.session.execute(select(OutboundMessage.segments, OutboundMessage.encoding)
+                               .where(OutboundMessage.idempotency_key.startswith(key_prefix))).all()
+    if sizes:
+        encodings = ", ".join(sorted({encoding for _, encoding in sizes}))
+        click.echo(f"Queued {len(sizes)} text(s), {sum(s for s, _ in sizes)} SMS segment(s) ({encodings}).")
+
+
 @flows_cli.command("start")
 @click.argument("flow_id")
 @click.option("--community", "community_name", required=True)
@@ -160,6 +185,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
         community = community_named(db.session, community_name)
         zone = ZoneInfo(community.timezone)
         params = _checked(flow, _times(params, zone, flow))
+        params, plained = _plain(params)
         quiet_until = community.quiet_until(now())
         if quiet_until is not None and not in_quiet_hours:
             until = quiet_until.astimezone(zone)
@@ -180,6 +206,9 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
         strangers = [national(n, community.region) for n in numbers if n not in known]
         if strangers:
             click.echo(f"Not members of {community.name}: {', '.join(strangers)}.")
+    if plained:
+        click.echo(f"Written plainly, so that no text costs more for it: {', '.join(sorted(plained))}.")
+    _cost(f"flow:facilitator:{flow.id}:{run}:")
 
 
 def register(app: Flask) -> None:

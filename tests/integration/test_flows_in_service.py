@@ -945,3 +945,17 @@ def test_a_member_texting_in_a_vote_is_not_cut_off_by_the_check_in(runner, post_
     say(post_signed, "either")  # unclear: the vote asks again, and waits for their answer
     _walk(session, clock, datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc), step=timedelta(minutes=5))
     assert session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "checkin")).all() == []
+
+
+def test_flows_start_writes_typography_plainly_and_says_what_it_costs(runner, member, session):
+    """One curly apostrophe makes a text UCS-2: the vote was 3 SMS a member instead of 1."""
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param",
+                                 "question=What’s on for Friday’s film night?", "--param",
+                                 'options=["Paddington – the first", "Up"]'])
+    assert result.exit_code == 0, result.output
+    assert "Written plainly, so that no text costs more for it: options, question." in result.output
+    body, segments, encoding = session.execute(select(OutboundMessage.body, OutboundMessage.segments,
+                                                      OutboundMessage.encoding)).one()
+    assert "What's on for Friday's film night?" in body and "Paddington - the first" in body
+    assert (segments, encoding) == (1, "GSM-7")
+    assert "Queued 1 text(s), 1 SMS segment(s) (GSM-7)." in result.output
