@@ -19,7 +19,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 LANGUAGE = {"type": "string", "pattern": "^[a-z]{2,3}$", "description": "a language code such as en or cy"}
 TEXT = {"type": "string"}
 # A parameter staff pass to `flows start`: required, or optional with a trailing "?" (closes_at?).
-PARAM = {"type": "string", "pattern": "^[a-z][a-z0-9_]*[?]?$", "maxLength": 41,
+PARAM = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}[?]?$",
          "description": "a parameter name; a trailing ? makes it optional"}
 
 

@@ -104,10 +104,14 @@ def carrier_refused(session: Session, member_id: int | None, code: int | None, s
                          member_id=member.id, code=code, source=source)
 
 
-def phone_works(session: Session, members, source: str) -> None:
+def phone_works(session: Session, texted: list[Member], source: str) -> None:
     """A text from the phone shows that it takes texts: a carrier's mark that it cannot (21211,
-    21614) is taken off these memberships, or START would say "Welcome back" and send nothing."""
-    for member in members:
+    21614), which `carrier_refused` put on every membership of the phone, is taken off them all,
+    or START would say "Welcome back" and send nothing. `texted` are the memberships the text
+    reached (locked already); the others are locked only when one of those carries the mark."""
+    if not any((member.fields or {}).get("phone_error") for member in texted):
+        return
+    for member in lock(session, memberships(texted[0].phone)):
         fields = dict(member.fields or {})
         code = fields.pop("phone_error", None)
         if code is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
 
 from redis import Redis
@@ -10,12 +11,15 @@ from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
-from workers.queues import enqueue_sends
+from workers.queues import BULK_BATCH, enqueue_sends, hold_rows, release_rows
 
 from .outbox import savepoint_rolled_back, take_staged
 
 log = logging.getLogger(__name__)
 HELD = "hearth_held_sends"
+# How long the sweeper leaves a held row to the run that committed it: far longer than the run
+# takes to commit a batch's worth of members; a run that died is past it, and the sweeper takes over.
+HOLD_FOR = 60.0
 
 
 def enqueue_after_commit(factory: sessionmaker, redis: Redis) -> None:
@@ -31,10 +35,19 @@ def enqueue_after_commit(factory: sessionmaker, redis: Redis) -> None:
         if session.in_nested_transaction():
             return  # a savepoint released: its sends wait for the outermost commit
         staged = take_staged(session)
-        if HELD in session.info:
-            session.info[HELD].extend(staged)  # committed: enqueued with the rest when the hold ends
-        elif staged:
-            _enqueue_committed(redis, staged)
+        held = session.info.get(HELD)
+        if held is None:
+            if staged:
+                _enqueue_committed(redis, staged)
+            return
+        # Committed: marked held, so the sweeper leaves them, and enqueued a batch at a time.
+        try:
+            hold_rows(redis, [row for row, _, _ in staged], time.time() + HOLD_FOR)
+        except RedisError as exc:
+            log.warning("could not mark %d outbox rows held (%s); the sweeper may enqueue them too", len(staged), exc)
+        held.extend(staged)
+        if len(held) >= BULK_BATCH:
+            _release(redis, held)
 
     @event.listens_for(factory, "after_rollback")
     def _forget(session: Session) -> None:
@@ -57,12 +70,24 @@ def _enqueue_committed(redis: Redis, staged: list) -> None:
         log.warning("could not enqueue %d outbox rows now (%s); the sweeper will", len(staged), exc)
 
 
+def _release(redis: Redis, held: list) -> None:
+    """Enqueue the held rows together, then take their marks off; empty the list."""
+    _enqueue_committed(redis, held)
+    try:
+        release_rows(redis, [row for row, _, _ in held])
+    except RedisError:
+        pass  # the marks run out by themselves; the rows have their jobs
+    held.clear()
+
+
 @contextmanager
 def sends_held(session: Session, redis: Redis):
-    """Commit as often as needed inside: the sends of every commit are enqueued together, in
-    batches, when it ends (a run over a community commits member by member, and one job a member
-    would cost a worker more than the sends). An exception inside still enqueues what was
-    committed before it; a process killed inside leaves that to the sweeper."""
+    """Commit as often as needed inside: the sends of the commits are enqueued together, in
+    batches of about BULK_BATCH rows, not one job per commit (a run over a community commits
+    member by member, and one job a member would cost a worker more than the sends). Meanwhile the
+    rows are marked held, so the clock's sweeper does not give them jobs of its own. An exception
+    inside still enqueues what was committed before it; a process killed inside leaves that to
+    the sweeper once the marks run out."""
     session = session() if isinstance(session, scoped_session) else session
     session.info[HELD] = []
     try:
@@ -70,4 +95,4 @@ def sends_held(session: Session, redis: Redis):
     finally:
         held = session.info.pop(HELD)
         if held:
-            _enqueue_committed(redis, held)
+            _release(redis, held)

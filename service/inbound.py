@@ -39,7 +39,7 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
     community, member, seen, word, phone = _take_sender(session, sms)
     if seen:
         return _stored_answer(session, sms.sid)
-    phone_works(session, {m.id: m for m in (member, *phone) if m is not None}.values(), f"sms:{sms.sid}")
+    phone_works(session, [m for m in (member, *phone) if m is not None], f"sms:{sms.sid}")
     if word in ("opt_out", "opt_in"):
         handling = _consent(session, word, community, member, sms, phone)
     elif member is None:

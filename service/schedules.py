@@ -112,7 +112,7 @@ def _ensure_schedules(session: Session, library, at: datetime) -> None:
 
 
 def start_for_members(session: Session, library, community: Community, flow, params: dict, origin: str,
-                      phones: list[str] | None = None, actor: str = "clock",
+                      phones: list[str] | None = None,
                       due_at: datetime | None = None) -> tuple[int, int]:
     """Start `flow` for each member who may get it; returns (started, skipped as busy in another flow).
 
@@ -136,10 +136,10 @@ def start_for_members(session: Session, library, community: Community, flow, par
     if phones is not None:
         query = query.where(Member.phone.in_(phones))
     with sends_held(session, current_app.extensions["hearth_redis"]):
-        return _start_each(session, library, community, flow, params, origin, query, at, actor, due_at)
+        return _start_each(session, library, community, flow, params, origin, query, at, due_at)
 
 
-def _start_each(session, library, community, flow, params, origin, query, at, actor, due_at) -> tuple[int, int]:
+def _start_each(session, library, community, flow, params, origin, query, at, due_at) -> tuple[int, int]:
     started = skipped = 0
     for member_id in session.scalars(query.with_only_columns(Member.id).order_by(Member.id)).all():
         # The member is locked before their conversation, in the same order as the webhook, by the
@@ -157,7 +157,7 @@ def _start_each(session, library, community, flow, params, origin, query, at, ac
             session.commit()
             continue
         if member.status == "paused":  # it ran out since the clock's last pass
-            pause_ended(session, member, actor)
+            pause_ended(session, member, "clock")  # it ran out: nobody ended it
         try:
             with session.begin_nested():
                 start_flow(session, library, member, community, flow, params, f"{origin}:{member.id}",

@@ -8,6 +8,7 @@ from typing import Callable
 
 from flask import current_app
 from redis.exceptions import RedisError
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -132,8 +133,8 @@ def _send(transport, claim, from_number: str | None, outbox_id: int):
     each time its claim lapses."""
     try:
         return transport.send(claim.to_number, claim.body, _status_callback_url(), from_number)
-    except (TransientSendError, PermanentSendError):
-        raise
+    except (TransientSendError, PermanentSendError, JobTimeoutException):
+        raise  # classified, or the job's own time is up (RQ's, not the carrier's)
     except Exception as exc:
         log.exception("outbox row %s: the send failed in a way the transport does not classify", outbox_id)
         raise TransientSendError(f"unexpected {type(exc).__name__} from the carrier: {exc}"[:500],

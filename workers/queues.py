@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 from functools import lru_cache
 
@@ -128,14 +129,35 @@ def _enqueue(connection: Redis, queue_name: str, ids: list[int], replace_dead: b
     return len(ids)
 
 
+# Rows committed by a run that holds its sends to enqueue them together (`dispatch.sends_held`),
+# each until a time (epoch seconds): the sweeper counts them live, as if their job were queued.
+HELD_ROWS = "hearth-held-sends"
+
+
+def hold_rows(connection: Redis, ids: list[int], until: float) -> None:
+    """Mark rows as about to be enqueued by the run that committed them, until `until`."""
+    if ids:
+        connection.zadd(HELD_ROWS, {str(i): until for i in ids})
+
+
+def release_rows(connection: Redis, ids: list[int]) -> None:
+    """The rows have their jobs now (or the run is over): no longer held."""
+    if ids:
+        with connection.pipeline(transaction=False) as pipeline:
+            pipeline.zrem(HELD_ROWS, *[str(i) for i in ids])
+            pipeline.zremrangebyscore(HELD_ROWS, "-inf", time.time())  # marks of runs that died
+            pipeline.execute()
+
+
 def live_send_rows(connection: Redis, started_after: datetime) -> set[int]:
     """Outbox rows whose job will still run: waiting in a queue, scheduled (a retry), or running:
-    started, or last heard of (a batch reports between its sends), after `started_after`.
+    started, or last heard of (a batch reports between its sends), after `started_after`; and rows
+    a run holds to enqueue together (`HELD_ROWS`), until their mark runs out.
 
     A job a killed worker had taken off its queue is in none of these (or was last heard of long
     ago), so the sweeper replaces it.
     """
-    waiting, started = _snapshot(connection)
+    waiting, started, held = _snapshot(connection)
     live = set(waiting)
     for job in Job.fetch_many(sorted(started), connection=connection, serializer=JSONSerializer):
         heard = job.last_heartbeat or job.started_at if job is not None else None
@@ -143,27 +165,29 @@ def live_send_rows(connection: Redis, started_after: datetime) -> set[int]:
             live.add(job.id)
     # A job that ended while those were read may have put its rows on a queue first (a batch that
     # gives way): what waits now, and what was taken since, is live too.
-    waiting_now, started_now = _snapshot(connection)
+    waiting_now, started_now, held_now = _snapshot(connection)
     live |= waiting_now | (started_now - started)
-    return {row for job_id in live for row in row_ids(job_id)}
+    return {row for job_id in live for row in row_ids(job_id)} | held | held_now
 
 
-def _snapshot(connection: Redis) -> tuple[set[str], set[str]]:
+def _snapshot(connection: Redis) -> tuple[set[str], set[str], set[int]]:
     """The ids of the jobs waiting (on a queue, or scheduled for a retry) and of those started, on
-    every queue, read in one transaction: a job a worker takes meanwhile is seen in one or the other."""
+    every queue, and the rows held by a run, read in one transaction: a job a worker takes
+    meanwhile is seen in one or the other, and a held row once its job is queued in one or the other."""
     queues = [queue(name, connection) for name in PRIORITY]
     with connection.pipeline(transaction=True) as pipeline:
         for q in queues:
             pipeline.lrange(q.key, 0, -1)
             pipeline.zrange(q.scheduled_job_registry.key, 0, -1)
             pipeline.zrange(q.started_job_registry.key, 0, -1)
-        read = pipeline.execute()
+        pipeline.zrangebyscore(HELD_ROWS, time.time(), "+inf")
+        *read, held = pipeline.execute()
     waiting: set[str] = set()
     started: set[str] = set()
     for q, (queued, scheduled, running) in zip(queues, zip(*[iter(read)] * 3)):
         waiting.update(entry.decode() for entry in queued + scheduled)
         started.update(q.started_job_registry.parse_job_id(entry.decode()) for entry in running)
-    return waiting, started
+    return waiting, started, {int(entry) for entry in held}
 
 
 def _aware(moment: datetime) -> datetime:

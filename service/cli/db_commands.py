@@ -30,7 +30,7 @@ def upgrade_command(revision: str) -> None:
         raise click.ClickException(f"cannot upgrade the database: {database_reason(exc)}") from None
     newest = revisions()[-1]
     click.echo(f"Database is at {now_at}" + (" (the newest)." if now_at == newest else "."))
-    if revision not in ("head", now_at):
+    if revision in revisions() and revision != now_at:
         # Upgrading never goes back: a database past the revision asked for stays where it is.
         click.echo(f"It was past {revision} already; `hearth db upgrade` does not go back.")
 

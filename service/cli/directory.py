@@ -192,12 +192,14 @@ def import_members_command(file, community_name, no_welcome) -> None:
     except KeyboardInterrupt:
         db.session.rollback()
         raise click.ClickException(f"stopped at line {batch_from}: {RUN_AGAIN}") from None
-    refused = len(report) - added_noted
-    click.echo(f"Imported {added} of {added + refused} rows into {community.name}.")
+    already = sum(f": {ALREADY}: " in report_line for _, report_line in report)
+    refused = len(report) - added_noted - already
+    click.echo(f"Imported {added} of {added + refused + already} rows into {community.name}"
+               + (f"; {already} already in it." if already else "."))
     for _, report_line in sorted(report):
         click.echo(report_line)
     if refused:
-        raise SystemExit(1)  # the rows above were refused: a script running the import must see it
+        raise SystemExit(1)  # rows were refused: a script running the import must see it
 
 
 def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines_of: dict[str, int],
@@ -216,7 +218,9 @@ def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines
                                 welcome=welcome, actor=actor, bulk=True)
     except Conflict as exc:
         earlier = lines_of.get(to_e164(row.get("phone", ""), community.region, entered=False))
-        return None, f"line {line}: refused: " + (f"the same number as line {earlier}" if earlier else str(exc))
+        if earlier:
+            return None, f"line {line}: refused: the same number as line {earlier}"
+        return None, f"line {line}: {ALREADY}: {exc}"
     except HearthError as exc:
         return None, f"line {line}: refused: {exc}"
     except DBAPIError as exc:  # a value the database will not store: that row only
@@ -236,6 +240,9 @@ def _unspoken(member) -> str | None:
         return None
     return (f"no flow speaks {member.language!r} (they speak {', '.join(sorted(spoken))}): {member.name} gets"
             f" the community's language where a flow has it, else the flow's own")
+
+
+ALREADY = "not added"  # a row already in the community: not an error (running an import again)
 
 
 # Rows written in one transaction. On SQLite each transaction holds the database's write lock, which

@@ -128,7 +128,8 @@ def _checked(flow, params: dict) -> dict:
         if not isinstance(value, list) or len(value) < 2:
             raise click.BadParameter(f"{flow.id} numbers the options in {name} for members to choose from: give two"
                                      f" or more, like --param '{name}=[\"Yes\", \"No\"]' or --param {name}=Yes,No")
-    missing = sorted(flow.triggers.required_params() - {name for name, value in params.items() if value != ""})
+    missing = sorted(flow.triggers.required_params() - {name for name, value in params.items()
+                                                         if value not in ("", None, [], {})})
     if missing:
         raise click.BadParameter(f"{flow.id} needs {', '.join(missing)}: give "
                                  + " ".join(f"--param {name}=..." for name in missing))
@@ -194,7 +195,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
         numbers = [to_e164(p, community.region, entered=False) for p in phones] or None
         run, actor = uuid.uuid4().hex[:8], operator()
         started, skipped = start_for_members(db.session, library, community, flow, params,
-                                             f"facilitator:{flow.id}:{run}", numbers, actor=actor)
+                                             f"facilitator:{flow.id}:{run}", numbers)
         audit.record(db.session, actor, "flow.started", community_id=community.id, flow_id=flow.id,
                      started=started, skipped=skipped)
         db.session.commit()

@@ -26,9 +26,10 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 def current(database_url: str) -> str | None:
     """The revision the database is at (None: not under Hearth's migrations)."""
     from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import create_engine
 
-    engine = create_engine(database_url)
+    from service.database import make_engine
+
+    engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()

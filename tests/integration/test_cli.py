@@ -266,7 +266,9 @@ def test_an_interrupted_import_keeps_its_whole_batches_and_says_where_it_stopped
     assert session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.kind == "welcome")) == 100
     monkeypatch.undo()
     again = import_members(runner, tmp_path, _members_csv(250))
-    assert "Imported 150 of 250 rows" in again.output and "line 101: refused: +447700900099 is already" in again.output
+    assert "Imported 150 of 250 rows into Oak House; 100 already in it." in again.output
+    assert "line 101: not added: +447700900099 is already a member of Oak House" in again.output
+    assert again.exit_code == 0  # running it again is the way on, not an error
     assert session.scalar(select(func.count(Member.id))) == 250
 
 
@@ -555,3 +557,22 @@ def test_db_upgrade_says_where_the_database_is_not_where_it_was_asked_to_go(runn
     back = runner.invoke(args=["db", "upgrade", "0001"])  # upgrading never goes back
     assert back.exit_code == 0 and f"Database is at {newest} (the newest)." in back.output, back.output
     assert "It was past 0001 already; `hearth db upgrade` does not go back." in back.output
+
+
+@pytest.mark.parametrize("scheme", ["postgresql://", "postgres://"])
+def test_db_upgrade_reads_where_a_database_is_by_any_url_hearth_takes(config, clock, scheme):
+    """A deployment's DATABASE_URL is often postgres://...: reading the revision after the upgrade
+    went through psycopg2 (not installed) and ended in a traceback."""
+    import dataclasses
+
+    from service import create_app
+
+    if DATABASE == "sqlite":
+        pytest.skip("the postgres:// and postgresql:// forms of a PostgreSQL URL")
+    plain = config.database_url.replace("postgresql+psycopg://", scheme)
+    app = create_app(dataclasses.replace(config, database_url=plain), overrides={"CLOCK": clock})
+    try:
+        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    finally:
+        app.extensions["hearth_db"].engine.dispose()
+    assert result.exit_code == 0 and "(the newest)" in result.output, (result.output, repr(result.exception))

@@ -133,6 +133,11 @@ def test_a_scheduled_run_cut_off_half_way_finishes_on_the_next_tick(app, communi
     assert results and not isinstance(results[0], BaseException), results
     started = select(Conversation.member_id).where(Conversation.flow_id == "checkin").order_by(Conversation.id)
     assert session.scalars(started).all() == ids[:2]  # kept, and their sends enqueued
+    from workers.queues import PRIORITY, queue, row_ids
+    redis = app.extensions["hearth_redis"]
+    queued = {row for name in PRIORITY for job_id in queue(name, redis).job_ids for row in row_ids(job_id)}
+    kept = set(session.scalars(select(OutboundMessage.id).where(OutboundMessage.kind == "checkin")))
+    assert len(kept) == 2 and kept <= queued
 
     caplog.clear()
     tick(app)  # the next tick, a second later: the database is back

@@ -289,6 +289,7 @@ def test_a_closing_time_without_an_offset_is_the_communitys_local_time(runner, m
      "vote takes no parameter qestion (did you mean question?); it takes closes_at, options, question"),
     (["options=Yes,No"], "vote needs question: give --param question=..."),
     (["question=", "options=Yes,No"], "vote needs question"),
+    (["question=null", "options=Yes,No"], "vote needs question"),
 ])
 def test_flows_start_refuses_what_would_send_members_nonsense(runner, member, session, params, complaint):
     args = ["flows", "start", "vote", "--community", "Oak House"] + [f"--param={p}" for p in params]

@@ -197,6 +197,22 @@ def test_a_text_from_a_number_the_carrier_called_unusable_clears_the_mark(post_s
     assert event.details["was"] == 21614
 
 
+def test_a_text_clears_the_carriers_mark_in_every_membership_of_the_phone(post_signed, member, session):
+    """The mark was put on every membership (`carrier_refused`); a text to one community shows the
+    phone works for all of them."""
+    from service.directory import add_member, create_community
+
+    elsewhere = add_member(session, create_community(session, "Elm House"), "Alex", member.phone, welcome=False)
+    session.commit()
+    ids = (member.id, elsewhere.id)
+    for one in (member, elsewhere):
+        one.fields = {"phone_error": 21614}
+    session.commit()
+    assert post_signed("/twilio/sms", sms_form("hello")).status_code == 200
+    session.expire_all()
+    assert [(session.get(Member, i).fields or {}).get("phone_error") for i in ids] == [None, None]
+
+
 def test_unknown_number_gets_nothing_when_the_community_says_so(post_signed, community, session):
     community.unknown_reply = None
     session.commit()

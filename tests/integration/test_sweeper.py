@@ -218,3 +218,48 @@ def test_rows_a_batch_hands_back_while_the_sweeper_reads_are_live(session, membe
     monkeypatch.setattr(queues, "_snapshot", snapshot)
     assert set(ids[1:]) <= queues.live_send_rows(redis, started_after=clock.now - timedelta(seconds=60))
     assert job_id in looks[0][1] and not redis.exists(job.key)  # it was running at the first look, then gone
+
+
+def test_rows_a_run_holds_to_enqueue_together_are_not_given_jobs_by_the_sweeper_meanwhile(app, runner, community,
+                                                                                         session, redis):
+    """`flows start` (and a scheduled run) commits member by member and enqueues their sends a
+    batch at a time. A sweep between two commits must not give the committed rows jobs of their
+    own: each row would have two, and one member's rows could go in two jobs, out of order."""
+    import threading
+    from collections import Counter
+
+    from sqlalchemy import event, select
+
+    from service.database import db
+    from service.directory import add_member
+    from service.dispatch import HELD
+    from service.models import OutboundMessage
+    from workers.queues import PRIORITY, row_ids
+
+    for n in range(4):
+        add_member(session, community, f"M{n}", f"07700 900{n + 300:03d}", welcome=False)
+    session.commit()
+    swept = []
+
+    def the_clock_sweeps_once(committed):
+        if HELD in committed.info and committed.info[HELD] and not swept and not committed.in_nested_transaction():
+            def run():
+                with app.app_context():
+                    swept.append(sweep(db.session, app.extensions["hearth_redis"]))
+            thread = threading.Thread(target=run)
+            thread.start()
+            thread.join()
+
+    factory = app.extensions["hearth_db"].session.session_factory
+    event.listen(factory, "after_commit", the_clock_sweeps_once)
+    try:
+        result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param",
+                                     "question=Film night?", "--param", "options=Yes,No"])
+    finally:
+        event.remove(factory, "after_commit", the_clock_sweeps_once)
+    assert result.exit_code == 0, result.output
+    assert swept == [0]  # it looked while the run held a committed row, and left it
+    rows = session.scalars(select(OutboundMessage.id)).all()
+    jobs = Counter(row for name in PRIORITY for job_id in queue(name, redis).job_ids for row in row_ids(job_id))
+    assert len(rows) == 4 and all(jobs[row] == 1 for row in rows), dict(jobs)
+    assert redis.zcard("hearth-held-sends") == 0  # the marks are gone with the run
