@@ -12,7 +12,7 @@ from datetime import date, datetime
 
 from flows import defaults
 from flows.context import Context, Outcome
-from flows.events import FlowEnded
+from flows.events import FlowEnded, RaiseAlert
 from flows.inputs import Expire, Message, Timeout
 from flows.run import Run
 from flows.steps import STEP_TYPES
@@ -56,7 +56,10 @@ def _advance(run: Run, step, move) -> None:
             return
         move = STEP_TYPES[step.type].enter(step, run)
     log.error("flow %s: more than %d steps without a wait; the turn is dropped", flow.id, defaults.MAX_STEPS_PER_CALL)
-    run.events.clear()  # as for an error: nothing of a runaway turn (a hundred copies of a text) goes out
+    # As for an error, nothing of a runaway turn (a hundred copies of a text) goes out, but for
+    # the alerts it raised: each once, since safety comes first.
+    alerts = {(e.severity, e.summary): e for e in run.events if isinstance(e, RaiseAlert)}
+    run.events[:] = list(alerts.values())
     run.finish("loop")
 
 

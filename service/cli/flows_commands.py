@@ -90,12 +90,22 @@ def _times(value, zone: ZoneInfo, flow, key: str = "", path: str = ""):
     if moment <= now():
         raise click.BadParameter(f"{path}{key} is {shown}, which is not in the future: give a time still to"
                                  " come, like 2026-11-27T18:00")
-    if moment > now() + flow.expiry:
+    if moment > now() + flow.expiry and _waits_for(flow, f"{path}{key}"):
         # The conversation would end first, with no word to members: a vote closing after it, a
         # reminder of a meeting it would never see start.
         raise click.BadParameter(f"{path}{key} is {shown}, after {flow.id}'s conversations end"
                                  f" ({_span(flow.expiry)} after they start): start it nearer the time")
     return moment.astimezone(timezone.utc).isoformat()
+
+
+def _waits_for(flow, dotted: str) -> bool:
+    """Whether one of the flow's timers is set by this parameter (a `no_answer.at` or a wait's
+    `until` naming `params.closes_at` or `meeting.starts_at`): only then must it come before the
+    flow's conversations end. A time a flow only shows ("the trip is on Saturday") need not."""
+    name = dotted if dotted.startswith("meeting.") else f"params.{dotted}"
+    timers = [(step.get("no_answer") or {}).get("at") for step in flow.steps.values()]
+    timers += [step.get("until") for step in flow.steps.values() if step.type == "wait"]
+    return any(isinstance(template, str) and name in template for template in timers)
 
 
 _DATE_ONLY = re.compile(r"^\d{4}-?\d{2}-?\d{2}$")

@@ -960,3 +960,26 @@ def test_flows_start_writes_typography_plainly_and_says_what_it_costs(runner, me
     assert "What's on for Friday's film night?" in body and "Paddington - the first" in body
     assert (segments, encoding) == (1, "GSM-7")
     assert "Queued 1 text(s), 1 SMS segment(s) (GSM-7)." in result.output
+
+
+_ANNOUNCE = """id: trip
+version: 1
+expiry: 1d
+triggers: {facilitator: {params: [leaves_at]}}
+steps:
+  - {id: tell, type: send, text: "The trip leaves {{ params.leaves_at | local }}."}
+"""
+
+
+def test_a_time_a_flow_only_shows_may_come_after_its_conversations_end(config, clock, tmp_path, redis):
+    """Only a time that sets one of the flow's timers must come before its conversations end."""
+    (tmp_path / "trip.yaml").write_text(_ANNOUNCE)
+    clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+    app = _app_with_flows(config, clock, tmp_path)
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["flows", "start", "trip", "--community", "Oak House",
+                                                    "--param", "leaves_at=2026-11-28T09:00"])
+        body = db.session.scalar(select(OutboundMessage.body))
+    app.extensions["hearth_db"].engine.dispose()
+    assert result.exit_code == 0, result.output
+    assert body == "The trip leaves Sat 28 Nov at 09:00."

@@ -144,3 +144,28 @@ def test_an_example_that_fails_explains_itself(flow):
 def test_an_example_timeout_with_nothing_pending_is_reported(flow):
     result = run_example(flow, {"name": "x", "conversation": [{"timeout": "wait"}]})
     assert "no 'wait' timer is pending" in result.details
+
+
+LOOPS_WITH_AN_ALERT = """\
+id: worried
+version: 1
+triggers: {keywords: [worried]}
+steps:
+  - {id: tell, type: alert, severity: high, summary: Someone needs a call}
+  - {id: say, type: send, text: "We have told the team."}
+  - {id: hold, type: wait, until: "2020-01-01T00:00:00+00:00", next: tell}
+"""
+
+
+def test_a_runaway_turn_sends_nothing_but_keeps_its_alert_once():
+    """A loop through a wait whose time has passed is a loop: its hundred texts are dropped, but
+    the alert it raised still reaches the facilitators, once."""
+    from flows import RaiseAlert
+
+    flow, problems = load_flow_text(LOOPS_WITH_AN_ALERT, "worried.yaml")
+    assert flow is not None, [str(p) for p in problems]
+    outcome = start(flow, make_context())
+    assert [type(e).__name__ for e in outcome.events] == ["RaiseAlert", "FlowEnded"]
+    assert outcome.events[0].summary == "Someone needs a call" and outcome.events[-1].reason == "loop"
+    assert not any(isinstance(e, Send) for e in outcome.events) and outcome.state is None
+    assert isinstance(outcome.events[0], RaiseAlert)
