@@ -15,11 +15,24 @@ from flows.problem import Problem
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 
 
-def _command_like(words: list[str]) -> bool:
-    # A keyword starts a flow only as a command: alone or followed by a number
-    # ("PAUSE 7 days"). "Back pain today" stays an answer mid-flow, and "Holiday
-    # was awful" from a member in no flow is something they said, not PAUSE.
-    return len(words) == 1 or words[1].isdecimal()
+# Words that may follow a keyword without making the text more than a command.
+_POLITE = frozenset("please pls plz thanks thank you thx ta now".split())
+
+
+def _readings(words: list[str]):
+    """(keyword, the words after it) a text may be: its first word ("PAUSE 7"), or its first two
+    written together ("check in" for CHECKIN)."""
+    if words:
+        yield words[0], words[1:]
+    if len(words) >= 2:
+        yield words[0] + words[1], words[2:]
+
+
+def _command_like(rest: list[str]) -> bool:
+    # A keyword starts a flow only as a command: alone, followed by a number ("PAUSE 7 days"), or
+    # by a word of politeness ("Pause please"). "Back pain today" stays an answer mid-flow, and
+    # "Holiday was awful" from a member in no flow is something they said, not PAUSE.
+    return not rest or rest[0].isdecimal() or all(word in _POLITE for word in rest)
 
 
 class Registry:
@@ -36,18 +49,18 @@ class Registry:
 
     def match(self, text: str, language: str | None, active: Flow | None = None) -> Flow | None:
         """The flow whose keyword `text` is (alone or before a number), if any may start."""
-        words = tokens(text if isinstance(text, str) else "", limit=2)
-        if not words or not _command_like(words):
-            return None
-        first = words[0]
+        words = tokens(text if isinstance(text, str) else "", limit=6)
         candidates = [f for f in self.flows.values() if active is None or f.interrupts]
         lang = normalize(language)
-        for flow in candidates:
-            if lang and first in flow.triggers.keywords.get(lang, ()):
-                return flow
-        for flow in candidates:
-            if first in flow.triggers.all_keywords():
-                return flow
+        for first, rest in _readings(words):
+            if not (rest[:1] and rest[0].isdecimal()) and (len(words) == 6 or not _command_like(rest)):
+                continue  # a number may lead a longer text ("PAUSE 7 days, I'm away"); politeness may not
+            for flow in candidates:
+                if lang and first in flow.triggers.keywords.get(lang, ()):
+                    return flow
+            for flow in candidates:
+                if first in flow.triggers.all_keywords():
+                    return flow
         return None
 
     @property

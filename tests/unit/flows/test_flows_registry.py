@@ -144,3 +144,19 @@ def test_validate_says_which_file_is_not_used(tmp_path, capsys):
     assert main(["validate", str(BUNDLED_DIR), str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "bundled/help.yaml: flow 'help'" in out and "(not used:" in out and "help.yaml replaces it)" in out
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("text, flow_id", [
+    ("CHECKIN", "checkin"), ("check in", "checkin"), ("Check in please!", "checkin"), ("check-in", "checkin"),
+    ("checkin please", "checkin"), ("Pause please", "pause"), ("PAUSE 2 weeks", "pause"),
+    ("PAUSE 7 days, I'm away for a while", "pause"), ("menu", "help"),
+    ("Back pain today", None), ("Holiday was awful", None), ("pause for a week", None),
+    ("pause please I am exhausted today", None), ("check in with my sister later", None),
+])
+def test_a_keyword_is_a_command_alone_or_with_a_number_or_a_please(text, flow_id):
+    registry, _ = load_registry()
+    found = registry.match(text, "en")
+    assert (found.id if found else None) == flow_id
