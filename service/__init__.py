@@ -22,6 +22,10 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
             "PUBLIC_BASE_URL is not set: no delivery callbacks are asked for (a STOP the carrier reports"
             " is not heard), and webhook signatures are checked against the URL each request arrives at,"
             " which behind a proxy that ends TLS is not the one Twilio signed: every text would be refused")
+    if config.send_lease < 30:
+        logging.getLogger("hearth").warning(
+            "HEARTH_SEND_LEASE is %g s: a send in progress can take 30 s (the carrier's answer, then its"
+            " record), and one whose claim lapses first may be sent twice", config.send_lease)
     app = Flask(__name__, instance_relative_config=False)
     # Twilio's forms are a few kilobytes (a 1600-character text; a 10,000-character one, percent-
     # encoded, is at most 120 KB): anything larger is refused (413) before it is read.

@@ -44,10 +44,13 @@ def dev_command(port: int) -> None:
     db.session.remove()
     current_app.extensions["hearth_db"].engine.dispose()
     private_redis = _ensure_redis(config.redis_url)
+    # Local use prints what would be sent: Twilio credentials in the shell must not make the demo
+    # send real texts (its numbers are Ofcom's drama range) at the account's cost.
     env = {**os.environ, "PORT": str(port), "REDIS_URL": config.redis_url, "DATABASE_URL": config.database_url,
-           "HEARTH_TRANSPORT": config.transport, "PYTHONUNBUFFERED": "1",
+           "HEARTH_TRANSPORT": "console", "PYTHONUNBUFFERED": "1",
            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
-    click.secho(f"Hearth is starting on http://127.0.0.1:{port} ({config.transport} transport).", bold=True)
+    click.secho(f"Hearth is starting on http://127.0.0.1:{port} (console transport: messages are printed,"
+                " not sent).", bold=True)
     hearth = os.path.relpath(Path(sys.executable).parent / "hearth")
     click.echo(f"In another terminal: {hearth} simulate --phone '{DEMO_MEMBERS[0][1]}'")
     with tempfile.TemporaryDirectory() as tmp:

@@ -89,3 +89,11 @@ def test_twilio_without_a_public_base_url_is_warned_of(caplog, tmp_path):
     caplog.clear()
     create_app(Config.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/h.db"})).extensions["hearth_db"].engine.dispose()
     assert not any("PUBLIC_BASE_URL" in r.getMessage() for r in caplog.records)  # the console needs none
+
+
+def test_a_send_lease_shorter_than_a_send_can_take_is_warned_of(caplog, tmp_path):
+    from service import create_app
+
+    create_app(Config.from_env({"HEARTH_SEND_LEASE": "5", "DATABASE_URL": f"sqlite:///{tmp_path}/h.db"})
+               ).extensions["hearth_db"].engine.dispose()
+    assert any("HEARTH_SEND_LEASE is 5 s" in r.getMessage() for r in caplog.records)
