@@ -23,7 +23,7 @@ from service.directory import (
     DEFAULT_QUIET, TEXTS, add_facilitator, add_member, community_named, create_community, roster, unreachable,
     update_community, without_number,
 )
-from service.models import Facilitator
+from service.models import Facilitator, OutboundMessage
 from service.models.member import STATUSES
 from service.phones import national, to_e164
 from service.exceptions import Conflict, HearthError
@@ -142,7 +142,7 @@ def add_member_command(community_name, name, phone, language, channel, no_welcom
         click.echo(f"Added {member.name} ({member.phone}) to {community.name}, opted out: {OPTED_OUT_NOTE}.")
     else:
         click.echo(f"Added {member.name} ({member.phone}) to {community.name}"
-                   + ("." if no_welcome else "; welcome message queued."))
+                   + ("." if no_welcome else f"; {_welcome_when(member, community)}."))
     unspoken = _unspoken(member)
     if unspoken:
         click.echo(f"Note: {unspoken}.")
@@ -230,6 +230,16 @@ def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines
         return member, f"line {line}: added opted out: {OPTED_OUT_NOTE}"
     unspoken = _unspoken(member)
     return member, f"line {line}: added; {unspoken}" if unspoken else None
+
+
+def _welcome_when(member, community) -> str:
+    """When the welcome goes: now, or at the end of the community's quiet hours."""
+    due = db.session.scalar(select(OutboundMessage.due_at).where(OutboundMessage.member_id == member.id,
+                                                                  OutboundMessage.kind == "welcome"))
+    if due is None or due <= now():
+        return "welcome message queued"
+    local = due.astimezone(ZoneInfo(community.timezone))
+    return f"welcome message queued for {local:%H:%M} (quiet hours in {community.name} until then)"
 
 
 def _unspoken(member) -> str | None:

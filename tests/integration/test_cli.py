@@ -576,3 +576,13 @@ def test_db_upgrade_reads_where_a_database_is_by_any_url_hearth_takes(config, cl
     finally:
         app.extensions["hearth_db"].engine.dispose()
     assert result.exit_code == 0 and "(the newest)" in result.output, (result.output, repr(result.exception))
+
+
+def test_member_add_in_quiet_hours_says_when_the_welcome_goes(runner, community, session, clock):
+    from datetime import datetime, timezone
+
+    clock.now = datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc)  # 23:00 in London: quiet until 08:00
+    result = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Alex",
+                                 "--phone", "07700 900123"])
+    assert result.exit_code == 0, result.output
+    assert "welcome message queued for 08:00 (quiet hours in Oak House until then)" in result.output
