@@ -31,18 +31,28 @@ def _database() -> str:
     A schema newer than the code is fine: a deployment migrates before new code replaces old.
     """
     try:
-        # Outside a transaction: on SQLite every transaction takes the write lock (BEGIN IMMEDIATE),
-        # and an anonymous probe must neither wait behind a writer nor hold up webhooks and workers.
-        with db.engine.connect() as conn:
-            version = conn.execution_options(isolation_level="AUTOCOMMIT").execute(
-                text("SELECT version_num FROM alembic_version")).scalar()
+        version = schema_version()
     except SQLAlchemyError as exc:
-        if not (isinstance(exc, DBAPIError) and not exc.connection_invalidated and missing_table(exc)):
-            return f"error: {exc.__class__.__name__}"
-        version = None
+        return f"error: {exc.__class__.__name__}"
     known = revisions()
     if version is None:
         return "error: not migrated (run hearth db upgrade)"
     if version in known[:-1]:
         return f"error: schema at {version}, this code needs {known[-1]} (run hearth db upgrade)"
     return "ok"
+
+
+def schema_version() -> str | None:
+    """The revision the database's schema is at; None when it is not migrated at all.
+
+    Read outside a transaction: on SQLite every transaction takes the write lock (BEGIN
+    IMMEDIATE), and a probe must neither wait behind a writer nor hold up webhooks and workers.
+    """
+    try:
+        with db.engine.connect() as conn:
+            return conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError as exc:
+        if exc.connection_invalidated or not missing_table(exc):
+            raise
+        return None

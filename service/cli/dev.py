@@ -34,7 +34,7 @@ def dev_command(port: int) -> None:
     """Migrate, seed the demo community, make sure Redis answers, then run the Procfile."""
     config = current_app.config["HEARTH"]
     _port_free(port)
-    with clear_errors():
+    with clear_errors(schema=False):  # it upgrades the schema itself
         upgrade(config.database_url)
         if seed_demo(db.session):
             click.echo("Seeded 'Demo Community' with members " + ", ".join(f"{n} {p}" for n, p in DEMO_MEMBERS)

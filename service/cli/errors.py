@@ -14,8 +14,14 @@ from service.exceptions import HearthError
 
 
 @contextmanager
-def clear_errors():
-    """Roll back and print `Error: ...` for any HearthError (or unready database) raised inside."""
+def clear_errors(schema: bool = True):
+    """Roll back and print `Error: ...` for any HearthError (or unready database) raised inside.
+
+    With `schema`, first refuse a database whose schema is older than this code's (migrated part
+    of the way): a command would fail half-way, on a column it does not have yet.
+    """
+    if schema:
+        _schema_is_current()
     try:
         yield
     except HearthError as exc:
@@ -26,6 +32,22 @@ def clear_errors():
         hint = f"; is DATABASE_URL ({_shown_url()}) the database you meant? if so, run `hearth db upgrade` first" \
             if missing_table(exc) else ""
         raise click.ClickException(f"the database refused this ({database_reason(exc)}){hint}") from None
+
+
+def _schema_is_current() -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.health import schema_version
+    from service.migrations import revisions
+
+    try:
+        version = schema_version()
+    except SQLAlchemyError:
+        return  # unreachable: the command's own first statement says so, with the usual hint
+    known = revisions()
+    if version in known[:-1]:
+        raise click.ClickException(f"the database is at {version}, and this code needs {known[-1]}:"
+                                   " run `hearth db upgrade` first")
 
 
 def _shown_url() -> str:

@@ -86,3 +86,11 @@ def test_dev_fails_when_the_service_it_runs_stops(tmp_path, config):
 def test_dev_refuses_a_port_that_cannot_be(tmp_path):
     done = hearth("dev", "--port", "99999", DATABASE_URL=f"sqlite:///{tmp_path}/h.db")
     assert done.returncode == 2 and "99999 is not in the range 1<=x<=65535" in done.stderr
+
+
+def test_a_command_on_a_database_migrated_part_of_the_way_says_to_upgrade(tmp_path):
+    url = f"sqlite:///{tmp_path}/h.db"
+    assert hearth("db", "upgrade", "0004", DATABASE_URL=url).returncode == 0
+    done = hearth("community", "create", "Oak House", DATABASE_URL=url)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "the database is at 0004, and this code needs" in done.stderr and "hearth db upgrade" in done.stderr
