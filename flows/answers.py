@@ -12,7 +12,10 @@ from typing import Any, Iterable, Mapping
 
 from flows.folding import fold, tokens
 
-_SCORE = re.compile(r"^(\d+)\s*/\s*(\d+)$")
+_SCORE = re.compile(r"\b(\d+)\s*/\s*(\d+)\b")
+_NOT_AFTER = frozenset({"not", "never"})
+# Words around a whole answer that leave it whole: "2 please", "option 2", "I vote 2".
+_AROUND = frozenset("please pls thanks thank you option number vote for i my is".split())
 NEGATIONS = frozenset(
     "not no never isnt isn't dont don't didnt didn't wasnt wasn't arent aren't"
     " cant can't cannot nid ddim".split()
@@ -53,8 +56,10 @@ class Choice:
 class ChoiceReader:
     """Matches text against a set of choices."""
 
-    def __init__(self, choices: Iterable[Choice]):
-        self.choices = tuple(choices)
+    def __init__(self, choices: Iterable[Choice], numbers_first: bool = False):
+        # With `numbers_first` a number counts only at the start of a message ("2", "2 please"):
+        # numbered options, where "back in 2 hours" is no vote for option 2.
+        self.choices, self.numbers_first = tuple(choices), numbers_first
         self.exact: dict[str, int] = {}
         self.clashes: list[tuple[str, int, int]] = []
         for index, choice in enumerate(self.choices):
@@ -65,7 +70,8 @@ class ChoiceReader:
                     self.clashes.append((word, self.exact[word], index))
                 self.exact.setdefault(word, index)
         self.phrases = sorted(
-            ((tuple(w.split()), i) for w, i in self.exact.items()), key=lambda p: -len(p[0])
+            ((tuple(w.split()), i) for w, i in self.exact.items() if not (numbers_first and w.isdecimal())),
+            key=lambda p: -len(p[0]),
         )
 
     def read(self, text: str, whole: bool = False) -> Choice | None:
@@ -76,10 +82,9 @@ class ChoiceReader:
         if folded in self.exact:
             return self.choices[self.exact[folded]]
         if whole:
-            return None
-        score = _SCORE.match(folded)
-        if score and score.group(2) not in self.exact:
-            return None  # "5/10" is not 5 on a scale of 1 to 5 ("5/5" is)
+            return self._whole(folded)
+        if any(scale not in self.exact for _, scale in _SCORE.findall(folded)):
+            return None  # "I feel 5/10" is not 5 on a scale of 1 to 5 ("5/5" is)
         words = tokens(folded)
         if not words:
             return None
@@ -94,13 +99,25 @@ class ChoiceReader:
                     covered[at:at + size] = [True] * size
                     starts.append((at, size, index))
         for at, size, _ in starts:
-            # A negation just before a phrase ("not coming") or just after it ("definitely not")
-            # leaves the answer unclear, unless another phrase takes it in ("no, not really").
-            near = [*range(max(0, at - 2), at), *range(at + size, min(len(words), at + size + 1))]
-            if any(words[b] in NEGATIONS and not covered[b] for b in near):
+            # A negation just before a phrase ("not coming"), or a "not" just after it ("definitely
+            # not"), leaves the answer unclear, unless another phrase takes it in ("no, not really").
+            # A "no" after one negates what follows it: "Good, no complaints" is good.
+            before = [b for b in range(max(0, at - 2), at) if words[b] in NEGATIONS]
+            after = [a for a in range(at + size, min(len(words), at + size + 1)) if words[a] in _NOT_AFTER]
+            if any(not covered[b] for b in before + after):
                 return None
         found = {index for _, _, index in starts}
         return self.choices[found.pop()] if len(found) == 1 else None
+
+
+    def _whole(self, folded: str) -> Choice | None:
+        """The one choice a message names with nothing else but politeness ("2 please", "option
+        two"), or None."""
+        rest = [word for word in tokens(folded) if word not in _AROUND]
+        if len(rest) != 1:
+            return None
+        word = str(NUMBER_WORDS[rest[0]]) if rest[0] in NUMBER_WORDS else rest[0]
+        return self.choices[self.exact[word]] if word in self.exact else None
 
 
 def yes_no_choices(on_yes: str | None, on_no: str | None) -> list[Choice]:

@@ -66,17 +66,23 @@ def _number(value, default=None, min=None, max=None):  # noqa: A002 - Jinja keyw
     return number
 
 
-_WEEKS = re.compile(r"^\s*(?:(\d{1,4})|an?|one)?\s*(weeks?|wks?|w|fortnights?)\b", re.IGNORECASE)
+_WEEKS = re.compile(r"(weeks?|wks?|fortnights?)\b", re.IGNORECASE)
+_COUNT = re.compile(r"\d{1,4}|[a-z]+", re.IGNORECASE)
 
 
 def _days(value, default=None, min=None, max=None):  # noqa: A002 - Jinja keyword names
-    """A number of days from what a member wrote after a keyword: "7", "3 days", "2 weeks",
-    "a week", "a fortnight"; kept within bounds as `number` keeps its number."""
-    weeks = _WEEKS.match(str(value)) if value is not None else None
+    """A number of days from what a member wrote after a keyword: "7", "3 days", "for 2 weeks",
+    "two weeks", "a week", "a fortnight"; kept within bounds as `number` keeps its number."""
+    from flows.answers import NUMBER_WORDS
+
+    weeks = _WEEKS.search(str(value)) if value is not None else None
     if weeks is None:
         return _number(value, default, min, max)
-    count = int(weeks.group(1) or 1) * (14 if weeks.group(2).lower().startswith("f") else 7)
-    return _number(str(count), default, min, max)
+    # How many: the nearest number in the two words before ("2 more weeks", "two weeks"), else one.
+    before = [w.lower() for w in _COUNT.findall(str(value)[:weeks.start()])][-2:]
+    counts = [int(w) if w.isdecimal() else NUMBER_WORDS[w] for w in before if w.isdecimal() or w in NUMBER_WORDS]
+    count = counts[-1] if counts else 1
+    return _number(str(count * (14 if weeks.group(1).lower().startswith("f") else 7)), default, min, max)
 
 
 def _first_name(value) -> str:

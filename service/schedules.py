@@ -15,9 +15,11 @@ from .clock import MISSED_AFTER, missed, now
 from .consent import pause_ended
 from .dispatch import sends_held
 from .conversations import Turn, active_conversation, start_flow, waits_behind
-from .models import Community, Conversation, InboundMessage, Member, Schedule, Timer
+from .models import Community, Conversation, Member, Schedule, Timer
 
 BUSY_WINDOW = timedelta(hours=1)
+# How long a question from a facilitator's flow counts as just asked: most answers come within it.
+FRESH_QUESTION = timedelta(minutes=20)
 log = logging.getLogger("hearth.schedules")
 
 
@@ -173,13 +175,14 @@ def _start_each(session, library, community, flow, params, origin, query, at, du
 
 def _busy(session: Session, library, member: Member, current: Conversation, at: datetime) -> bool:
     """Whether the member is in an exchange a new flow must not cut into: their own flow active in
-    the last BUSY_WINDOW, or, for a facilitator's flow (which waits behind a new one, so a vote
-    started at 09:15 does not cost the 10:00 check-in), a text of theirs in it."""
-    since = at - BUSY_WINDOW
+    the last BUSY_WINDOW, or a facilitator's flow (which waits behind a new one) that asked them
+    something, or took their answer, in the last FRESH_QUESTION. A vote sent at 09:55 keeps the
+    10:00 check-in from taking its answer; one sent at 09:15, or answered, does not cost the
+    member that day's check-in. A text the flow did not take does not count (it leaves the
+    conversation as it was)."""
     if not waits_behind(library.version(session, current.flow_digest)):
-        return current.updated_at > since
-    return session.scalar(select(InboundMessage.id).where(InboundMessage.member_id == member.id,
-                                                          InboundMessage.received_at > since).limit(1)) is not None
+        return current.updated_at > at - BUSY_WINDOW
+    return current.updated_at > at - FRESH_QUESTION
 
 
 def _started_from(session: Session, member: Member, origin: str) -> bool:

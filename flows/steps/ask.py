@@ -156,7 +156,7 @@ class AskStep(StepType):
         reader = step.prepared["reader"]
         if reader is None:
             source = step.get("choices_from", "params.options").split(".", 1)[1]
-            reader = ChoiceReader(options_choices(run.params.get(source), step.get("next")))
+            reader = ChoiceReader(options_choices(run.params.get(source), step.get("next")), numbers_first=True)
         choice = reader.read(text, whole=step.get("text") is None)
         return None if choice is None else (choice.value, choice.category, choice.next)
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from flows import next_occurrence
+from flows.folding import fold
 from flows.sms import measure
 
 from service.clock import now
@@ -23,7 +24,7 @@ from service.directory import (
     DEFAULT_QUIET, TEXTS, add_facilitator, add_member, community_named, create_community, roster, unreachable,
     update_community, without_number,
 )
-from service.models import Facilitator, OutboundMessage
+from service.models import Facilitator, Member, OutboundMessage
 from service.models.member import STATUSES
 from service.phones import national, to_e164
 from service.exceptions import Conflict, HearthError
@@ -217,10 +218,15 @@ def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines
                                 language=row.get("language") or None, channel=row.get("channel") or "sms",
                                 welcome=welcome, actor=actor, bulk=True)
     except Conflict as exc:
-        earlier = lines_of.get(to_e164(row.get("phone", ""), community.region, entered=False))
+        number = to_e164(row.get("phone", ""), community.region, entered=False)
+        earlier = lines_of.get(number)
         if earlier:
             return None, f"line {line}: refused: the same number as line {earlier}"
-        return None, f"line {line}: {ALREADY}: {exc}"
+        holder = db.session.scalar(select(Member.name).where(Member.community_id == community.id,
+                                                             Member.phone == number))
+        if holder is not None and fold(holder) == fold(row.get("name", "")):
+            return None, f"line {line}: {ALREADY}: {exc}"  # the same person: an import run again
+        return None, f"line {line}: refused: {exc}" + (f" ({holder})" if holder else "")
     except HearthError as exc:
         return None, f"line {line}: refused: {exc}"
     except DBAPIError as exc:  # a value the database will not store: that row only

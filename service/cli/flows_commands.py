@@ -139,7 +139,7 @@ def _checked(flow, params: dict) -> dict:
             raise click.BadParameter(f"{flow.id} numbers the options in {name} for members to choose from: give two"
                                      f" or more, like --param '{name}=[\"Yes\", \"No\"]' or --param {name}=Yes,No")
     missing = sorted(flow.triggers.required_params() - {name for name, value in params.items()
-                                                         if value not in ("", None, [], {})})
+                                                         if value not in (None, [], {}) and str(value).strip()})
     if missing:
         raise click.BadParameter(f"{flow.id} needs {', '.join(missing)}: give "
                                  + " ".join(f"--param {name}=..." for name in missing))

@@ -586,3 +586,14 @@ def test_member_add_in_quiet_hours_says_when_the_welcome_goes(runner, community,
                                  "--phone", "07700 900123"])
     assert result.exit_code == 0, result.output
     assert "welcome message queued for 08:00 (quiet hours in Oak House until then)" in result.output
+
+
+def test_an_import_row_for_another_person_on_a_members_number_is_refused(runner, community, session, tmp_path):
+    """Only the same person already in is "not added" (an import run again); Bob on Alex's number
+    is a clash a script must see."""
+    add_member(session, community, "Alex", "07700 900123", welcome=False)
+    session.commit()
+    same = import_members(runner, tmp_path, "name,phone\nALEX,+44 7700 900123\n")
+    assert same.exit_code == 0 and "line 2: not added:" in same.output, same.output
+    other = import_members(runner, tmp_path, "name,phone\nBob,07700 900123\n")
+    assert other.exit_code == 1 and "line 2: refused:" in other.output and "(Alex)" in other.output, other.output

@@ -290,6 +290,7 @@ def test_a_closing_time_without_an_offset_is_the_communitys_local_time(runner, m
     (["options=Yes,No"], "vote needs question: give --param question=..."),
     (["question=", "options=Yes,No"], "vote needs question"),
     (["question=null", "options=Yes,No"], "vote needs question"),
+    (["question=   ", "options=Yes,No"], "vote needs question"),
 ])
 def test_flows_start_refuses_what_would_send_members_nonsense(runner, member, session, params, complaint):
     args = ["flows", "start", "vote", "--community", "Oak House"] + [f"--param={p}" for p in params]
@@ -922,8 +923,8 @@ def test_an_open_vote_takes_only_a_whole_answer_and_leaves_other_texts_to_the_me
 
 def test_a_vote_started_before_the_check_in_does_not_cost_members_that_days_check_in(runner, post_signed, member,
                                                                                       session, clock):
-    """The vote waits behind the check-in; only a member texting in the vote in the last hour is
-    left out of the check-in (their next text would go to the wrong question)."""
+    """The vote waits behind the check-in; only a member the vote asked or answered in the last
+    20 minutes is left out of the check-in (their next text would go to the wrong question)."""
     clock.now = datetime(2026, 11, 23, 8, 30, tzinfo=timezone.utc)
     run_schedules(session)
     clock.now = datetime(2026, 11, 23, 9, 15, tzinfo=timezone.utc)
@@ -942,7 +943,7 @@ def test_a_member_texting_in_a_vote_is_not_cut_off_by_the_check_in(runner, post_
     run_schedules(session)
     clock.now = datetime(2026, 11, 23, 9, 15, tzinfo=timezone.utc)
     _start_vote(runner, "2026-11-27T18:00")
-    clock.now = datetime(2026, 11, 23, 9, 40, tzinfo=timezone.utc)
+    clock.now = datetime(2026, 11, 23, 9, 50, tzinfo=timezone.utc)
     say(post_signed, "either")  # unclear: the vote asks again, and waits for their answer
     _walk(session, clock, datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc), step=timedelta(minutes=5))
     assert session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "checkin")).all() == []
@@ -983,3 +984,29 @@ def test_a_time_a_flow_only_shows_may_come_after_its_conversations_end(config, c
     app.extensions["hearth_db"].engine.dispose()
     assert result.exit_code == 0, result.output
     assert body == "The trip leaves Sat 28 Nov at 09:00."
+
+
+def test_a_vote_sent_just_before_the_check_in_keeps_the_members_answer(runner, post_signed, member, session, clock):
+    """A vote at 09:55: the member's "2" at 10:01 is their vote, not a low mood (with an alert)."""
+    clock.now = datetime(2026, 11, 23, 8, 30, tzinfo=timezone.utc)
+    run_schedules(session)
+    clock.now = datetime(2026, 11, 23, 9, 55, tzinfo=timezone.utc)
+    _start_vote(runner, "2026-11-27T18:00")
+    _walk(session, clock, datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc), step=timedelta(minutes=5))
+    clock.now = datetime(2026, 11, 23, 10, 1, tzinfo=timezone.utc)
+    say(post_signed, "2")
+    session.expire_all()
+    assert session.scalar(select(Result.value).where(Result.name == "vote")) == "No"
+    assert session.scalar(select(func.count(Alert.id))) == 0
+
+
+def test_a_text_the_vote_does_not_take_does_not_cost_the_check_in(runner, post_signed, member, session, clock):
+    clock.now = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    _start_vote(runner, "2026-11-27T18:00")
+    assert "your vote for Yes is in" in say(post_signed, "1")[0]
+    clock.now = datetime(2026, 11, 23, 9, 50, tzinfo=timezone.utc)
+    say(post_signed, "Running late, back in 2 hours")  # the menu answers it; the vote is untouched
+    _walk(session, clock, datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc), step=timedelta(minutes=5))
+    checkins = session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "checkin")).all()
+    assert len(checkins) == 1 and "How are you today?" in checkins[0]

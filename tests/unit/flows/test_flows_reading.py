@@ -117,3 +117,47 @@ def test_durations(text, minutes):
     assert (found.total_seconds() / 60 if found else None) == minutes
     if found:
         assert parse_duration(format_duration(found)) == found
+
+
+def _mood_reader():
+    from flows import load_flow_file
+    from flows.registry import BUNDLED_DIR
+
+    flow, _ = load_flow_file(BUNDLED_DIR / "checkin.yaml")
+    return flow.steps["mood"].prepared["reader"]
+
+
+@pytest.mark.parametrize("text,value", [
+    ("Good, no complaints", 4), ("Great, no problems today", 5), ("Fine no issues", 4), ("good not great", None),
+    ("I feel 5/10", None), ("about 5/10 today", None), ("5 / 10 today", None), ("5/10 not great", None),
+    ("5/5", 5),
+])
+def test_the_mood_question_reads_what_members_write(text, value):
+    choice = _mood_reader().read(text)
+    assert (choice.value if choice else None) == value
+
+
+@pytest.mark.parametrize("text,value", [
+    ("2", "No"), ("2 please", "No"), ("option 2", "No"), ("Option two", "No"), ("I vote 2", "No"), ("no", "No"),
+    ("Running late, back in 2 hours", None), ("2 or 1", None), ("no idea", None),
+])
+def test_a_listening_vote_takes_an_option_with_nothing_but_politeness(text, value):
+    reader = ChoiceReader(options_choices(["Yes", "No"], "next"), numbers_first=True)
+    choice = reader.read(text, whole=True)
+    assert (choice.value if choice else None) == value
+
+
+def test_numbered_options_count_a_number_only_at_the_start():
+    reader = ChoiceReader(options_choices(["Yes", "No"], "next"), numbers_first=True)
+    assert reader.read("2 - no thanks").value == "No"
+    assert reader.read("Running late, back in 2 hours") is None
+
+
+@pytest.mark.parametrize("text,days", [
+    ("2 weeks", 14), ("for 2 weeks", 14), ("2 more weeks please", 14), ("two weeks", 14), ("a week", 7),
+    ("a fortnight", 14), ("3 days", 3), ("", 7), ("weekend", 7), ("10 weeks", 60),
+])
+def test_days_reads_weeks_wherever_they_are(text, days):
+    from flows.templating import _days
+
+    assert _days(text, default=7, min=1, max=60) == days
