@@ -17,6 +17,7 @@ from .outbox import savepoint_rolled_back, take_staged
 
 log = logging.getLogger(__name__)
 HELD = "hearth_held_sends"
+REDIS_DOWN = "hearth_held_redis_down"
 # How long the sweeper leaves a held row to the run that committed it: far longer than the run
 # takes to commit a batch's worth of members; a run that died is past it, and the sweeper takes over.
 HOLD_FOR = 60.0
@@ -40,14 +41,19 @@ def enqueue_after_commit(factory: sessionmaker, redis: Redis) -> None:
             if staged:
                 _enqueue_committed(redis, staged)
             return
-        # Committed: marked held, so the sweeper leaves them, and enqueued a batch at a time.
+        # Committed: marked held, so the sweeper leaves them, and enqueued a batch at a time. Once
+        # Redis has failed a run, the run stops asking it (each try could wait seconds for it) and
+        # leaves its rows to the sweeper.
+        if session.info.get(REDIS_DOWN):
+            return
         try:
             hold_rows(redis, [row for row, _, _ in staged], time.time() + HOLD_FOR)
+            held.extend(staged)
+            if len(held) >= BULK_BATCH:
+                _release(redis, held)
         except RedisError as exc:
-            log.warning("could not mark %d outbox rows held (%s); the sweeper may enqueue them too", len(staged), exc)
-        held.extend(staged)
-        if len(held) >= BULK_BATCH:
-            _release(redis, held)
+            session.info[REDIS_DOWN] = True
+            log.warning("Redis failed during a run (%s): its sends are left to the sweeper", exc)
 
     @event.listens_for(factory, "after_rollback")
     def _forget(session: Session) -> None:
@@ -71,13 +77,12 @@ def _enqueue_committed(redis: Redis, staged: list) -> None:
 
 
 def _release(redis: Redis, held: list) -> None:
-    """Enqueue the held rows together, then take their marks off; empty the list."""
-    _enqueue_committed(redis, held)
-    try:
-        release_rows(redis, [row for row, _, _ in held])
-    except RedisError:
-        pass  # the marks run out by themselves; the rows have their jobs
+    """Enqueue the held rows together, then take their marks off; empty the list. Raises
+    RedisError if Redis fails (the rows are committed: the sweeper enqueues them)."""
+    rows = list(held)
     held.clear()
+    enqueue_sends(redis, rows)
+    release_rows(redis, [row for row, _, _ in rows])
 
 
 @contextmanager
@@ -94,5 +99,9 @@ def sends_held(session: Session, redis: Redis):
         yield
     finally:
         held = session.info.pop(HELD)
-        if held:
-            _release(redis, held)
+        down = session.info.pop(REDIS_DOWN, False)
+        if held and not down:
+            try:
+                _release(redis, held)
+            except RedisError as exc:
+                log.warning("could not enqueue %d outbox rows now (%s); the sweeper will", len(held), exc)

@@ -263,3 +263,55 @@ def test_rows_a_run_holds_to_enqueue_together_are_not_given_jobs_by_the_sweeper_
     jobs = Counter(row for name in PRIORITY for job_id in queue(name, redis).job_ids for row in row_ids(job_id))
     assert len(rows) == 4 and all(jobs[row] == 1 for row in rows), dict(jobs)
     assert redis.zcard("hearth-held-sends") == 0  # the marks are gone with the run
+
+
+def test_a_run_stops_asking_redis_once_it_has_failed_and_leaves_its_rows_to_the_sweeper(config, clock, community,
+                                                                                       session, redis):
+    """An unreachable Redis can make each call wait seconds: a run over a community must not ask
+    it again for every member. The rows are committed; the sweeper enqueues them when it can."""
+    import dataclasses
+    import socket
+    import threading
+
+    from sqlalchemy import func, select
+
+    from service import create_app
+    from service.database import db
+    from service.directory import add_member
+    from service.models import OutboundMessage
+
+    for n in range(30):
+        add_member(session, community, f"M{n}", f"07700 900{n + 300:03d}", welcome=False)
+    session.commit()
+    refused, stop = [], threading.Event()
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+
+    def refuse():  # a "Redis" that hangs up on every connection, and counts them
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            refused.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=refuse)
+    thread.start()
+    broken = create_app(dataclasses.replace(config, redis_url=f"redis://127.0.0.1:{server.getsockname()[1]}/0"),
+                        overrides={"CLOCK": clock})
+    try:
+        with broken.app_context():
+            result = broken.test_cli_runner().invoke(args=["flows", "start", "vote", "--community", "Oak House",
+                                                           "--param", "question=Film?", "--param", "options=Yes,No"])
+            calls_during_the_run = len(refused)
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+        broken.extensions["hearth_db"].engine.dispose()
+    assert result.exit_code == 0, result.output
+    assert 0 < calls_during_the_run < 10, calls_during_the_run  # not one (or more) per member
+    session.expire_all()
+    assert session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.state == "pending")) == 30
+    assert sweep(db.session, redis) == 30  # the sweeper, with Redis back, gives them their jobs
