@@ -56,7 +56,10 @@ def _base_url(env, name: str) -> str | None:
     return value
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` names this machine (localhost, 127.0.0.0/8, ::1)."""
+    if not host:
+        return False
     if host == "localhost":
         return True
     try:
@@ -69,7 +72,7 @@ def _api_base(env) -> str | None:
     """TWILIO_API_BASE: HTTPS, or plain HTTP to this machine only (the Twilio double): every request
     carries the account's credentials, which must not cross a network in clear."""
     value = _base_url(env, "TWILIO_API_BASE")
-    if value and urlsplit(value).scheme == "http" and not _loopback(urlsplit(value).hostname):
+    if value and urlsplit(value).scheme == "http" and not is_loopback(urlsplit(value).hostname):
         raise ValueError(f"TWILIO_API_BASE must use https unless it is on this machine (127.0.0.1, ::1,"
                          f" localhost): every request carries the auth token; not {value!r}")
     return value

@@ -2,7 +2,6 @@
 
 import heapq
 import http.client
-import ipaddress
 import itertools
 import threading
 import time
@@ -11,6 +10,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
+
+from service.config import is_loopback
 
 USER_AGENT = "TwilioProxy/1.1"
 
@@ -121,7 +122,7 @@ class Dispatcher:
         """POST signed ``params``; returns (signature, http status, body, error, attempts)."""
         signature = self._validator.compute_signature(url, params)
         parts = urlsplit(url)
-        if not self._allow_remote and not _is_loopback(parts.hostname):
+        if not self._allow_remote and not is_loopback(parts.hostname):
             return signature, None, None, "refused: callback host is not loopback", 0
         body = urlencode(params).encode()
         headers = {
@@ -150,13 +151,3 @@ class Dispatcher:
                 break
         return signature, None, None, error, attempt
 
-
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
