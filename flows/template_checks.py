@@ -49,6 +49,26 @@ def _attribute_problem(base: str, name: str, scope: Scope) -> str | None:
     return None
 
 
+def _arguments_problem(function, node: nodes.Filter) -> str | None:
+    """What is wrong with the arguments a filter is given (`local('%A', 'x')`: one too many), as
+    the filter's own signature says; None when they fit or cannot be known (`*args`)."""
+    import inspect
+
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+    parameters = list(signature.parameters.values())
+    if getattr(function, "jinja_pass_arg", None) is not None:
+        parameters = parameters[1:]  # the environment or context Jinja passes first
+    placeholders = [object()] * (1 + len(node.args))  # the value filtered, then each argument
+    try:
+        signature.replace(parameters=parameters).bind(*placeholders, **{kw.key: None for kw in node.kwargs})
+    except TypeError as exc:
+        return f"is given the wrong arguments: {exc}"
+    return None
+
+
 def check_template(source: str, scope: Scope) -> list[tuple[str, int]]:
     """Messages about `source`, each with its 1-based line inside the template."""
     if not is_template(source):
@@ -70,6 +90,8 @@ def check_template(source: str, scope: Scope) -> list[tuple[str, int]]:
     for node in tree.find_all(nodes.Filter):
         if node.name not in env.filters:
             found.append((f"template does not compile: no filter named '{node.name}'", node.lineno))
+        elif (wrong := _arguments_problem(env.filters[node.name], node)) is not None:
+            found.append((f"filter '{node.name}' {wrong}", node.lineno))
     for node in tree.find_all(nodes.Test):
         if node.name not in env.tests:
             found.append((f"template does not compile: no test named '{node.name}'", node.lineno))
