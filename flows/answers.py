@@ -14,6 +14,16 @@ from flows.folding import fold, tokens
 
 _SCORE = re.compile(r"\b(\d+)\s*/\s*(\d+)\b")
 _NOT_AFTER = frozenset({"not", "never"})
+
+
+def _negates_before(words: list[str], at: int) -> bool:
+    """Whether words[at], just after an answer, takes it back: "not" or "never" ("definitely
+    not"), or a "no" that ends the text or comes before another negation ("Fine? No.", "well, no,
+    not really"); not a "no" before something else ("Good, no complaints")."""
+    word = words[at]
+    if word in _NOT_AFTER:
+        return True
+    return word == "no" and (at + 1 == len(words) or words[at + 1] in NEGATIONS)
 # Words around a whole answer that leave it whole: "2 please", "option 2", "I vote 2".
 _AROUND = frozenset("please pls thanks thank you option number vote for i my is".split())
 NEGATIONS = frozenset(
@@ -83,8 +93,12 @@ class ChoiceReader:
             return self.choices[self.exact[folded]]
         if whole:
             return self._whole(folded)
-        if any(scale not in self.exact for _, scale in _SCORE.findall(folded)):
-            return None  # "I feel 5/10" is not 5 on a scale of 1 to 5 ("5/5" is)
+        if self.numbers_first and (named := self._whole(folded)) is not None:
+            return named  # "option 2", "I vote 2"
+        # "I feel 5/10" is not 5 on a scale of 1 to 5 ("5/5" is; "14/11" and "24/7" are no scores).
+        scales = {scale for _, scale in _SCORE.findall(folded) if scale not in self.exact}
+        if scales & {"10", "100"} or (scales and _SCORE.fullmatch(folded)):
+            return None
         words = tokens(folded)
         if not words:
             return None
@@ -103,7 +117,7 @@ class ChoiceReader:
             # not"), leaves the answer unclear, unless another phrase takes it in ("no, not really").
             # A "no" after one negates what follows it: "Good, no complaints" is good.
             before = [b for b in range(max(0, at - 2), at) if words[b] in NEGATIONS]
-            after = [a for a in range(at + size, min(len(words), at + size + 1)) if words[a] in _NOT_AFTER]
+            after = [a for a in range(at + size, min(len(words), at + size + 2)) if _negates_before(words, a)]
             if any(not covered[b] for b in before + after):
                 return None
         found = {index for _, _, index in starts}

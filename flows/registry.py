@@ -16,7 +16,7 @@ BUNDLED_DIR = Path(__file__).parent / "bundled"
 
 
 # Words that may follow a keyword without making the text more than a command.
-_POLITE = frozenset("please pls plz thanks thank you thx ta now".split())
+_POLITE = frozenset("please pls plz thanks thank you thx ta plis diolch".split())
 
 
 def _readings(words: list[str]):
@@ -48,7 +48,8 @@ class Registry:
         return self.flows.get(flow_id)
 
     def match(self, text: str, language: str | None, active: Flow | None = None) -> Flow | None:
-        """The flow whose keyword `text` is (alone or before a number), if any may start."""
+        """The flow whose keyword `text` is (alone, before a number, or before a few words of
+        politeness; written as one word or two), if any may start."""
         words = tokens(text if isinstance(text, str) else "", limit=6)
         candidates = [f for f in self.flows.values() if active is None or f.interrupts]
         lang = normalize(language)

@@ -50,23 +50,26 @@ def _attribute_problem(base: str, name: str, scope: Scope) -> str | None:
 
 
 def _arguments_problem(function, node: nodes.Filter) -> str | None:
-    """What is wrong with the arguments a filter is given (`local('%A', 'x')`: one too many), as
-    the filter's own signature says; None when they fit or cannot be known (`*args`)."""
+    """What is wrong with the arguments one of Hearth's filters is given (`local('%A', 'x')`: one
+    too many), as its signature says; None when they fit or cannot be known (`*args`). Jinja's
+    own filters are left alone: some take what Jinja passes them first, which no signature shows."""
     import inspect
 
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):
+    if node.dyn_args is not None or node.dyn_kwargs is not None:
         return None
-    parameters = list(signature.parameters.values())
-    if getattr(function, "jinja_pass_arg", None) is not None:
-        parameters = parameters[1:]  # the environment or context Jinja passes first
+    signature = inspect.signature(function)
+    if getattr(function, "jinja_pass_arg", None) is not None:  # the context Jinja passes first
+        signature = signature.replace(parameters=list(signature.parameters.values())[1:])
     placeholders = [object()] * (1 + len(node.args))  # the value filtered, then each argument
     try:
-        signature.replace(parameters=parameters).bind(*placeholders, **{kw.key: None for kw in node.kwargs})
+        signature.bind(*placeholders, **{kw.key: None for kw in node.kwargs})
     except TypeError as exc:
         return f"is given the wrong arguments: {exc}"
     return None
+
+
+# The filters Hearth adds to Jinja's (flows/templating.py), whose arguments are checked at load.
+HEARTH_FILTERS = frozenset({"local", "add_days", "iso", "number", "days", "first_name"})
 
 
 def check_template(source: str, scope: Scope) -> list[tuple[str, int]]:
@@ -90,7 +93,7 @@ def check_template(source: str, scope: Scope) -> list[tuple[str, int]]:
     for node in tree.find_all(nodes.Filter):
         if node.name not in env.filters:
             found.append((f"template does not compile: no filter named '{node.name}'", node.lineno))
-        elif (wrong := _arguments_problem(env.filters[node.name], node)) is not None:
+        elif node.name in HEARTH_FILTERS and (wrong := _arguments_problem(env.filters[node.name], node)):
             found.append((f"filter '{node.name}' {wrong}", node.lineno))
     for node in tree.find_all(nodes.Test):
         if node.name not in env.tests:

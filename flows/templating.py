@@ -66,7 +66,8 @@ def _number(value, default=None, min=None, max=None):  # noqa: A002 - Jinja keyw
     return number
 
 
-_WEEKS = re.compile(r"(weeks?|wks?|fortnights?)\b", re.IGNORECASE)
+# The first unit a member gave after the keyword: "3 days, away this week" is 3 days.
+_UNIT = re.compile(r"(?<![a-z])(days?|d|weeks?|wks?|w|fortnights?)\b", re.IGNORECASE)
 _COUNT = re.compile(r"\d{1,4}|[a-z]+", re.IGNORECASE)
 
 
@@ -75,8 +76,8 @@ def _days(value, default=None, min=None, max=None):  # noqa: A002 - Jinja keywor
     "two weeks", "a week", "a fortnight"; kept within bounds as `number` keeps its number."""
     from flows.answers import NUMBER_WORDS
 
-    weeks = _WEEKS.search(str(value)) if value is not None else None
-    if weeks is None:
+    weeks = _UNIT.search(str(value)) if value is not None else None
+    if weeks is None or weeks.group(1).lower().startswith("d"):
         return _number(value, default, min, max)
     # How many: the nearest number in the two words before ("2 more weeks", "two weeks"), else one.
     before = [w.lower() for w in _COUNT.findall(str(value)[:weeks.start()])][-2:]

@@ -101,7 +101,8 @@ def sends_held(session: Session, redis: Redis):
         held = session.info.pop(HELD)
         down = session.info.pop(REDIS_DOWN, False)
         if held and not down:
+            count = len(held)
             try:
                 _release(redis, held)
             except RedisError as exc:
-                log.warning("could not enqueue %d outbox rows now (%s); the sweeper will", len(held), exc)
+                log.warning("could not enqueue %d outbox rows now (%s); the sweeper will", count, exc)

@@ -161,3 +161,25 @@ def test_days_reads_weeks_wherever_they_are(text, days):
     from flows.templating import _days
 
     assert _days(text, default=7, min=1, max=60) == days
+
+
+@pytest.mark.parametrize("text,value", [
+    ("Well, no, not really", None), ("Fine? No.", None), ("Ok? no", None),
+    ("4, seeing the GP on 14/11", 4), ("good, need help 24/7 with the kids", 4), ("2/10", None),
+])
+def test_the_mood_question_after_a_second_look(text, value):
+    choice = _mood_reader().read(text)
+    assert (choice.value if choice else None) == value
+
+
+@pytest.mark.parametrize("text", ["option 2", "I vote 2", "Number 2 please", "2"])
+def test_the_vote_question_itself_reads_a_named_option(text):
+    choice = ChoiceReader(options_choices(["Yes", "No"], "next"), numbers_first=True).read(text)
+    assert (choice.value if choice else None) == "No"
+
+
+@pytest.mark.parametrize("text,days", [("3 days, away this week", 3), ("4, back midweek", 4), ("2w", 14)])
+def test_days_keeps_the_number_of_days_a_member_wrote(text, days):
+    from flows.templating import _days
+
+    assert _days(text, default=7, min=1, max=60) == days

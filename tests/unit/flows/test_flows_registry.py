@@ -160,3 +160,15 @@ def test_a_keyword_is_a_command_alone_or_with_a_number_or_a_please(text, flow_id
     registry, _ = load_registry()
     found = registry.match(text, "en")
     assert (found.id if found else None) == flow_id
+
+
+def test_back_now_answering_a_question_mid_check_in_is_an_answer():
+    registry, _ = load_registry()
+    assert registry.match("Back now", "en", active=registry.get("checkin")) is None
+
+
+@pytest.mark.parametrize("text", ["Saib plis", "Nol diolch"])
+def test_a_welsh_keyword_with_welsh_politeness_is_a_command(text):
+    registry, _ = load_registry()
+    found = registry.match(text, "cy")
+    assert found is not None and found.id == "pause"
