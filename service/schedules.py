@@ -18,8 +18,10 @@ from .conversations import Turn, active_conversation, start_flow, waits_behind
 from .models import Community, Conversation, Member, Schedule, Timer
 
 BUSY_WINDOW = timedelta(hours=1)
-# How long a question from a facilitator's flow counts as just asked: most answers come within it.
-FRESH_QUESTION = timedelta(minutes=20)
+# A scheduled run tries again this often for members who were busy, while its messages would still
+# go within MISSED_AFTER of the slot (with a margin for the queue).
+RETRY_EVERY = timedelta(minutes=10)
+RETRY_MARGIN = timedelta(minutes=5)
 log = logging.getLogger("hearth.schedules")
 
 
@@ -35,8 +37,9 @@ def run_schedules(session: Session) -> dict[str, int]:
     _ensure_schedules(session, library, at)
     started, behind = 0, []
     while True:
-        schedule = session.scalar(select(Schedule).where(Schedule.next_due_at <= at, Schedule.id.not_in(behind))
-                                  .limit(1).with_for_update(skip_locked=True))
+        schedule = session.scalar(select(Schedule).where(
+            Schedule.next_due_at <= at, Schedule.id.not_in(behind),
+            or_(Schedule.retry_at.is_(None), Schedule.retry_at <= at)).limit(1).with_for_update(skip_locked=True))
         if schedule is None:
             break
         if _timers_behind(session, schedule):
@@ -49,13 +52,24 @@ def run_schedules(session: Session) -> dict[str, int]:
             log.info("schedule %s (%s): its run at %s stood for %s already", schedule.id, flow.id,
                      schedule.last_run_at.isoformat(), occurrence.isoformat())
         elif not missed(occurrence, at):
-            started += start_for_members(session, library, community, flow, {},
-                                         f"schedule:{schedule.id}:{occurrence:%Y%m%dT%H%M}", due_at=occurrence)[0]
+            begun, busy = start_for_members(session, library, community, flow, {},
+                                            f"schedule:{schedule.id}:{occurrence:%Y%m%dT%H%M}", due_at=occurrence)
+            started += begun
+            if busy and occurrence + MISSED_AFTER - RETRY_EVERY - RETRY_MARGIN >= at:
+                # Members in an exchange (a vote's question just sent) get it when that is over, in
+                # the slot's hour; those already started are skipped by their conversation's origin.
+                schedule.retry_at = at + RETRY_EVERY
+                session.commit()
+                continue
+            if busy:
+                log.warning("schedule %s (%s): %d member(s) were busy all through the hour after %s; they"
+                            " miss this run", schedule.id, flow.id, busy, occurrence.isoformat())
             schedule.last_run_at = occurrence
         else:
             log.warning("schedule %s (%s) missed its run at %s; not replaying it late", schedule.id, flow.id,
                         occurrence.isoformat())
         following = next_occurrence(flow, max(occurrence, at), community.timezone)
+        schedule.retry_at = None
         if following is None:
             session.delete(schedule)
         else:
@@ -175,14 +189,18 @@ def _start_each(session, library, community, flow, params, origin, query, at, du
 
 def _busy(session: Session, library, member: Member, current: Conversation, at: datetime) -> bool:
     """Whether the member is in an exchange a new flow must not cut into: their own flow active in
-    the last BUSY_WINDOW, or a facilitator's flow (which waits behind a new one) that asked them
-    something, or took their answer, in the last FRESH_QUESTION. A vote sent at 09:55 keeps the
-    10:00 check-in from taking its answer; one sent at 09:15, or answered, does not cost the
-    member that day's check-in. A text the flow did not take does not count (it leaves the
-    conversation as it was)."""
-    if not waits_behind(library.version(session, current.flow_digest)):
-        return current.updated_at > at - BUSY_WINDOW
-    return current.updated_at > at - FRESH_QUESTION
+    the last BUSY_WINDOW; or a facilitator's flow (which would wait behind the new one) whose
+    question, asked in the last BUSY_WINDOW, is still to be answered, so that the answer goes to
+    it and not to the new flow's question. One only listening (a vote already cast) is no exchange,
+    nor is a text it did not take (that leaves the conversation as it was). A scheduled run tries
+    a busy member again (`run_schedules`)."""
+    flow = library.version(session, current.flow_digest)
+    if current.updated_at <= at - BUSY_WINDOW:
+        return False
+    if not waits_behind(flow):
+        return True
+    step = flow.steps.get((current.state or {}).get("step") or "")
+    return step is not None and step.type == "ask" and step.get("text") is not None
 
 
 def _started_from(session: Session, member: Member, origin: str) -> bool:

@@ -111,3 +111,5 @@ class Schedule(Base):
     flow_id: Mapped[str] = mapped_column(String(64))
     next_due_at: Mapped[datetime]
     last_run_at: Mapped[datetime | None]
+    # Set while a run waits to try again for members who were busy (`schedules.RETRY_EVERY`).
+    retry_at: Mapped[datetime | None]

@@ -943,10 +943,18 @@ def test_a_member_texting_in_a_vote_is_not_cut_off_by_the_check_in(runner, post_
     run_schedules(session)
     clock.now = datetime(2026, 11, 23, 9, 15, tzinfo=timezone.utc)
     _start_vote(runner, "2026-11-27T18:00")
-    clock.now = datetime(2026, 11, 23, 9, 50, tzinfo=timezone.utc)
+    clock.now = datetime(2026, 11, 23, 9, 40, tzinfo=timezone.utc)
     say(post_signed, "either")  # unclear: the vote asks again, and waits for their answer
-    _walk(session, clock, datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc), step=timedelta(minutes=5))
+    _walk(session, clock, datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc), step=timedelta(minutes=5))
     assert session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "checkin")).all() == []
+    clock.now = datetime(2026, 11, 23, 10, 2, tzinfo=timezone.utc)
+    say(post_signed, "2")  # their answer to the vote, not a mood of 2
+    session.expire_all()
+    assert session.scalar(select(Result.value).where(Result.name == "vote")) == "No"
+    assert session.scalar(select(func.count(Alert.id))) == 0
+    _walk(session, clock, datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc), step=timedelta(minutes=5))
+    checkin = session.scalar(select(OutboundMessage).where(OutboundMessage.kind == "checkin"))
+    assert checkin.created_at == datetime(2026, 11, 23, 10, 12, tzinfo=timezone.utc)  # the next try after it
 
 
 def test_flows_start_writes_typography_plainly_and_says_what_it_costs(runner, member, session):
@@ -998,6 +1006,8 @@ def test_a_vote_sent_just_before_the_check_in_keeps_the_members_answer(runner, p
     session.expire_all()
     assert session.scalar(select(Result.value).where(Result.name == "vote")) == "No"
     assert session.scalar(select(func.count(Alert.id))) == 0
+    _walk(session, clock, datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc), step=timedelta(minutes=5))
+    assert len(session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "checkin")).all()) == 1
 
 
 def test_a_text_the_vote_does_not_take_does_not_cost_the_check_in(runner, post_signed, member, session, clock):
