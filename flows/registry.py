@@ -11,6 +11,7 @@ from flows.graph import cycles, handovers_before_waiting, shortest_path
 from flows.language import normalize
 from flows.loader import display_path, load_flow_file
 from flows.problem import Problem
+from flows.triggers import keyword_params
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 
@@ -50,18 +51,27 @@ class Registry:
     def match(self, text: str, language: str | None, active: Flow | None = None) -> Flow | None:
         """The flow whose keyword `text` is (alone, before a number, or before a few words of
         politeness; written as one word or two), if any may start."""
-        words = tokens(text if isinstance(text, str) else "", limit=6)
+        found = self.command(text, language, active)
+        return found[0] if found else None
+
+    def command(self, text: str, language: str | None, active: Flow | None = None) -> tuple[Flow, dict] | None:
+        """As `match`, with the params the flow starts with: `keyword` as the trigger has it
+        ("checkin" for "check in please") and `args`, what follows it."""
+        text = text if isinstance(text, str) else ""
+        words = tokens(text, limit=6)
         candidates = [f for f in self.flows.values() if active is None or f.interrupts]
         lang = normalize(language)
-        for first, rest in _readings(words):
+        for joined, (first, rest) in enumerate(_readings(words)):
             if not (rest[:1] and rest[0].isdecimal()) and (len(words) == 6 or not _command_like(rest)):
                 continue  # a number may lead a longer text ("PAUSE 7 days, I'm away"); politeness may not
-            for flow in candidates:
-                if lang and first in flow.triggers.keywords.get(lang, ()):
-                    return flow
-            for flow in candidates:
-                if first in flow.triggers.all_keywords():
-                    return flow
+            owners = [f for f in candidates if lang and first in f.triggers.keywords.get(lang, ())]
+            owners += [f for f in candidates if first in f.triggers.all_keywords()]
+            if owners:
+                params = keyword_params(text)
+                if joined:  # the keyword was written as two words: both are the keyword
+                    parts = text.split(None, 2)
+                    params.update(keyword=first, args=parts[2].strip() if len(parts) > 2 else "")
+                return owners[0], params
         return None
 
     @property

@@ -32,10 +32,10 @@ def _converse(session: Session, library, member: Member, community: Community, s
     active = library.version(session, conversation.flow_digest) if conversation else None
     # A facilitator's flow (an open vote) waits behind any flow a keyword starts, so any may start.
     holding = None if waits_behind(active) else active
-    keyword_flow = library.registry.match(sms.body, member.language or community.language, holding)
-    if keyword_flow is not None:
-        turn = start_flow(session, library, member, community, keyword_flow, keyword_params(sms.body), origin,
-                          current=conversation)
+    command = library.registry.command(sms.body, member.language or community.language, holding)
+    if command is not None:
+        keyword_flow, params = command
+        turn = start_flow(session, library, member, community, keyword_flow, params, origin, current=conversation)
         return Handling(f"flow:{keyword_flow.id}", turn.sent)
     catch_all = library.registry.catch_all
     if conversation is not None:

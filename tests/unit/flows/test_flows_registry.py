@@ -172,3 +172,14 @@ def test_a_welsh_keyword_with_welsh_politeness_is_a_command(text):
     registry, _ = load_registry()
     found = registry.match(text, "cy")
     assert found is not None and found.id == "pause"
+
+
+@pytest.mark.parametrize("text, keyword, args", [
+    ("check in please", "checkin", "please"), ("Check in 3", "checkin", "3"), ("checkin", "checkin", ""),
+    ("PAUSE 7 days", "pause", "7 days"),
+])
+def test_a_command_starts_its_flow_with_the_keyword_as_the_trigger_has_it(text, keyword, args):
+    """A flow that branches on params.keyword must see "checkin" for "check in please"."""
+    registry, _ = load_registry()
+    flow, params = registry.command(text, "en")
+    assert (params["keyword"], params["args"], params["text"]) == (keyword, args, text)
