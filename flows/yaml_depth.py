@@ -51,16 +51,20 @@ def too_deep_through_aliases(root: yaml.Node | None) -> yaml.Mark | None:
     return None
 
 
-def too_big_through_aliases(root: yaml.Node | None) -> yaml.Mark | None:
-    """Where the tree, with every alias expanded (as building it does), first grows past MAX_NODES.
+def too_big_through_aliases(root: yaml.Node | None) -> tuple[yaml.Mark, bool] | None:
+    """Where the tree, with every alias expanded (as building it does), first grows past MAX_NODES,
+    and whether aliases made it so (False: the file itself is that big).
 
     Run once `too_deep_through_aliases` has passed, so the nodes form no cycle and nest at most
     MAX_DEPTH deep: each node's expanded size is worked out once, children first.
     """
     size: dict[int, int] = {}
+    aliased = []
 
     def expanded(node: yaml.Node) -> int:
         """The node's size with its aliases expanded; _TooBig where it first grows past MAX_NODES."""
+        if id(node) in size and isinstance(node, yaml.CollectionNode):
+            aliased.append(True)  # reached a second time: through an alias
         if id(node) not in size:
             total = 1
             if isinstance(node, yaml.CollectionNode):
@@ -75,7 +79,7 @@ def too_big_through_aliases(root: yaml.Node | None) -> yaml.Mark | None:
     try:
         expanded(root) if root is not None else 0
     except _TooBig as big:
-        return big.mark
+        return big.mark, bool(aliased)
     return None
 
 

@@ -139,8 +139,9 @@ def parse_yaml(text: str) -> Any:
             raise YamlProblem(deep.line + 1, f"nested more than {MAX_DEPTH} deep: a flow never needs that")
         big = too_big_through_aliases(root)
         if big is not None:
-            raise YamlProblem(big.line + 1, f"its aliases expand to more than {MAX_NODES} values: a flow never"
-                                            " needs that")
+            mark, aliased = big
+            what = "its aliases expand to" if aliased else "it holds"
+            raise YamlProblem(mark.line + 1, f"{what} more than {MAX_NODES} values: a flow never needs that")
         return None if root is None else loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -98,6 +98,20 @@ def _times(value, zone: ZoneInfo, flow, key: str = "", path: str = ""):
     return moment.astimezone(timezone.utc).isoformat()
 
 
+def _quiet_timers(flow, params: dict, community) -> list[tuple[str, datetime]]:
+    """The parameters that set one of the flow's timers and fall in the community's quiet hours,
+    as (name, local time): a flow's own messages are not held for quiet hours."""
+    meeting = params.get("meeting")
+    nested = [(f"meeting.{key}", value) for key, value in meeting.items()] if isinstance(meeting, dict) else []
+    found = []
+    for name, value in [*params.items(), *nested]:
+        if isinstance(value, str) and _waits_for(flow, name):
+            moment = datetime.fromisoformat(value)
+            if community.quiet_until(moment) is not None:
+                found.append((name, moment.astimezone(ZoneInfo(community.timezone))))
+    return found
+
+
 def _waits_for(flow, dotted: str) -> bool:
     """Whether one of the flow's timers is set by this parameter (a `no_answer.at` or a wait's
     `until` naming `params.closes_at` or `meeting.starts_at`): only then must it come before the
@@ -220,6 +234,9 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     if plained:
         click.echo(f"Written plainly, so that no text costs more for it: {', '.join(sorted(plained))}.")
     _cost(f"flow:facilitator:{flow.id}:{run}:")
+    for name, moment in _quiet_timers(flow, params, community):
+        click.echo(f"Note: {name} is {moment:%H:%M} on {moment:%a %-d %b}, in {community.name}'s quiet hours: what"
+                   f" {flow.id} says then (\"Voting has closed\", say) goes at that hour.")
 
 
 def register(app: Flask) -> None:

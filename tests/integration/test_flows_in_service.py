@@ -1020,3 +1020,14 @@ def test_a_text_the_vote_does_not_take_does_not_cost_the_check_in(runner, post_s
     _walk(session, clock, datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc), step=timedelta(minutes=5))
     checkins = session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "checkin")).all()
     assert len(checkins) == 1 and "How are you today?" in checkins[0]
+
+
+def test_flows_start_says_when_a_closing_time_falls_in_quiet_hours(runner, member, session, clock):
+    clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                 "--param", "options=Yes,No", "--param", "closes_at=2026-11-25T23:00"])
+    assert result.exit_code == 0, result.output
+    assert "Note: closes_at is 23:00 on Wed 25 Nov, in Oak House's quiet hours" in result.output
+    evening = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                  "--param", "options=Yes,No", "--param", "closes_at=2026-11-25T18:00"])
+    assert "quiet hours" not in evening.output

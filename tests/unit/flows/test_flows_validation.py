@@ -353,6 +353,13 @@ def test_aliases_that_expand_past_what_a_flow_needs_are_refused_with_a_line():
     expect(text, "l4: &l4", None, "aliases expand to more than 20000 values")
 
 
+def test_a_file_too_big_without_aliases_is_not_said_to_have_them():
+    steps = "".join(f"  - {{id: s{i}, type: send, text: hi}}\n" for i in range(7000))
+    found = [str(p) for p in problems(flow(steps), "error")]
+    assert any("it holds more than 20000 values: a flow never needs that" in p for p in found), found[:3]
+    assert not any("aliases" in p for p in found)
+
+
 def test_a_few_aliases_are_still_read():
     from flows.yaml_source import parse_yaml
 
