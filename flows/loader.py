@@ -38,8 +38,9 @@ class _Report:
 
     def add(self, path: tuple, message: str, severity: str = "error", suggestion=None) -> None:
         """Record a problem at `path`."""
-        line = line_at(self.tree, path)
-        self.problems.append(Problem(self.file, line, self.step_id(path), message, severity, suggestion))
+        problem = Problem(self.file, line_at(self.tree, path), self.step_id(path), message, severity, suggestion)
+        if problem not in self.problems:  # one mistake can fail two checks that say the same
+            self.problems.append(problem)
 
     @property
     def failed(self) -> bool:
@@ -94,6 +95,8 @@ def _check(tree: Mapping, report: _Report, scope: Scope) -> None:
         for found in message_findings(tree["expiry_message"], "sms", scope):
             report.add(("expiry_message",) + found.path, found.message, found.severity, found.suggestion)
     order = [(raw["id"], raw) for raw in tree["steps"]]
+    if len(seen) < len(order):
+        return  # with two steps of one id, the routes between steps cannot be told apart
     where = {}
     for index, raw in enumerate(tree["steps"]):
         where.setdefault(raw["id"], index)

@@ -147,6 +147,8 @@ def parse_yaml(text: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         message = " ".join(p for p in (exc.context, exc.problem) if p) or "not valid YAML"
+        if line and "\t" in (text.splitlines()[line - 1:line] or [""])[0][:mark.column + 1]:
+            message = "a tab where YAML needs spaces: indent with spaces only"
         raise YamlProblem(line, f"not valid YAML: {message}") from None
     except yaml.YAMLError as exc:
         raise YamlProblem(None, f"not valid YAML: {exc}") from None

@@ -11,8 +11,9 @@ if TYPE_CHECKING:
 
 # Ids and names are stored beside what the service writes of them ("flow:<id>", a result's name):
 # 40 characters is room for any name a person would read, and fits the columns that hold them.
-STEP_ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 40}
-NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 40}
+_LOWER = "lower-case letters, digits and _, starting with a letter, at most 40"
+STEP_ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 40, "description": _LOWER}
+NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 40, "description": _LOWER}
 MESSAGE = {"$ref": "#/$defs/message"}
 TEMPLATE = {"type": "string", "description": "a Jinja2 template"}
 DURATION = {"$ref": "#/$defs/duration"}

@@ -373,3 +373,19 @@ def test_a_keyword_that_can_never_match():
 
 def test_keywords_are_single_words():
     expect(flow(ASK, head="triggers:\n  keywords: [check in]\n"), "keywords:", None, "one word")
+
+
+def test_a_tab_used_to_indent_is_named():
+    found = [str(p) for p in problems("id: t\nversion: 1\nsteps:\n\t- id: a\n\t  type: end\n", "error")]
+    assert found == ["flows/test.yaml:4: not valid YAML: a tab where YAML needs spaces: indent with spaces only"]
+
+
+def test_a_bad_step_id_is_explained_once():
+    found = [str(p) for p in problems(flow("  - id: Bad-Id\n    type: end\n"), "error")]
+    assert found == ["flows/test.yaml:4: step 'Bad-Id': 'id' should be lower-case letters, digits and _, starting"
+                     " with a letter, at most 40, not 'Bad-Id'"]
+
+
+def test_two_steps_of_one_id_are_not_also_called_a_loop():
+    found = [str(p) for p in problems(flow("  - {id: a, type: send, text: hi}\n  - {id: a, type: end}\n"), "error")]
+    assert found == ["flows/test.yaml:5: step 'a': step id 'a' is used twice"]
