@@ -133,3 +133,10 @@ def resume(flow, state: dict | None, input, ctx: Context) -> Outcome:
     except Exception:
         log.exception("flow %s: resume failed", getattr(flow, "id", "?"))
         return Outcome(None, [FlowEnded("error")])
+
+
+def awaits_answer(flow, state: dict | None) -> bool:
+    """Whether the session stands at a question it asked the member and they have yet to answer:
+    not a silent ask that only listens (a vote already cast), nor a wait."""
+    step = flow.steps.get((state or {}).get("step") or "") if flow is not None else None
+    return step is not None and step.type == "ask" and step.get("text") is not None

@@ -138,7 +138,7 @@ def settle(loaded: Iterable[Flow]) -> tuple[Registry, list[Problem]]:
     candidates: dict[str, list[Flow]] = {}
     for flow in loaded:
         candidates.setdefault(flow.id, []).append(flow)
-    problems = [_twice(flows) for flows in candidates.values() if _twice(flows) is not None]
+    problems = [problem for problem in map(_twice, candidates.values()) if problem is not None]
     while True:
         registry = Registry(flows[-1] for flows in candidates.values() if flows)
         broken = [p for p in registry.cross_check() if p.is_error]

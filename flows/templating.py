@@ -14,6 +14,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from flows import clock, defaults
+from flows.answers import read_number
 from flows.exceptions import TemplateFailure
 
 DEFAULT_FORMAT = "%a %-d %b at %H:%M"
@@ -74,15 +75,13 @@ _COUNT = re.compile(r"\d{1,4}|[a-z]+", re.IGNORECASE)
 def _days(value, default=None, min=None, max=None):  # noqa: A002 - Jinja keyword names
     """A number of days from what a member wrote after a keyword: "7", "3 days", "for 2 weeks",
     "two weeks", "a week", "a fortnight"; kept within bounds as `number` keeps its number."""
-    from flows.answers import NUMBER_WORDS
-
     weeks = _UNIT.search(str(value)) if value is not None else None
     if weeks is None or weeks.group(1).lower().startswith("d"):
         return _number(value, default, min, max)
     # How many: the nearest number in the two words before ("2 more weeks", "two weeks"), else one.
-    before = [w.lower() for w in _COUNT.findall(str(value)[:weeks.start()])][-2:]
-    counts = [int(w) if w.isdecimal() else NUMBER_WORDS[w] for w in before if w.isdecimal() or w in NUMBER_WORDS]
-    count = counts[-1] if counts else 1
+    before = _COUNT.findall(str(value)[:weeks.start()])[-2:]
+    count = read_number(" ".join(reversed(before)), None, None)
+    count = 1 if count is None else count
     return _number(str(count * (14 if weeks.group(1).lower().startswith("f") else 7)), default, min, max)
 
 

@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from flows import next_occurrence, previous_occurrence
+from flows import awaits_answer, next_occurrence, previous_occurrence
 
 from .clock import MISSED_AFTER, missed, now
 from .consent import pause_ended
@@ -158,49 +158,49 @@ def start_for_members(session: Session, library, community: Community, flow, par
 def _start_each(session, library, community, flow, params, origin, query, at, due_at) -> tuple[int, int]:
     started = skipped = 0
     for member_id in session.scalars(query.with_only_columns(Member.id).order_by(Member.id)).all():
-        # The member is locked before their conversation, in the same order as the webhook, by the
-        # same query: one locked after a wait is read as it is now, and a PAUSE or STOP that
-        # committed meanwhile leaves them out.
-        member = session.scalar(query.where(Member.id == member_id).with_for_update()
-                                .execution_options(populate_existing=True))
-        if member is None or (member.fields and member.fields.get("phone_error")) or _started_from(
-                session, member, f"{origin}:{member.id}"):
-            session.commit()  # the member's lock
-            continue
-        current = active_conversation(session, member)
-        if current is not None and _busy(session, library, member, current, at):
-            skipped += 1
-            session.commit()
-            continue
-        if member.status == "paused":  # it ran out since the clock's last pass
-            pause_ended(session, member, "clock")  # it ran out: nobody ended it
-        try:
-            with session.begin_nested():
-                start_flow(session, library, member, community, flow, params, f"{origin}:{member.id}",
-                           Turn(due_at=due_at), current=current)
-        except Exception:
-            log.exception("could not start %s for member %s", flow.id, member.id)
-            session.commit()
-            continue
-        started += 1
-        session.commit()
+        outcome = _start_one(session, library, community, flow, params, origin, query, member_id, at, due_at)
+        session.commit()  # their start, or only their lock: the next member is held alone
+        started += outcome == "started"
+        skipped += outcome == "busy"
     return started, skipped
 
 
-def _busy(session: Session, library, member: Member, current: Conversation, at: datetime) -> bool:
+def _start_one(session, library, community, flow, params, origin, query, member_id, at, due_at) -> str | None:
+    """Start the flow for one member: "started", "busy" (in an exchange), or None (left out)."""
+    # The member is locked before their conversation, in the same order as the webhook, by the
+    # same query: one locked after a wait is read as it is now, and a PAUSE or STOP that
+    # committed meanwhile leaves them out.
+    member = session.scalar(query.where(Member.id == member_id).with_for_update()
+                            .execution_options(populate_existing=True))
+    if member is None or (member.fields and member.fields.get("phone_error")) or _started_from(
+            session, member, f"{origin}:{member.id}"):
+        return None
+    current = active_conversation(session, member)
+    if current is not None and _busy(session, library, current, at):
+        return "busy"
+    if member.status == "paused":  # it ran out since the clock's last pass: nobody ended it
+        pause_ended(session, member, "clock")
+    try:
+        with session.begin_nested():
+            start_flow(session, library, member, community, flow, params, f"{origin}:{member.id}",
+                       Turn(due_at=due_at), current=current)
+    except Exception:
+        log.exception("could not start %s for member %s", flow.id, member.id)
+        return None
+    return "started"
+
+
+def _busy(session: Session, library, current: Conversation, at: datetime) -> bool:
     """Whether the member is in an exchange a new flow must not cut into: their own flow active in
     the last BUSY_WINDOW; or a facilitator's flow (which would wait behind the new one) whose
     question, asked in the last BUSY_WINDOW, is still to be answered, so that the answer goes to
     it and not to the new flow's question. One only listening (a vote already cast) is no exchange,
     nor is a text it did not take (that leaves the conversation as it was). A scheduled run tries
     a busy member again (`run_schedules`)."""
-    flow = library.version(session, current.flow_digest)
     if current.updated_at <= at - BUSY_WINDOW:
         return False
-    if not waits_behind(flow):
-        return True
-    step = flow.steps.get((current.state or {}).get("step") or "")
-    return step is not None and step.type == "ask" and step.get("text") is not None
+    flow = library.version(session, current.flow_digest)
+    return not waits_behind(flow) or awaits_answer(flow, current.state)
 
 
 def _started_from(session: Session, member: Member, origin: str) -> bool:
