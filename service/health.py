@@ -34,12 +34,19 @@ def _database() -> str:
         version = schema_version()
     except SQLAlchemyError as exc:
         return f"error: {exc.__class__.__name__}"
-    known = revisions()
     if version is None:
         return "error: not migrated (run hearth db upgrade)"
-    if version in known[:-1]:
-        return f"error: schema at {version}, this code needs {known[-1]} (run hearth db upgrade)"
+    needed = revision_needed(version)
+    if needed is not None:
+        return f"error: schema at {version}, this code needs {needed} (run hearth db upgrade)"
     return "ok"
+
+
+def revision_needed(version: str | None) -> str | None:
+    """The revision this code needs, when the schema is at an older one of its migrations; None
+    when it is at the newest, or newer (a deployment migrates before new code replaces old)."""
+    known = revisions()
+    return known[-1] if version in known[:-1] else None
 
 
 def schema_version() -> str | None:

@@ -37,16 +37,15 @@ def clear_errors(schema: bool = True):
 def _schema_is_current() -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from service.health import schema_version
-    from service.migrations import revisions
+    from service.health import revision_needed, schema_version
 
     try:
         version = schema_version()
     except SQLAlchemyError:
         return  # unreachable: the command's own first statement says so, with the usual hint
-    known = revisions()
-    if version in known[:-1]:
-        raise click.ClickException(f"the database is at {version}, and this code needs {known[-1]}:"
+    needed = revision_needed(version)
+    if needed is not None:
+        raise click.ClickException(f"the database is at {version}, and this code needs {needed}:"
                                    " run `hearth db upgrade` first")
 
 
