@@ -64,15 +64,17 @@ def _param(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
-def _times(value, zone: ZoneInfo, flow, key: str = "", path: str = ""):
+def _times(value, community, flow, quiet: list, key: str = "", path: str = ""):
     """`value` with each time in it (a value named like `closes_at`, or a meeting's `starts_at`)
     checked, and in UTC. One written without an offset is the community's local time. Refused: a
     date alone ("closes_at=2026-06-12" could mean the start of that day or its end), a time not in
     the future (members would be asked about a time already gone), and a time after the flow's own
-    expiry (the conversation would end first, with no word to members)."""
+    expiry (the conversation would end first, with no word to members). Each time that sets one of
+    the flow's timers in the community's quiet hours goes into `quiet`, as (name, local time): a
+    flow's own messages are not held back for quiet hours."""
     if isinstance(value, dict):
         inner = f"{path}{key}." if key else path
-        return {name: _times(item, zone, flow, name, inner) for name, item in value.items()}
+        return {name: _times(item, community, flow, quiet, name, inner) for name, item in value.items()}
     if not key.endswith("_at") or value in (None, ""):
         return value
     text = str(value).strip()
@@ -83,6 +85,7 @@ def _times(value, zone: ZoneInfo, flow, key: str = "", path: str = ""):
     if moment is None or (moment.tzinfo is None and _DATE_ONLY.match(text)):
         why = "a date alone" if moment is not None else "not a date and time"
         raise click.BadParameter(f"{key}={value!r} is {why}: give a day and a time, like 2026-11-27T18:00")
+    zone = ZoneInfo(community.timezone)
     if moment.tzinfo is None:  # local wall time; one the clocks skip moves on to the first after the gap
         moment = local_to_utc(moment.date(), (moment.hour, moment.minute), zone) + timedelta(
             seconds=moment.second, microseconds=moment.microsecond)
@@ -90,26 +93,15 @@ def _times(value, zone: ZoneInfo, flow, key: str = "", path: str = ""):
     if moment <= now():
         raise click.BadParameter(f"{path}{key} is {shown}, which is not in the future: give a time still to"
                                  " come, like 2026-11-27T18:00")
-    if moment > now() + flow.expiry and _waits_for(flow, f"{path}{key}"):
+    sets_timer = _waits_for(flow, f"{path}{key}")
+    if moment > now() + flow.expiry and sets_timer:
         # The conversation would end first, with no word to members: a vote closing after it, a
         # reminder of a meeting it would never see start.
         raise click.BadParameter(f"{path}{key} is {shown}, after {flow.id}'s conversations end"
                                  f" ({_span(flow.expiry)} after they start): start it nearer the time")
+    if sets_timer and community.quiet_until(moment) is not None:
+        quiet.append((f"{path}{key}", moment.astimezone(zone)))
     return moment.astimezone(timezone.utc).isoformat()
-
-
-def _quiet_timers(flow, params: dict, community) -> list[tuple[str, datetime]]:
-    """The parameters that set one of the flow's timers and fall in the community's quiet hours,
-    as (name, local time): a flow's own messages are not held for quiet hours."""
-    meeting = params.get("meeting")
-    nested = [(f"meeting.{key}", value) for key, value in meeting.items()] if isinstance(meeting, dict) else []
-    found = []
-    for name, value in [*params.items(), *nested]:
-        if isinstance(value, str) and _waits_for(flow, name):
-            moment = datetime.fromisoformat(value)
-            if community.quiet_until(moment) is not None:
-                found.append((name, moment.astimezone(ZoneInfo(community.timezone))))
-    return found
 
 
 def _waits_for(flow, dotted: str) -> bool:
@@ -209,7 +201,8 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     with clear_errors():
         community = community_named(db.session, community_name)
         zone = ZoneInfo(community.timezone)
-        params = _checked(flow, _times(params, zone, flow))
+        quiet: list[tuple[str, datetime]] = []
+        params = _checked(flow, _times(params, community, flow, quiet))
         params, plained = _plain(params)
         quiet_until = community.quiet_until(now())
         if quiet_until is not None and not in_quiet_hours:
@@ -234,7 +227,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     if plained:
         click.echo(f"Written plainly, so that no text costs more for it: {', '.join(sorted(plained))}.")
     _cost(f"flow:facilitator:{flow.id}:{run}:")
-    for name, moment in _quiet_timers(flow, params, community):
+    for name, moment in quiet:
         click.echo(f"Note: {name} is {moment:%H:%M} on {moment:%a %-d %b}, in {community.name}'s quiet hours: what"
                    f" {flow.id} says then (\"Voting has closed\", say) goes at that hour.")
 
