@@ -18,7 +18,7 @@ PLACEHOLDER_CHARS = 10
 SAMPLE_DATETIME = datetime(2026, 9, 30, 18, 30, tzinfo=timezone.utc)
 
 MEMBER_KEYS = frozenset({"id", "name", "language", "channel", "status", "fields"})
-COMMUNITY_KEYS = frozenset({"name", "timezone", "language", "help_text"})
+COMMUNITY_KEYS = frozenset({"name", "timezone", "language", "help_text", "crisis"})
 KEYWORD_PARAMS = ("text", "keyword", "args")
 TEMPLATE_NAMES = frozenset(
     {"member", "community", "meeting", "params", "results", "answers", "now"}
@@ -38,4 +38,5 @@ EXAMPLE_COMMUNITY = {
     "timezone": "Europe/London",
     "language": "en",
     "help_text": "Oak House: call the office on 01632 960000.",
+    "crisis": "Samaritans, call 116 123 (free, 24/7)",
 }

@@ -62,7 +62,7 @@ def context(member: Member, community: Community) -> flows.Context:
         member={"id": member.id, "name": member.name, "language": member.language, "channel": member.channel,
                 "status": member.status, "fields": fields_},
         community={"name": community.name, "timezone": community.timezone, "language": community.language,
-                   "help_text": community.render(community.help_text)},
+                   "help_text": community.render(community.help_text), "crisis": community.crisis_line},
         now=now(), new_id=lambda: uuid.uuid4().hex[:12],
     )
 

@@ -17,6 +17,7 @@ from .clock import now
 from .consent import sharing_sender
 from .exceptions import Conflict, HearthError, NotFound
 from .models import Community, Facilitator, InboundMessage, Member, OutboundMessage, Schedule
+from .models.community import MAX_CRISIS_CONTACTS
 from .models.member import CHANNELS
 from .outbox import QUIET_KINDS, queue_message
 from .phones import check_reachable, region_for_timezone, to_e164
@@ -94,7 +95,8 @@ MAX_TEXT = 459  # three GSM-7 parts: past that a text costs more than it helps o
 def update_community(session: Session, community: Community, *, actor: str = "cli", **changes) -> dict:
     """Change the community's texts and settings; returns what changed (also written to the audit log).
 
-    Texts may say `{community}` for the community's name; `unknown_reply=None` (or '') answers
+    Texts may say `{community}` for the community's name and `{crisis}` for its first crisis
+    contact (`crisis_contacts`, a list of "NAME; HOW; WHEN"); `unknown_reply=None` (or '') answers
     unknown numbers with nothing. A new timezone makes the community's schedules due at once: the
     clock works each out again at the flows' local times in the new zone.
     """
@@ -113,6 +115,8 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
             values["quiet_start"], values["quiet_end"] = _quiet_hours(value)
         elif key == "phone_number":
             values[key] = _free_number(session, value, region, community)
+        elif key == "crisis_contacts":
+            values[key] = crisis_contacts(value)
         else:
             raise HearthError(f"a community has no setting {key!r}")
     changed = {k: v for k, v in values.items() if getattr(community, k) != v}
@@ -157,13 +161,48 @@ def _text(raw: str | None, key: str) -> str | None:
         raise HearthError(f"the {what} must be at most {MAX_TEXT} characters (it is {len(text)})")
     if _has_control_characters(text, allowed="\n"):
         raise HearthError(f"the {what} must not contain control characters")
-    unknown = sorted(set(re.findall(r"{[^{}]*}", text)) - {"{community}"})
+    unknown = sorted(set(re.findall(r"{[^{}]*}", text)) - {"{community}", "{crisis}"})
     if unknown:
-        raise HearthError(f"the {what} says {', '.join(unknown)}: the one name it can hold is {{community}}")
+        raise HearthError(f"the {what} says {', '.join(unknown)}: the names it can hold are {{community}} and"
+                          " {crisis}")
     missing = [w for w in required_words if not re.search(rf"\b{w}\b", text, re.IGNORECASE)]
     if missing:
         raise HearthError(f"the {what} must tell members how to use {' and '.join(missing)}")
     return text
+
+
+CONTACT_PARTS = {"name": 40, "how": 60, "when": 30}  # the longest each part may be
+
+
+def crisis_contacts(contacts: list[str | dict]) -> list[dict[str, str]]:
+    """A community's crisis contacts, each written "NAME; HOW; WHEN" (WHEN may be left out) or as
+    a mapping of those keys, in the order texts should name them: the first is the one every short
+    text names (`{crisis}`). There must be at least one: a text that signposts needs a line to give.
+    """
+    if not contacts:
+        raise HearthError("a community needs at least one crisis contact")
+    if len(contacts) > MAX_CRISIS_CONTACTS:
+        raise HearthError(f"a community may have at most {MAX_CRISIS_CONTACTS} crisis contacts")
+    return [_contact(raw, n) for n, raw in enumerate(contacts, 1)]
+
+
+def _contact(raw: str | dict, n: int) -> dict[str, str]:
+    if isinstance(raw, str):
+        parts = [part.strip() for part in raw.split(";")]
+        if not 2 <= len(parts) <= 3:
+            raise HearthError(f'crisis contact {n} ({raw!r}) must be written "NAME; HOW; WHEN", like'
+                              ' "Samaritans; call 116 123; free, 24/7" (WHEN may be left out)')
+        raw = dict(zip(CONTACT_PARTS, parts))
+    contact = {key: str(raw.get(key) or "").strip() for key in CONTACT_PARTS}
+    for key, longest in CONTACT_PARTS.items():
+        value = contact[key]
+        if not value and key != "when":
+            raise HearthError(f"crisis contact {n} needs its {key}")
+        if len(value) > longest:
+            raise HearthError(f"crisis contact {n}'s {key} must be at most {longest} characters")
+        if _has_control_characters(value) or ";" in value:
+            raise HearthError(f"crisis contact {n}'s {key} must not contain control characters or ';'")
+    return {k: v for k, v in contact.items() if v}
 
 
 def _timezone(name: str) -> str:

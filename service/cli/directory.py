@@ -25,6 +25,7 @@ from service.directory import (
     update_community, without_number,
 )
 from service.models import Facilitator, Member, OutboundMessage
+from service.models.community import contact_line
 from service.models.member import STATUSES
 from service.phones import national, to_e164
 from service.exceptions import Conflict, HearthError
@@ -59,6 +60,9 @@ def create_community_command(name, timezone, language, region, phone_number, qui
         db.session.commit()
     click.echo(f"Created community {community.name} ({community.timezone}; local numbers read as in"
                f" {community.region}).")
+    if community.region != "GB":
+        click.echo(f"Note: its crisis contacts are the UK's (Samaritans first): give it its own with"
+                   f' `hearth community set "{community.name}" --crisis-contact "NAME; HOW; WHEN"`.')
     if unreachable(db.session, community):
         names = " and ".join(c.name for c in without_number(db.session, limit=10))
         click.echo(f"Note: {names} have no number of their own, so texts to the shared number cannot tell them"
@@ -68,7 +72,8 @@ def create_community_command(name, timezone, language, region, phone_number, qui
 
 @community_cli.command("set")
 @click.argument("name")
-@click.option("--help-text", help="The answer to HELP and INFO. {community} is the community's name.")
+@click.option("--help-text", help="The answer to HELP and INFO. In every text, {community} is the community's name"
+              " and {crisis} its first crisis contact.")
 @click.option("--welcome-text", help="What a new member is sent; it must say STOP and HELP.")
 @click.option("--opt-out-reply", help="The one confirmation a STOP gets.")
 @click.option("--opt-in-reply", help="The answer to START.")
@@ -78,9 +83,12 @@ def create_community_command(name, timezone, language, region, phone_number, qui
 @click.option("--region", help="The country local phone numbers are in (like GB); stored numbers stay as they are.")
 @click.option("--quiet-hours", help=QUIET_HELP + ", like 21:00-08:00, or off.")
 @click.option("--phone-number", help="The community's own Twilio number: its texts go from it.")
+@click.option("--crisis-contact", "crisis_contacts", multiple=True, metavar='"NAME; HOW; WHEN"',
+              help='A crisis line to signpost, like "Samaritans; call 116 123; free, 24/7". Give each of the'
+                   " community's in turn, the first the one short texts name; together they replace the old.")
 def set_community_command(name, **options) -> None:
     """Change a community's texts and settings; only the options given change."""
-    changes = {k: v for k, v in options.items() if v is not None}
+    changes = {k: v for k, v in options.items() if v not in (None, ())}
     if not changes:
         raise click.UsageError("say what to change (see --help)")
     with clear_errors():
@@ -115,6 +123,9 @@ def show_community_command(name) -> None:
         if due is not None and community.quiet_until(due) is not None:
             click.echo(f"Note: {flow.id} is scheduled at {due.astimezone(ZoneInfo(community.timezone)):%H:%M}, in the"
                        " quiet hours; a schedule runs at its times all the same.")
+    click.echo("Crisis contacts (the first is {crisis} in texts):")
+    for contact in community.contacts:
+        click.echo(f"  {contact_line(contact)}")
     for key, (what, _) in TEXTS.items():
         template = getattr(community, key)
         if template is None:

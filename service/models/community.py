@@ -20,18 +20,27 @@ UK_CRISIS_CONTACTS: list[dict[str, str]] = [
     {"name": "Emergency", "how": "call 999 or go to A&E", "when": "if a life is at risk"},
 ]
 
+MAX_CRISIS_CONTACTS = 6
+
+# The community's texts may say {community} (its name) and {crisis} (its first crisis contact,
+# `contact_line`), so a community that changes its crisis line changes every text naming it.
 DEFAULT_HELP_TEXT = (
     "{community} check-ins. Reply MENU for what you can text, PAUSE 7 for a break, "
-    "STOP to stop. Need to talk now? Samaritans 116 123 (free, 24/7)."
+    "STOP to stop. Need to talk now? {crisis}."
 )
 DEFAULT_WELCOME_TEXT = (
-    "Welcome to {community} check-ins. We will text you now and then to ask how you are. "
-    "Reply HELP for help or STOP to stop. Samaritans 116 123 (free, 24/7)."
+    "Welcome to {community} check-ins. We'll text now and then to ask how you are. "
+    "Reply HELP for help or STOP to stop. {crisis}."
 )
-DEFAULT_UNKNOWN_REPLY = ("Sorry, this service does not know your number. If you need support, call Samaritans"
-                         " on 116 123.")
+DEFAULT_UNKNOWN_REPLY = "Sorry, this service does not know your number. If you need support: {crisis}."
 DEFAULT_OPT_OUT_REPLY = "You will get no more messages from {community}. Text START to join again."
 DEFAULT_OPT_IN_REPLY = "Welcome back to {community}. Reply HELP for help or STOP to stop."
+
+
+def contact_line(contact: dict[str, str]) -> str:
+    """A crisis contact as a text says it: "Samaritans, call 116 123 (free, 24/7)"."""
+    when = contact.get("when")
+    return f"{contact['name']}, {contact['how']}" + (f" ({when})" if when else "")
 
 
 class Community(Base):
@@ -59,8 +68,20 @@ class Community(Base):
     members: Mapped[list["Member"]] = relationship(back_populates="community")  # noqa: F821
 
     def render(self, template: str) -> str:
-        """Fill `{community}` in one of the community's own texts."""
-        return template.replace("{community}", self.name)
+        """Fill `{community}` and `{crisis}` in one of the community's own texts."""
+        text = template.replace("{community}", self.name)
+        return text.replace("{crisis}", self.crisis_line) if "{crisis}" in text else text
+
+    @property
+    def contacts(self) -> list[dict[str, str]]:
+        """The crisis contacts texts name; the UK's when none is stored, since a text that
+        promises a crisis line must never come out without one."""
+        return self.crisis_contacts or UK_CRISIS_CONTACTS
+
+    @property
+    def crisis_line(self) -> str:
+        """The first crisis contact as members read it."""
+        return contact_line(self.contacts[0])
 
     def quiet_until(self, moment: datetime) -> datetime | None:
         """When the community's quiet hours end, if `moment` falls in them (None if not, or none set)."""

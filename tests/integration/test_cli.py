@@ -94,7 +94,13 @@ def test_a_new_timezone_moves_the_scheduled_check_in_to_its_local_time(runner, c
     (["--help-text", "x" * 460], "at most 459 characters"),
     (["--help-text", "a\x07b"], "must not contain control characters"),
     (["--help-text", "{communty} staff on 01632 960111"],
-     "the help text says {communty}: the one name it can hold is {community}"),
+     "the help text says {communty}: the names it can hold are {community} and {crisis}"),
+    (["--crisis-contact", "Samaritans 116 123"], 'must be written "NAME; HOW; WHEN"'),
+    (["--crisis-contact", "Samaritans; ; free"], "crisis contact 1 needs its how"),
+    (["--crisis-contact", "Samaritans; call 116 123", "--crisis-contact", "; call 111"],
+     "crisis contact 2 needs its name"),
+    (["--crisis-contact", "Samaritans; call 116 123\x07"], "must not contain control characters"),
+    (["--crisis-contact", "A; b"] * 7, "at most 6 crisis contacts"),
     (["--timezone", "Mars/Olympus"], "is not a timezone"),
     (["--phone-number", ""], "it is empty"),
     (["--phone-number", "+441632960001"], "is already the number of 'Elm House'"),
@@ -105,6 +111,52 @@ def test_community_set_refuses_with_a_reason_and_changes_nothing(runner, communi
     result = runner.invoke(args=["community", "set", "Oak House", *args])
     assert result.exit_code != 0 and complaint in result.output and "Traceback" not in result.output
     assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "community.updated")) == 0
+
+
+def test_a_community_s_own_crisis_line_is_the_one_its_texts_and_flows_give(runner, community, session, post_signed):
+    """Safety content is the community's: its crisis contacts, not a line written into the texts
+    and flows, are what the help text, the welcome, strangers and the menu signpost."""
+    from tests.support import sms_form, twiml_messages
+
+    result = runner.invoke(args=["community", "set", "Oak House", "--crisis-contact",
+                                 "Oak House night line; call 01632 960999; 24/7",
+                                 "--crisis-contact", "Samaritans; call 116 123; free, 24/7"])
+    assert result.exit_code == 0 and "Changed crisis_contacts of Oak House." in result.output, result.output
+    event = session.scalar(select(AuditEvent).where(AuditEvent.action == "community.updated"))
+    assert event.details["crisis_contacts"][0] == {"name": "Oak House night line", "how": "call 01632 960999",
+                                                   "when": "24/7"}
+    line = "Oak House night line, call 01632 960999 (24/7)"
+    added = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "A", "--phone", "07700900123"])
+    assert added.exit_code == 0, added.output
+    welcome = session.scalar(select(OutboundMessage.body).where(OutboundMessage.kind == "welcome"))
+    assert welcome.endswith(f"Reply HELP for help or STOP to stop. {line}.")
+    [help_text] = twiml_messages(post_signed("/twilio/sms", sms_form("HELP")).get_data(as_text=True))
+    assert help_text.endswith(f"Need to talk now? {line}.") and "Samaritans" not in help_text
+    menu = twiml_messages(post_signed("/twilio/sms", sms_form("hello")).get_data(as_text=True))
+    assert menu[-1] == f"If you need to talk to someone now: {line}.", menu
+    [stranger] = twiml_messages(post_signed("/twilio/sms", sms_form("hi", from_number="+447700900999"))
+                                .get_data(as_text=True))
+    assert stranger == f"Sorry, this service does not know your number. If you need support: {line}."
+    shown = runner.invoke(args=["community", "show", "Oak House"]).output
+    assert f"Crisis contacts (the first is {{crisis}} in texts):\n  {line}\n  Samaritans, call 116 123 (free, 24/7)\n" \
+        in shown
+
+
+def test_a_crisis_line_in_a_check_in_answer_is_the_community_s(runner, community, session, post_signed):
+    from tests.support import sms_form, twiml_messages
+
+    runner.invoke(args=["community", "set", "Oak House", "--crisis-contact", "Crisis team; call 01632 960999"])
+    runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "A", "--phone", "07700900123",
+                        "--no-welcome"])
+    post_signed("/twilio/sms", sms_form("CHECKIN"))
+    answer = twiml_messages(post_signed("/twilio/sms", sms_form("1")).get_data(as_text=True))
+    assert answer[0].endswith("If you need to talk now: Crisis team, call 01632 960999."), answer
+
+
+def test_a_community_outside_the_uk_is_told_its_crisis_contacts_are_the_uk_s(runner):
+    result = runner.invoke(args=["community", "create", "Maple", "--timezone", "America/Toronto"])
+    assert result.exit_code == 0 and "its crisis contacts are the UK's (Samaritans first)" in result.output
+    assert "crisis contacts" not in runner.invoke(args=["community", "create", "Oak"]).output
 
 
 def import_members(runner, tmp_path, text: str, community: str = "Oak House"):

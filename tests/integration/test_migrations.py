@@ -107,3 +107,38 @@ def test_the_audit_log_refuses_update_and_delete_on_every_database(session):
             session.execute(text(statement))
         session.rollback()
     assert session.execute(text("SELECT actor FROM audit_log")).scalars().all() == ["cli:jo"]
+
+
+def test_0011_names_the_crisis_line_in_hearth_s_own_texts_and_leaves_a_community_s_own(empty_url):
+    """Texts still as Hearth wrote them say {crisis}; a community's own words are not touched."""
+    old_help = ("{community} check-ins. Reply MENU for what you can text, PAUSE 7 for a break, STOP to stop."
+                " Need to talk now? Samaritans 116 123 (free, 24/7).")
+    old_unknown = "Sorry, this service does not know your number. If you need support, call Samaritans on 116 123."
+    upgrade(empty_url, "0010")
+    engine = make_engine(empty_url)
+    tables = MetaData()
+    tables.reflect(engine)
+    communities = tables.tables["communities"]
+    with engine.begin() as conn:
+        for n, help_text in ((1, old_help), (2, "Oak: Samaritans 116 123.")):
+            conn.execute(insert(communities).values(
+                id=n, name=f"C{n}", timezone="Europe/London", language="en", region="GB", help_text=help_text,
+                welcome_text="welcome, STOP, HELP", opt_out_reply="bye", opt_in_reply="hello",
+                unknown_reply=old_unknown, crisis_contacts=[], created_at=EARLIER))
+    engine.dispose()
+
+    def texts():
+        engine = make_engine(empty_url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT help_text, welcome_text, unknown_reply FROM communities ORDER BY id"))
+            found = [tuple(row) for row in rows]
+        engine.dispose()
+        return found
+
+    upgrade(empty_url)
+    from service.models.community import DEFAULT_HELP_TEXT, DEFAULT_UNKNOWN_REPLY
+    assert texts() == [(DEFAULT_HELP_TEXT, "welcome, STOP, HELP", DEFAULT_UNKNOWN_REPLY),
+                       ("Oak: Samaritans 116 123.", "welcome, STOP, HELP", DEFAULT_UNKNOWN_REPLY)]
+    command.downgrade(alembic_config(empty_url), "0010")
+    assert texts() == [(old_help, "welcome, STOP, HELP", old_unknown),
+                       ("Oak: Samaritans 116 123.", "welcome, STOP, HELP", old_unknown)]
