@@ -223,6 +223,11 @@ def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines
     row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
     if any("\n" in row.get(column, "") for column in ("name", "phone")):
         return None, f"line {line}: refused: a quoted value runs on to line {last} (is a quote left open?)"
+    extra = [value for value in raw.get(None) or () if value.strip()]  # csv.DictReader's restkey
+    if extra:
+        # "Smith, Ana" unquoted moves every value after it one column on: which is the phone?
+        return None, (f"line {line}: refused: {len(raw) - 1 + len(raw[None])} values where the header names"
+                      f" {len(raw) - 1} columns (is a value with a comma in it not in quotes?)")
     try:
         with db.session.begin_nested():
             member = add_member(db.session, community, row.get("name", ""), row.get("phone", ""),

@@ -341,12 +341,12 @@ def test_import_names_the_line_each_refused_row_is_on(runner, community, session
     result = runner.invoke(args=["members", "import", str(csv), "--community", "Oak House"])
     assert result.exit_code == 1, result.output  # rows were refused
     assert "Imported 2 of 6 rows" in result.output
-    assert "line 4: refused: the same number as line 2" in result.output
+    assert "line 2: refused: 3 values where the header names 2 columns" in result.output
     assert "line 6: refused: a quoted value runs on to line 7 (is a quote left open?)" in result.output  # Cy\nCyrus
     assert "line 8: refused:" in result.output and "'12'" in result.output
     assert "line 9: refused: a member's name must not contain control characters" in result.output
     assert session.scalar(select(func.count(Member.id))) == 2
-    assert sorted(session.scalars(select(Member.name))) == ["Ana", "Fa"]
+    assert sorted(session.scalars(select(Member.name))) == ["Bo", "Fa"]
 
 
 def test_import_turns_a_database_refusal_into_a_report_line(runner, community, session, tmp_path, monkeypatch):
@@ -388,6 +388,16 @@ def test_import_refuses_a_header_naming_a_column_twice(runner, community, sessio
     result = import_members(runner, tmp_path, "name,Phone,phone\nUma,07700 900703,07700 900704\n")
     assert result.exit_code == 1 and "the header row names phone more than once" in result.output
     assert session.scalar(select(func.count(Member.id))) == 0
+
+
+def test_import_refuses_a_row_with_more_values_than_the_header_names(runner, community, session, tmp_path):
+    """An unquoted "Smith, Ana" shifts every value on; a value the header has no column for was
+    dropped without a word. A trailing empty value (a spreadsheet's last comma) is no value."""
+    result = import_members(runner, tmp_path, "name,phone\nAna,07700 900201,cy\nBo,07700 900202,\n")
+    assert result.exit_code == 1, result.output
+    assert ("line 2: refused: 3 values where the header names 2 columns (is a value with a comma in it not in"
+            " quotes?)") in result.output
+    assert session.scalars(select(Member.name)).all() == ["Bo"]
 
 
 def test_import_without_the_needed_columns_says_so(runner, community, tmp_path):
