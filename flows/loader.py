@@ -158,7 +158,14 @@ def load_flow_file(path: str | os.PathLike):
     """Read and check one flow file; (Flow, problems), Flow None if any error."""
     shown = display_path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = Path(path).read_bytes()
+    except OSError as exc:
         return None, [Problem(shown, None, None, f"cannot read the file: {exc}")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        column = len(data[line_start:exc.start].decode("utf-8", errors="replace")) + 1
+        return None, [Problem(shown, data.count(b"\n", 0, exc.start) + 1, None,
+                              f"not UTF-8: byte 0x{data[exc.start]:02x} at column {column} (save the file as UTF-8)")]
     return load_flow_text(text, shown, source_path=str(Path(path).resolve()))

@@ -144,9 +144,16 @@ def parse_yaml(text: str) -> Any:
             raise YamlProblem(mark.line + 1, f"{what} more than {MAX_NODES} values: a flow never needs that")
         return None if root is None else loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        mark, opened = exc.problem_mark or exc.context_mark, exc.context_mark
+        if opened is not None and "end of stream" in (exc.problem or ""):
+            mark = opened  # where the quote or bracket left open began: the file's end helps nobody
         line = mark.line + 1 if mark is not None else None
-        message = " ".join(p for p in (exc.context, exc.problem) if p) or "not valid YAML"
+        context = exc.context
+        if context and opened is not None and opened.line + 1 != line:
+            context += f" from line {opened.line + 1}"
+        message = " ".join(p for p in (context, exc.problem) if p) or "not valid YAML"
+        if exc.context == "while scanning a quoted scalar" and mark is opened:
+            message = "a quote opened on this line is never closed"
         if line and "\t" in (text.splitlines()[line - 1:line] or [""])[0][:mark.column + 1]:
             message = "a tab where YAML needs spaces: indent with spaces only"
         raise YamlProblem(line, f"not valid YAML: {message}") from None

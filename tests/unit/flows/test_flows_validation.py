@@ -389,3 +389,28 @@ def test_a_bad_step_id_is_explained_once():
 def test_two_steps_of_one_id_are_not_also_called_a_loop():
     found = [str(p) for p in problems(flow("  - {id: a, type: send, text: hi}\n  - {id: a, type: end}\n"), "error")]
     assert found == ["flows/test.yaml:5: step 'a': step id 'a' is used twice"]
+
+
+def test_a_quote_left_open_is_named_where_it_opens_not_at_the_end_of_the_file():
+    text = flow(ASK.replace("    text: Reply 1 or 2\n", '    text: "Reply 1 or 2\n'))
+    [problem] = problems(text, "error")
+    assert problem.line == text.splitlines().index('    text: "Reply 1 or 2') + 1
+    assert problem.message == "not valid YAML: a quote opened on this line is never closed"
+
+
+def test_a_bracket_left_open_names_the_line_it_opened_on():
+    text = flow(ASK.replace("      - {value: 2, next: done}", "      - {value: 2, next: done"))
+    [problem] = problems(text, "error")
+    opened = text.splitlines().index("      - {value: 2, next: done") + 1
+    assert f"while parsing a flow mapping from line {opened}" in problem.message, problem
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line_and_column(tmp_path):
+    from flows.loader import load_flow_file
+
+    path = tmp_path / "cafe.yaml"
+    path.write_bytes(flow(ASK).replace("Reply 1 or 2", "Caf\xe9 1 or 2").encode("latin-1"))
+    flow_, [problem] = load_flow_file(path)
+    assert flow_ is None
+    assert problem.line == flow(ASK).splitlines().index("    text: Reply 1 or 2") + 1
+    assert problem.message == "not UTF-8: byte 0xe9 at column 14 (save the file as UTF-8)"
