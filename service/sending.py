@@ -98,6 +98,7 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     blocked = _blocked(seen)
     if blocked:
         return _settle(session, outbox_id, attempt, "cancelled", error_message=blocked)
+    submitted = now()  # a 21610 in the answer reports a STOP from before this, not a START since
     try:
         result = _send(transport, claim, from_number, outbox_id)
     except TransientSendError as exc:
@@ -121,7 +122,7 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     except PermanentSendError as exc:
         code = exc.code
         return _settle(session, outbox_id, attempt, "failed", error_code=code, error_message=str(exc),
-                       also=lambda: carrier_refused(session, claim.member_id, code, f"twilio:{code}"))
+                       also=lambda: carrier_refused(session, claim.member_id, code, f"twilio:{code}", submitted))
     sent = dict(provider_sid=result.sid, segments=result.segments, sent_at=now(), delivery_status=result.status)
     return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
 

@@ -169,6 +169,32 @@ def test_21610_opts_the_phone_out_everywhere_and_cancels_the_rest(app, session, 
         {"source": "twilio:21610"}] * 2
 
 
+def test_a_21610_answer_does_not_opt_out_a_member_who_texted_start_while_the_send_was_in_flight(
+        app, session, member, clock):
+    """The carrier's 21610 reports a STOP it had before the message was submitted; a START Hearth
+    took while the carrier was answering is newer, and stands (as for a status callback)."""
+    from service.exceptions import PermanentSendError
+    from service.transports.twilio import OPTED_OUT
+
+    engine = app.extensions["hearth_db"].engine
+
+    class Carrier:
+        def send(self, to, body, status_callback, from_number=None):
+            with engine.begin() as conn:  # the member's START, committed by a webhook meanwhile
+                conn.execute(Member.__table__.update().where(Member.__table__.c.id == member.id)
+                             .values(consent_at=clock.advance(seconds=1)))
+            raise PermanentSendError("Attempt to send to unsubscribed recipient", code=OPTED_OUT)
+
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    runtime = app.extensions["hearth_runtime"]
+    assert deliver(session, row.id, transport=Carrier(), limiter=runtime.limiter, sender="+441632960000",
+                   final_attempt=False) == "failed"
+    session.expire_all()
+    assert session.get(Member, member.id).status == "active"
+    assert fresh(session, row).error_code == 21610
+
+
 @pytest.mark.parametrize("code", ["21211", "21614"])
 def test_a_bad_number_is_marked_and_not_tried_again(app, session, member, double, code):
     double.fail(member.phone, code)
