@@ -145,7 +145,7 @@ def parse_yaml(text: str) -> Any:
         return None if root is None else loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark, opened = exc.problem_mark or exc.context_mark, exc.context_mark
-        if opened is not None and "end of stream" in (exc.problem or ""):
+        if opened is not None and mark is not None and _at_end(text, mark):
             mark = opened  # where the quote or bracket left open began: the file's end helps nobody
         line = mark.line + 1 if mark is not None else None
         context = exc.context
@@ -161,6 +161,12 @@ def parse_yaml(text: str) -> Any:
         raise YamlProblem(None, f"not valid YAML: {exc}") from None
     finally:
         loader.dispose()
+
+
+def _at_end(text: str, mark) -> bool:
+    """Whether nothing but blank space follows `mark`: a problem found at the end of the file."""
+    lines = text.splitlines()[mark.line:]
+    return not (lines[0][mark.column:] if lines else "").strip() and not any(line.strip() for line in lines[1:])
 
 
 def line_at(tree: Any, path: tuple) -> int | None:

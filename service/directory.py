@@ -12,12 +12,14 @@ import phonenumbers
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from flows.sms import non_gsm7, plain
+
 from . import audit
 from .clock import now
 from .consent import sharing_sender
 from .exceptions import Conflict, HearthError, NotFound
 from .models import Community, Facilitator, InboundMessage, Member, OutboundMessage, Schedule
-from .models.community import MAX_CRISIS_CONTACTS
+from .models.community import MAX_CRISIS_CONTACTS, contact_line
 from .models.member import CHANNELS
 from .outbox import QUIET_KINDS, queue_message
 from .phones import check_reachable, region_for_timezone, to_e164
@@ -119,6 +121,7 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
             values[key] = crisis_contacts(value)
         else:
             raise HearthError(f"a community has no setting {key!r}")
+    _fits(community, values)
     changed = {k: v for k, v in values.items() if getattr(community, k) != v}
     held_until = (community.timezone, community.quiet_end)  # when what quiet hours held waits for
     for key, value in changed.items():
@@ -133,6 +136,21 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
         audit.record(session, actor, "community.updated", community_id=community.id,
                      **{k: v.strftime("%H:%M") if isinstance(v, time) else v for k, v in changed.items()})
     return changed
+
+
+def _fits(community: Community, values: dict) -> None:
+    """Refuse a change after which a text that says {crisis} would pass MAX_TEXT once the crisis
+    line is in it (the template's own length is checked by `_text`)."""
+    if not values.keys() & {*TEXTS, "crisis_contacts"}:
+        return
+    line = contact_line((values.get("crisis_contacts") or community.contacts)[0])
+    for key, (what, _) in TEXTS.items():
+        template = values.get(key, getattr(community, key))
+        if template and "{crisis}" in template:
+            length = len(template.replace("{community}", community.name).replace("{crisis}", line))
+            if length > MAX_TEXT:
+                raise HearthError(f"the {what} would be {length} characters with the crisis line in it ({line}):"
+                                  f" at most {MAX_TEXT}; shorten one or the other")
 
 
 def _rehold(session: Session, community: Community, zone: str, end: time | None) -> None:
@@ -200,9 +218,11 @@ def _contact(raw: str | dict, n: int) -> dict[str, str]:
             raise HearthError(f"crisis contact {n} needs its {key}")
         if len(value) > longest:
             raise HearthError(f"crisis contact {n}'s {key} must be at most {longest} characters")
-        if _has_control_characters(value) or ";" in value:
-            raise HearthError(f"crisis contact {n}'s {key} must not contain control characters or ';'")
-    return {k: v for k, v in contact.items() if v}
+        if _has_control_characters(value) or any(c in value for c in ";{}"):
+            raise HearthError(f"crisis contact {n}'s {key} must not contain control characters, ';', '{{' or '}}'")
+    # Curly quotes or a dash would make every text that names the line UCS-2 (up to three times
+    # the SMS): written plainly when that is all that keeps it out of GSM-7 (Welsh letters stay).
+    return {k: plain(v) if not non_gsm7(plain(v)) else v for k, v in contact.items() if v}
 
 
 def _timezone(name: str) -> str:

@@ -25,7 +25,7 @@ from service.directory import (
     update_community, without_number,
 )
 from service.models import Facilitator, Member, OutboundMessage
-from service.models.community import contact_line
+from service.models.community import UK_CRISIS_CONTACTS, contact_line
 from service.models.member import STATUSES
 from service.phones import national, to_e164
 from service.exceptions import Conflict, HearthError
@@ -60,9 +60,7 @@ def create_community_command(name, timezone, language, region, phone_number, qui
         db.session.commit()
     click.echo(f"Created community {community.name} ({community.timezone}; local numbers read as in"
                f" {community.region}).")
-    if community.region != "GB":
-        click.echo(f"Note: its crisis contacts are the UK's (Samaritans first): give it its own with"
-                   f' `hearth community set "{community.name}" --crisis-contact "NAME; HOW; WHEN"`.')
+    _uk_contacts_note(community)
     if unreachable(db.session, community):
         names = " and ".join(c.name for c in without_number(db.session, limit=10))
         click.echo(f"Note: {names} have no number of their own, so texts to the shared number cannot tell them"
@@ -97,6 +95,34 @@ def set_community_command(name, **options) -> None:
         db.session.commit()
     click.echo(f"Changed {', '.join(sorted(changed))} of {community.name}." if changed
                else f"{community.name} already had those settings.")
+    if "region" in changed:
+        _uk_contacts_note(community)
+    if changed.keys() & {*TEXTS, "crisis_contacts"}:
+        _crisis_notes(community, changed.keys())
+
+
+SIGNPOSTING = ("help_text", "welcome_text", "unknown_reply")  # the texts whose defaults give the crisis line
+
+
+def _uk_contacts_note(community) -> None:
+    if community.region != "GB" and community.contacts == UK_CRISIS_CONTACTS:
+        click.echo(f"Note: its crisis contacts are the UK's (Samaritans first): give it its own with"
+                   f' `hearth community set "{community.name}" --crisis-contact "NAME; HOW; WHEN"`.')
+
+
+def _crisis_notes(community, changed) -> None:
+    """What the crisis line costs in the changed texts that say {crisis}, where more than one
+    plain SMS; with new contacts, in all of them, and which texts give a line of their own."""
+    contacts_changed = "crisis_contacts" in changed
+    for key, (what, _) in TEXTS.items():
+        template = getattr(community, key) if contacts_changed or key in changed else None
+        if template and "{crisis}" in template:
+            cost = measure(community.render(template))
+            if cost.segments > 1 or cost.name != "GSM-7":
+                click.echo(f"Note: with the crisis line in it the {what} is {cost.segments} SMS parts ({cost.name}).")
+        elif template and contacts_changed and key in SIGNPOSTING:
+            click.echo(f"Note: the {what} does not say {{crisis}}, so it still gives whatever line it names"
+                       f" itself: {community.render(template)!r}")
 
 
 @community_cli.command("show")
@@ -223,11 +249,14 @@ def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines
     row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
     if any("\n" in row.get(column, "") for column in ("name", "phone")):
         return None, f"line {line}: refused: a quoted value runs on to line {last} (is a quote left open?)"
-    extra = [value for value in raw.get(None) or () if value.strip()]  # csv.DictReader's restkey
-    if extra:
-        # "Smith, Ana" unquoted moves every value after it one column on: which is the phone?
-        return None, (f"line {line}: refused: {len(raw) - 1 + len(raw[None])} values where the header names"
-                      f" {len(raw) - 1} columns (is a value with a comma in it not in quotes?)")
+    # Values under no column name: past the header's end (csv.DictReader's restkey, None), or
+    # under a blank name (a header ending in a comma). "Smith, Ana" unquoted moves every value
+    # after it one column on: which is the phone?
+    named = [key for key in raw if key and key.strip()]
+    spare = [*(raw.get(None) or ()), *(value for key, value in raw.items() if key is not None and not key.strip())]
+    if any(value and value.strip() for value in spare):
+        return None, (f"line {line}: refused: {len(named) + len(spare)} values where the header names"
+                      f" {len(named)} columns (is a value with a comma in it not in quotes?)")
     try:
         with db.session.begin_nested():
             member = add_member(db.session, community, row.get("name", ""), row.get("phone", ""),

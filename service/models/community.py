@@ -25,8 +25,8 @@ MAX_CRISIS_CONTACTS = 6
 # The community's texts may say {community} (its name) and {crisis} (its first crisis contact,
 # `contact_line`), so a community that changes its crisis line changes every text naming it.
 DEFAULT_HELP_TEXT = (
-    "{community} check-ins. Reply MENU for what you can text, PAUSE 7 for a break, "
-    "STOP to stop. Need to talk now? {crisis}."
+    "{community} check-ins. Text MENU for options, PAUSE 7 for a break, STOP to stop. "
+    "Need to talk now? {crisis}."
 )
 DEFAULT_WELCOME_TEXT = (
     "Welcome to {community} check-ins. We'll text now and then to ask how you are. "

@@ -101,6 +101,8 @@ def test_a_new_timezone_moves_the_scheduled_check_in_to_its_local_time(runner, c
      "crisis contact 2 needs its name"),
     (["--crisis-contact", "Samaritans; call 116 123\x07"], "must not contain control characters"),
     (["--crisis-contact", "A; b"] * 7, "at most 6 crisis contacts"),
+    (["--crisis-contact", "{community} night line; call 01632 960999"], "must not contain control characters, ';',"),
+    (["--help-text", "x" * 440 + " {crisis}"], "the help text would be 478 characters with the crisis line in it"),
     (["--timezone", "Mars/Olympus"], "is not a timezone"),
     (["--phone-number", ""], "it is empty"),
     (["--phone-number", "+441632960001"], "is already the number of 'Elm House'"),
@@ -156,7 +158,38 @@ def test_a_crisis_line_in_a_check_in_answer_is_the_community_s(runner, community
 def test_a_community_outside_the_uk_is_told_its_crisis_contacts_are_the_uk_s(runner):
     result = runner.invoke(args=["community", "create", "Maple", "--timezone", "America/Toronto"])
     assert result.exit_code == 0 and "its crisis contacts are the UK's (Samaritans first)" in result.output
-    assert "crisis contacts" not in runner.invoke(args=["community", "create", "Oak"]).output
+    oak = runner.invoke(args=["community", "create", "Oak"])
+    assert oak.exit_code == 0 and "crisis contacts" not in oak.output
+    moved = runner.invoke(args=["community", "set", "Oak", "--region", "IE"])
+    assert moved.exit_code == 0 and "its crisis contacts are the UK's" in moved.output
+
+
+def test_a_crisis_line_too_long_for_a_text_that_says_it_is_refused(runner, community, session):
+    long_help = "x" * 412 + " {crisis}."  # 449 characters with the UK's line in it
+    assert runner.invoke(args=["community", "set", "Oak House", "--help-text", long_help]).exit_code == 0
+    result = runner.invoke(args=["community", "set", "Oak House", "--crisis-contact",
+                                 "Oak House night line; call 01632 960999, then press 2"])
+    assert result.exit_code == 1 and ("the help text would be 467 characters with the crisis line in it (Oak House"
+                                      " night line, call 01632 960999, then press 2): at most 459") in result.output
+    session.expire_all()
+    assert session.scalar(select(Community.crisis_contacts))[0]["name"] == "Samaritans"
+
+
+def test_new_crisis_contacts_name_the_texts_they_do_not_reach_and_what_they_cost(runner, community, session):
+    """A help text that writes a number itself keeps it; a line outside GSM-7 costs more SMS."""
+    runner.invoke(args=["community", "set", "Oak House", "--help-text", "Staff on 01632 960111. Samaritans 116 123."])
+    result = runner.invoke(args=["community", "set", "Oak House", "--crisis-contact",
+                                 "Llinell Gymorth Cymru; ffoniwch 0800 132 737 \u2013 Iâith; am ddim"])
+    assert result.exit_code == 0, result.output
+    assert ("Note: the help text does not say {crisis}, so it still gives whatever line it names itself:"
+            " 'Staff on 01632 960111. Samaritans 116 123.'") in result.output
+    assert "Note: with the crisis line in it the welcome text is 3 SMS parts (UCS-2)." in result.output
+    # Typography alone is written plainly, so it does not make every text UCS-2.
+    runner.invoke(args=["community", "set", "Oak House", "--crisis-contact", "Crisis team \u2013 \u2018Oak\u2019;"
+                        " call 01632 960999"])
+    session.expire_all()
+    assert session.scalar(select(Community.crisis_contacts)) == [{"name": "Crisis team - 'Oak'",
+                                                                   "how": "call 01632 960999"}]
 
 
 def import_members(runner, tmp_path, text: str, community: str = "Oak House"):
@@ -398,6 +431,11 @@ def test_import_refuses_a_row_with_more_values_than_the_header_names(runner, com
     assert ("line 2: refused: 3 values where the header names 2 columns (is a value with a comma in it not in"
             " quotes?)") in result.output
     assert session.scalars(select(Member.name)).all() == ["Bo"]
+    # A header that ends in a comma (a spreadsheet's export) names no column there either.
+    result = import_members(runner, tmp_path, "name,phone,\nCy,07700 900203,cy\nDi,07700 900204,,x\nEd,07700 900205,\n")
+    assert "line 2: refused: 3 values where the header names 2 columns" in result.output, result.output
+    assert "line 3: refused: 4 values where the header names 2 columns" in result.output
+    assert sorted(session.scalars(select(Member.name))) == ["Bo", "Ed"]
 
 
 def test_import_without_the_needed_columns_says_so(runner, community, tmp_path):

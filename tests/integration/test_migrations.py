@@ -114,16 +114,18 @@ def test_0011_names_the_crisis_line_in_hearth_s_own_texts_and_leaves_a_community
     old_help = ("{community} check-ins. Reply MENU for what you can text, PAUSE 7 for a break, STOP to stop."
                 " Need to talk now? Samaritans 116 123 (free, 24/7).")
     old_unknown = "Sorry, this service does not know your number. If you need support, call Samaritans on 116 123."
+    old_welcome = ("Welcome to {community} check-ins. We will text you now and then to ask how you are. Reply HELP for"
+                   " help or STOP to stop. Samaritans 116 123 (free, 24/7).")
     upgrade(empty_url, "0010")
     engine = make_engine(empty_url)
     tables = MetaData()
     tables.reflect(engine)
     communities = tables.tables["communities"]
     with engine.begin() as conn:
-        for n, help_text in ((1, old_help), (2, "Oak: Samaritans 116 123.")):
+        for n, help_text, welcome in ((1, old_help, old_welcome), (2, "Oak: Samaritans 116 123.", "STOP, HELP")):
             conn.execute(insert(communities).values(
                 id=n, name=f"C{n}", timezone="Europe/London", language="en", region="GB", help_text=help_text,
-                welcome_text="welcome, STOP, HELP", opt_out_reply="bye", opt_in_reply="hello",
+                welcome_text=welcome, opt_out_reply="bye", opt_in_reply="hello",
                 unknown_reply=old_unknown, crisis_contacts=[], created_at=EARLIER))
     engine.dispose()
 
@@ -136,9 +138,17 @@ def test_0011_names_the_crisis_line_in_hearth_s_own_texts_and_leaves_a_community
         return found
 
     upgrade(empty_url)
-    from service.models.community import DEFAULT_HELP_TEXT, DEFAULT_UNKNOWN_REPLY
-    assert texts() == [(DEFAULT_HELP_TEXT, "welcome, STOP, HELP", DEFAULT_UNKNOWN_REPLY),
-                       ("Oak: Samaritans 116 123.", "welcome, STOP, HELP", DEFAULT_UNKNOWN_REPLY)]
+    from service.models.community import DEFAULT_HELP_TEXT, DEFAULT_UNKNOWN_REPLY, DEFAULT_WELCOME_TEXT
+    assert texts() == [(DEFAULT_HELP_TEXT, DEFAULT_WELCOME_TEXT, DEFAULT_UNKNOWN_REPLY),
+                       ("Oak: Samaritans 116 123.", "STOP, HELP", DEFAULT_UNKNOWN_REPLY)]
+
+    # A text of the community's own that says {crisis}, which the code before 0011 would send as it is.
+    engine = make_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE communities SET welcome_text = 'STOP, HELP. {crisis}.',"
+                          " crisis_contacts = :contacts WHERE id = 2"),
+                     {"contacts": '[{"name": "Night line", "how": "call 01632 960999"}]'})
+    engine.dispose()
     command.downgrade(alembic_config(empty_url), "0010")
-    assert texts() == [(old_help, "welcome, STOP, HELP", old_unknown),
-                       ("Oak: Samaritans 116 123.", "welcome, STOP, HELP", old_unknown)]
+    assert texts() == [(old_help, old_welcome, old_unknown),
+                       ("Oak: Samaritans 116 123.", "STOP, HELP. Night line, call 01632 960999.", old_unknown)]

@@ -19,8 +19,8 @@ DEFAULTS = [
     ("help_text",
      "{community} check-ins. Reply MENU for what you can text, PAUSE 7 for a break, STOP to stop. Need to talk"
      " now? Samaritans 116 123 (free, 24/7).",
-     "{community} check-ins. Reply MENU for what you can text, PAUSE 7 for a break, STOP to stop. Need to talk"
-     " now? {crisis}."),
+     "{community} check-ins. Text MENU for options, PAUSE 7 for a break, STOP to stop. Need to talk now?"
+     " {crisis}."),
     ("welcome_text",
      "Welcome to {community} check-ins. We will text you now and then to ask how you are. Reply HELP for help or"
      " STOP to stop. Samaritans 116 123 (free, 24/7).",
@@ -32,15 +32,26 @@ DEFAULTS = [
 ]
 
 
-def _swap(pairs) -> None:
-    communities = sa.table("communities", *(sa.column(column, sa.Text) for column, _, _ in DEFAULTS))
-    for column, old, new in pairs:
-        op.execute(communities.update().where(communities.c[column] == old).values({column: new}))
+COLUMNS = ("help_text", "welcome_text", "opt_out_reply", "opt_in_reply", "unknown_reply")
+COMMUNITIES = sa.table("communities", sa.column("id", sa.Integer), sa.column("crisis_contacts", sa.JSON),
+                       *(sa.column(column, sa.Text) for column in COLUMNS))
 
 
 def upgrade() -> None:
-    _swap(DEFAULTS)
+    for column, old, new in DEFAULTS:
+        op.execute(COMMUNITIES.update().where(COMMUNITIES.c[column] == old).values({column: new}))
 
 
 def downgrade() -> None:
-    _swap((column, new, old) for column, old, new in DEFAULTS)
+    """Hearth's defaults back as they were; any other text that says {crisis} (which the code
+    before this revision does not fill in) with the community's crisis line written out."""
+    for column, old, new in DEFAULTS:
+        op.execute(COMMUNITIES.update().where(COMMUNITIES.c[column] == new).values({column: old}))
+    conn = op.get_bind()
+    for row in conn.execute(sa.select(COMMUNITIES)).mappings().all():
+        first = (row["crisis_contacts"] or [{"name": "Samaritans", "how": "call 116 123", "when": "free, 24/7"}])[0]
+        line = f"{first['name']}, {first['how']}" + (f" ({first['when']})" if first.get("when") else "")
+        written = {column: row[column].replace("{crisis}", line) for column in COLUMNS
+                   if row[column] and "{crisis}" in row[column]}
+        if written:
+            conn.execute(COMMUNITIES.update().where(COMMUNITIES.c.id == row["id"]).values(written))

@@ -105,6 +105,8 @@ def test_sample_and_literal_parts_used_for_checks():
     assert templating.sample(source) == "Hi xxxxxxxxxx, Wednesday!"
     assert templating.literal_parts(source) == "Hi , !"
     assert templating.strip_tags(source) == "Hi , !"
+    # A crisis line is counted at the length of the UK's, not of a name.
+    assert templating.sample("Call {{ community.crisis }}.") == "Call Samaritans, call 116 123 (free, 24/7)."
 
 
 @pytest.mark.parametrize("source", ["{{ 'x' * 300000000 }}", "{{ 300000000 * 'ab' }}", "{{ [1] * 20000 }}",

@@ -402,7 +402,12 @@ def test_a_bracket_left_open_names_the_line_it_opened_on():
     text = flow(ASK.replace("      - {value: 2, next: done}", "      - {value: 2, next: done"))
     [problem] = problems(text, "error")
     opened = text.splitlines().index("      - {value: 2, next: done") + 1
-    assert f"while parsing a flow mapping from line {opened}" in problem.message, problem
+    assert problem.line == opened + 1 and f"while parsing a flow mapping from line {opened}" in problem.message
+
+    at_the_end = "id: t\nversion: 1\nsteps:\n  - id: a\n    type: end\ntags: [a, b\n"
+    [problem] = problems(at_the_end, "error")
+    assert problem.line == 6, problem  # the bracket's line: the file has no line 7
+    assert "while parsing a flow sequence" in problem.message
 
 
 def test_a_file_that_is_not_utf8_is_named_with_its_line_and_column(tmp_path):
