@@ -140,3 +140,17 @@ def awaits_answer(flow, state: dict | None) -> bool:
     not a silent ask that only listens (a vote already cast), nor a wait."""
     step = flow.steps.get((state or {}).get("step") or "") if flow is not None else None
     return step is not None and step.type == "ask" and step.get("text") is not None
+
+
+def question(flow, state: dict | None, ctx: Context) -> str | None:
+    """The question the session stands at (`awaits_answer`), worded for the member now, to ask
+    it again when they come back to it; None if it stands at none."""
+    if not awaits_answer(flow, state):
+        return None
+    try:
+        run = Run(flow, json.loads(json.dumps(state, default=str)), ctx)
+        step = flow.steps[state["step"]]
+        return run.text(step.get("text"), step).strip()[: defaults.MAX_SEND_CHARS] or None
+    except Exception:
+        log.exception("flow %s: its question could not be worded again", getattr(flow, "id", "?"))
+        return None

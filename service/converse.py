@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy.orm import Session
 
+import flows
 from flows import Message, keyword_params
 
-from .conversations import active_conversation, resume_flow, start_flow, waits_behind
+from .conversations import active_conversation, context, resume_flow, start_flow, waits_behind
 from .forms import InboundSms
 from .inbound import Handling
 from .models import Community, Member
@@ -24,7 +25,21 @@ def converse(session: Session, member: Member, community: Community, sms: Inboun
         conversation = active_conversation(session, member)
     handling = _converse(session, library, member, community, sms, conversation, origin)
     handling.replies[:0] = overdue
+    handling.replies += _asked_again(session, library, member, community, conversation, origin)
     return handling
+
+
+def _asked_again(session: Session, library, member: Member, community: Community, before, origin: str) -> list[str]:
+    """The question of a conversation this text woke, asked again: a vote that waited behind the
+    check-in the text finished was last seen before the check-in's questions. Only where the
+    conversation the text found is over or waits now, so most texts cost no query."""
+    if before is None or before.active:
+        return []
+    woken = active_conversation(session, member)
+    if woken is None or woken.origin.startswith(origin):  # none, or one this text started
+        return []
+    asked = flows.question(library.version(session, woken.flow_digest), woken.state, context(member, community))
+    return [asked] if asked else []
 
 
 def _converse(session: Session, library, member: Member, community: Community, sms: InboundSms, conversation,

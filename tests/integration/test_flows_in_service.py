@@ -607,6 +607,9 @@ def _start_vote(runner, closes_at: str) -> None:
     assert result.exit_code == 0, result.output
 
 
+VOTE_QUESTION = "Community vote: Film night on Friday?\n1 = Yes\n2 = No\nReply with a number by Fri 27 Nov 18:00."
+
+
 def _conversations(session) -> list[tuple]:
     session.expire_all()
     return session.execute(select(Conversation.flow_id, Conversation.active, Conversation.suspended_at.is_not(None),
@@ -621,7 +624,8 @@ def test_an_open_vote_waits_behind_the_morning_check_in_and_takes_the_vote_after
     _walk(session, clock, datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc))  # the 10:00 check-in starts
     assert _conversations(session) == [("vote", False, True, None), ("checkin", True, False, None)]
     say(post_signed, "4")  # the check-in's question is answered first...
-    say(post_signed, "nothing")
+    thanks, asked_again = say(post_signed, "nothing")  # the vote's question, last seen yesterday, again
+    assert "Alex" in thanks and asked_again == VOTE_QUESTION
     assert _conversations(session)[1] == ("checkin", False, False, "completed")
     [thanks] = say(post_signed, "2")  # ...and then the vote takes its answer
     assert "your vote for No is in" in thanks
@@ -657,10 +661,15 @@ def test_a_member_checks_in_by_keyword_while_a_vote_is_open_and_votes_after(runn
     [question] = say(post_signed, "CHECKIN")
     assert "1-5" in question
     say(post_signed, "4")
-    say(post_signed, "nothing")
+    assert say(post_signed, "nothing")[-1] == VOTE_QUESTION
     [thanks] = say(post_signed, "1")
     assert "your vote for Yes is in" in thanks
     assert _conversations(session) == [("vote", True, False, None), ("checkin", False, False, "completed")]
+    # A vote already cast only listens: nothing is asked again when a check-in over it ends.
+    say(post_signed, "CHECKIN")
+    say(post_signed, "4")
+    [thanks] = say(post_signed, "nothing")
+    assert "Alex" in thanks
 
 
 @pytest.mark.parametrize("word", ["MENU", "BACK"])
@@ -670,7 +679,8 @@ def test_a_vote_waiting_behind_a_check_in_resumes_when_a_one_turn_flow_ends_the_
     run_schedules(session)
     _start_vote(runner, "2026-11-27T18:00:00+00:00")
     _walk(session, clock, datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc))
-    say(post_signed, word)  # ends the check-in; the menu (or BACK) runs to its end in the same turn
+    answer = say(post_signed, word)  # ends the check-in; the menu (or BACK) runs to its end in the same turn
+    assert answer[-1] == VOTE_QUESTION
     assert _conversations(session)[:2] == [("vote", True, False, None), ("checkin", False, False, "interrupted")]
     say(post_signed, "2")
     assert session.scalar(select(Result.value).where(Result.name == "vote")) == "No"
