@@ -43,7 +43,9 @@ class SendRateLimiter:
     def acquire(self, sender: str, cost: int = 1) -> float:
         """Block until `sender` may send a message of `cost` segments; return the seconds waited.
 
-        Carriers count segments: a three-part message uses three of the second's allowance.
+        Carriers count segments: a three-part message uses three of the second's allowance. One
+        of more parts than a second allows (three parts at 1/s) takes the whole of it, and the
+        next send waits as long as its parts take at the rate (3 s), so the rate holds on average.
         """
         waited = 0.0
         gap_key = _gap_key(sender)
@@ -53,8 +55,9 @@ class SendRateLimiter:
                 self.sleep(held / 1000)
                 waited += held / 1000
             return waited
-        cost = max(1, min(cost, self.item.amount))
-        while not self.redis.set(gap_key, 1, nx=True, px=self.gap_ms * cost):
+        parts = max(1, cost)
+        cost = min(parts, self.item.amount)  # the window never grants more than its amount at once
+        while not self.redis.set(gap_key, 1, nx=True, px=self.gap_ms * parts):
             pause = max(self.redis.pttl(gap_key), 1) / 1000
             self.sleep(pause)
             waited += pause

@@ -51,3 +51,11 @@ def test_a_carriers_hold_stops_every_workers_sends_for_as_long_as_it_asked(redis
         assert other.acquire("+441632960000") > 0 and waits, f"rate {rate}: the held sender waited"
         assert other.acquire("+440000000000") == 0, "another sender is not held"
         redis.flushdb()
+
+
+def test_a_message_of_more_parts_than_a_second_allows_holds_the_next_send_for_all_of_them(redis):
+    """Three parts at one part every 2 s: the next send waits 6 s, not the 2 s of one part."""
+    limiter = SendRateLimiter(REDIS_URL, 0.5)
+    assert limiter.acquire("+441632960000", cost=3) == 0
+    assert limiter.redis.pttl("hearth-send-gap:+441632960000") > 4000  # however slow the machine
+    assert not limiter.limiter.test(limiter.item, "hearth-send", "+441632960000")
