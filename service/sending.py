@@ -155,8 +155,11 @@ def _not_now(claim) -> tuple[str, dict] | None:
         return "pending", dict(claimed_at=None, due_at=until)
     if until is not None:
         return "cancelled", dict(error_message="set aside: its turn came in quiet hours")
-    if claim.kind in TIMELY_KINDS and missed(claim.due_at, at):
-        return "cancelled", dict(error_message=f"set aside: its turn came {_minutes(at - claim.due_at)} after its time")
+    # Its time: when it was due, or written if that is sooner (a wait for a refused account moves
+    # `due_at` on, never its time, so a check-in that waited all afternoon is not sent at night).
+    time_ = min(claim.due_at, claim.created_at)
+    if claim.kind in TIMELY_KINDS and missed(time_, at):
+        return "cancelled", dict(error_message=f"set aside: its turn came {_minutes(at - time_)} after its time")
     return None
 
 
@@ -258,7 +261,8 @@ def _claim(session: Session, outbox_id: int):
     return _take(session, update(_OUTBOX).where(_OUTBOX.c.id == outbox_id, claimable(at))
                  .values(state="sending", claimed_at=at, attempts=_OUTBOX.c.attempts + 1, updated_at=at),
                  _OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
-                 _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at, _COMMUNITY_NUMBER, *_COMMUNITY_QUIET)
+                 _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at, _OUTBOX.c.created_at, _COMMUNITY_NUMBER,
+                 *_COMMUNITY_QUIET)
 
 
 def _renew(session: Session, outbox_id: int, attempt: int):

@@ -246,6 +246,28 @@ def test_a_refused_account_fails_no_message_and_they_go_once_it_is_fixed(config,
     assert sorted(m["body"] for m in double.messages) == ["hi 0", "hi 1"]
 
 
+def test_a_check_in_that_waited_hours_for_a_refused_account_is_set_aside_not_sent(config, clock, session, member,
+                                                                                   double):
+    """Each wait for the account moves when the row is due on by ten minutes; its time stays the
+    slot's, so once it is an hour late it is set aside, as the clock sets aside a late check-in."""
+    row = queue_message(session, key="c", to=member.phone, body="How are you today?", kind="checkin", member=member)
+    session.commit()
+    wrong = create_app(dataclasses.replace(config, transport="twilio", twilio_api_base=double.url,
+                                           twilio_auth_token="rotated-last-night"),
+                       overrides={"TESTING": True, "CLOCK": clock})
+    for _ in range(5):  # 50 minutes of waits: each its job's last try
+        assert send(wrong, session, row, final=True) == "pending"
+        clock.advance(minutes=10)
+    wrong.extensions["hearth_db"].engine.dispose()
+    clock.advance(minutes=15)
+    fixed = create_app(dataclasses.replace(config, transport="twilio", twilio_api_base=double.url),
+                       overrides={"TESTING": True, "CLOCK": clock})
+    assert send(fixed, session, row) == "cancelled"
+    fixed.extensions["hearth_db"].engine.dispose()
+    assert fresh(session, row).error_message == "set aside: its turn came 1 h 05 min after its time"
+    assert double.messages == []
+
+
 def test_nothing_goes_to_an_opted_out_member(app, session, member, double):
     row = queue_message(session, key="a", to=member.phone, body="one", kind="broadcast", member=member)
     member.status = "opted_out"
