@@ -228,10 +228,15 @@ def deliver_batch(session: Session, outbox_ids: list[int], *, give_way: Callable
         if index and give_way is not None and give_way() and transient is None:
             return states + [DEFERRED] * (len(outbox_ids) - index)
         if outbox_id in held_back:
-            states.append("retry")
+            states.append("retry" if transient is not None else HELD)
             continue
         try:
             states.append(deliver(session, outbox_id, **how))
+            if states[-1] == "skipped" and _in_flight(session, outbox_id):
+                # Another job's worker is sending it (two jobs for one row: a flushed Redis, a
+                # sweep as it was enqueued): the rows after it to that number wait for that job or
+                # the sweeper, rather than overtake it.
+                held_back |= _to_the_same_recipient(session, outbox_id, outbox_ids[index + 1:])
         except TransientSendError as exc:
             states.append("retry")
             transient = exc
@@ -244,6 +249,13 @@ def deliver_batch(session: Session, outbox_ids: list[int], *, give_way: Callable
 
 # What deliver_batch reports for a row it left untried to give way.
 DEFERRED = "deferred"
+# ...and for one it left pending behind an earlier row to the same number that another job has.
+HELD = "held"
+
+
+def _in_flight(session: Session, outbox_id: int) -> bool:
+    """Whether the row is being sent (a claim holds it) rather than done."""
+    return session.connection().scalar(select(_OUTBOX.c.state).where(_OUTBOX.c.id == outbox_id)) == "sending"
 
 
 def _to_the_same_recipient(session: Session, outbox_id: int, later: list[int]) -> set[int]:
