@@ -12,6 +12,8 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from workers.queues import SEND_RETRY_INTERVALS
+
 from .clock import missed, now
 from .database import rerun_if_disconnected
 from .consent import carrier_refused
@@ -29,6 +31,9 @@ def lease() -> timedelta:
     """How old a claim must be to count as a dead worker's (HEARTH_SEND_LEASE, default 60 s > job timeout)."""
     return timedelta(seconds=current_app.config["HEARTH"].send_lease)
 
+
+# A row's sends before a transient failure counts as final: its job's first run and its retries.
+TRIES = 1 + len(SEND_RETRY_INTERVALS)
 
 # How long a message waits, once its job has used its tries, when the carrier refused Hearth's
 # account or sender: the sweeper then gives it a new job, and it goes once the settings are fixed.
@@ -103,6 +108,10 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         result = _send(transport, claim, from_number, outbox_id)
     except TransientSendError as exc:
         setup = isinstance(exc, SetupSendError)
+        # Failed for good only when its own tries are used up: a row held back behind another to
+        # the same number is first tried on a late run of the job, and the sweeper gives it a
+        # job of its own with its tries still to come.
+        failed = final_attempt and not setup and attempt >= TRIES
         if isinstance(exc, RateLimitedSendError):
             _hold(limiter, sender_key, exc.retry_after)
         if setup:
@@ -110,11 +119,11 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         elif exc.maybe_taken:
             # At least once: sent again, like a message a killed worker had in flight, and counted here.
             log.warning("outbox row %s: %s; %s", outbox_id, exc,
-                        "it is recorded as failed" if final_attempt else "it will be sent again")
+                        "it is recorded as failed" if failed else "it will be sent again")
         why = dict(error_code=exc.code, error_message=str(exc))
-        if final_attempt and not setup:
+        if failed:
             return _settle(session, outbox_id, attempt, "failed", **why)
-        if final_attempt:
+        if final_attempt and setup:
             # Not the message's fault: it is not failed, but waits for the sweeper to try it again.
             return _settle(session, outbox_id, attempt, "pending", claimed_at=None, due_at=now() + SETUP_WAIT, **why)
         _settle(session, outbox_id, attempt, "pending", claimed_at=None, **why)

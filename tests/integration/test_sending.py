@@ -87,13 +87,36 @@ def test_a_429_holds_the_sender_for_its_retry_after_in_every_worker(app, session
     assert redis.pttl("hearth-send-gap:+440000000000") == -2, "and only that sender"
 
 
+def tried_all_but_once(session, row) -> None:
+    """The row as if its job had tried it every time but the last (`sending.TRIES`)."""
+    from service.sending import TRIES
+
+    session.execute(OutboundMessage.__table__.update().where(OutboundMessage.__table__.c.id == row.id)
+                    .values(attempts=TRIES - 1))
+    session.commit()
+
+
 def test_server_errors_on_the_last_attempt_are_a_recorded_failure(app, session, member, double):
     double.fail(member.phone, "500")
     row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
     session.commit()
+    tried_all_but_once(session, row)
     assert send(app, session, row, final=True) == "failed"
     got = fresh(session, row)
     assert got.state == "failed" and "500" in got.error_message
+
+
+def test_a_row_first_tried_on_its_jobs_last_run_keeps_its_own_tries(app, session, member, double):
+    """Held back behind a failing row to the same number, a row is first tried on its job's last
+    run: one 5xx then leaves it pending for the sweeper's new job, not failed after one try."""
+    double.fail(member.phone, "500", times=1)
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    with pytest.raises(TransientSendError):
+        send(app, session, row, final=True)
+    got = fresh(session, row)
+    assert (got.state, got.attempts, got.claimed_at) == ("pending", 1, None)
+    assert send(app, session, row, final=True) == "sent"
 
 
 def test_an_answer_the_transport_cannot_read_is_retried_then_recorded_never_left_sending(app, session, member,
@@ -109,12 +132,13 @@ def test_an_answer_the_transport_cannot_read_is_retried_then_recorded_never_left
     with pytest.raises(TransientSendError):
         send(app, session, row)
     assert (fresh(session, row).state, fresh(session, row).claimed_at) == ("pending", None)
+    tried_all_but_once(session, row)
     assert send(app, session, row, final=True) == "failed"
     clock.advance(seconds=600)
     sweep(session, redis)
     assert send(app, session, row, final=True) == "skipped"
     got = fresh(session, row)
-    assert (got.state, got.attempts, len(double.requests)) == ("failed", 2, 2)
+    assert (got.state, got.attempts, len(double.requests)) == ("failed", 7, 2)
     assert "JSONDecodeError" in got.error_message
 
 
