@@ -90,9 +90,9 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     if not_now is not None:
         state, values = not_now
         settled = _settle(session, outbox_id, attempt, state, **values)
-        return "held" if settled == "pending" else settled
+        return HELD if settled == "pending" else settled
     seen = claim  # the member as the claim found them
-    if not _blocked(seen) and limiter.acquire(sender_key, cost=claim.segments):
+    if not _blocked(seen, claim.kind) and limiter.acquire(sender_key, cost=claim.segments):
         # After a wait the claim is taken afresh, which starts its lease again for the send, and the
         # member is looked at again: a STOP that arrived meanwhile wins.
         seen = _renew(session, outbox_id, attempt)
@@ -100,7 +100,7 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
             log.warning("outbox row %s: its claim lapsed while it waited for the rate limit; left to the"
                         " worker that has it now", outbox_id)
             return "skipped"
-    blocked = _blocked(seen)
+    blocked = _blocked(seen, claim.kind)
     if blocked:
         return _settle(session, outbox_id, attempt, "cancelled", error_message=blocked)
     submitted = now()  # a 21610 in the answer reports a STOP from before this, not a START since
@@ -258,7 +258,8 @@ def deliver_batch(session: Session, outbox_ids: list[int], *, give_way: Callable
 
 # What deliver_batch reports for a row it left untried to give way.
 DEFERRED = "deferred"
-# ...and for one it left pending behind an earlier row to the same number that another job has.
+# ...and for one left pending: behind an earlier row to the same number that another job has, or
+# (from `deliver`) held by quiet hours.
 HELD = "held"
 
 
@@ -309,10 +310,11 @@ def _held(outbox_id: int, attempt: int) -> tuple[ColumnElement[bool], ...]:
     return _OUTBOX.c.id == outbox_id, _OUTBOX.c.state == "sending", _OUTBOX.c.attempts == attempt
 
 
-def _blocked(seen) -> str | None:
-    """Why the member a claim read (`member_status`, `member_fields`) may not be sent to now, or None."""
+def _blocked(seen, kind: str) -> str | None:
+    """Why the member a claim read (`member_status`, `member_fields`) may not be sent a message of
+    this kind now, or None. A pause stops scheduled check-ins, one queued before it too."""
     status, fields_ = seen.member_status, seen.member_fields
-    if status in ("opted_out", "left"):
+    if status in ("opted_out", "left") or (status == "paused" and kind == "checkin"):
         return f"member is {status}"
     if fields_ and fields_.get("phone_error"):
         return f"number refused by the carrier ({fields_['phone_error']})"

@@ -292,6 +292,19 @@ def test_a_check_in_that_waited_hours_for_a_refused_account_is_set_aside_not_sen
     assert double.messages == []
 
 
+def test_a_check_in_queued_before_the_member_paused_is_not_sent(app, session, member, double):
+    """A scheduled run's check-in waits for the rate limit; meanwhile the member texts PAUSE 7."""
+    checkin = queue_message(session, key="c", to=member.phone, body="How are you today?", kind="checkin",
+                            member=member)
+    vote = queue_message(session, key="v", to=member.phone, body="Community vote", kind="flow", member=member)
+    session.commit()
+    session.execute(Member.__table__.update().where(Member.__table__.c.id == member.id).values(status="paused"))
+    session.commit()
+    assert [send(app, session, row) for row in (checkin, vote)] == ["cancelled", "sent"]
+    assert fresh(session, checkin).error_message == "member is paused"
+    assert [m["body"] for m in double.messages] == ["Community vote"]
+
+
 def test_nothing_goes_to_an_opted_out_member(app, session, member, double):
     row = queue_message(session, key="a", to=member.phone, body="one", kind="broadcast", member=member)
     member.status = "opted_out"
