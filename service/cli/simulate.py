@@ -42,10 +42,10 @@ def simulate_command(phone: str, community_name: str | None, live: bool) -> None
             " transport (HEARTH_TRANSPORT=console, as bin/dev runs), or add --live if that is what you mean")
     with clear_errors():
         community = community_named(db.session, community_name) if community_name else only_community(db.session)
+        if community is None and db.session.scalar(select(func.count(Community.id))):
+            community = _the_members_community(phone)
         if community is None:
-            raise click.ClickException("several communities exist: say which with --community"
-                                       if db.session.scalar(select(func.count(Community.id)))
-                                       else "there is no community yet: create one with `hearth community create`")
+            raise click.ClickException("there is no community yet: create one with `hearth community create`")
         try:
             number = to_e164(phone, community.region, entered=False)
         except InvalidPhone as exc:
@@ -139,6 +139,23 @@ def _send(client, from_number: str, to_number: str, text: str) -> list[str]:
         return [f"(HTTP {response.status_code}: {response.get_data(as_text=True).strip()})"]
     root = ElementTree.fromstring(response.get_data(as_text=True))
     return [m.text or "" for m in root.iter("Message")]
+
+
+def _the_members_community(phone: str) -> Community:
+    """With several communities and none named: the one community this phone is a member of."""
+    found = {}
+    for community in db.session.scalars(select(Community).order_by(Community.id)):
+        try:
+            number = to_e164(phone, community.region, entered=False)
+        except InvalidPhone:
+            continue
+        if db.session.scalar(select(Member.id).where(Member.community_id == community.id, Member.phone == number)):
+            found[community.name] = community
+    if len(found) == 1:
+        return next(iter(found.values()))
+    whose = (f"{phone} is a member of {' and '.join(sorted(found))}" if found
+             else f"{phone} is a member of none of them")
+    raise click.ClickException(f"several communities exist and {whose}: say which with --community")
 
 
 def _need_redis_for_the_rate_limit() -> None:

@@ -514,6 +514,17 @@ def test_a_community_without_a_number_still_takes_its_texts_when_another_gets_on
     assert "Oak House" in help_text
 
 
+def test_simulate_finds_the_one_community_a_phone_is_a_member_of(runner, member, session):
+    """The demo's member texts the demo community after a newcomer created a community of their own."""
+    assert runner.invoke(args=["community", "create", "Elm House", "--phone-number", "01632 960500"]).exit_code == 0
+    result = runner.invoke(args=["simulate", "--phone", "07700 900123"], input="help\n")
+    assert result.exit_code == 0 and "Texting Oak House as Alex" in result.output, result.output
+    stranger = runner.invoke(args=["simulate", "--phone", "07700 900999"], input="")
+    assert stranger.exit_code == 1
+    assert ("several communities exist and 07700 900999 is a member of none of them: say which with --community"
+            in stranger.output)
+
+
 def test_simulate_from_an_unknown_number_suggests_the_community_s_own_members(runner, member, community, session):
     result = runner.invoke(args=["simulate", "--phone", "07700 900999"], input="hi\n")
     assert result.exit_code == 0, result.output
