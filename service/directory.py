@@ -353,7 +353,7 @@ def add_facilitator(session: Session, community: Community, name: str, phone: st
     """A new facilitator of the community."""
     name = _name(name, "facilitator")
     number = to_e164(phone, community.region)
-    check_reachable(number, raw=phone)  # alerts reach a facilitator by text
+    check_reachable(number, raw=phone, landline="alerts reach a facilitator by text: give a mobile")
     if session.scalar(select(Facilitator.id).where(Facilitator.community_id == community.id,
                                                    Facilitator.phone == number)):
         raise Conflict(f"{number} is already a facilitator of {community.name}")

@@ -66,16 +66,18 @@ _NOT_A_PERSON = {
 }
 
 
-def check_reachable(e164: str, channel: str = "sms", *, raw: str | None = None) -> None:
-    """Refuse a number its channel cannot reach a person at: a landline for texts (voice can call
-    it), and for either a premium-rate, shared-cost, freephone or business number, or a pager.
-    A type the library cannot tell (a drama number, a country it knows little of) is let through.
+def check_reachable(e164: str, channel: str = "sms", *, raw: str | None = None,
+                    landline: str = "channel voice calls it") -> None:
+    """Refuse a number its channel cannot reach a person at: a landline for texts (`landline` says
+    what to do instead), and for either a premium-rate, shared-cost, freephone or business number,
+    or a pager. A type the library cannot tell (a drama number, a country it knows little of) is
+    let through.
     """
     kind = phonenumbers.number_type(phonenumbers.parse(e164))
     if kind in _NOT_A_PERSON:
         raise InvalidPhone(raw or e164, f"it is {_NOT_A_PERSON[kind]}, not a person's phone")
     if channel == "sms" and kind == phonenumbers.PhoneNumberType.FIXED_LINE:
-        raise InvalidPhone(raw or e164, "it is a landline, which cannot receive texts (channel voice calls it)")
+        raise InvalidPhone(raw or e164, f"it is a landline, which cannot receive texts ({landline})")
 
 
 def fictional(e164: str) -> bool:

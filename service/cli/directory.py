@@ -27,7 +27,7 @@ from service.directory import (
 from service.models import Facilitator, Member, OutboundMessage
 from service.models.community import UK_CRISIS_CONTACTS, contact_line
 from service.models.member import STATUSES
-from service.phones import national, to_e164
+from service.phones import national, region_for_timezone, to_e164
 from service.exceptions import Conflict, HearthError
 
 from .errors import clear_errors, database_reason
@@ -93,9 +93,15 @@ def set_community_command(name, **options) -> None:
         community = community_named(db.session, name)
         changed = update_community(db.session, community, actor=operator(), **changes)
         db.session.commit()
-    click.echo(f"Changed {', '.join(sorted(changed))} of {community.name}." if changed
+    names = sorted({"quiet_hours" if key in ("quiet_start", "quiet_end") else key for key in changed})
+    click.echo(f"Changed {', '.join(names)} of {community.name}." if changed
                else f"{community.name} already had those settings.")
-    if "region" in changed:
+    if "timezone" in changed and "region" not in changed:
+        country = region_for_timezone(community.timezone)
+        if country and country != community.region:
+            click.echo(f"Note: local numbers are still read as in {community.region}; if its members' are from"
+                       f" {country}, set --region {country} too.")
+    if changed.keys() & {"region", "timezone"}:
         _uk_contacts_note(community)
     if changed.keys() & {*TEXTS, "crisis_contacts"}:
         _crisis_notes(community, changed.keys())
@@ -105,7 +111,9 @@ SIGNPOSTING = ("help_text", "welcome_text", "unknown_reply")  # the texts whose 
 
 
 def _uk_contacts_note(community) -> None:
-    if community.region != "GB" and community.contacts == UK_CRISIS_CONTACTS:
+    """Point out the UK's crisis lines on a community whose numbers or clock say it is elsewhere."""
+    abroad = community.region != "GB" or (region_for_timezone(community.timezone) or "GB") != "GB"
+    if abroad and community.contacts == UK_CRISIS_CONTACTS:
         click.echo(f"Note: its crisis contacts are the UK's (Samaritans first): give it its own with"
                    f' `hearth community set "{community.name}" --crisis-contact "NAME; HOW; WHEN"`.')
 
@@ -119,7 +127,8 @@ def _crisis_notes(community, changed) -> None:
         if template and "{crisis}" in template:
             cost = measure(community.render(template))
             if cost.segments > 1 or cost.name != "GSM-7":
-                click.echo(f"Note: with the crisis line in it the {what} is {cost.segments} SMS parts ({cost.name}).")
+                parts = f"{cost.segments} SMS part{'s' if cost.segments != 1 else ''}"
+                click.echo(f"Note: with the crisis line in it the {what} is {parts} ({cost.name}).")
         elif template and contacts_changed and key in SIGNPOSTING:
             click.echo(f"Note: the {what} does not say {{crisis}}, so it still gives whatever line it names"
                        f" itself: {community.render(template)!r}")
@@ -149,6 +158,7 @@ def show_community_command(name) -> None:
         if due is not None and community.quiet_until(due) is not None:
             click.echo(f"Note: {flow.id} is scheduled at {due.astimezone(ZoneInfo(community.timezone)):%H:%M}, in the"
                        " quiet hours; a schedule runs at its times all the same.")
+    _uk_contacts_note(community)
     click.echo("Crisis contacts (the first is {crisis} in texts):")
     for contact in community.contacts:
         click.echo(f"  {contact_line(contact)}")

@@ -218,6 +218,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
         db.session.commit()
     click.echo(f"Started {flow.id} for {started} member(s)"
                + (f"; {skipped} skipped, busy in another conversation." if skipped else "."))
+    strangers = []
     if numbers:
         known = set(db.session.scalars(select(Member.phone).where(Member.community_id == community.id,
                                                                   Member.phone.in_(numbers))))
@@ -230,6 +231,8 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     for name, moment in quiet:
         click.echo(f"Note: {name} is {moment:%H:%M} on {moment:%a %-d %b}, in {community.name}'s quiet hours: what"
                    f" {flow.id} says then (\"Voting has closed\", say) goes at that hour.")
+    if strangers:
+        raise SystemExit(1)  # a phone it was asked to start it for got nothing: a script must see it
 
 
 def register(app: Flask) -> None:

@@ -162,6 +162,12 @@ def test_a_community_outside_the_uk_is_told_its_crisis_contacts_are_the_uk_s(run
     assert oak.exit_code == 0 and "crisis contacts" not in oak.output
     moved = runner.invoke(args=["community", "set", "Oak", "--region", "IE"])
     assert moved.exit_code == 0 and "its crisis contacts are the UK's" in moved.output
+    runner.invoke(args=["community", "create", "Birch"])
+    moved = runner.invoke(args=["community", "set", "Birch", "--timezone", "America/Chicago"])
+    assert moved.exit_code == 0, moved.output
+    assert "Note: local numbers are still read as in GB; if its members' are from US, set --region US too." \
+        in moved.output and "its crisis contacts are the UK's" in moved.output
+    assert "its crisis contacts are the UK's" in runner.invoke(args=["community", "show", "Maple"]).output
 
 
 def test_a_crisis_line_too_long_for_a_text_that_says_it_is_refused(runner, community, session):
@@ -449,6 +455,14 @@ def test_facilitator_add(runner, community, session):
     assert result.exit_code == 0, result.output
     assert session.scalar(select(Facilitator.on_call)) is True
     assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "facilitator.added")) == 1
+
+
+def test_facilitator_add_refuses_a_landline_saying_alerts_go_by_text(runner, community, session):
+    result = runner.invoke(args=["facilitator", "add", "--community", "Oak House", "--name", "Jo",
+                                 "--phone", "020 7946 0099"])
+    assert result.exit_code == 1
+    assert "a landline, which cannot receive texts (alerts reach a facilitator by text: give a mobile)" \
+        in result.output
 
 
 def test_unknown_community_is_named(runner, session):
