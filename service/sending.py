@@ -300,6 +300,7 @@ def _take(session: Session, claiming, *columns):
         *columns,
         member.with_only_columns(_MEMBERS.c.status).scalar_subquery().label("member_status"),
         member.with_only_columns(_MEMBERS.c.fields).scalar_subquery().label("member_fields"),
+        member.with_only_columns(_MEMBERS.c.channel).scalar_subquery().label("member_channel"),
     )).first()
     session.commit()
     return taken
@@ -318,7 +319,14 @@ def _blocked(seen, kind: str) -> str | None:
         return f"member is {status}"
     if fields_ and fields_.get("phone_error"):
         return f"number refused by the carrier ({fields_['phone_error']})"
+    if seen.member_channel == "voice":
+        return VOICE_NOT_BUILT
     return None
+
+
+# A member on the voice channel asked to be called, often on a landline that cannot take texts
+# (the carrier would refuse it and mark the number bad); calls are not built yet.
+VOICE_NOT_BUILT = "the member takes calls, which Hearth does not place yet"
 
 
 # How long the record of a message the carrier took waits for a database that is coming back.

@@ -28,6 +28,7 @@ from service.models import Facilitator, Member, OutboundMessage
 from service.models.community import UK_CRISIS_CONTACTS, contact_line
 from service.models.member import STATUSES
 from service.phones import national, region_for_timezone, to_e164
+from service.sending import VOICE_NOT_BUILT
 from service.exceptions import Conflict, HearthError
 
 from .errors import clear_errors, database_reason
@@ -191,9 +192,17 @@ def add_member_command(community_name, name, phone, language, channel, no_welcom
     else:
         click.echo(f"Added {member.name} ({member.phone}) to {community.name}"
                    + ("." if no_welcome else f"; {_welcome_when(member, community)}."))
-    unspoken = _unspoken(member)
-    if unspoken:
-        click.echo(f"Note: {unspoken}.")
+    for note in (_unspoken(member), _uncalled(member)):
+        if note:
+            click.echo(f"Note: {note}.")
+
+
+def _uncalled(member) -> str | None:
+    """What a member on the voice channel gets while calls are not built: nothing."""
+    if member.channel != "voice":
+        return None
+    return (f"{VOICE_NOT_BUILT}: {member.name} gets nothing until it does (texts to them are cancelled,"
+            " not sent)")
 
 
 @members_cli.command("import")
@@ -289,8 +298,8 @@ def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines
     lines_of[member.phone] = line
     if not member.reachable:
         return member, f"line {line}: added opted out: {OPTED_OUT_NOTE}"
-    unspoken = _unspoken(member)
-    return member, f"line {line}: added; {unspoken}" if unspoken else None
+    notes = "; ".join(note for note in (_unspoken(member), _uncalled(member)) if note)
+    return member, f"line {line}: added; {notes}" if notes else None
 
 
 def _welcome_when(member, community) -> str:

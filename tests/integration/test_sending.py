@@ -305,6 +305,17 @@ def test_a_check_in_queued_before_the_member_paused_is_not_sent(app, session, me
     assert [m["body"] for m in double.messages] == ["Community vote"]
 
 
+def test_no_text_goes_to_a_member_who_takes_calls(app, session, member, double):
+    """A landline on the voice channel cannot take texts (the carrier would refuse it and Hearth
+    mark the number bad); calls are not built, so what is queued for them is cancelled, saying why."""
+    member.channel = "voice"
+    row = queue_message(session, key="w", to=member.phone, body="Welcome", kind="welcome", member=member)
+    session.commit()
+    assert send(app, session, row) == "cancelled"
+    assert fresh(session, row).error_message == "the member takes calls, which Hearth does not place yet"
+    assert double.messages == []
+
+
 def test_nothing_goes_to_an_opted_out_member(app, session, member, double):
     row = queue_message(session, key="a", to=member.phone, body="one", kind="broadcast", member=member)
     member.status = "opted_out"
