@@ -144,12 +144,33 @@ def _checked(flow, params: dict) -> dict:
         if not isinstance(value, list) or len(value) < 2:
             raise click.BadParameter(f"{flow.id} numbers the options in {name} for members to choose from: give two"
                                      f" or more, like --param '{name}=[\"Yes\", \"No\"]' or --param {name}=Yes,No")
+    for name, value in params.items():
+        _shaped(flow, name, value)
     missing = sorted(flow.triggers.required_params() - {name for name, value in params.items()
                                                          if value not in (None, [], {}) and str(value).strip()})
     if missing:
         raise click.BadParameter(f"{flow.id} needs {', '.join(missing)}: give "
                                  + " ".join(f"--param {name}=..." for name in missing))
     return params
+
+
+def _shaped(flow, name: str, value) -> None:
+    """Refuse a parameter the flow reads by its keys (`meeting.title`, `params.meeting.place`)
+    given as something else, or with a key it never reads: either way members would get the
+    text without it ("Reminder: Community meeting", no time or place)."""
+    keys = set(re.findall(rf"(?<![\w.])(?:params\.)?{re.escape(name)}\.(\w+)", flow.source_text))
+    if not keys or value in (None, "", {}):
+        return
+    like = "--param '" + name + "=" + json.dumps({key: "..." for key in sorted(keys)}) + "'"
+    if not isinstance(value, dict):
+        raise click.BadParameter(f"{flow.id} reads {name} by its parts ({', '.join(sorted(keys))}): give it as"
+                                 f" JSON, like {like}")
+    unknown = sorted(set(value) - keys)
+    if unknown:
+        guesses = [f"{key} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(key, keys, 1))
+                   else key for key in unknown]
+        raise click.BadParameter(f"{flow.id} reads no {', '.join(guesses)} of {name}; it reads"
+                                 f" {', '.join(sorted(keys))}, like {like}")
 
 
 def _plain(value, name: str = ""):

@@ -320,6 +320,20 @@ def test_flows_start_refuses_a_closing_time_that_is_not_in_the_future(runner, me
     assert session.scalar(select(func.count(Conversation.id))) == 0
 
 
+@pytest.mark.parametrize("meeting, complaint", [
+    ("Group", "meeting_rsvp reads meeting by its parts (place, starts_at, title): give it as JSON, like --param"
+              ' \'meeting={"place": "...", "starts_at": "...", "title": "..."}\''),
+    ('{"titel": "Group"}', "meeting_rsvp reads no titel (did you mean title?) of meeting; it reads place,"
+                           " starts_at, title"),
+])
+def test_flows_start_refuses_a_meeting_not_in_the_shape_the_flow_reads(runner, member, session, meeting, complaint):
+    """Members would get "Reminder: Community meeting. Can you come?": no title, no time."""
+    result = runner.invoke(args=["flows", "start", "meeting_rsvp", "--community", "Oak House", "--param",
+                                 f"meeting={meeting}", "--in-quiet-hours"])
+    assert result.exit_code == 2 and complaint in result.output, result.output
+    assert session.scalar(select(func.count(OutboundMessage.id))) == 0
+
+
 def test_flows_start_reads_options_written_with_commas_and_names_phones_that_are_not_members(runner, member,
                                                                                             session):
     result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
