@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from service.database import db
 from service.directory import community_named, only_community, unreachable
-from service.exceptions import InvalidPhone
+from service.exceptions import InvalidPhone, TransientSendError
 from service.models import Alert, Community, Conversation, Facilitator, Member, OutboundMessage, Result
 from service.phones import national, to_e164
 from service.sending import deliver
@@ -180,8 +180,14 @@ def _drain(number: str) -> list[str]:
         OutboundMessage.to_number == number, OutboundMessage.state == "pending")).all()
     bodies = []
     for outbox_id in ids:
-        state = deliver(db.session, outbox_id, transport=transport, limiter=runtime.limiter,
-                        receipts=runtime.receipts, sender=current_app.config["HEARTH"].sender, final_attempt=True)
+        try:
+            state = deliver(db.session, outbox_id, transport=transport, limiter=runtime.limiter,
+                            receipts=runtime.receipts, sender=current_app.config["HEARTH"].sender,
+                            final_attempt=True)
+        except TransientSendError as exc:  # left pending, its tries to come: a worker takes it
+            db.session.rollback()
+            click.secho(f"  [not sent yet ({exc}); it stays queued for a worker]", dim=True)
+            continue
         if state == "sent":
             bodies.append(db.session.get(OutboundMessage, outbox_id).body)
     return bodies

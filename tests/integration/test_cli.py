@@ -531,6 +531,28 @@ def test_a_community_without_a_number_still_takes_its_texts_when_another_gets_on
     assert "Oak House" in help_text
 
 
+def test_simulate_live_says_a_reply_the_carrier_did_not_take_stays_queued(config, clock, member, session, capsys):
+    """--live with Twilio out of reach: what was queued for the phone is left for a worker (its
+    tries to come), and the chat goes on."""
+    import dataclasses
+
+    from service import create_app
+    from service.cli.simulate import _drain
+    from service.outbox import queue_message
+
+    queue_message(session, key="b", to=member.phone, body="Film night is on", kind="flow", member=member)
+    session.commit()
+    live = create_app(dataclasses.replace(config, transport="twilio", twilio_api_base="http://127.0.0.1:1"),
+                      overrides={"TESTING": True, "CLOCK": clock})
+    with live.app_context():
+        assert _drain(member.phone) == []
+    live.extensions["hearth_db"].engine.dispose()
+    assert "[not sent yet (could not reach Twilio: ConnectionError); it stays queued for a worker]" \
+        in capsys.readouterr().out
+    session.expire_all()
+    assert session.scalars(select(OutboundMessage.state).where(OutboundMessage.kind == "flow")).all() == ["pending"]
+
+
 def test_simulate_finds_the_one_community_a_phone_is_a_member_of(runner, member, session):
     """The demo's member texts the demo community after a newcomer created a community of their own."""
     assert runner.invoke(args=["community", "create", "Elm House", "--phone-number", "01632 960500"]).exit_code == 0
