@@ -23,23 +23,42 @@ def converse(session: Session, member: Member, community: Community, sms: Inboun
     overdue = overdue_before_text(session, library, member, community, conversation, sms.sid) if conversation else []
     if conversation is not None and not conversation.active:  # its time was up: the text is read afresh
         conversation = active_conversation(session, member)
+        if conversation is not None and not _command(library, member, community, sms):
+            # A flow that waited behind the one whose time was up is back: the text was meant for
+            # the other ("4" to yesterday's check-in), so this one asks its question again
+            # rather than take the text as its answer (a vote for 4).
+            said, asked = _ask_again(session, library, member, community, conversation, sms.sid)
+            if asked:
+                return Handling(f"flow:{conversation.flow_id}", overdue + said + [asked])
+            overdue += said
+            if not conversation.active:  # it closed meanwhile: the text is read afresh
+                conversation = active_conversation(session, member)
     handling = _converse(session, library, member, community, sms, conversation, origin)
     handling.replies[:0] = overdue
-    handling.replies += _asked_again(session, library, member, community, conversation, origin)
+    if conversation is not None and not conversation.active and not handling.alerted and member.status == "active":
+        # The text ended the flow in front (or started one over it): a flow that waited behind
+        # it asks its question again, last seen before the other's. Not after an alert, where
+        # the member was told the team knows, nor after a pause.
+        woken = active_conversation(session, member)
+        if woken is not None and not woken.origin.startswith(origin):  # none, or one this text started
+            said, asked = _ask_again(session, library, member, community, woken, sms.sid)
+            handling.replies += said + ([asked] if asked else [])
     return handling
 
 
-def _asked_again(session: Session, library, member: Member, community: Community, before, origin: str) -> list[str]:
-    """The question of a conversation this text woke, asked again: a vote that waited behind the
-    check-in the text finished was last seen before the check-in's questions. Only where the
-    conversation the text found is over or waits now, so most texts cost no query."""
-    if before is None or before.active:
-        return []
-    woken = active_conversation(session, member)
-    if woken is None or woken.origin.startswith(origin):  # none, or one this text started
-        return []
-    asked = flows.question(library.version(session, woken.flow_digest), woken.state, context(member, community))
-    return [asked] if asked else []
+def _command(library, member: Member, community: Community, sms: InboundSms):
+    return library.registry.command(sms.body, member.language or community.language, None)
+
+
+def _ask_again(session: Session, library, member: Member, community: Community, woken,
+               sid: str) -> tuple[list[str], str | None]:
+    """What a conversation that is back in progress says now: what its timers that fell due
+    meanwhile say (a vote that closed while it waited closes now), and its question, if it is
+    still in progress and asks one."""
+    said = overdue_before_text(session, library, member, community, woken, sid)
+    if not woken.active:
+        return said, None
+    return said, flows.question(library.version(session, woken.flow_digest), woken.state, context(member, community))
 
 
 def _converse(session: Session, library, member: Member, community: Community, sms: InboundSms, conversation,
@@ -51,16 +70,16 @@ def _converse(session: Session, library, member: Member, community: Community, s
     if command is not None:
         keyword_flow, params = command
         turn = start_flow(session, library, member, community, keyword_flow, params, origin, current=conversation)
-        return Handling(f"flow:{keyword_flow.id}", turn.sent)
+        return Handling(f"flow:{keyword_flow.id}", turn.sent, bool(turn.alerts))
     catch_all = library.registry.catch_all
     if conversation is not None:
         turn = resume_flow(session, library, member, community, conversation, Message(sms.body), origin)
         if turn.taken or holding is not None or catch_all is None:
-            return Handling(f"flow:{conversation.flow_id}", turn.sent)
+            return Handling(f"flow:{conversation.flow_id}", turn.sent, bool(turn.alerts))
         # An open vote listening for a changed vote, given a text that is none ("Can someone call
         # me?"): the catch-all answers it, as with no flow, and the vote waits behind it meanwhile.
     if catch_all is not None:
         turn = start_flow(session, library, member, community, catch_all, keyword_params(sms.body), origin,
                           current=conversation)
-        return Handling(f"flow:{catch_all.id}", turn.sent)
+        return Handling(f"flow:{catch_all.id}", turn.sent, bool(turn.alerts))
     return Handling("help_fallback", [community.render(community.help_text)])

@@ -28,6 +28,7 @@ class Handling:
 
     handled_as: str
     replies: list[str] = field(default_factory=list)
+    alerted: bool = False  # the text raised an alert (a mood of 1, a worrying note)
 
 
 def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:

@@ -686,6 +686,49 @@ def test_a_member_checks_in_by_keyword_while_a_vote_is_open_and_votes_after(runn
     assert "Alex" in thanks
 
 
+@pytest.mark.parametrize("texts, last", [
+    (["CHECKIN", "1", "I want to die"], "If you need someone now"),  # an alert: the team is told
+    (["CHECKIN", "PAUSE 7"], "Check-ins are paused for 7 days"),  # paused: nothing more, not a vote
+])
+def test_a_waiting_vote_does_not_ask_again_after_an_alert_or_a_pause(runner, post_signed, member, session, clock,
+                                                                       texts, last):
+    clock.now = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)
+    _start_vote(runner, "2026-11-27T18:00:00+00:00")
+    for text in texts[:-1]:
+        say(post_signed, text)
+    answer = say(post_signed, texts[-1])
+    assert last in answer[-1] and not any("Community vote" in reply for reply in answer), answer
+
+
+def test_a_vote_that_closed_while_it_waited_is_not_asked_again(runner, post_signed, member, session, clock):
+    """The vote closed at 18:00; the member ends the check-in at 18:00:20, before the clock has
+    closed the vote: it closes now, and is not asked."""
+    clock.now = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)
+    _start_vote(runner, "2026-11-23T18:00:00+00:00")
+    say(post_signed, "CHECKIN")
+    say(post_signed, "4")
+    clock.now = datetime(2026, 11, 23, 18, 0, 20, tzinfo=timezone.utc)
+    answer = say(post_signed, "nothing")
+    assert not any("Community vote" in reply for reply in answer), answer
+    assert _conversations(session)[0] == ("vote", False, False, "no_answer")
+
+
+def test_a_text_to_a_check_in_whose_time_was_up_is_not_taken_as_a_vote(runner, post_signed, member, session, clock):
+    """The check-in (10:00) gave up at 18:00 while the clock was down; "4" at 18:10 was meant for
+    it, not for the vote behind it, which asks its question again instead."""
+    clock.now = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    _start_vote(runner, "2026-11-27T18:00:00+00:00")
+    _walk(session, clock, datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc))  # the 10:00 check-in starts
+    clock.now = datetime(2026, 11, 24, 18, 10, tzinfo=timezone.utc)
+    answer = say(post_signed, "4")
+    assert answer[-1] == VOTE_QUESTION, answer
+    assert session.scalar(select(Result.value).where(Result.name == "vote")) is None
+    assert session.scalar(select(Result.value).where(Result.name == "mood")) == "no_answer"
+    [thanks] = say(post_signed, "2")
+    assert "your vote for No is in" in thanks
+
+
 @pytest.mark.parametrize("word", ["MENU", "BACK"])
 def test_a_vote_waiting_behind_a_check_in_resumes_when_a_one_turn_flow_ends_the_check_in(runner, post_signed, member,
                                                                                           session, clock, word):
