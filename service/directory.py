@@ -339,7 +339,7 @@ def add_member(session: Session, community: Community, name: str, phone: str, *,
                     consent_at=None if opted_out_at else at, opted_out_at=opted_out_at, created_at=at, fields={})
     session.add(member)
     session.flush()
-    welcome = welcome and member.reachable
+    welcome = welcome and member.reachable and member.channel == "sms"  # calls are not built yet
     audit.record(session, actor, "member.added", community_id=community.id, member_id=member.id, welcome=welcome,
                  status=member.status)
     if welcome:

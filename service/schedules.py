@@ -139,14 +139,15 @@ def start_for_members(session: Session, library, community: Community, flow, par
     from this `origin` already (the run was started again) is left as they are. `due_at` is the
     slot a scheduled run stands for: its messages are late, or not, by it.
 
-    Opted-out, departed, paused and bad-number members are left out. A member who is in an
+    Opted-out, departed, paused and bad-number members are left out, and those who take calls
+    (not built yet: they would be asked by text they cannot get, and count as not answering). A member who is in an
     exchange (`_busy`) is skipped rather than cut off; any other conversation waits behind the new
     one if it is a facilitator's (an open vote), else is ended as interrupted (a forgotten
     question). `origin` makes each outbox key unique.
     """
     at = now()
     query = select(Member).where(
-        Member.community_id == community.id, Member.status.in_(("active", "paused")),
+        Member.community_id == community.id, Member.status.in_(("active", "paused")), Member.channel == "sms",
         or_(Member.paused_until.is_(None), Member.paused_until <= at),
     )
     if phones is not None:

@@ -191,7 +191,7 @@ def add_member_command(community_name, name, phone, language, channel, no_welcom
         click.echo(f"Added {member.name} ({member.phone}) to {community.name}, opted out: {OPTED_OUT_NOTE}.")
     else:
         click.echo(f"Added {member.name} ({member.phone}) to {community.name}"
-                   + ("." if no_welcome else f"; {_welcome_when(member, community)}."))
+                   + ("." if no_welcome or member.channel == "voice" else f"; {_welcome_when(member, community)}."))
     for note in (_unspoken(member), _uncalled(member)):
         if note:
             click.echo(f"Note: {note}.")
@@ -201,8 +201,8 @@ def _uncalled(member) -> str | None:
     """What a member on the voice channel gets while calls are not built: nothing."""
     if member.channel != "voice":
         return None
-    return (f"{VOICE_NOT_BUILT}: {member.name} gets nothing until it does (texts to them are cancelled,"
-            " not sent)")
+    return (f"{VOICE_NOT_BUILT}: {member.name} is sent no welcome, check-in or vote until it does, and is left"
+            " out of them (answers to their own texts still go)")
 
 
 @members_cli.command("import")

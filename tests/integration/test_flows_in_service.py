@@ -320,6 +320,22 @@ def test_flows_start_refuses_a_closing_time_that_is_not_in_the_future(runner, me
     assert session.scalar(select(func.count(Conversation.id))) == 0
 
 
+def test_a_member_who_takes_calls_is_left_out_of_votes_and_check_ins(runner, member, session, clock):
+    """Calls are not built: asked by text they cannot get, they would count as never answering."""
+    from service.directory import add_member
+
+    add_member(session, member.community, "Land", "020 7946 0018", channel="voice")
+    session.commit()
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                 "--param", "options=Yes,No", "--in-quiet-hours"])
+    assert "Started vote for 1 member(s)." in result.output, result.output
+    clock.now = datetime(2026, 11, 24, 10, 5, tzinfo=timezone.utc)
+    run_schedules(session)
+    assert sorted(session.scalars(select(Conversation.flow_id).where(Conversation.member_id != member.id))) == []
+    assert session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.to_number == "+442079460018")) \
+        == 0
+
+
 @pytest.mark.parametrize("meeting, complaint", [
     ("Group", "meeting_rsvp reads meeting by its parts (place, starts_at, title): give it as JSON, like --param"
               ' \'meeting={"place": "...", "starts_at": "...", "title": "..."}\''),
