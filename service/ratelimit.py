@@ -57,7 +57,10 @@ class SendRateLimiter:
             return waited
         parts = max(1, cost)
         cost = min(parts, self.item.amount)  # the window never grants more than its amount at once
-        while not self.redis.set(gap_key, 1, nx=True, px=self.gap_ms * parts):
+        # At most MAX_GAP_MS after a long text: the next send (a crisis alert, say) must not wait
+        # past its job's time for one message of many parts.
+        gap = min(self.gap_ms * parts, max(self.gap_ms, MAX_GAP_MS))
+        while not self.redis.set(gap_key, 1, nx=True, px=gap):
             pause = max(self.redis.pttl(gap_key), 1) / 1000
             self.sleep(pause)
             waited += pause
@@ -75,6 +78,9 @@ class SendRateLimiter:
         gap_key = _gap_key(sender)
         if self.redis.pttl(gap_key) < ms:
             self.redis.set(gap_key, 1, px=ms)
+
+
+MAX_GAP_MS = 10_000
 
 
 def _gap_key(sender: str) -> str:

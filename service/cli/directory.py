@@ -97,7 +97,7 @@ def set_community_command(name, **options) -> None:
     names = sorted({"quiet_hours" if key in ("quiet_start", "quiet_end") else key for key in changed})
     click.echo(f"Changed {', '.join(names)} of {community.name}." if changed
                else f"{community.name} already had those settings.")
-    if "timezone" in changed and "region" not in changed:
+    if "timezone" in changed and "region" not in changes:  # a region given, changed or not, is meant
         country = region_for_timezone(community.timezone)
         if country and country != community.region:
             click.echo(f"Note: local numbers are still read as in {community.region}; if its members' are from"

@@ -59,3 +59,12 @@ def test_a_message_of_more_parts_than_a_second_allows_holds_the_next_send_for_al
     assert limiter.acquire("+441632960000", cost=3) == 0
     assert limiter.redis.pttl("hearth-send-gap:+441632960000") > 4000  # however slow the machine
     assert not limiter.limiter.test(limiter.item, "hearth-send", "+441632960000")
+
+
+def test_a_very_long_message_holds_the_next_send_no_longer_than_the_longest_gap(redis):
+    """24 parts at 1/s would hold a crisis alert behind it for 24 s, near its job's time."""
+    from service.ratelimit import MAX_GAP_MS
+
+    limiter = SendRateLimiter(REDIS_URL, 1)
+    limiter.acquire("+441632960000", cost=24)
+    assert 0 < limiter.redis.pttl("hearth-send-gap:+441632960000") <= MAX_GAP_MS
