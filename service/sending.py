@@ -9,7 +9,7 @@ from typing import Callable
 from flask import current_app
 from redis.exceptions import RedisError
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import ColumnElement, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from workers.queues import SEND_RETRY_INTERVALS
@@ -42,6 +42,7 @@ SETUP_WAIT = timedelta(minutes=10)
 # The send path runs three statements per message: they are Core statements on the tables, which
 # skip the ORM's bulk-update machinery (nothing in the session needs to know of these rows).
 _OUTBOX = OutboundMessage.__table__
+_EARLIER = _OUTBOX.alias("earlier")  # another row to the same number (ix_outbound_sending_to)
 _MEMBERS = Member.__table__
 _COMMUNITIES = Community.__table__
 # A community with a number of its own texts from it (its members reply to it, and it has its own
@@ -55,11 +56,18 @@ _COMMUNITY_QUIET = tuple(_COMMUNITY.with_only_columns(column).scalar_subquery().
 
 
 def claimable(at: datetime) -> ColumnElement[bool]:
-    """Rows a send may take: due and pending, or claimed by a worker so long ago it must be dead."""
+    """Rows a send (or the sweeper) may take: due and pending, or claimed by a worker so long ago
+    it must be dead; and not behind an earlier row to the same number that a live claim is
+    sending, which it must not overtake (two jobs for one row, after a flushed Redis or a sweep as
+    it was enqueued: "Next question?" before "Voting has closed")."""
+    live = at - lease()
+    in_flight_before = exists().where(
+        _EARLIER.c.to_number == _OUTBOX.c.to_number, _EARLIER.c.id < _OUTBOX.c.id,
+        _EARLIER.c.state == "sending", _EARLIER.c.claimed_at >= live)
     return (_OUTBOX.c.due_at <= at) & or_(
         _OUTBOX.c.state == "pending",
-        (_OUTBOX.c.state == "sending") & (_OUTBOX.c.claimed_at < at - lease()),
-    )
+        (_OUTBOX.c.state == "sending") & (_OUTBOX.c.claimed_at < live),
+    ) & ~in_flight_before
 
 
 def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str, final_attempt: bool,
@@ -90,7 +98,7 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     if not_now is not None:
         state, values = not_now
         settled = _settle(session, outbox_id, attempt, state, **values)
-        return HELD if settled == "pending" else settled
+        return "held" if settled == "pending" else settled
     seen = claim  # the member as the claim found them
     if not _blocked(seen, claim.kind) and limiter.acquire(sender_key, cost=claim.segments):
         # After a wait the claim is taken afresh, which starts its lease again for the send, and the
@@ -237,15 +245,10 @@ def deliver_batch(session: Session, outbox_ids: list[int], *, give_way: Callable
         if index and give_way is not None and give_way() and transient is None:
             return states + [DEFERRED] * (len(outbox_ids) - index)
         if outbox_id in held_back:
-            states.append("retry" if transient is not None else HELD)
+            states.append("retry")
             continue
         try:
             states.append(deliver(session, outbox_id, **how))
-            if states[-1] == "skipped" and _in_flight(session, outbox_id):
-                # Another job's worker is sending it (two jobs for one row: a flushed Redis, a
-                # sweep as it was enqueued): the rows after it to that number wait for that job or
-                # the sweeper, rather than overtake it.
-                held_back |= _to_the_same_recipient(session, outbox_id, outbox_ids[index + 1:])
         except TransientSendError as exc:
             states.append("retry")
             transient = exc
@@ -258,14 +261,6 @@ def deliver_batch(session: Session, outbox_ids: list[int], *, give_way: Callable
 
 # What deliver_batch reports for a row it left untried to give way.
 DEFERRED = "deferred"
-# ...and for one left pending: behind an earlier row to the same number that another job has, or
-# (from `deliver`) held by quiet hours.
-HELD = "held"
-
-
-def _in_flight(session: Session, outbox_id: int) -> bool:
-    """Whether the row is being sent (a claim holds it) rather than done."""
-    return session.connection().scalar(select(_OUTBOX.c.state).where(_OUTBOX.c.id == outbox_id)) == "sending"
 
 
 def _to_the_same_recipient(session: Session, outbox_id: int, later: list[int]) -> set[int]:

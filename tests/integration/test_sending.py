@@ -432,11 +432,12 @@ def test_a_batch_goes_past_a_transient_failure_but_keeps_a_recipients_order(app,
     assert sorted(m["body"] for m in double.messages) == ["0", "1", "2"]
 
 
-def test_a_batch_does_not_overtake_a_row_another_worker_is_sending(app, session, member, double, clock):
+def test_a_batch_does_not_overtake_a_row_another_worker_is_sending(app, session, member, double, clock, redis):
     """Two jobs for the same rows (a flushed Redis, a sweep as they were enqueued): while the other
     job's worker sends "Voting has closed", this one leaves the member's next text pending behind
-    it, for that job or the sweeper, and sends another member's."""
-    from service.sending import HELD, deliver_batch
+    it, and sends another member's; the sweeper gives the next text no job until the first is sent."""
+    from service.sending import deliver_batch
+    from service.sweeper import sweep
 
     other = add_member_for_test(session, member)
     rows = [queue_message(session, key=f"b{i}", to=person.phone, body=body, kind="flow", member=person)
@@ -449,9 +450,16 @@ def test_a_batch_does_not_overtake_a_row_another_worker_is_sending(app, session,
     runtime = app.extensions["hearth_runtime"]
     states = deliver_batch(session, [r.id for r in rows], transport=runtime.transport, limiter=runtime.limiter,
                            sender="+441632960000", final_attempt=False)
-    assert states == ["skipped", HELD, "sent"]
+    assert states == ["skipped", "skipped", "sent"]
     assert [m["body"] for m in double.messages] == ["Hello Sam"]
     assert fresh(session, rows[1]).state == "pending"
+    redis.flushdb()  # the jobs are gone: only the sweeper can give the row one
+    assert sweep(session, redis) == 0
+    session.execute(OutboundMessage.__table__.update().where(OutboundMessage.__table__.c.id == rows[0].id)
+                    .values(state="sent"))  # the other worker is done
+    session.commit()
+    assert sweep(session, redis) == 1
+    assert send(app, session, rows[1]) == "sent"
 
 
 def add_member_for_test(session, member):
