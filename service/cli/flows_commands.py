@@ -130,11 +130,9 @@ def _checked(flow, params: dict) -> dict:
     `_times`.
     """
     taken = flow.triggers.params()
-    unknown = sorted(set(params) - taken)
+    unknown = _guesses(set(params) - taken, taken)
     if unknown:
-        guesses = [f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, taken, 1))
-                   else name for name in unknown]
-        raise click.BadParameter(f"{flow.id} takes no parameter {', '.join(guesses)}; it takes"
+        raise click.BadParameter(f"{flow.id} takes no parameter {unknown}; it takes"
                                  f" {', '.join(sorted(taken)) or 'none'}")
     for name in sorted({step.get("choices_from").split(".", 1)[1] for step in flow.steps.values()
                         if step.get("choices_from")}):
@@ -165,12 +163,16 @@ def _shaped(flow, name: str, value) -> None:
     if not isinstance(value, dict):
         raise click.BadParameter(f"{flow.id} reads {name} by its parts ({', '.join(sorted(keys))}): give it as"
                                  f" JSON, like {like}")
-    unknown = sorted(set(value) - keys)
+    unknown = _guesses(set(value) - keys, keys)
     if unknown:
-        guesses = [f"{key} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(key, keys, 1))
-                   else key for key in unknown]
-        raise click.BadParameter(f"{flow.id} reads no {', '.join(guesses)} of {name}; it reads"
-                                 f" {', '.join(sorted(keys))}, like {like}")
+        raise click.BadParameter(f"{flow.id} reads no {unknown} of {name}; it reads {', '.join(sorted(keys))}, like"
+                                 f" {like}")
+
+
+def _guesses(unknown: set[str], known: set[str]) -> str:
+    """The names given that are not known, each with the known one it is closest to, if any."""
+    return ", ".join(f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, known, 1))
+                     else name for name in sorted(unknown))
 
 
 def _plain(value, name: str = ""):
