@@ -22,7 +22,7 @@ from service import audit
 from service.clock import now
 from service.database import db
 from service.directory import community_named
-from service.models import Member, OutboundMessage
+from service.models import Conversation, Member, OutboundMessage
 from service.phones import national, to_e164
 from service.schedules import start_for_members
 
@@ -234,28 +234,43 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
                                        " then, or now with --in-quiet-hours")
         numbers = [to_e164(p, community.region, entered=False) for p in phones] or None
         run, actor = uuid.uuid4().hex[:8], operator()
-        started, skipped = start_for_members(db.session, library, community, flow, params,
-                                             f"facilitator:{flow.id}:{run}", numbers)
+        origin = f"facilitator:{flow.id}:{run}"
+        started, skipped = start_for_members(db.session, library, community, flow, params, origin, numbers)
         audit.record(db.session, actor, "flow.started", community_id=community.id, flow_id=flow.id,
                      started=started, skipped=skipped)
         db.session.commit()
     click.echo(f"Started {flow.id} for {started} member(s)"
                + (f"; {skipped} skipped, busy in another conversation." if skipped else "."))
-    strangers = []
-    if numbers:
-        known = set(db.session.scalars(select(Member.phone).where(Member.community_id == community.id,
-                                                                  Member.phone.in_(numbers))))
-        strangers = [national(n, community.region) for n in numbers if n not in known]
-        if strangers:
-            click.echo(f"Not members of {community.name}: {', '.join(strangers)}.")
+    missed = _not_started(community, numbers, origin) if numbers else []
     if plained:
         click.echo(f"Written plainly, so that no text costs more for it: {', '.join(sorted(plained))}.")
     _cost(f"flow:facilitator:{flow.id}:{run}:")
     for name, moment in quiet:
         click.echo(f"Note: {name} is {moment:%H:%M} on {moment:%a %-d %b}, in {community.name}'s quiet hours: what"
                    f" {flow.id} says then (\"Voting has closed\", say) goes at that hour.")
-    if strangers:
+    if missed:
         raise SystemExit(1)  # a phone it was asked to start it for got nothing: a script must see it
+
+
+def _not_started(community, numbers: list[str], origin: str) -> list[str]:
+    """Say which of the phones given got nothing, and why: not a member, or a member left out
+    (opted out, left, paused, taking calls) or busy in another conversation."""
+    members = {phone: "takes calls" if channel == "voice" else "busy in another conversation" if status == "active"
+               else status for phone, status, channel in db.session.execute(
+                   select(Member.phone, Member.status, Member.channel)
+                   .where(Member.community_id == community.id, Member.phone.in_(numbers)))}
+    started = {phone for phone, member_id, started_from in db.session.execute(
+        select(Member.phone, Member.id, Conversation.origin).join(Conversation, Conversation.member_id == Member.id)
+        .where(Member.community_id == community.id, Member.phone.in_(numbers)))
+        if started_from == f"{origin}:{member_id}"}  # as start_for_members names each member's
+    strangers = [national(n, community.region) for n in dict.fromkeys(numbers) if n not in members]
+    left_out = [f"{national(n, community.region)} ({members[n].replace('_', ' ')})"
+                for n in dict.fromkeys(numbers) if n in members and n not in started]
+    if strangers:
+        click.echo(f"Not members of {community.name}: {', '.join(strangers)}.")
+    if left_out:
+        click.echo(f"Not started for: {', '.join(left_out)}.")
+    return strangers + left_out
 
 
 def register(app: Flask) -> None:

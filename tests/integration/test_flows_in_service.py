@@ -320,6 +320,18 @@ def test_flows_start_refuses_a_closing_time_that_is_not_in_the_future(runner, me
     assert session.scalar(select(func.count(Conversation.id))) == 0
 
 
+def test_flows_start_names_a_member_it_was_given_who_got_nothing_and_exits_1(runner, post_signed, member, session):
+    say(post_signed, "STOP")
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                 "--param", "options=Yes,No", "--phone", "07700 900123", "--in-quiet-hours"])
+    assert result.exit_code == 1, result.output
+    assert "Started vote for 0 member(s).\nNot started for: 07700 900123 (opted out)." in result.output
+    say(post_signed, "START")
+    again = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                "--param", "options=Yes,No", "--phone", "07700 900123", "--in-quiet-hours"])
+    assert again.exit_code == 0 and "Not started" not in again.output, again.output
+
+
 def test_a_member_who_takes_calls_is_left_out_of_votes_and_check_ins(runner, member, session, clock):
     """Calls are not built: asked by text they cannot get, they would count as never answering."""
     from service.directory import add_member
@@ -356,6 +368,7 @@ def test_flows_start_reads_options_written_with_commas_and_names_phones_that_are
                                  "--param", "options=Yes, No", "--phone", "07700 900123", "--phone", "07700 900999"])
     assert result.exit_code == 1, result.output  # a phone it was asked for got nothing
     assert "Started vote for 1 member(s).\nNot members of Oak House: 07700 900999." in result.output
+    assert "Not started for" not in result.output
     [row] = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "flow")).all()
     assert "1 = Yes" in row.body and "2 = No" in row.body
     assert row.queue == "bulk"  # sent to a community: replies to members' texts do not wait behind it
