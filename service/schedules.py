@@ -140,10 +140,11 @@ def start_for_members(session: Session, library, community: Community, flow, par
     slot a scheduled run stands for: its messages are late, or not, by it.
 
     Opted-out, departed, paused and bad-number members are left out, and those who take calls
-    (not built yet: they would be asked by text they cannot get, and count as not answering). A member who is in an
-    exchange (`_busy`) is skipped rather than cut off; any other conversation waits behind the new
-    one if it is a facilitator's (an open vote), else is ended as interrupted (a forgotten
-    question). `origin` makes each outbox key unique.
+    (not built yet: they would be asked by text they cannot get, and count as not answering). A
+    member who is in an exchange (`_busy`) is skipped rather than cut off; any other conversation
+    waits behind the new one if it is a facilitator's (an open vote), else is ended as interrupted
+    (a forgotten question). `origin`, with each member's id (`member_origin`), makes each outbox
+    key unique.
     """
     at = now()
     query = select(Member).where(
@@ -174,7 +175,7 @@ def _start_one(session, library, community, flow, params, origin, query, member_
     member = session.scalar(query.where(Member.id == member_id).with_for_update()
                             .execution_options(populate_existing=True))
     if member is None or (member.fields and member.fields.get("phone_error")) or _started_from(
-            session, member, f"{origin}:{member.id}"):
+            session, member, member_origin(origin, member.id)):
         return None
     current = active_conversation(session, member)
     if current is not None and _busy(session, library, current, at):
@@ -183,7 +184,7 @@ def _start_one(session, library, community, flow, params, origin, query, member_
         pause_ended(session, member, "clock")
     try:
         with session.begin_nested():
-            start_flow(session, library, member, community, flow, params, f"{origin}:{member.id}",
+            start_flow(session, library, member, community, flow, params, member_origin(origin, member.id),
                        Turn(due_at=due_at), current=current)
     except Exception:
         log.exception("could not start %s for member %s", flow.id, member.id)
@@ -202,6 +203,11 @@ def _busy(session: Session, library, current: Conversation, at: datetime) -> boo
         return False
     flow = library.version(session, current.flow_digest)
     return not waits_behind(flow) or awaits_answer(flow, current.state)
+
+
+def member_origin(origin: str, member_id: int) -> str:
+    """The origin of one member's conversation in a run started from `origin`."""
+    return f"{origin}:{member_id}"
 
 
 def _started_from(session: Session, member: Member, origin: str) -> bool:

@@ -85,8 +85,9 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     attempt number while it is `sending`: every write after the claim names it, so a worker whose
     claim lapsed (it waited for the rate limit past the lease, and another worker took the row)
     writes nothing and sends nothing. Raises TransientSendError when the carrier may accept it
-    later and the row has tries left (`TRIES`), however `final_attempt` its job is. With `receipts`, a send the database could not record is remembered in
-    Redis, and a later claim records it instead of sending it again.
+    later and the row has tries left (`TRIES`), however `final_attempt` its job is. With
+    `receipts`, a send the database could not record is remembered in Redis, and a later claim
+    records it instead of sending it again.
     """
     claim = _claim(session, outbox_id)
     if claim is None:

@@ -24,7 +24,7 @@ from service.database import db
 from service.directory import community_named
 from service.models import Conversation, Member, OutboundMessage
 from service.phones import national, to_e164
-from service.schedules import start_for_members
+from service.schedules import member_origin, start_for_members
 
 from .errors import clear_errors
 from .operator import operator
@@ -262,7 +262,7 @@ def _not_started(community, numbers: list[str], origin: str) -> list[str]:
     started = {phone for phone, member_id, started_from in db.session.execute(
         select(Member.phone, Member.id, Conversation.origin).join(Conversation, Conversation.member_id == Member.id)
         .where(Member.community_id == community.id, Member.phone.in_(numbers)))
-        if started_from == f"{origin}:{member_id}"}  # as start_for_members names each member's
+        if started_from == member_origin(origin, member_id)}
     strangers = [national(n, community.region) for n in dict.fromkeys(numbers) if n not in members]
     left_out = [f"{national(n, community.region)} ({members[n].replace('_', ' ')})"
                 for n in dict.fromkeys(numbers) if n in members and n not in started]
