@@ -147,7 +147,7 @@ def _fits(community: Community, values: dict) -> None:
     for key, (what, _) in TEXTS.items():
         template = values.get(key, getattr(community, key))
         if template and "{crisis}" in template:
-            length = len(template.replace("{community}", community.name).replace("{crisis}", line))
+            length = len(community.render(template, line))
             if length > MAX_TEXT:
                 raise HearthError(f"the {what} would be {length} characters with the crisis line in it ({line}):"
                                   f" at most {MAX_TEXT}; shorten one or the other")

@@ -67,10 +67,11 @@ class Community(Base):
 
     members: Mapped[list["Member"]] = relationship(back_populates="community")  # noqa: F821
 
-    def render(self, template: str) -> str:
-        """Fill `{community}` and `{crisis}` in one of the community's own texts."""
+    def render(self, template: str, crisis_line: str | None = None) -> str:
+        """Fill `{community}` and `{crisis}` (its crisis line, or `crisis_line`: one about to be
+        set) in one of the community's own texts."""
         text = template.replace("{community}", self.name)
-        return text.replace("{crisis}", self.crisis_line) if "{crisis}" in text else text
+        return text.replace("{crisis}", crisis_line or self.crisis_line) if "{crisis}" in text else text
 
     @property
     def contacts(self) -> list[dict[str, str]]:
