@@ -100,12 +100,17 @@ def _expire(run: Run) -> None:
     run.finish("expired")
 
 
+def _stored_run(flow, state: dict, ctx: Context) -> Run:
+    """A run over a copy of a stored session's state, which the run may change freely."""
+    return Run(flow, json.loads(json.dumps(state, default=str)), ctx)
+
+
 def resume(flow, state: dict | None, input, ctx: Context) -> Outcome:
     """Carry a stored session on with a Message, Timeout or Expire."""
     if not isinstance(state, dict):
         return Outcome(None, [])
     try:
-        run = Run(flow, json.loads(json.dumps(state, default=str)), ctx)
+        run = _stored_run(flow, state, ctx)
         step = flow.steps.get(run.state.get("step"))
         if isinstance(input, Expire):
             _expire(run)
@@ -148,7 +153,7 @@ def question(flow, state: dict | None, ctx: Context) -> str | None:
     if not awaits_answer(flow, state):
         return None
     try:
-        run = Run(flow, json.loads(json.dumps(state, default=str)), ctx)
+        run = _stored_run(flow, state, ctx)
         step = flow.steps[state["step"]]
         return run.text(step.get("text"), step).strip()[: defaults.MAX_SEND_CHARS] or None
     except Exception:
