@@ -256,21 +256,27 @@ class Steal:
     """
 
     def __init__(self) -> None:
-        self.steal, self.total = self._read()
+        self.steal, self.idle, self.total = self._read()
 
     @staticmethod
-    def _read() -> tuple[int, int]:
+    def _read() -> tuple[int, int, int]:
         try:
             fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
         except OSError:
-            return 0, 0
+            return 0, 0, 0
         # user nice system idle iowait irq softirq steal (guest time is already inside user)
-        values = [int(v) for v in fields]
-        return (values[7] if len(values) > 7 else 0), sum(values)
+        values = [int(v) for v in fields] + [0] * 8
+        return values[7], values[3] + values[4], sum(values[:8])
 
     def share(self) -> float:
-        steal, total = self._read()
+        steal, _, total = self._read()
         return (steal - self.steal) / max(1, total - self.total)
+
+    def idle_share(self) -> float:
+        """The share of CPU time nobody used (idle or waiting on the disk): above a few per cent
+        under a closed-loop load, the servers wait on something other than the CPU."""
+        _, idle, total = self._read()
+        return (idle - self.idle) / max(1, total - self.total)
 
     def note(self) -> str:
         share = self.share()

@@ -7,7 +7,7 @@ What it does, in one run:
 
 1. Migrates the PostgreSQL database `hearth_bench` afresh (never `test`), adds one community
    and one member, flushes Redis db 14.
-2. Starts servers with the same gunicorn settings (gunicorn.conf.py, 2 sync workers, 127.0.0.1, no access log):
+2. Starts servers with the same gunicorn settings (gunicorn.conf.py, 2 sync workers or --workers, 127.0.0.1, no access log):
    Hearth (`service:create_app()`), the baseline bench/baseline_app.py (bare Flask answering
    one-message TwiML), and, as a reference without a goal, bench/floor_app.py (signature check +
    one INSERT + commit: the least a durable webhook does; --no-floor skips it).
@@ -57,8 +57,9 @@ from bench._support import (  # noqa: E402
 THROUGHPUT_RATIO_GOAL = 1 / 3
 P99_GOAL_MS = 50.0
 WARM_UP_SECONDS = 2  # per server, closed loop, before any round
-# Hearth's production settings (the Procfile's), the same for every server in the run.
-GUNICORN_SETTINGS = ["--config", "gunicorn.conf.py", "--workers", "2", "--worker-class", "sync", "--log-level", "warning"]
+# Hearth's production settings (the Procfile's, with its default WEB_CONCURRENCY of 2 unless
+# --workers says otherwise), the same for every server in the run.
+GUNICORN_SETTINGS = ["--config", "gunicorn.conf.py", "--worker-class", "sync", "--log-level", "warning"]
 
 
 # -- requests -------------------------------------------------------------------------------------
@@ -260,9 +261,10 @@ def paced(port: int, requests: list[bytes], rate: float, timeout: float = 10.0) 
 
 # -- servers --------------------------------------------------------------------------------------
 
-def start_gunicorn(procs: Processes, name: str, app: str, port: int, env: dict[str, str],
+def start_gunicorn(procs: Processes, name: str, app: str, port: int, env: dict[str, str], workers: int,
                    extra: list[str] | None = None):
-    argv = [str(VENV_BIN / "gunicorn"), *GUNICORN_SETTINGS, "--bind", f"127.0.0.1:{port}", *(extra or []), app]
+    argv = [str(VENV_BIN / "gunicorn"), *GUNICORN_SETTINGS, "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+            *(extra or []), app]
     proc = procs.start(name, argv, env)
     wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout=60)
     return proc
@@ -333,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the reference server bench/floor_app.py (signature check + one INSERT)")
     parser.add_argument("--profile", action="store_true",
                         help="afterwards, one extra Hearth round under py-spy (not counted); prints hot spots")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="gunicorn workers for every server (default 2, the Procfile's WEB_CONCURRENCY default)")
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 3)
     duration = args.duration or (5.0 if args.quick else 10.0)
@@ -354,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     elif client == "auto":
         client = "wrk"
     print(f"load generator: {client}; closed loop with {args.connections} connections;"
-          f" gunicorn {' '.join(GUNICORN_SETTINGS)} (no access log) for every server")
+          f" gunicorn {' '.join(GUNICORN_SETTINGS)} --workers {args.workers} (no access log) for every server")
     floor = not args.no_floor and args.database == "postgres"
 
     url = database_url(args.database)
@@ -398,15 +402,16 @@ def main(argv: list[str] | None = None) -> int:
     sent_to_hearth_ok = 0
     with Processes(tmp / "logs") as procs:
         env = hearth_env(DATABASE_URL=url, PUBLIC_BASE_URL=public, TWILIO_API_BASE="http://127.0.0.1:9")
-        hearth = start_gunicorn(procs, "hearth-web", "service:create_app()", hearth_port, env)
+        hearth = start_gunicorn(procs, "hearth-web", "service:create_app()", hearth_port, env, args.workers)
         # The baseline and the floor answer with the same TwiML as Hearth: the messages it answers with.
         _, hearth_answer = fetch(hearth_port, raw_request(hearth_port, *warm[0]))
         env = {**env, "BENCH_REPLIES": json.dumps(twiml_messages(hearth_answer))}
-        start_gunicorn(procs, "baseline-web", "baseline_app:app", base_port, env,
+        start_gunicorn(procs, "baseline-web", "baseline_app:app", base_port, env, args.workers,
                        ["--pythonpath", str(BENCH)])
         servers = [("hearth", hearth_port), ("baseline", base_port)]
         if floor:
-            start_gunicorn(procs, "floor-web", "floor_app:app", floor_port, env, ["--pythonpath", str(BENCH)])
+            start_gunicorn(procs, "floor-web", "floor_app:app", floor_port, env, args.workers,
+                           ["--pythonpath", str(BENCH)])
             servers.append(("floor", floor_port))
 
         # The answers (outside timing), and a warm-up for each server.
@@ -446,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     r = run_python(port, [raw_request(port, *p) for p in request_pools[name][i]], duration,
                                    args.connections, 2)
-                r.update(server=name, round=i + 1, steal=round_steal.share())
+                r.update(server=name, round=i + 1, steal=round_steal.share(), idle=round_steal.idle_share())
                 rounds_out.append(r)
                 bad = r["non_2xx"] + r["socket_errors"]
                 if name == "hearth":
@@ -458,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
                     invalid.append(f"{name} round {i + 1}: {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors")
                 rps[name].append(r["rps"])
                 print(f"  round {i + 1} {name:8s} {r['rps']:8.1f} req/s  ({r['requests']} requests,"
-                      f" {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors; {r['steal']:.0%} stolen)")
+                      f" {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors; {r['steal']:.0%} stolen,"
+                      f" {r['idle']:.0%} idle)")
         hearth_max = statistics.median(rps["hearth"])
         base_max = statistics.median(rps["baseline"])
         ratio = hearth_max / base_max

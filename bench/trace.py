@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/trace.py inbound [--body hello] [--no-freeze]   # POST /twilio/sms, Flask's test client
     .venv/bin/python bench/trace.py send                     # service.sending.deliver() to the Twilio double
+    .venv/bin/python bench/trace.py inbound --profile 40     # then where the CPU goes, by cProfile
 
 No HTTP server, no RQ: this isolates Hearth's own work from gunicorn, the load generator and the
 worker loop, so a change in service/ shows up here first. It prints every statement of one
@@ -84,7 +85,9 @@ class Collections:
         return "; ".join(parts) or "none"
 
 
-def measure(label: str, calls, stmts: Statements) -> None:
+def measure(label: str, calls, stmts: Statements, profile: list | None = None, top: int = 25) -> None:
+    """Time `calls`; then, given `profile` (more calls of the same kind), run those under cProfile
+    and print the `top` functions by time of their own and by time in all."""
     stmts.reset()
     laps = []
     cpu, wall = time.process_time(), time.perf_counter()
@@ -102,9 +105,29 @@ def measure(label: str, calls, stmts: Statements) -> None:
           f" {stmts.seconds / n * 1000:.2f} ms")
     print(f"garbage collections during those calls ({'after' if gc.get_freeze_count() else 'without'}"
           f" gc.freeze(), as gunicorn.conf.py does in a web worker): {collections.summary()}")
+    if profile:
+        print_profile(profile, top)
 
 
-def trace_inbound(url: str, body: str, count: int, freeze: bool = True) -> None:
+def print_profile(calls, top: int) -> None:
+    """cProfile over `calls`: where the CPU goes (its own cost inflates every figure)."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile(time.process_time)  # CPU, not the waits on the database
+    profiler.enable()
+    for call in calls:
+        call()
+    profiler.disable()
+    for order in ("tottime", "cumulative"):
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(order).print_stats(top)
+        print(f"\ncProfile over {len(calls)} more calls, by {order}:")
+        print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+
+
+def trace_inbound(url: str, body: str, count: int, freeze: bool = True, profile: int = 0) -> None:
     from bench.inbound import seed, signed_requests
 
     seed(url, [MEMBER_PHONE])
@@ -114,7 +137,7 @@ def trace_inbound(url: str, body: str, count: int, freeze: bool = True) -> None:
         gc.freeze()  # what a web worker does once it has built the app (gunicorn.conf.py)
     stmts = Statements(app.extensions["hearth_db"].engine)
     client = app.test_client()
-    requests = signed_requests(count + 51, public + "/twilio/sms", body, 7)
+    requests = signed_requests(count + 51 + (count if profile else 0), public + "/twilio/sms", body, 7)
 
     def post(sig: str, form: str):
         def call():
@@ -134,10 +157,11 @@ def trace_inbound(url: str, body: str, count: int, freeze: bool = True) -> None:
     for i, line in enumerate(stmts.kept, 1):
         print(f"  {i:2d} {line}")
     print()
-    measure("POST /twilio/sms (test client)", [post(s, f) for s, f in requests[51:]], stmts)
+    measure("POST /twilio/sms (test client)", [post(s, f) for s, f in requests[51:51 + count]], stmts,
+            [post(s, f) for s, f in requests[51 + count:]], profile)
 
 
-def trace_send(url: str, count: int) -> None:
+def trace_send(url: str, count: int, profile: int = 0) -> None:
     from sqlalchemy import select
 
     from bench.send import prepare
@@ -146,7 +170,7 @@ def trace_send(url: str, count: int) -> None:
     from service.sending import deliver
     from service.twilio_double import TwilioDouble
 
-    prepare(url, 100, count + 51)
+    prepare(url, 100, count + 51 + (count if profile else 0))
     reset_redis()  # the jobs `prepare` enqueued are not needed: deliver() is called directly
     double = TwilioDouble(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, callbacks=False).start()
     try:
@@ -176,7 +200,8 @@ def trace_send(url: str, count: int) -> None:
             for i, line in enumerate(stmts.kept, 1):
                 print(f"  {i:2d} {line}")
             print()
-            measure("deliver() (the double's CPU counts here too)", [send(i) for i in ids[51:]], stmts)
+            measure("deliver() (the double's CPU counts here too)", [send(i) for i in ids[51:51 + count]], stmts,
+                    [send(i) for i in ids[51 + count:]], profile)
     finally:
         double.stop()
 
@@ -189,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--no-freeze", action="store_true",
                         help="inbound: leave the app's objects to the garbage collector (a web worker freezes them)")
+    parser.add_argument("--profile", type=int, nargs="?", const=25, default=0, metavar="TOP",
+                        help="then run as many calls again under cProfile and print the TOP functions (default 25)")
     args = parser.parse_args(argv)
     if not 10 <= args.count <= 5000:
         parser.error("keep --count in 10..5000")
@@ -197,9 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     reset_database(url)
     reset_redis()
     if args.what == "inbound":
-        trace_inbound(url, args.body, args.count, freeze=not args.no_freeze)
+        trace_inbound(url, args.body, args.count, freeze=not args.no_freeze, profile=args.profile)
     else:
-        trace_send(url, args.count)
+        trace_send(url, args.count, profile=args.profile)
     return 0
 
 
