@@ -46,15 +46,19 @@ class SendRateLimiter:
         Carriers count segments: a three-part message uses three of the second's allowance. One
         of more parts than a second allows (three parts at 1/s) takes the whole of it, and the
         next send waits as long as its parts take at the rate (3 s), so the rate holds on average.
+        A carrier's hold is waited out last, so one that another worker's 429 set while this send
+        waited for its turn holds it too.
         """
+        waited = 0.0 if self.item is None else self._take_turn(sender, cost)
+        while (held := self.redis.pttl(_hold_key(sender))) > 0:
+            self.sleep(held / 1000)
+            waited += held / 1000
+        return waited
+
+    def _take_turn(self, sender: str, cost: int) -> float:
+        """Wait for the gap after the sender's last send, then for room in its window."""
         waited = 0.0
         gap_key = _gap_key(sender)
-        if self.item is None:
-            # No rate: only a carrier's hold is waited for (the gap key, as below).
-            while (held := self.redis.pttl(gap_key)) > 0:
-                self.sleep(held / 1000)
-                waited += held / 1000
-            return waited
         parts = max(1, cost)
         cost = min(parts, self.item.amount)  # the window never grants more than its amount at once
         # At most MAX_GAP_MS after a long text: the next send (a crisis alert, say) must not wait
@@ -72,12 +76,12 @@ class SendRateLimiter:
         return waited
 
     def hold(self, sender: str, seconds: float) -> None:
-        """Send nothing from `sender` for `seconds`, in any worker: the gap every send waits out is
-        stretched (never shortened) to that long."""
+        """Send nothing from `sender` for `seconds`, in any worker: a hold in force is stretched,
+        never shortened."""
         ms = max(1, int(seconds * 1000))
-        gap_key = _gap_key(sender)
-        if self.redis.pttl(gap_key) < ms:
-            self.redis.set(gap_key, 1, px=ms)
+        hold_key = _hold_key(sender)
+        if self.redis.pttl(hold_key) < ms:
+            self.redis.set(hold_key, 1, px=ms)
 
 
 MAX_GAP_MS = 10_000
@@ -85,3 +89,7 @@ MAX_GAP_MS = 10_000
 
 def _gap_key(sender: str) -> str:
     return f"hearth-send-gap:{sender}"
+
+
+def _hold_key(sender: str) -> str:
+    return f"hearth-send-hold:{sender}"

@@ -83,8 +83,8 @@ def test_a_429_holds_the_sender_for_its_retry_after_in_every_worker(app, session
     with pytest.raises(RateLimitedSendError) as throttled:
         send(app, session, row)
     assert throttled.value.retry_after == 8.0
-    assert 0 < redis.pttl("hearth-send-gap:+441632960000") <= 8000, "the sender is held for 8 s"
-    assert redis.pttl("hearth-send-gap:+440000000000") == -2, "and only that sender"
+    assert 0 < redis.pttl("hearth-send-hold:+441632960000") <= 8000, "the sender is held for 8 s"
+    assert redis.pttl("hearth-send-hold:+440000000000") == -2, "and only that sender"
 
 
 def tried_all_but_once(session, row) -> None:
