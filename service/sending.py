@@ -9,7 +9,7 @@ from typing import Callable
 from flask import current_app
 from redis.exceptions import RedisError
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import ColumnElement, bindparam, exists, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, case, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from workers.queues import SEND_RETRY_INTERVALS
@@ -97,28 +97,37 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     sender_key = from_number or sender  # what the rate limit is kept for
     if receipts is not None and attempt > 1:
         sent = receipts.taken(outbox_id, claim.idempotency_key)
-        if sent is not None:
+        if sent is not None:  # recorded as sent, even by a claim that found its tries used up
             return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts, receipted=True)
+    if claim.state == "failed":
+        log.error("outbox row %s failed: %s", outbox_id, CUT_OFF)
+        return "failed"
     not_now = _not_now(claim)
     if not_now is not None:
         state, values = not_now
         settled = _settle(session, outbox_id, attempt, state, **values)
         return "held" if settled == "pending" else settled
     seen = claim  # the member as the claim found them
-    if not _blocked(seen, claim.kind) and limiter.acquire(sender_key, cost=claim.segments):
-        # After a wait the claim is taken afresh, which starts its lease again for the send, and the
-        # member is looked at again: a STOP that arrived meanwhile wins.
-        seen = _renew(session, outbox_id, attempt)
-        if seen is None:
-            log.warning("outbox row %s: its claim lapsed while it waited for the rate limit; left to the"
-                        " worker that has it now", outbox_id)
-            return "skipped"
-    blocked = _blocked(seen, claim.kind)
-    if blocked:
-        return _settle(session, outbox_id, attempt, "cancelled", error_message=blocked)
-    submitted = now()  # a 21610 in the answer reports a STOP from before this, not a START since
     try:
+        if not _blocked(seen, claim.kind) and limiter.acquire(sender_key, cost=claim.segments):
+            # After a wait the claim is taken afresh, which starts its lease again for the send, and
+            # the member is looked at again: a STOP that arrived meanwhile wins.
+            seen = _renew(session, outbox_id, attempt)
+            if seen is None:
+                log.warning("outbox row %s: its claim lapsed while it waited for the rate limit; left to the"
+                            " worker that has it now", outbox_id)
+                return "skipped"
+        blocked = _blocked(seen, claim.kind)
+        if blocked:
+            return _settle(session, outbox_id, attempt, "cancelled", error_message=blocked)
+        submitted = now()  # a 21610 in the answer reports a STOP from before this, not a START since
         result = _send(transport, claim, from_number, outbox_id)
+    except JobTimeoutException:
+        # RQ stops the job (its time is up) while it waits for the rate limit or the carrier: the
+        # row is not left `sending` until its lease runs out, but put back now, a try used. The
+        # carrier may have taken it: sent again, like a killed worker's message in flight.
+        _timed_out(session, outbox_id, attempt)
+        raise
     except TransientSendError as exc:
         setup = isinstance(exc, SetupSendError)
         # Failed for good only when its own tries are used up: a row held back behind another to
@@ -147,6 +156,26 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
                        also=lambda: carrier_refused(session, claim.member_id, code, f"twilio:{code}", submitted))
     sent = dict(provider_sid=result.sid, segments=result.segments, sent_at=now(), delivery_status=result.status)
     return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
+
+
+def _timed_out(session: Session, outbox_id: int, attempt: int) -> None:
+    """Put back, or fail once its tries are used, a row whose job RQ stopped; if the database
+    cannot be reached or the stop cut a statement short, the row is left to its lease and the claim
+    that takes it over (`_CLAIM`) counts the try."""
+    failed = attempt >= TRIES
+    log.warning("outbox row %s: its job's time ran out while it waited or was sent; %s", outbox_id,
+                "it is recorded as failed" if failed else "it will be sent again")
+    try:
+        session.rollback()
+        _settle(session, outbox_id, attempt, "failed" if failed else "pending", error_message=TIMED_OUT,
+                **({} if failed else dict(claimed_at=None)))
+    except Exception:  # noqa: BLE001 - the job's own timeout is what RQ must see
+        log.exception("outbox row %s: could not be put back after its job's time ran out", outbox_id)
+
+
+TIMED_OUT = "its job's time ran out while it waited for the rate limit or the carrier; it may have been sent"
+CUT_OFF = ("its sends were cut off (a worker stopped or its job's time ran out) with its tries used up;"
+           " it may have been sent")
 
 
 def _send(transport, claim, from_number: str | None, outbox_id: int):
@@ -309,11 +338,16 @@ def _held(outbox_id: int, attempt: int) -> tuple[ColumnElement[bool], ...]:
 
 # Every send runs these: built once (building them cost a third of a millisecond a send).
 _AT = bindparam("at", type_=_OUTBOX.c.claimed_at.type)
+# Taking over a dead worker's claim is a try, as the send it cut off may have reached the carrier:
+# once a row has used its tries, it fails there, so a message that stops its worker each time
+# (or outlasts its job's time) is not sent again for ever.
+_USED_UP = (_OUTBOX.c.state == "sending") & (_OUTBOX.c.attempts >= TRIES)
 _CLAIM = _member_now(
     update(_OUTBOX).where(_OUTBOX.c.id == bindparam("outbox_id"),
                           _claimable(_AT, bindparam("live", type_=_OUTBOX.c.claimed_at.type)))
-    .values(state="sending", claimed_at=_AT, attempts=_OUTBOX.c.attempts + 1, updated_at=_AT)
-).returning(_OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
+    .values(state=case((_USED_UP, "failed"), else_="sending"), claimed_at=_AT, attempts=_OUTBOX.c.attempts + 1,
+            error_message=case((_USED_UP, CUT_OFF), else_=_OUTBOX.c.error_message), updated_at=_AT)
+).returning(_OUTBOX.c.state, _OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
             _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at, _OUTBOX.c.created_at, _COMMUNITY_NUMBER,
             *_COMMUNITY_QUIET)
 _RENEW = _member_now(update(_OUTBOX).where(*_held(bindparam("outbox_id"), bindparam("attempt")))

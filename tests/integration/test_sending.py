@@ -142,6 +142,61 @@ def test_an_answer_the_transport_cannot_read_is_retried_then_recorded_never_left
     assert "JSONDecodeError" in got.error_message
 
 
+class TimesOut:
+    """A carrier that outlasts the job: RQ's death penalty raises its timeout inside the send."""
+
+    def send(self, *args, **kwargs):
+        from rq.timeouts import JobTimeoutException
+
+        raise JobTimeoutException("Task exceeded maximum timeout value (30 seconds)")
+
+
+@pytest.mark.parametrize("used_up", [False, True])
+def test_a_send_stopped_by_its_jobs_timeout_is_put_back_at_once_and_counted_as_a_try(app, session, member, double,
+                                                                                    used_up):
+    from rq.timeouts import JobTimeoutException
+
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    if used_up:
+        tried_all_but_once(session, row)
+    runtime = app.extensions["hearth_runtime"]
+    with pytest.raises(JobTimeoutException):  # RQ still sees its job timed out
+        deliver(session, row.id, transport=TimesOut(), limiter=runtime.limiter, sender="+441632960000",
+                final_attempt=False)
+    got = fresh(session, row)
+    assert "time ran out" in got.error_message
+    if used_up:
+        assert (got.state, got.attempts) == ("failed", 7)
+    else:
+        assert (got.state, got.claimed_at, got.attempts) == ("pending", None, 1)  # not left `sending`
+        assert send(app, session, row) == "sent"
+
+
+def test_a_row_whose_sends_keep_being_cut_off_fails_once_its_tries_are_used(app, session, member, double, clock,
+                                                                           redis):
+    """A worker killed in the middle of each send (or a job stopped each time) leaves the row
+    `sending`: each claim that takes it over after the lease is a try, and once they are used up
+    the row fails there rather than go to the carrier once more, for ever."""
+    from service.sending import TRIES
+    from service.sweeper import sweep
+
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    table = OutboundMessage.__table__
+    for attempts, expected in ((TRIES - 1, "sent"), (TRIES, "failed")):
+        session.execute(table.update().where(table.c.id == row.id).values(
+            state="sending", attempts=attempts, claimed_at=clock.now, provider_sid=None))
+        session.commit()
+        assert send(app, session, row) == "skipped", "a live claim is not taken over"
+        clock.advance(seconds=app.config["HEARTH"].send_lease + 1)
+        sweep(session, redis)
+        assert send(app, session, row) == expected
+    got = fresh(session, row)
+    assert (got.state, got.attempts, len(double.messages)) == ("failed", TRIES + 1, 1)
+    assert "cut off" in got.error_message
+
+
 def test_a_send_whose_claim_lapsed_does_not_undo_the_record_of_the_worker_that_took_over(app, session, member,
                                                                                        double, clock):
     """Worker A stalls in the carrier's call past its lease; worker B takes the row, sends it, and
