@@ -284,6 +284,40 @@ class Steal:
                 + ("  <- the host was busy: figures are low and noisy" if share > STEAL_WARNING else ""))
 
 
+class CpuUse:
+    """CPU time (user + system) used since it was made by one process group (a server this
+    benchmark started, with its workers) and by PostgreSQL's processes, read from /proc: what a
+    request costs each side, apart from the load generator and everything else."""
+
+    def __init__(self, group: int) -> None:
+        self.group = group
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, float]:
+        server = database = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            comm, _, rest = stat.partition(" (")[2].rpartition(") ")
+            fields = rest.split()  # state ppid pgrp ... utime (12th) stime (13th)
+            ticks = int(fields[11]) + int(fields[12])
+            if int(fields[2]) == self.group:
+                server += ticks
+            elif comm == "postgres":
+                database += ticks
+        hz = os.sysconf("SC_CLK_TCK")
+        return server / hz, database / hz
+
+    def since(self) -> tuple[float, float]:
+        """Seconds of CPU the server and PostgreSQL used since this was made."""
+        server, database = self._read()
+        return server - self.start[0], database - self.start[1]
+
+
 STEAL_WARNING = 0.05
 
 

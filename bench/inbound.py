@@ -15,7 +15,9 @@ What it does, in one run:
    /twilio/sms, a unique MessageSid each, body "hello" from the member: the normal path, no
    state change).
 4. Maximum throughput: closed-loop load for several rounds per server, taking turns, with
-   `wrk` (apt-get install wrk) or, without it, a multi-process asyncio client.
+   `wrk` (apt-get install wrk) or, without it, a multi-process asyncio client. Each round also
+   reads from /proc the CPU the server's processes and PostgreSQL's used per request, and the
+   share of the machine left idle (a server that leaves it idle waits on something else).
 5. Latency: open-loop load paced at half of Hearth's median maximum, latency measured from
    each request's scheduled start (so a stalled server is not hidden), for Hearth and, at the
    same rate, for the baseline.
@@ -49,7 +51,7 @@ from xml.etree import ElementTree
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._support import (  # noqa: E402
-    ACCOUNT_SID, AUTH_TOKEN, BENCH, FROM_NUMBER, MEMBER_PHONE, REPO, VENV_BIN, Processes, Steal, banner,
+    ACCOUNT_SID, AUTH_TOKEN, BENCH, FROM_NUMBER, MEMBER_PHONE, REPO, VENV_BIN, CpuUse, Processes, Steal, banner,
     database_url, exit_on_sigterm, free_port, hearth_env, make_app, member_phones, percentile, reset_database,
     reset_redis, print_hot_spots, py_spy, hot_spots, save_results, verdict, wait_http,
 )
@@ -406,12 +408,13 @@ def main(argv: list[str] | None = None) -> int:
         # The baseline and the floor answer with the same TwiML as Hearth: the messages it answers with.
         _, hearth_answer = fetch(hearth_port, raw_request(hearth_port, *warm[0]))
         env = {**env, "BENCH_REPLIES": json.dumps(twiml_messages(hearth_answer))}
-        start_gunicorn(procs, "baseline-web", "baseline_app:app", base_port, env, args.workers,
-                       ["--pythonpath", str(BENCH)])
+        baseline = start_gunicorn(procs, "baseline-web", "baseline_app:app", base_port, env, args.workers,
+                                  ["--pythonpath", str(BENCH)])
         servers = [("hearth", hearth_port), ("baseline", base_port)]
+        groups = {"hearth": hearth.pid, "baseline": baseline.pid}  # each server's process group
         if floor:
-            start_gunicorn(procs, "floor-web", "floor_app:app", floor_port, env, args.workers,
-                           ["--pythonpath", str(BENCH)])
+            groups["floor"] = start_gunicorn(procs, "floor-web", "floor_app:app", floor_port, env, args.workers,
+                                             ["--pythonpath", str(BENCH)]).pid
             servers.append(("floor", floor_port))
 
         # The answers (outside timing), and a warm-up for each server.
@@ -445,13 +448,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"maximum throughput: {rounds} round(s) of {duration:.0f}s per server")
         for i in range(rounds):
             for name, port in servers:
-                round_steal = Steal()
+                round_steal, cpu = Steal(), CpuUse(groups[name])
                 if client == "wrk":
                     r = run_wrk(port, files[name][i], duration, args.connections, 2)
                 else:
                     r = run_python(port, [raw_request(port, *p) for p in request_pools[name][i]], duration,
                                    args.connections, 2)
                 r.update(server=name, round=i + 1, steal=round_steal.share(), idle=round_steal.idle_share())
+                server_cpu, database_cpu = cpu.since()
+                r.update(cpu_ms=server_cpu / max(1, r["requests"]) * 1000,
+                         database_cpu_ms=database_cpu / max(1, r["requests"]) * 1000)
                 rounds_out.append(r)
                 bad = r["non_2xx"] + r["socket_errors"]
                 if name == "hearth":
@@ -464,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
                 rps[name].append(r["rps"])
                 print(f"  round {i + 1} {name:8s} {r['rps']:8.1f} req/s  ({r['requests']} requests,"
                       f" {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors; {r['steal']:.0%} stolen,"
-                      f" {r['idle']:.0%} idle)")
+                      f" {r['idle']:.0%} idle; CPU per request {r['cpu_ms']:.2f} ms server,"
+                      f" {r['database_cpu_ms']:.2f} ms PostgreSQL)")
         hearth_max = statistics.median(rps["hearth"])
         base_max = statistics.median(rps["baseline"])
         ratio = hearth_max / base_max
@@ -522,6 +529,11 @@ def main(argv: list[str] | None = None) -> int:
     if floor_max:
         print(f"reference (no goal)  floor (signature + one INSERT + commit) {floor_max:.0f} req/s:"
               f" {floor_max / base_max:.2f} of the baseline; Hearth is {hearth_max / floor_max:.2f} of the floor")
+    costs = {name: [(r["cpu_ms"], r["database_cpu_ms"]) for r in results["throughput"]["rounds"]
+                     if r["server"] == name] for name, _ in (("hearth", 0), ("floor", 0), ("baseline", 0))}
+    print("CPU per request (median of the rounds), the server's processes; PostgreSQL's: " + "; ".join(
+        f"{name} {statistics.median(c for c, _ in pairs):.2f} ms; {statistics.median(d for _, d in pairs):.2f} ms"
+        for name, pairs in costs.items() if pairs))
     print(f"check: {rows} inbound rows stored for {sent_to_hearth_ok} answered requests")
     results["steal"] = run_steal.share()
     print(run_steal.note())
