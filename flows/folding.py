@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u02bc": "'"})
 _TOKEN = re.compile(r"\w+(?:['\-]\w+)*")
@@ -16,6 +17,19 @@ def fold(text: str) -> str:
     """Casefold, strip accents, squeeze spaces and trim edge punctuation."""
     if not isinstance(text, str):
         text = "" if text is None else str(text)
+    # A flow's own words (keywords, cases, options) are folded at every text: kept once folded.
+    return _fold_word(text) if len(text) <= _SHORT else _fold(text)
+
+
+_SHORT = 40
+
+
+@lru_cache(maxsize=4096)
+def _fold_word(text: str) -> str:
+    return _fold(text)
+
+
+def _fold(text: str) -> str:
     if text.isascii():
         folded = text.lower()
     else:
