@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/trace.py inbound [--body hello] [--no-freeze]   # POST /twilio/sms, Flask's test client
     .venv/bin/python bench/trace.py send                     # service.sending.deliver() to the Twilio double
+    .venv/bin/python bench/trace.py inbound --breakdown      # and the CPU of each main part of the path
     .venv/bin/python bench/trace.py inbound --profile 40     # then where the CPU goes, by cProfile
 
 No HTTP server, no RQ: this isolates Hearth's own work from gunicorn, the load generator and the
@@ -127,7 +128,8 @@ def print_profile(calls, top: int) -> None:
         print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
 
 
-def trace_inbound(url: str, body: str, count: int, freeze: bool = True, profile: int = 0) -> None:
+def trace_inbound(url: str, body: str, count: int, freeze: bool = True, profile: int = 0,
+                  breakdown: Breakdown | None = None) -> None:
     from bench.inbound import seed, signed_requests
 
     seed(url, [MEMBER_PHONE])
@@ -157,8 +159,13 @@ def trace_inbound(url: str, body: str, count: int, freeze: bool = True, profile:
     for i, line in enumerate(stmts.kept, 1):
         print(f"  {i:2d} {line}")
     print()
-    measure("POST /twilio/sms (test client)", [post(s, f) for s, f in requests[51:51 + count]], stmts,
-            [post(s, f) for s, f in requests[51 + count:]], profile)
+    if breakdown is not None:
+        breakdown.reset()
+    measure("POST /twilio/sms (test client)", [post(s, f) for s, f in requests[51:51 + count]], stmts)
+    if breakdown is not None:
+        breakdown.print(count)
+    if profile:
+        print_profile([post(s, f) for s, f in requests[51 + count:]], profile)
 
 
 def trace_send(url: str, count: int, profile: int = 0) -> None:
@@ -206,12 +213,66 @@ def trace_send(url: str, count: int, profile: int = 0) -> None:
         double.stop()
 
 
+class Breakdown:
+    """CPU time (this process's, so the waits on the database are left out) spent in each of the
+    inbound path's main parts, by wrapping them where they are called from."""
+
+    # (module, function, also rebound in): what one inbound text runs, in the order it runs them.
+    PARTS = (
+        ("service.inbound", "handle_sms", ("service.webhooks",)),
+        ("service.inbound", "_take_sender", ()),
+        ("service.conversations", "active_conversation", ("service.converse",)),
+        ("service.conversations", "start_flow", ("service.converse",)),
+        ("service.conversations", "resume_flow", ("service.converse",)),
+        ("flows", "start", ()),
+        ("flows", "resume", ()),
+        ("service.inbound", "_twiml", ()),
+        ("service.inbound", "_record", ()),
+        ("service.inbound", "record_twiml_replies", ()),
+    )
+
+    def __init__(self) -> None:
+        import importlib
+
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        for module_name, name, also in self.PARTS:
+            module = importlib.import_module(module_name)
+            wrapped = self._timed(f"{module_name.split('.')[-1]}.{name}", getattr(module, name))
+            for target in (module, *map(importlib.import_module, also)):
+                setattr(target, name, wrapped)
+        from sqlalchemy.orm import Session
+
+        Session.commit = self._timed("Session.commit", Session.commit)
+
+    def _timed(self, label: str, function):
+        def timed(*args, **kwargs):
+            started = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.process_time() - started
+                self.calls[label] = self.calls.get(label, 0) + 1
+        return timed
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.calls.clear()
+
+    def print(self, requests: int) -> None:
+        print(f"\nCPU per request in each part (process time, so not the waits on the database), over {requests}:")
+        for label, seconds in sorted(self.seconds.items(), key=lambda item: -item[1]):
+            print(f"  {seconds / requests * 1e6:7.0f} us  {label} ({self.calls[label] / requests:g} calls)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=("inbound", "send"))
     parser.add_argument("--body", default="hello", help="inbound: the member's message (default hello)")
     parser.add_argument("--count", type=int, default=300, help="calls to average over (default 300)")
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="inbound: also the CPU each main part of the path took (Breakdown.PARTS)")
     parser.add_argument("--no-freeze", action="store_true",
                         help="inbound: leave the app's objects to the garbage collector (a web worker freezes them)")
     parser.add_argument("--profile", type=int, nargs="?", const=25, default=0, metavar="TOP",
@@ -224,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     reset_database(url)
     reset_redis()
     if args.what == "inbound":
-        trace_inbound(url, args.body, args.count, freeze=not args.no_freeze, profile=args.profile)
+        trace_inbound(url, args.body, args.count, freeze=not args.no_freeze, profile=args.profile,
+                      breakdown=Breakdown() if args.breakdown else None)
     else:
         trace_send(url, args.count, profile=args.profile)
     return 0
