@@ -28,6 +28,15 @@ def _create_app(*_args):
         raise click.ClickException(f"DATABASE_URL cannot be used: {exc}") from None
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+class HearthGroup(FlaskGroup):
+    """Flask's command group without its options for choosing another app, an env file or debug
+    mode: `hearth` always runs Hearth's app factory, configured from the environment."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.params = [param for param in self.params if param.name not in ("env_file", "app", "debug")]
+
+
+@click.group(cls=HearthGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
 def main() -> None:
     """Hearth: SMS and voice check-ins for therapeutic communities."""

@@ -81,7 +81,7 @@ def simulate_command(phone: str, community_name: str | None, live: bool) -> None
         # A line that is not UTF-8 (a pasted Latin-1 "café", a long line the terminal cut inside a
         # character) arrives with stand-ins for its bad bytes: shown as U+FFFD, as a phone would.
         text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        marks = _marks()
+        marks = _marks(member)
         for reply in _send(client, number, to_number, text):
             click.secho(f"hearth> {reply}", fg="green")
         for sent in _drain(number):
@@ -92,17 +92,26 @@ def simulate_command(phone: str, community_name: str | None, live: bool) -> None
         db.session.rollback()
 
 
-def _marks() -> tuple[int, int]:
-    """The newest result and alert ids, so what one message saves can be shown."""
-    marks = (db.session.scalar(select(func.max(Result.id))) or 0, db.session.scalar(select(func.max(Alert.id))) or 0)
+def _marks(member: Member | None) -> tuple[dict, int]:
+    """The member's results as they stand and the newest alert id, so what one message saves (a
+    result new or changed, as a changed vote is) and raises can be shown."""
+    marks = (_results(member) if member else {}, db.session.scalar(select(func.max(Alert.id))) or 0)
     db.session.rollback()
     return marks
 
 
-def _show_saved(member: Member, marks: tuple[int, int]) -> None:
+def _results(member: Member) -> dict:
+    return {result.id: (result.value, result.category, result.saved_at)
+            for result in db.session.scalars(select(Result).where(Result.member_id == member.id))}
+
+
+def _show_saved(member: Member, marks: tuple[dict, int]) -> None:
     """Print what the last message saved: results, alerts, the member's status, the flow in progress."""
     db.session.refresh(member)
-    for result in db.session.scalars(select(Result).where(Result.member_id == member.id, Result.id > marks[0])):
+    before = marks[0]
+    for result in db.session.scalars(select(Result).where(Result.member_id == member.id).order_by(Result.id)):
+        if before.get(result.id) == (result.value, result.category, result.saved_at):
+            continue
         category = f" ({result.category})" if result.category else ""
         click.secho(f"  [saved {result.flow_id}.{result.name} = {result.value!r}{category}]", dim=True)
     for alert in db.session.scalars(select(Alert).where(Alert.member_id == member.id, Alert.id > marks[1])):

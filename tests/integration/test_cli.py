@@ -749,3 +749,24 @@ def test_an_import_row_for_another_person_on_a_members_number_is_refused(runner,
     assert same.exit_code == 0 and "line 2: not added:" in same.output, same.output
     other = import_members(runner, tmp_path, "name,phone\nBob,07700 900123\n")
     assert other.exit_code == 1 and "line 2: refused:" in other.output and "(Alex)" in other.output, other.output
+
+
+def test_simulate_shows_a_changed_vote_as_saved(runner, member, session):
+    started = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                  "--param", "options=Yes,No"])
+    assert started.exit_code == 0, started.output
+    result = runner.invoke(args=["simulate", "--phone", "07700 900123"], input="1\n2\n")
+    assert result.exit_code == 0, result.output
+    saved = [line.strip() for line in result.output.splitlines() if line.strip().startswith("[saved")]
+    assert len(saved) == 2 and "'Yes'" in saved[0] and "'No'" in saved[1], result.output
+
+
+def test_hearth_help_offers_no_flask_options_it_does_not_take():
+    from click.testing import CliRunner
+
+    from service.cli import main
+
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "--env-file" not in result.output and "--app" not in result.output and "--debug" not in result.output
+    assert "simulate" in result.output
