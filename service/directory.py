@@ -7,6 +7,7 @@ import unicodedata
 from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import langcodes
 import phonenumbers
 
 from sqlalchemy import func, select, update
@@ -53,7 +54,7 @@ def language_code(raw: str | None) -> str | None:
         return None
     primary, _, rest = raw.strip().replace("_", "-").partition("-")
     code = primary.lower() + (f"-{rest}" if rest else "")
-    if not LANGUAGE.match(code):
+    if not LANGUAGE.match(code) or not langcodes.tag_is_valid(code):  # the IANA registry: not "xx"
         raise HearthError(f"{raw!r} is not a language code (like en or cy)")
     return code
 

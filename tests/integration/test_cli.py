@@ -264,6 +264,18 @@ def test_a_language_no_flow_speaks_is_added_with_a_note_and_codes_take_their_usu
     assert languages == {"Zofia": "pl", "Ana": "cy", "Bo": "fr", "Cy": "en-GB"}
 
 
+def test_a_code_that_names_no_language_is_refused_everywhere_a_language_is_given(runner, community, session,
+                                                                                  tmp_path):
+    added = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Zofia",
+                                "--phone", "07700 900301", "--language", "xx"])
+    assert added.exit_code == 1 and "'xx' is not a language code (like en or cy)" in added.output
+    result = import_members(runner, tmp_path, "name,phone,language\nAna,07700 900302,zz\nBo,07700 900303,cy\n")
+    assert "line 2: refused: 'zz' is not a language code" in result.output and "Imported 1 of 2 rows" in result.output
+    created = runner.invoke(args=["community", "create", "Elm House", "--language", "qq"])
+    assert created.exit_code == 1 and "'qq' is not a language code" in created.output
+    assert session.scalar(select(func.count(Member.id))) == 1
+
+
 def test_import_reports_each_refused_row_and_keeps_the_rest(runner, community, session, tmp_path):
     result = import_members(runner, tmp_path, "Name,Phone,Language\nAna,07700 900201,en\nBo,12,\nCy,+447700900201,\n"
                                               ",07700900202,\nDi,447700900203,cy\nEd,07700900204,en\n")
