@@ -46,14 +46,19 @@ class SendRateLimiter:
         Carriers count segments: a three-part message uses three of the second's allowance. One
         of more parts than a second allows (three parts at 1/s) takes the whole of it, and the
         next send waits as long as its parts take at the rate (3 s), so the rate holds on average.
-        A carrier's hold is waited out last, so one that another worker's 429 set while this send
-        waited for its turn holds it too.
+        A carrier's hold is looked at once the send has its turn: one in force (another worker's
+        429, set perhaps while this send waited) is waited out, and the turn taken afresh after it,
+        so the sends it held go out spaced rather than at once when it ends.
         """
-        waited = 0.0 if self.item is None else self._take_turn(sender, cost)
-        while (held := self.redis.pttl(_hold_key(sender))) > 0:
+        waited = 0.0
+        while True:
+            if self.item is not None:
+                waited += self._take_turn(sender, cost)
+            held = self.redis.pttl(_hold_key(sender))
+            if held <= 0:
+                return waited
             self.sleep(held / 1000)
             waited += held / 1000
-        return waited
 
     def _take_turn(self, sender: str, cost: int) -> float:
         """Wait for the gap after the sender's last send, then for room in its window."""
@@ -77,12 +82,14 @@ class SendRateLimiter:
 
     def hold(self, sender: str, seconds: float) -> None:
         """Send nothing from `sender` for `seconds`, in any worker: a hold in force is stretched,
-        never shortened."""
-        ms = max(1, int(seconds * 1000))
-        hold_key = _hold_key(sender)
-        if self.redis.pttl(hold_key) < ms:
-            self.redis.set(hold_key, 1, px=ms)
+        never shortened (in one step, so two 429s at once keep the longer)."""
+        self.redis.eval(_HOLD, 1, _hold_key(sender), max(1, int(seconds * 1000)))
 
+
+# Set the hold unless one that lasts longer is in force.
+_HOLD = """
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], 1, 'PX', ARGV[1]) end
+"""
 
 MAX_GAP_MS = 10_000
 

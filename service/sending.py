@@ -99,9 +99,9 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         sent = receipts.taken(outbox_id, claim.idempotency_key)
         if sent is not None:  # recorded as sent, even by a claim that found its tries used up
             return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts, receipted=True)
-    if claim.state == "failed":
+    if claim.cut_offs > MAX_CUT_OFFS:
         log.error("outbox row %s failed: %s", outbox_id, CUT_OFF)
-        return "failed"
+        return _settle(session, outbox_id, attempt, "failed", error_code=None, error_message=CUT_OFF)
     not_now = _not_now(claim)
     if not_now is not None:
         state, values = not_now
@@ -124,9 +124,10 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         result = _send(transport, claim, from_number, outbox_id)
     except JobTimeoutException:
         # RQ stops the job (its time is up) while it waits for the rate limit or the carrier: the
-        # row is not left `sending` until its lease runs out, but put back now, a try used. The
-        # carrier may have taken it: sent again, like a killed worker's message in flight.
-        _timed_out(session, outbox_id, attempt)
+        # row is not left `sending` until its lease runs out, but put back now, as after a
+        # transient error. The carrier may have taken it: sent again, like a killed worker's
+        # message in flight.
+        _timed_out(session, outbox_id, attempt, final_attempt)
         raise
     except TransientSendError as exc:
         setup = isinstance(exc, SetupSendError)
@@ -158,24 +159,28 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
 
 
-def _timed_out(session: Session, outbox_id: int, attempt: int) -> None:
-    """Put back, or fail once its tries are used, a row whose job RQ stopped; if the database
-    cannot be reached or the stop cut a statement short, the row is left to its lease and the claim
-    that takes it over (`_CLAIM`) counts the try."""
-    failed = attempt >= TRIES
+def _timed_out(session: Session, outbox_id: int, attempt: int, final_attempt: bool) -> None:
+    """Put back a row whose job RQ stopped, or fail it on its job's last run once it has used its
+    tries (as a transient error would); if the database cannot be reached or the stop cut a
+    statement short, the row is left to its lease, and the claim that takes it over counts a cut-off."""
+    failed = final_attempt and attempt >= TRIES
     log.warning("outbox row %s: its job's time ran out while it waited or was sent; %s", outbox_id,
                 "it is recorded as failed" if failed else "it will be sent again")
     try:
         session.rollback()
-        _settle(session, outbox_id, attempt, "failed" if failed else "pending", error_message=TIMED_OUT,
-                **({} if failed else dict(claimed_at=None)))
+        _settle(session, outbox_id, attempt, "failed" if failed else "pending", error_code=None,
+                error_message=TIMED_OUT, **({} if failed else dict(claimed_at=None)))
     except Exception:  # noqa: BLE001 - the job's own timeout is what RQ must see
         log.exception("outbox row %s: could not be put back after its job's time ran out", outbox_id)
 
 
 TIMED_OUT = "its job's time ran out while it waited for the rate limit or the carrier; it may have been sent"
-CUT_OFF = ("its sends were cut off (a worker stopped or its job's time ran out) with its tries used up;"
-           " it may have been sent")
+# A row whose sends were cut off this many times (its worker killed mid-send, and another claim
+# took it over after the lease) fails at the next takeover rather than go to the carrier again:
+# a message that stops its worker every time is not sent for ever.
+MAX_CUT_OFFS = 2
+CUT_OFF = (f"its sends were cut off {MAX_CUT_OFFS + 1} times (its worker stopped mid-send); it may have been"
+           " sent")
 
 
 def _send(transport, claim, from_number: str | None, outbox_id: int):
@@ -338,16 +343,14 @@ def _held(outbox_id: int, attempt: int) -> tuple[ColumnElement[bool], ...]:
 
 # Every send runs these: built once (building them cost a third of a millisecond a send).
 _AT = bindparam("at", type_=_OUTBOX.c.claimed_at.type)
-# Taking over a dead worker's claim is a try, as the send it cut off may have reached the carrier:
-# once a row has used its tries, it fails there, so a message that stops its worker each time
-# (or outlasts its job's time) is not sent again for ever.
-_USED_UP = (_OUTBOX.c.state == "sending") & (_OUTBOX.c.attempts >= TRIES)
+# Taking over a dead worker's claim counts a cut-off (the send it began may have reached the carrier).
+_TAKEN_OVER = case((_OUTBOX.c.state == "sending", 1), else_=0)
 _CLAIM = _member_now(
     update(_OUTBOX).where(_OUTBOX.c.id == bindparam("outbox_id"),
                           _claimable(_AT, bindparam("live", type_=_OUTBOX.c.claimed_at.type)))
-    .values(state=case((_USED_UP, "failed"), else_="sending"), claimed_at=_AT, attempts=_OUTBOX.c.attempts + 1,
-            error_message=case((_USED_UP, CUT_OFF), else_=_OUTBOX.c.error_message), updated_at=_AT)
-).returning(_OUTBOX.c.state, _OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
+    .values(state="sending", claimed_at=_AT, attempts=_OUTBOX.c.attempts + 1,
+            cut_offs=_OUTBOX.c.cut_offs + _TAKEN_OVER, updated_at=_AT)
+).returning(_OUTBOX.c.cut_offs, _OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
             _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at, _OUTBOX.c.created_at, _COMMUNITY_NUMBER,
             *_COMMUNITY_QUIET)
 _RENEW = _member_now(update(_OUTBOX).where(*_held(bindparam("outbox_id"), bindparam("attempt")))

@@ -152,8 +152,8 @@ class TimesOut:
 
 
 @pytest.mark.parametrize("used_up", [False, True])
-def test_a_send_stopped_by_its_jobs_timeout_is_put_back_at_once_and_counted_as_a_try(app, session, member, double,
-                                                                                    used_up):
+def test_a_send_stopped_by_its_jobs_timeout_is_put_back_at_once_or_failed_on_its_last_run(app, session, member,
+                                                                                          double, used_up):
     from rq.timeouts import JobTimeoutException
 
     row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
@@ -163,7 +163,7 @@ def test_a_send_stopped_by_its_jobs_timeout_is_put_back_at_once_and_counted_as_a
     runtime = app.extensions["hearth_runtime"]
     with pytest.raises(JobTimeoutException):  # RQ still sees its job timed out
         deliver(session, row.id, transport=TimesOut(), limiter=runtime.limiter, sender="+441632960000",
-                final_attempt=False)
+                final_attempt=used_up)
     got = fresh(session, row)
     assert "time ran out" in got.error_message
     if used_up:
@@ -173,28 +173,81 @@ def test_a_send_stopped_by_its_jobs_timeout_is_put_back_at_once_and_counted_as_a
         assert send(app, session, row) == "sent"
 
 
-def test_a_row_whose_sends_keep_being_cut_off_fails_once_its_tries_are_used(app, session, member, double, clock,
-                                                                           redis):
-    """A worker killed in the middle of each send (or a job stopped each time) leaves the row
-    `sending`: each claim that takes it over after the lease is a try, and once they are used up
-    the row fails there rather than go to the carrier once more, for ever."""
-    from service.sending import TRIES
+def test_a_row_whose_sends_keep_being_cut_off_fails_at_the_next_takeover(app, session, member, double, clock,
+                                                                        redis):
+    """A worker killed in the middle of each send leaves the row `sending`: each claim that takes
+    it over after the lease counts a cut-off, and past `MAX_CUT_OFFS` the row fails there rather
+    than go to the carrier once more, for ever."""
+    from service.sending import MAX_CUT_OFFS
     from service.sweeper import sweep
 
     row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
     session.commit()
     table = OutboundMessage.__table__
-    for attempts, expected in ((TRIES - 1, "sent"), (TRIES, "failed")):
-        session.execute(table.update().where(table.c.id == row.id).values(
-            state="sending", attempts=attempts, claimed_at=clock.now, provider_sid=None))
+    for cut_offs, expected in ((MAX_CUT_OFFS - 1, "sent"), (MAX_CUT_OFFS, "failed")):
+        session.execute(table.update().where(table.c.id == row.id).values(  # a worker killed mid-send
+            state="sending", attempts=table.c.attempts + 1, cut_offs=cut_offs, claimed_at=clock.now,
+            provider_sid=None))
         session.commit()
         assert send(app, session, row) == "skipped", "a live claim is not taken over"
         clock.advance(seconds=app.config["HEARTH"].send_lease + 1)
         sweep(session, redis)
         assert send(app, session, row) == expected
     got = fresh(session, row)
-    assert (got.state, got.attempts, len(double.messages)) == ("failed", TRIES + 1, 1)
-    assert "cut off" in got.error_message
+    assert (got.state, got.cut_offs, len(double.messages)) == ("failed", MAX_CUT_OFFS + 1, 1)
+    assert "cut off" in got.error_message and got.error_code is None
+
+
+def refused_for_a_whole_job(config, clock, session, member, double):
+    """A broadcast whose first job ran TRIES times against a rotated token: each try was the
+    account's refusal (never the message's), and it now waits for the sweeper (`SETUP_WAIT`)."""
+    from service.exceptions import SetupSendError
+    from service.sending import TRIES
+
+    row = queue_message(session, key="b", to=member.phone, body="hi", kind="broadcast", member=member)
+    session.commit()
+    wrong = create_app(dataclasses.replace(config, transport="twilio", twilio_api_base=double.url,
+                                           twilio_auth_token="rotated-last-night"),
+                       overrides={"TESTING": True, "CLOCK": clock})
+    for run in range(TRIES):
+        if run < TRIES - 1:
+            with pytest.raises(SetupSendError):
+                send(wrong, session, row)
+        else:
+            assert send(wrong, session, row, final=True) == "pending"
+    wrong.extensions["hearth_db"].engine.dispose()
+    assert (fresh(session, row).state, fresh(session, row).attempts) == ("pending", TRIES)
+    assert double.messages == []
+    clock.advance(minutes=10)  # the settings are fixed; the sweeper gives it a new job
+    return row
+
+
+def test_a_refused_accounts_message_is_not_failed_by_a_timeout_on_a_run_with_retries_to_come(
+        app, config, clock, session, member, double):
+    """A refusal of the account never fails a message: its first real send after the fix runs into
+    RQ's timeout on the new job's first run (six retries to come), and it is put back."""
+    from rq.timeouts import JobTimeoutException
+
+    row = refused_for_a_whole_job(config, clock, session, member, double)
+    runtime = app.extensions["hearth_runtime"]
+    with pytest.raises(JobTimeoutException):
+        deliver(session, row.id, transport=TimesOut(), limiter=runtime.limiter, sender="+441632960000",
+                final_attempt=False)
+    got = fresh(session, row)
+    assert got.state == "pending", f"failed after one real try: {got.error_message}"
+
+
+def test_a_refused_accounts_message_is_sent_when_the_worker_that_first_took_it_was_killed(
+        app, config, clock, session, member, double):
+    """The same row, claimed after the fix by a worker that is then killed (a deploy restarting the
+    workers with the new token): the takeover after the lease sends it."""
+    row = refused_for_a_whole_job(config, clock, session, member, double)
+    table = OutboundMessage.__table__
+    session.execute(table.update().where(table.c.id == row.id).values(  # the killed worker's claim
+        state="sending", attempts=table.c.attempts + 1, claimed_at=clock.now))
+    session.commit()
+    clock.advance(seconds=app.config["HEARTH"].send_lease + 1)
+    assert send(app, session, row) == "sent", fresh(session, row).error_message
 
 
 def test_a_send_whose_claim_lapsed_does_not_undo_the_record_of_the_worker_that_took_over(app, session, member,
