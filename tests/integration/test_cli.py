@@ -9,6 +9,9 @@ from service.directory import add_member
 from tests.conftest import DATABASE
 from service.models import AuditEvent, Community, Facilitator, InboundMessage, Member, OutboundMessage
 
+MENU = ("You can text: CHECKIN to check in now. PAUSE 7 to pause check-ins for 7 days. BACK to start them again."
+        " HELP for contact details. STOP to stop all messages.")
+
 
 def test_community_create_and_refusals(runner, session):
     result = runner.invoke(args=["community", "create", "Oak House", "--timezone", "Europe/London"])
@@ -135,7 +138,7 @@ def test_a_community_s_own_crisis_line_is_the_one_its_texts_and_flows_give(runne
     [help_text] = twiml_messages(post_signed("/twilio/sms", sms_form("HELP")).get_data(as_text=True))
     assert help_text.endswith(f"Need to talk now? {line}.") and "Samaritans" not in help_text
     menu = twiml_messages(post_signed("/twilio/sms", sms_form("hello")).get_data(as_text=True))
-    assert menu[-1] == f"If you need to talk to someone now: {line}.", menu
+    assert menu == [f"Sorry, I didn't understand that. {MENU} If you need to talk to someone now: {line}."], menu
     [stranger] = twiml_messages(post_signed("/twilio/sms", sms_form("hi", from_number="+447700900999"))
                                 .get_data(as_text=True))
     assert stranger == f"Sorry, this service does not know your number. If you need support: {line}."

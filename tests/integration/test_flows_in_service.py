@@ -1008,7 +1008,7 @@ def test_an_open_vote_takes_only_a_whole_answer_and_leaves_other_texts_to_the_me
     assert "your vote for Yes is in" in say(post_signed, "1")[0]
     for text in ("Running late, back in 2 hours", "no idea", "Can someone call me? I'm not ok"):
         answer = say(post_signed, text)
-        assert answer[0] == "Sorry, I didn't understand that." and "Samaritans" in answer[-1], answer
+        assert len(answer) == 1 and answer[0].startswith("Sorry, I didn't understand that.") and "Samaritans" in answer[0], answer
     session.expire_all()
     assert session.scalar(select(Result.value).where(Result.name == "vote")) == "Yes"
     assert _conversations(session)[0][:2] == ("vote", True)  # still open
