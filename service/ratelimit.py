@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from typing import Callable
 
 from limits import RateLimitItemPerSecond
@@ -52,16 +53,21 @@ class SendRateLimiter:
         """
         waited = 0.0
         while True:
+            turn = None
             if self.item is not None:
-                waited += self._take_turn(sender, cost)
+                turn, took = self._take_turn(sender, cost)
+                waited += took
             held = self.redis.pttl(_hold_key(sender))
             if held <= 0:
                 return waited
+            if turn is not None:  # the gap this turn set is given back: it must not outlast the hold
+                self.redis.eval(_GIVE_BACK, 1, _gap_key(sender), turn)
             self.sleep(held / 1000)
             waited += held / 1000
 
-    def _take_turn(self, sender: str, cost: int) -> float:
-        """Wait for the gap after the sender's last send, then for room in its window."""
+    def _take_turn(self, sender: str, cost: int) -> tuple[str, float]:
+        """Wait for the gap after the sender's last send, then for room in its window; the turn's
+        own mark on the gap key, and the seconds waited."""
         waited = 0.0
         gap_key = _gap_key(sender)
         parts = max(1, cost)
@@ -69,7 +75,8 @@ class SendRateLimiter:
         # At most MAX_GAP_MS after a long text: the next send (a crisis alert, say) must not wait
         # past its job's time for one message of many parts.
         gap = min(self.gap_ms * parts, max(self.gap_ms, MAX_GAP_MS))
-        while not self.redis.set(gap_key, 1, nx=True, px=gap):
+        turn = uuid.uuid4().hex
+        while not self.redis.set(gap_key, turn, nx=True, px=gap):
             pause = max(self.redis.pttl(gap_key), 1) / 1000
             self.sleep(pause)
             waited += pause
@@ -78,7 +85,7 @@ class SendRateLimiter:
             pause = min(max(reset_at - time.time(), 0.002), 1.0)
             self.sleep(pause)
             waited += pause
-        return waited
+        return turn, waited
 
     def hold(self, sender: str, seconds: float) -> None:
         """Send nothing from `sender` for `seconds`, in any worker: a hold in force is stretched,
@@ -90,6 +97,8 @@ class SendRateLimiter:
 _HOLD = """
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], 1, 'PX', ARGV[1]) end
 """
+# Remove the gap a turn set, unless another turn's has replaced it.
+_GIVE_BACK = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
 
 MAX_GAP_MS = 10_000
 

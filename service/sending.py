@@ -9,7 +9,7 @@ from typing import Callable
 from flask import current_app
 from redis.exceptions import RedisError
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import ColumnElement, bindparam, case, exists, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from workers.queues import SEND_RETRY_INTERVALS
@@ -97,11 +97,8 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     sender_key = from_number or sender  # what the rate limit is kept for
     if receipts is not None and attempt > 1:
         sent = receipts.taken(outbox_id, claim.idempotency_key)
-        if sent is not None:  # recorded as sent, even by a claim that found its tries used up
+        if sent is not None:
             return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts, receipted=True)
-    if claim.cut_offs > MAX_CUT_OFFS:
-        log.error("outbox row %s failed: %s", outbox_id, CUT_OFF)
-        return _settle(session, outbox_id, attempt, "failed", error_code=None, error_message=CUT_OFF)
     not_now = _not_now(claim)
     if not_now is not None:
         state, values = not_now
@@ -162,7 +159,7 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
 def _timed_out(session: Session, outbox_id: int, attempt: int, final_attempt: bool) -> None:
     """Put back a row whose job RQ stopped, or fail it on its job's last run once it has used its
     tries (as a transient error would); if the database cannot be reached or the stop cut a
-    statement short, the row is left to its lease, and the claim that takes it over counts a cut-off."""
+    statement short, the row is left to its lease and the sweeper."""
     failed = final_attempt and attempt >= TRIES
     log.warning("outbox row %s: its job's time ran out while it waited or was sent; %s", outbox_id,
                 "it is recorded as failed" if failed else "it will be sent again")
@@ -175,12 +172,6 @@ def _timed_out(session: Session, outbox_id: int, attempt: int, final_attempt: bo
 
 
 TIMED_OUT = "its job's time ran out while it waited for the rate limit or the carrier; it may have been sent"
-# A row whose sends were cut off this many times (its worker killed mid-send, and another claim
-# took it over after the lease) fails at the next takeover rather than go to the carrier again:
-# a message that stops its worker every time is not sent for ever.
-MAX_CUT_OFFS = 2
-CUT_OFF = (f"its sends were cut off {MAX_CUT_OFFS + 1} times (its worker stopped mid-send); it may have been"
-           " sent")
 
 
 def _send(transport, claim, from_number: str | None, outbox_id: int):
@@ -343,14 +334,11 @@ def _held(outbox_id: int, attempt: int) -> tuple[ColumnElement[bool], ...]:
 
 # Every send runs these: built once (building them cost a third of a millisecond a send).
 _AT = bindparam("at", type_=_OUTBOX.c.claimed_at.type)
-# Taking over a dead worker's claim counts a cut-off (the send it began may have reached the carrier).
-_TAKEN_OVER = case((_OUTBOX.c.state == "sending", 1), else_=0)
 _CLAIM = _member_now(
     update(_OUTBOX).where(_OUTBOX.c.id == bindparam("outbox_id"),
                           _claimable(_AT, bindparam("live", type_=_OUTBOX.c.claimed_at.type)))
-    .values(state="sending", claimed_at=_AT, attempts=_OUTBOX.c.attempts + 1,
-            cut_offs=_OUTBOX.c.cut_offs + _TAKEN_OVER, updated_at=_AT)
-).returning(_OUTBOX.c.cut_offs, _OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
+    .values(state="sending", claimed_at=_AT, attempts=_OUTBOX.c.attempts + 1, updated_at=_AT)
+).returning(_OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
             _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at, _OUTBOX.c.created_at, _COMMUNITY_NUMBER,
             *_COMMUNITY_QUIET)
 _RENEW = _member_now(update(_OUTBOX).where(*_held(bindparam("outbox_id"), bindparam("attempt")))

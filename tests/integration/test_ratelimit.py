@@ -132,3 +132,22 @@ def test_two_holds_at_once_never_shorten_the_longer_one(redis):
     short.redis.execute_command = then_the_other_429
     short.hold(sender, 1)
     assert landed and redis.pttl(f"hearth-send-hold:{sender}") > 5000, "the 10 s hold was shortened to 1 s"
+
+
+def test_a_short_hold_is_not_stretched_to_the_gap_of_the_turn_a_send_took_before_it(redis):
+    """A 10-part message at 1/s meets a 0.5 s hold: the 10 s gap its turn set is given back, so
+    the half-second hold does not keep it (and every later send) back 10 s."""
+    sender = "+441632960000"
+    long_waits = []
+
+    def sleep(seconds):
+        if seconds > 5:  # a wait for the gap of its own first turn: noted, and ended at once
+            long_waits.append(seconds)
+            redis.delete(f"hearth-send-gap:{sender}")
+        else:
+            time.sleep(seconds)
+
+    limiter = SendRateLimiter(REDIS_URL, 1, sleep=sleep)
+    limiter.hold(sender, 0.5)
+    limiter.acquire(sender, cost=10)
+    assert long_waits == [], f"a 0.5 s hold kept a 10-part message back {long_waits} s more"

@@ -173,31 +173,6 @@ def test_a_send_stopped_by_its_jobs_timeout_is_put_back_at_once_or_failed_on_its
         assert send(app, session, row) == "sent"
 
 
-def test_a_row_whose_sends_keep_being_cut_off_fails_at_the_next_takeover(app, session, member, double, clock,
-                                                                        redis):
-    """A worker killed in the middle of each send leaves the row `sending`: each claim that takes
-    it over after the lease counts a cut-off, and past `MAX_CUT_OFFS` the row fails there rather
-    than go to the carrier once more, for ever."""
-    from service.sending import MAX_CUT_OFFS
-    from service.sweeper import sweep
-
-    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
-    session.commit()
-    table = OutboundMessage.__table__
-    for cut_offs, expected in ((MAX_CUT_OFFS - 1, "sent"), (MAX_CUT_OFFS, "failed")):
-        session.execute(table.update().where(table.c.id == row.id).values(  # a worker killed mid-send
-            state="sending", attempts=table.c.attempts + 1, cut_offs=cut_offs, claimed_at=clock.now,
-            provider_sid=None))
-        session.commit()
-        assert send(app, session, row) == "skipped", "a live claim is not taken over"
-        clock.advance(seconds=app.config["HEARTH"].send_lease + 1)
-        sweep(session, redis)
-        assert send(app, session, row) == expected
-    got = fresh(session, row)
-    assert (got.state, got.cut_offs, len(double.messages)) == ("failed", MAX_CUT_OFFS + 1, 1)
-    assert "cut off" in got.error_message and got.error_code is None
-
-
 def refused_for_a_whole_job(config, clock, session, member, double):
     """A broadcast whose first job ran TRIES times against a rotated token: each try was the
     account's refusal (never the message's), and it now waits for the sweeper (`SETUP_WAIT`)."""
