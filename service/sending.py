@@ -32,7 +32,8 @@ def lease() -> timedelta:
     return timedelta(seconds=current_app.config["HEARTH"].send_lease)
 
 
-# A row's sends before a transient failure counts as final: its job's first run and its retries.
+# A row's own sends before a transient failure counts as final: its job's first run and its
+# retries. A try the carrier refused for Hearth's account is not one (`refusals`).
 TRIES = 1 + len(SEND_RETRY_INTERVALS)
 
 # How long a message waits, once its job has used its tries, when the carrier refused Hearth's
@@ -124,14 +125,14 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         # row is not left `sending` until its lease runs out, but put back now, as after a
         # transient error. The carrier may have taken it: sent again, like a killed worker's
         # message in flight.
-        _timed_out(session, outbox_id, attempt, final_attempt)
+        _timed_out(session, outbox_id, attempt, final_attempt and attempt - claim.refusals >= TRIES)
         raise
     except TransientSendError as exc:
         setup = isinstance(exc, SetupSendError)
         # Failed for good only when its own tries are used up: a row held back behind another to
         # the same number is first tried on a late run of the job, and the sweeper gives it a
-        # job of its own with its tries still to come.
-        failed = final_attempt and not setup and attempt >= TRIES
+        # job of its own with its tries still to come. The account's refusals are not its tries.
+        failed = final_attempt and not setup and attempt - claim.refusals >= TRIES
         if isinstance(exc, RateLimitedSendError):
             _hold(limiter, sender_key, exc.retry_after)
         if setup:
@@ -141,6 +142,8 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
             log.warning("outbox row %s: %s; %s", outbox_id, exc,
                         "it is recorded as failed" if failed else "it will be sent again")
         why = dict(error_code=exc.code, error_message=str(exc))
+        if setup:
+            why["refusals"] = _OUTBOX.c.refusals + 1
         if failed:
             return _settle(session, outbox_id, attempt, "failed", **why)
         if final_attempt and setup:
@@ -156,11 +159,10 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
 
 
-def _timed_out(session: Session, outbox_id: int, attempt: int, final_attempt: bool) -> None:
-    """Put back a row whose job RQ stopped, or fail it on its job's last run once it has used its
-    tries (as a transient error would); if the database cannot be reached or the stop cut a
+def _timed_out(session: Session, outbox_id: int, attempt: int, failed: bool) -> None:
+    """Put back a row whose job RQ stopped, or fail it (`failed`: its job's last run, its own tries
+    used, as after a transient error); if the database cannot be reached or the stop cut a
     statement short, the row is left to its lease and the sweeper."""
-    failed = final_attempt and attempt >= TRIES
     log.warning("outbox row %s: its job's time ran out while it waited or was sent; %s", outbox_id,
                 "it is recorded as failed" if failed else "it will be sent again")
     try:
@@ -339,7 +341,7 @@ _CLAIM = _member_now(
                           _claimable(_AT, bindparam("live", type_=_OUTBOX.c.claimed_at.type)))
     .values(state="sending", claimed_at=_AT, attempts=_OUTBOX.c.attempts + 1, updated_at=_AT)
 ).returning(_OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
-            _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at, _OUTBOX.c.created_at, _COMMUNITY_NUMBER,
+            _OUTBOX.c.refusals, _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at, _OUTBOX.c.created_at, _COMMUNITY_NUMBER,
             *_COMMUNITY_QUIET)
 _RENEW = _member_now(update(_OUTBOX).where(*_held(bindparam("outbox_id"), bindparam("attempt")))
                      .values(claimed_at=_AT, updated_at=_AT))

@@ -60,7 +60,10 @@ class OutboundMessage(Base):
     state: Mapped[str] = mapped_column(String(16), default=PENDING)
     via: Mapped[str | None] = mapped_column(String(16))
     due_at: Mapped[datetime]
-    attempts: Mapped[int] = mapped_column(default=0)
+    attempts: Mapped[int] = mapped_column(default=0)  # claims: every write of a send names its own
+    # Tries the carrier refused for Hearth's account or sender, not the message: its own tries are
+    # `attempts - refusals`.
+    refusals: Mapped[int] = mapped_column(default=0, server_default="0")
     claimed_at: Mapped[datetime | None]
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     delivery_status: Mapped[str | None] = mapped_column(String(24))

@@ -740,3 +740,32 @@ def test_a_retried_batch_does_not_give_way(app, session, member, double, redis, 
     assert job_id in bulk.scheduled_job_registry.get_job_ids()
     assert Job.fetch(job_id, connection=redis, serializer=JSONSerializer).retries_left == 4
     assert [m["body"] for m in double.messages] == ["0"]
+
+
+def test_a_refused_accounts_message_first_tried_on_its_new_jobs_last_run_is_not_failed_after_one_try(
+        app, config, clock, session, member, double):
+    """The account's refusals are not the message's tries: held back behind an earlier row to the
+    same member all through its new job, the row's first real try comes on the job's last run,
+    and one 5xx (or its job's timeout) then leaves it pending for the sweeper, not failed."""
+    from rq.timeouts import JobTimeoutException
+
+    from service.sending import TRIES, deliver_batch
+
+    row = refused_for_a_whole_job(config, clock, session, member, double)
+    earlier = queue_message(session, key="e", to=member.phone, body="earlier", kind="broadcast", member=member,
+                            due_at=clock.now - timedelta(minutes=1))
+    session.commit()
+    double.fail(member.phone, "500", times=TRIES + 1)
+    runtime = app.extensions["hearth_runtime"]
+    for run in range(TRIES):
+        how = dict(transport=runtime.transport, limiter=runtime.limiter, sender="+441632960000",
+                   final_attempt=run == TRIES - 1)
+        with pytest.raises(TransientSendError):
+            deliver_batch(session, [earlier.id, row.id], **how)
+    assert fresh(session, earlier).state == "failed"
+    got = fresh(session, row)
+    assert (got.state, got.attempts, got.refusals) == ("pending", TRIES + 1, TRIES), got.error_message
+    with pytest.raises(JobTimeoutException):  # its next job's last run times out: still its second try
+        deliver(session, row.id, transport=TimesOut(), limiter=runtime.limiter, sender="+441632960000",
+                final_attempt=True)
+    assert fresh(session, row).state == "pending"
