@@ -156,7 +156,14 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         return _settle(session, outbox_id, attempt, "failed", error_code=code, error_message=str(exc),
                        also=lambda: carrier_refused(session, claim.member_id, code, f"twilio:{code}", submitted))
     sent = dict(provider_sid=result.sid, segments=result.segments, sent_at=now(), delivery_status=result.status)
-    return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
+    try:
+        return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
+    except JobTimeoutException:
+        # The carrier took it, and RQ stopped the job as it was being recorded: a receipt lets the
+        # claim that takes the row over after its lease record it, rather than send it again.
+        if receipts is not None:
+            receipts.keep(outbox_id, claim.idempotency_key, sent)
+        raise
 
 
 def _timed_out(session: Session, outbox_id: int, attempt: int, failed: bool) -> None:

@@ -769,3 +769,35 @@ def test_a_refused_accounts_message_first_tried_on_its_new_jobs_last_run_is_not_
         deliver(session, row.id, transport=TimesOut(), limiter=runtime.limiter, sender="+441632960000",
                 final_attempt=True)
     assert fresh(session, row).state == "pending"
+
+
+def test_a_send_whose_job_times_out_as_it_is_recorded_is_recorded_by_the_next_claim_not_sent_again(
+        app, session, member, double, clock, redis, monkeypatch):
+    """The carrier took the message; RQ's timeout cuts the record short. The row is left `sending`,
+    and the claim that takes it over after the lease finds the receipt and records it."""
+    from rq.timeouts import JobTimeoutException
+
+    import service.sending
+
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    runtime = app.extensions["hearth_runtime"]
+    settle = service.sending._settle
+
+    def times_out_when_recording(session_, outbox_id, attempt, state, **values):
+        if state == "sent":
+            raise JobTimeoutException("Task exceeded maximum timeout value (30 seconds)")
+        return settle(session_, outbox_id, attempt, state, **values)
+
+    monkeypatch.setattr(service.sending, "_settle", times_out_when_recording)
+    how = dict(transport=runtime.transport, limiter=runtime.limiter, receipts=runtime.receipts,
+               sender="+441632960000", final_attempt=False)
+    with pytest.raises(JobTimeoutException):
+        deliver(session, row.id, **how)
+    session.rollback()
+    monkeypatch.setattr(service.sending, "_settle", settle)
+    assert fresh(session, row).state == "sending"
+    clock.advance(seconds=app.config["HEARTH"].send_lease + 1)
+    assert deliver(session, row.id, **how) == "sent"
+    got = fresh(session, row)
+    assert (got.state, got.provider_sid, len(double.messages)) == ("sent", double.messages[0]["sid"], 1)
