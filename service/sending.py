@@ -106,6 +106,9 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         settled = _settle(session, outbox_id, attempt, state, **values)
         return "held" if settled == "pending" else settled
     seen = claim  # the member as the claim found them
+    # Whether a transient failure (or a timeout) now is final, on the job's last run: the row has
+    # used its own tries, not counting the carrier's refusals of Hearth's account.
+    last_try = final_attempt and attempt - claim.refusals >= TRIES
     try:
         if not _blocked(seen, claim.kind) and limiter.acquire(sender_key, cost=claim.segments):
             # After a wait the claim is taken afresh, which starts its lease again for the send, and
@@ -125,14 +128,14 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         # row is not left `sending` until its lease runs out, but put back now, as after a
         # transient error. The carrier may have taken it: sent again, like a killed worker's
         # message in flight.
-        _timed_out(session, outbox_id, attempt, final_attempt and attempt - claim.refusals >= TRIES)
+        _timed_out(session, outbox_id, attempt, last_try)
         raise
     except TransientSendError as exc:
         setup = isinstance(exc, SetupSendError)
         # Failed for good only when its own tries are used up: a row held back behind another to
         # the same number is first tried on a late run of the job, and the sweeper gives it a
-        # job of its own with its tries still to come. The account's refusals are not its tries.
-        failed = final_attempt and not setup and attempt - claim.refusals >= TRIES
+        # job of its own with its tries still to come.
+        failed = last_try and not setup
         if isinstance(exc, RateLimitedSendError):
             _hold(limiter, sender_key, exc.retry_after)
         if setup:
@@ -348,8 +351,8 @@ _CLAIM = _member_now(
                           _claimable(_AT, bindparam("live", type_=_OUTBOX.c.claimed_at.type)))
     .values(state="sending", claimed_at=_AT, attempts=_OUTBOX.c.attempts + 1, updated_at=_AT)
 ).returning(_OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
-            _OUTBOX.c.refusals, _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at, _OUTBOX.c.created_at, _COMMUNITY_NUMBER,
-            *_COMMUNITY_QUIET)
+            _OUTBOX.c.refusals, _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at, _OUTBOX.c.created_at,
+            _COMMUNITY_NUMBER, *_COMMUNITY_QUIET)
 _RENEW = _member_now(update(_OUTBOX).where(*_held(bindparam("outbox_id"), bindparam("attempt")))
                      .values(claimed_at=_AT, updated_at=_AT))
 
