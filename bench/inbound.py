@@ -7,7 +7,8 @@ What it does, in one run:
 
 1. Migrates the PostgreSQL database `hearth_bench` afresh (never `test`), adds one community
    and one member, flushes Redis db 14.
-2. Starts servers with the same gunicorn settings (gunicorn.conf.py, 2 sync workers or --workers, 127.0.0.1, no access log):
+2. Starts servers with the same gunicorn settings (gunicorn.conf.py, 2 sync workers or --workers,
+   127.0.0.1, no access log):
    Hearth (`service:create_app()`), the baseline bench/baseline_app.py (bare Flask answering
    one-message TwiML), and, as a reference without a goal, bench/floor_app.py (signature check +
    one INSERT + commit: the least a durable webhook does; --no-floor skips it).

@@ -244,7 +244,7 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
     missed = _not_started(community, numbers, origin) if numbers else []
     if plained:
         click.echo(f"Written plainly, so that no text costs more for it: {', '.join(sorted(plained))}.")
-    _cost(f"flow:facilitator:{flow.id}:{run}:")
+    _cost(f"flow:{origin}:")  # the outbox keys of the run's messages (conversations._apply)
     for name, moment in quiet:
         click.echo(f"Note: {name} is {moment:%H:%M} on {moment:%a %-d %b}, in {community.name}'s quiet hours: what"
                    f" {flow.id} says then (\"Voting has closed\", say) goes at that hour.")
