@@ -123,6 +123,11 @@ class Registry:
         return problems
 
 
+def bundled_files() -> list[Path]:
+    """The bundled flow files, in the order they load."""
+    return _files(BUNDLED_DIR)
+
+
 def _files(directory: str | os.PathLike) -> list[Path]:
     folder = Path(directory)
     return sorted(list(folder.glob("*.yaml")) + list(folder.glob("*.yml")))

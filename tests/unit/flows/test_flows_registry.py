@@ -67,6 +67,19 @@ def test_validate_refuses_a_start_flow_to_a_flow_that_is_not_loaded(tmp_path, ca
     assert main(["validate", str(menu)]) == 0
 
 
+def test_validate_reads_each_bundled_file_once(tmp_path, monkeypatch, capsys):
+    import flows.loader
+    reads = []
+    real = flows.loader.load_flow_text
+    monkeypatch.setattr(flows.loader, "load_flow_text", lambda text, shown, **kw: reads.append(shown) or real(
+        text, shown, **kw))
+    menu = write(tmp_path, "menu.yaml", HANDOVER.format(id="menu", target="help"))
+    assert main(["validate", str(BUNDLED_DIR / "help.yaml"), str(menu)]) == 0
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == len(list(BUNDLED_DIR.glob("*.yaml"))) + 1
+    assert main(["validate"]) == 0
+    assert len(reads) == 2 * len(list(BUNDLED_DIR.glob("*.yaml"))) + 1
+
+
 SEND_THEN = "id: {id}\nversion: 1\nsteps:\n  - id: hi\n    type: send\n    text: Hi\n  - id: go\n    type: start_flow\n" \
             "    flow: {target}\n"
 
