@@ -321,6 +321,62 @@ class CpuUse:
 STEAL_WARNING = 0.05
 
 
+class Hiccups:
+    """The machine's own stalls, measured as jHiccup measures a JVM's: a child process asks to
+    sleep 1 ms over and over and notes each wake-up more than `threshold_ms` late. A stall it
+    sees stopped every process here (the host paused this virtual machine, or the CPU was not
+    to be had), whatever the servers were doing.
+
+        with Hiccups() as meter:
+            ...                       # the load
+        meter.stalls                  # [(start, end)] in time.monotonic() seconds
+    """
+
+    CHILD = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+        "late = float(sys.argv[1]) / 1000\n"
+        "last = time.monotonic()\n"
+        "while True:\n"
+        "    time.sleep(0.001)\n"
+        "    at = time.monotonic()\n"
+        "    if at - last > late + 0.001:\n"
+        "        print(last, at, flush=True)\n"
+        "    last = at\n"
+    )
+
+    def __init__(self, threshold_ms: float = 20.0) -> None:
+        self.threshold_ms = threshold_ms
+        self.stalls: list[tuple[float, float]] = []
+        self._child: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Hiccups":
+        self._child = subprocess.Popen([sys.executable, "-c", self.CHILD, str(self.threshold_ms)],
+                                       stdout=subprocess.PIPE, text=True)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._child.terminate()
+        out, _ = self._child.communicate(timeout=10)
+        self.stalls = [(float(a), float(b)) for a, b in (line.split() for line in out.splitlines() if line.strip())]
+
+    def summary(self) -> str:
+        if not self.stalls:
+            return f"the machine never stalled for {self.threshold_ms:.0f} ms or more"
+        longest = max(end - start for start, end in self.stalls) * 1000
+        return (f"the machine stalled {len(self.stalls)} time(s) for {self.threshold_ms:.0f} ms or more"
+                f" (longest {longest:.0f} ms)")
+
+
+def overlapping(spans: list[tuple[float, float]], others: list[tuple[float, float]]) -> int:
+    """How many of `spans` overlap at least one of `others` (both as (start, end))."""
+    others = sorted(others)
+    count = 0
+    for start, end in spans:
+        count += any(o_start < end and o_end > start for o_start, o_end in others)
+    return count
+
+
 def exit_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit so the child processes are stopped on the way out."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -21,7 +21,10 @@ What it does, in one run:
    share of the machine left idle (a server that leaves it idle waits on something else).
 5. Latency: open-loop load paced at half of Hearth's median maximum, latency measured from
    each request's scheduled start (so a stalled server is not hidden), for Hearth and, at the
-   same rate, for the baseline.
+   same rate, for the baseline. Beside Hearth run a meter of the machine's own stalls (a process
+   that sleeps 1 ms at a time and notes each wake-up 20 ms late or more) and the floor at 20 req/s
+   (it pays the same commit and little else); the run says how many of Hearth's requests over
+   the goal were in flight during a stall of either.
 6. Checks every answer was 200 and that Hearth stored one inbound row per answered request.
 
 Goals (the issue): Hearth >= 1/3 of the baseline's throughput; p99 < 50 ms at half Hearth's max.
@@ -54,10 +57,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._support import (  # noqa: E402
     ACCOUNT_SID, AUTH_TOKEN, BENCH, FROM_NUMBER, MEMBER_PHONE, REPO, VENV_BIN, CpuUse, Processes, Steal, banner,
     database_url, exit_on_sigterm, free_port, hearth_env, make_app, member_phones, percentile, reset_database,
-    reset_redis, print_hot_spots, py_spy, hot_spots, save_results, verdict, wait_http,
+    reset_redis, print_hot_spots, py_spy, hot_spots, save_results, verdict, wait_http, Hiccups, overlapping,
 )
 
 THROUGHPUT_RATIO_GOAL = 1 / 3
+# The floor's rate beside Hearth in the latency phase (a probe of the commit path; about 2% of a core).
+CANARY_RATE = 20.0
 P99_GOAL_MS = 50.0
 WARM_UP_SECONDS = 2  # per server, closed loop, before any round
 # Hearth's production settings (the Procfile's, with its default WEB_CONCURRENCY of 2 unless
@@ -245,21 +250,53 @@ async def _paced(port: int, requests: list[bytes], rate: float, timeout: float) 
         "p50_ms": percentile(latencies, 50), "p90_ms": percentile(latencies, 90),
         "p99_ms": percentile(latencies, 99), "max_ms": latencies[-1] if latencies else float("nan"),
         "client_lag_p99_ms": percentile(lags, 99),
+        # Each request's (scheduled start, end), for `slow_spans`; not saved with the figures.
+        "spans": [(scheduled, end) for scheduled, _, end, _ in done],
     }
 
 
-def paced(port: int, requests: list[bytes], rate: float, timeout: float = 10.0) -> dict:
-    """The paced run, with this client's garbage collector held off while it runs.
+def paced(*runs: tuple[int, list[bytes], float], timeout: float = 10.0) -> list[dict]:
+    """Paced runs, each (port, requests, rate), side by side in one event loop, with this client's
+    garbage collector held off while they run.
 
     A full collection here stops the client for tens of milliseconds and every request due in
     that time would count as the server's latency (seen: 15 requests at 60-80 ms in one burst).
     """
+    async def together() -> list[dict]:
+        return list(await asyncio.gather(*(_paced(port, requests, rate, timeout) for port, requests, rate in runs)))
+
     gc.collect()
     gc.disable()
     try:
-        return asyncio.run(_paced(port, requests, rate, timeout))
+        return asyncio.run(together())
     finally:
         gc.enable()
+
+
+def slow_spans(result: dict, over_ms: float) -> list[tuple[float, float]]:
+    """The (scheduled start, end) of each request in a paced result that took longer than `over_ms`."""
+    return [(start, end) for start, end in result["spans"] if (end - start) * 1000 > over_ms]
+
+
+def stalls_beside(hearth: dict, meter: Hiccups, floor: dict | None) -> list[str]:
+    """What the machine and the floor saw while Hearth was paced, and how many of Hearth's requests
+    over the goal were in flight during a stall of either (kept in `hearth["slow"]`)."""
+    slow = slow_spans(hearth, P99_GOAL_MS)
+    hearth["slow"] = found = {"requests": len(slow), "during_machine_stall": overlapping(slow, meter.stalls)}
+    lines = [f"beside it, {meter.summary()}"]
+    if floor is not None:
+        floor_slow = slow_spans(floor, P99_GOAL_MS)
+        hearth["floor_beside"] = {key: floor[key] for key in ("offered_rate", "p50_ms", "p99_ms", "max_ms")}
+        found.update(during_slow_floor_request=overlapping(slow, floor_slow),
+                     during_either=overlapping(slow, meter.stalls + floor_slow))
+        lines.append(f"beside it, the floor at {floor['offered_rate']:.0f} req/s: p50 {floor['p50_ms']:.1f} ms, p99"
+                     f" {floor['p99_ms']:.1f} ms, max {floor['max_ms']:.1f} ms, {len(floor_slow)} request(s) over"
+                     f" {P99_GOAL_MS:.0f} ms")
+    lines.append(f"Hearth's requests over {P99_GOAL_MS:.0f} ms: {len(slow)} of {hearth['sent']}; in flight during a"
+                 f" machine stall: {found['during_machine_stall']}"
+                 + (f"; during a slow floor request: {found['during_slow_floor_request']}; during either:"
+                    f" {found['during_either']}" if floor is not None else ""))
+    return lines
 
 
 # -- servers --------------------------------------------------------------------------------------
@@ -493,11 +530,21 @@ def main(argv: list[str] | None = None) -> int:
               f" ({count} requests), measured from each request's scheduled start")
         hearth_paced = [raw_request(hearth_port, *p) for p in signed_requests(count, sign_url, args.body, 3, phones)]
         base_paced = [raw_request(base_port, *p) for p in signed_requests(count, sign_url, args.body, 4, phones)]
+        # Alongside Hearth: a meter of the machine's own stalls, and the floor paced at a low rate,
+        # which pays the same commit as Hearth and little else. A slow Hearth request that was in
+        # flight during either's stall waited on the machine or its disk, not on Hearth's code.
+        canary = ([raw_request(floor_port, *p) for p in
+                   signed_requests(max(10, int(CANARY_RATE * latency_seconds)), sign_url, args.body, 5, phones)]
+                  if floor else [])
         lat = {}
         for name, port, reqs in (("hearth", hearth_port, hearth_paced), ("baseline", base_port, base_paced)):
             phase_steal = Steal()
-            lat[name] = r = paced(port, reqs, rate)
+            alongside = [(floor_port, canary, CANARY_RATE)] if name == "hearth" and canary else []
+            with Hiccups() as meter:
+                r, *beside = paced((port, reqs, rate), *alongside)
+            lat[name] = r
             r["steal"] = phase_steal.share()
+            r["machine_stalls"] = meter.stalls
             if name == "hearth":
                 sent_to_hearth_ok += r["statuses"].get("200", 0)
             if set(r["statuses"]) != {"200"}:
@@ -505,6 +552,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:8s} p50 {r['p50_ms']:6.1f} ms  p90 {r['p90_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms"
                   f"  max {r['max_ms']:6.1f} ms  (achieved {r['achieved_rate']:.1f} req/s, {r['sent']} requests,"
                   f" client lag p99 {r['client_lag_p99_ms']:.1f} ms; {r['steal']:.0%} stolen)")
+            if name == "hearth":
+                print("\n".join(f"    {line}" for line in stalls_beside(r, meter, beside[0] if beside else None)))
+        for r in lat.values():
+            r.pop("spans")
         latency_ok = lat["hearth"]["p99_ms"] < P99_GOAL_MS
         results["latency"] = {**lat, "rate": rate, "goal_p99_ms": P99_GOAL_MS, "pass": latency_ok}
 
