@@ -19,6 +19,9 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 LANGUAGE = {"type": "string", "pattern": "^[a-z]{2,3}$", "description": "a language code such as en or cy"}
 TEXT = {"type": "string"}
 # A parameter staff pass to `flows start`: required, or optional with a trailing "?" (closes_at?).
+# A flow's version is stored as a 32-bit integer (flow_versions.version): a larger one is refused
+# when the file loads, not when a member's text first starts the flow.
+MAX_VERSION = 2**31 - 1
 PARAM = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}[?]?$",
          "description": "a parameter name; a trailing ? makes it optional"}
 
@@ -96,7 +99,7 @@ def top_properties(step: dict) -> dict:
     """The top-level fields of a flow file."""
     return {
         "id": {**STEP_ID, "description": "the flow's id, e.g. checkin"},
-        "version": {"type": "integer", "minimum": 1},
+        "version": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
         "description": TEXT,
         "language": {"$ref": "#/$defs/language"},
         "languages": {"type": "array", "items": {"$ref": "#/$defs/language"}, "minItems": 1,

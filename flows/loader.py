@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -123,12 +124,33 @@ def _build(tree: Mapping, text: str, source_path: str, triggers, scope: Scope) -
     )
 
 
+def _step_at(text: str, line: int | None) -> str | None:
+    """The id of the step a line of `text` is in, read from the lines themselves (the YAML would
+    not parse): the last item of the top-level `steps:` list begun by then, if its id came first."""
+    step, item_indent = None, None
+    in_steps = False
+    for row in text.splitlines()[:line or 0]:
+        stripped = row.lstrip()
+        indent = len(row) - len(stripped)
+        if not indent and stripped and not stripped.startswith(("#", "-")):
+            in_steps, step, item_indent = stripped.startswith("steps:"), None, None
+        elif in_steps and stripped[:2] in ("- ", "-"):
+            item_indent = indent if item_indent is None else item_indent
+            if indent == item_indent:
+                found = _STEP_ID.match(stripped)
+                step = found.group(1) if found else None
+    return step
+
+
+_STEP_ID = re.compile(r"-\s+(?:\{\s*)?id:\s*['\"]?([A-Za-z0-9_-]+)")
+
+
 def load_flow_text(text: str, path: str = "<string>", source_path: str | None = None):
     """Parse and check a flow; (Flow, problems), Flow None if any error."""
     try:
         tree = parse_yaml(text)
     except YamlProblem as exc:
-        return None, [Problem(path, exc.line, None, exc.message)]
+        return None, [Problem(path, exc.line, _step_at(text, exc.line), exc.message)]
     if not isinstance(tree, Mapping):
         return None, [Problem(path, getattr(tree, "line", 1), None,
                               "a flow file must be a mapping with id, version and steps")]

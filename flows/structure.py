@@ -108,7 +108,7 @@ def structure_findings(tree) -> list[Finding]:
     steps = tree.get("steps") if isinstance(tree, dict) else None
     if isinstance(steps, list):
         for index, raw in enumerate(steps):
-            if isinstance(raw, dict) and raw.get("type") in STEP_TYPES:
+            if isinstance(raw, dict) and isinstance(raw.get("type"), str) and raw["type"] in STEP_TYPES:
                 for error in _step(raw["type"]).iter_errors(raw):
                     found.extend(describe(error, ("steps", index)))
     return found

@@ -72,7 +72,18 @@ def test_yaml_syntax_error_has_a_line():
 
 def test_duplicate_keys_are_refused():
     text = flow(ASK.replace("    text: Reply 1 or 2\n", "    text: Reply 1 or 2\n    text: again\n"))
-    expect(text, "text: again", None, "duplicate key 'text'")
+    expect(text, "text: again", "q", "duplicate key 'text'")
+    expect(flow(ASK.replace("    text: Reply 1 or 2\n", "    text: Reply 1 or 2\n    type: send\n")), "type: send", "q",
+           "duplicate key 'type'")
+
+
+def test_a_yaml_error_in_a_step_names_the_step():
+    text = flow(ASK.replace("    text: Reply 1 or 2\n", "    text: Reply: 1 or 2\n"))
+    expect(text, "text: Reply: 1", "q", "not valid YAML")
+    flow_style = flow("  - {id: hi, type: send, text: Hi, next: done}\n  - {id: done, type: end\n")
+    expect(flow_style, "{id: done", "done", "not valid YAML")
+    head = "id: t\nversion: 1\ndescription: a: b\nsteps:\n" + ASK
+    expect(head, "description:", None, "not valid YAML")
 
 
 def test_a_list_is_not_a_flow():
@@ -82,6 +93,17 @@ def test_a_list_is_not_a_flow():
 def test_unknown_step_type_suggests_the_closest():
     text = flow(ASK.replace("type: end", "type: ned"))
     assert expect(text, "type: ned", "done", "unknown step type 'ned'").suggestion == "end"
+
+
+@pytest.mark.parametrize("written", ["[ask]", "{ask: 1}"])
+def test_a_step_type_that_is_not_a_word_is_refused(written):
+    text = flow(ASK.replace("type: end", f"type: {written}"))
+    expect(text, f"type: {written}", "done", "unknown step type")
+
+
+def test_a_version_too_big_to_store_is_refused():
+    expect(flow(ASK).replace("version: 1", "version: 2147483648"), "version:", None, "greater than the maximum")
+    assert load_flow_text(flow(ASK).replace("version: 1", "version: 2147483647"))[0] is not None
 
 
 def test_unknown_field_in_a_step():
@@ -377,7 +399,7 @@ def test_keywords_are_single_words():
 
 def test_a_tab_used_to_indent_is_named():
     found = [str(p) for p in problems("id: t\nversion: 1\nsteps:\n\t- id: a\n\t  type: end\n", "error")]
-    assert found == ["flows/test.yaml:4: not valid YAML: a tab where YAML needs spaces: indent with spaces only"]
+    assert found == ["flows/test.yaml:4: step 'a': not valid YAML: a tab where YAML needs spaces: indent with spaces only"]
 
 
 def test_a_bad_step_id_is_explained_once():
