@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import langcodes
 import phonenumbers
@@ -73,7 +74,7 @@ def create_community(session: Session, name: str, timezone: str = "Europe/London
     _timezone(timezone)
     region = _region(region) if region else region_for_timezone(timezone) or "GB"
     quiet_start, quiet_end = _quiet_hours(quiet_hours)
-    if session.scalar(select(Community).where(func.lower(Community.name) == name.lower())):
+    if _called(session, name) is not None:
         raise Conflict(f"there is already a community called {name!r}")
     number = _free_number(session, phone_number, region) if phone_number else None
     community = Community(name=name, timezone=timezone, language=language, region=region,
@@ -227,11 +228,20 @@ def _contact(raw: str | dict, n: int) -> dict[str, str]:
 
 
 def _timezone(name: str) -> str:
+    """An IANA zone name; not the server's own zone (`localtime`, which differs from host to host)
+    nor a folder of zones (`Europe`)."""
+    if name not in _zones():
+        raise HearthError(f"{name!r} is not a timezone (try Europe/London)")
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise HearthError(f"{name!r} is not a timezone (try Europe/London)") from None
     return name
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones() - {"localtime", "Factory", "posixrules"})
 
 
 def _quiet_hours(raw: str | None) -> tuple[time | None, time | None]:
@@ -266,9 +276,16 @@ def _free_number(session: Session, raw: str, region: str, community: Community |
     return number
 
 
+def _called(session: Session, name: str) -> Community | None:
+    """The community called `name` in any case, compared in Python: SQLite's lower() folds only
+    ASCII (Élan and élan would be two communities), PostgreSQL's depends on the collation."""
+    folded = name.strip().casefold()
+    return next((c for c in session.scalars(select(Community)) if c.name.casefold() == folded), None)
+
+
 def community_named(session: Session, name: str) -> Community:
     """The community called `name` (any case)."""
-    community = session.scalar(select(Community).where(func.lower(Community.name) == name.strip().lower()))
+    community = _called(session, name)
     if community is None:
         raise NotFound(f"there is no community called {name!r}")
     return community

@@ -25,6 +25,21 @@ def test_community_create_and_refusals(runner, session):
     assert same.exit_code == 1 and "+441632960000 is already the number of 'Ash'" in same.output
     bad = runner.invoke(args=["community", "create", "Elm", "--timezone", "Mars/Olympus"])
     assert bad.exit_code == 1 and "is not a timezone" in bad.output and "Traceback" not in bad.output
+    # A folder of zones, a name too long for a file, and the server's own zone (which differs from
+    # host to host) are not timezones either.
+    for zone in ("US", "Europe", "a" * 300, "localtime", "Factory", "../../etc/passwd"):
+        bad = runner.invoke(args=["community", "create", "Elm", "--timezone", zone])
+        assert bad.exit_code == 1 and "is not a timezone" in bad.output, (zone, bad.output)
+
+
+def test_a_community_is_found_by_its_name_in_any_case_beyond_ascii(runner, session):
+    assert runner.invoke(args=["community", "create", "Élan House"]).exit_code == 0
+    added = runner.invoke(args=["member", "add", "--community", "élan house", "--name", "Alex", "--phone",
+                                "07700 900123", "--no-welcome"])
+    assert added.exit_code == 0, added.output
+    again = runner.invoke(args=["community", "create", "ÉLAN HOUSE"])
+    assert again.exit_code == 1 and "already a community" in again.output
+    assert session.scalar(select(func.count()).select_from(Community)) == 1
 
 
 def test_local_numbers_are_read_in_the_timezones_country_unless_told(runner, session):
