@@ -78,13 +78,14 @@ def _api_base(env) -> str | None:
     return value
 
 
-def _positive(env, name: str, default: float) -> float:
+def _seconds(env, name: str, default: float, most: float) -> float:
+    """A number of seconds above 0 and at most `most` (nan, inf or 1e12 would break every use)."""
     try:
         value = float(env.get(name) or default)
     except ValueError:
-        value = -1
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds")
+        value = math.nan
+    if not 0 < value <= most:  # False for nan too
+        raise ValueError(f"{name} must be a number of seconds above 0 and at most {most:.0f}")
     return value
 
 
@@ -153,5 +154,5 @@ class Config:
             transport=transport,
             send_rate=send_rate,
             flows_dir=_folder(env, "HEARTH_FLOWS_DIR"),
-            send_lease=_positive(env, "HEARTH_SEND_LEASE", 60),
+            send_lease=_seconds(env, "HEARTH_SEND_LEASE", 60, most=86400),
         )
