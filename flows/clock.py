@@ -14,6 +14,8 @@ MONTHS = (
 )
 _DIRECTIVE = re.compile(r"%(-?)([a-zA-Z%])")
 TIME_PATTERN = r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"
+# A moment as ISO 8601 writes it: a day, a time, and the offset if any (2026-03-02T09:00:00Z).
+MOMENT_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
 _TIME = re.compile(TIME_PATTERN)
 
 
@@ -32,7 +34,7 @@ def to_datetime(value) -> datetime | None:
         return None
     try:
         return as_utc(datetime.fromisoformat(value.strip()))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a date, or one at the calendar's ends moved to UTC
         return None
 
 

@@ -112,6 +112,8 @@ def _compare_end(player: _Player, example) -> list[str]:
 
 def run_example(flow, example) -> ExampleResult:
     """Play one example conversation with a fixed clock and ids."""
+    if example.get("now") is not None and to_datetime(example["now"]) is None:
+        return ExampleResult(str(example.get("name")), False, f"now: {example['now']!r} is not a time it can run at")
     player = _Player(flow, example)
     params = thaw(example.get("params") or {})
     player.apply(start(flow, player.context(), params))

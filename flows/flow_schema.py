@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flows.clock import TIME_PATTERN
+from flows.clock import MOMENT_PATTERN, TIME_PATTERN
 from flows.durations import PATTERN as DURATION_PATTERN
 from flows.steps import STEP_TYPES
 from flows.steps.base import NAME, STEP_ID
@@ -67,7 +67,9 @@ def common_defs() -> dict:
                  "additionalProperties": False, "properties": turn_fields},
         "example": {"type": "object", "additionalProperties": False, "required": ["name", "conversation"],
                     "properties": {
-                        "name": TEXT, "now": TEXT, "member": {"type": "object"},
+                        "name": TEXT, "member": {"type": "object"},
+                        "now": {"type": "string", "pattern": MOMENT_PATTERN,
+                                "description": "the example's time, like 2026-03-02T09:00:00Z"},
                         "community": {"type": "object"}, "meeting": {"type": "object"},
                         "params": {"type": "object"},
                         "conversation": {"type": "array", "items": {"$ref": "#/$defs/turn"}},

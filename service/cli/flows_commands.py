@@ -86,10 +86,15 @@ def _times(value, community, flow, quiet: list, key: str = "", path: str = ""):
         why = "a date alone" if moment is not None else "not a date and time"
         raise click.BadParameter(f"{key}={value!r} is {why}: give a day and a time, like 2026-11-27T18:00")
     zone = ZoneInfo(community.timezone)
-    if moment.tzinfo is None:  # local wall time; one the clocks skip moves on to the first after the gap
-        moment = local_to_utc(moment.date(), (moment.hour, moment.minute), zone) + timedelta(
-            seconds=moment.second, microseconds=moment.microsecond)
-    shown = moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    try:
+        if moment.tzinfo is None:  # local wall time; one the clocks skip moves on to the first after the gap
+            moment = local_to_utc(moment.date(), (moment.hour, moment.minute), zone) + timedelta(
+                seconds=moment.second, microseconds=moment.microsecond)
+        shown = moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        moment.astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # the first or last day a datetime can hold, moved across zones
+        raise click.BadParameter(f"{key}={value!r} is out of range: give a day and a time, like"
+                                 " 2026-11-27T18:00") from None
     if moment <= now():
         raise click.BadParameter(f"{path}{key} is {shown}, which is not in the future: give a time still to"
                                  " come, like 2026-11-27T18:00")

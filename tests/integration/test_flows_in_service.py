@@ -320,6 +320,14 @@ def test_flows_start_refuses_a_closing_time_that_is_not_in_the_future(runner, me
     assert session.scalar(select(func.count(Conversation.id))) == 0
 
 
+@pytest.mark.parametrize("closes_at", ["9999-12-31T23:59-01:00", "0001-01-01T00:00+01:00"])
+def test_flows_start_refuses_a_time_at_the_ends_of_the_calendar(runner, member, session, closes_at):
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                 "--param", "options=Yes,No", "--param", f"closes_at={closes_at}"])
+    assert result.exit_code == 2 and "is out of range" in result.output, result.output
+    assert session.scalar(select(func.count(Conversation.id))) == 0
+
+
 def test_flows_start_names_a_member_it_was_given_who_got_nothing_and_exits_1(runner, post_signed, member, session):
     say(post_signed, "STOP")
     result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",

@@ -146,6 +146,19 @@ def test_an_example_timeout_with_nothing_pending_is_reported(flow):
     assert "no 'wait' timer is pending" in result.details
 
 
+def test_an_example_at_a_time_that_cannot_be_moved_to_utc_is_reported(flow):
+    result = run_example(flow, {"name": "x", "now": "9999-12-31T23:59:59-12:00", "conversation": []})
+    assert not result.ok and "is not a time it can run at" in result.details
+
+
+def test_an_example_time_that_is_not_a_time_is_refused_at_its_line():
+    text = ASK + "examples:\n  - name: x\n    now: garbage\n    conversation: []\n"
+    flow_, problems = load_flow_text(text, "t.yaml")
+    assert flow_ is None
+    assert [str(p) for p in problems] == [
+        f"t.yaml:{text.count(chr(10)) - 1}: 'now' should be the example's time, like 2026-03-02T09:00:00Z, not 'garbage'"]
+
+
 LOOPS_WITH_AN_ALERT = """\
 id: worried
 version: 1
