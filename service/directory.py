@@ -42,7 +42,16 @@ def _name(raw: str | None, what: str) -> str:
     if _has_control_characters(name):
         # A name goes into texts and TwiML: a control character would make the XML unreadable.
         raise HearthError(f"a {what}'s name must not contain control characters ({name!r})")
+    if any(c in _REORDERING or unicodedata.category(c) in ("Zl", "Zp") for c in name):
+        # In a facilitator's alert, these would turn the rest of the text around or break its line
+        # ("Alex\u202e" makes "scored 1" read "1 derocs"). Joiners, which scripts and emoji need, stay.
+        raise HearthError(f"a {what}'s name must not contain characters that reorder or break the text"
+                          f" around it ({name!r})")
     return name
+
+
+# Unicode's explicit direction controls: embeddings, overrides and isolates.
+_REORDERING = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _has_control_characters(text: str, allowed: str = "") -> bool:

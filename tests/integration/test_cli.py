@@ -249,6 +249,21 @@ def test_member_add_refuses_an_impossible_number_with_a_reason(runner, community
     assert session.scalar(select(func.count(Member.id))) == 0
 
 
+@pytest.mark.parametrize("name", ["Alex\u202e", "Al\u2066ex", "Alex\u2028Jo", "Alex\u2029Jo"])
+def test_member_add_refuses_a_name_that_would_turn_an_alert_around(runner, community, session, name):
+    result = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", name, "--phone", "07700900123"])
+    assert result.exit_code == 1 and "must not contain characters that reorder or break the text" in result.output
+    assert session.scalar(select(func.count(Member.id))) == 0
+
+
+def test_member_add_keeps_the_joiners_names_and_emoji_need(runner, community, session):
+    for phone, name in (("07700900123", "Mehr\u200cnaz"), ("07700900124", "Sam \U0001f469\u200d\U0001f33e")):
+        result = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", name, "--phone", phone,
+                                     "--no-welcome"])
+        assert result.exit_code == 0, result.output
+    assert session.scalar(select(func.count(Member.id))) == 2
+
+
 def test_member_add_refuses_a_landline_for_texts_and_calls_it_for_voice(runner, community, session):
     add = ["member", "add", "--community", "Oak House", "--name", "A", "--phone", "020 7946 0018"]
     refused = runner.invoke(args=add)
