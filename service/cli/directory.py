@@ -225,7 +225,8 @@ def import_members_command(file, community_name, no_welcome) -> None:
     except csv.Error as exc:
         raise click.ClickException(f"{file.name} is not a readable CSV: {exc}") from None
     if not {"name", "phone"} <= headers:
-        raise click.ClickException("the CSV needs a header row with at least the columns name and phone")
+        first = "; its first line is blank, and the header row must come first" if text.strip() and not named else ""
+        raise click.ClickException(f"the CSV needs a header row with at least the columns name and phone{first}")
     twice = sorted({name for name in named if name and named.count(name) > 1})
     if twice:
         raise click.ClickException(f"the header row names {', '.join(twice)} more than once: which column is meant?"

@@ -422,6 +422,12 @@ def test_imported_welcomes_are_bulk_so_replies_do_not_wait_behind_them(runner, c
     assert (redis.llen("rq:queue:bulk"), redis.llen("rq:queue:replies")) == (2, 0)
 
 
+def test_import_says_a_blank_first_line_is_why_it_finds_no_header(runner, community, session, tmp_path):
+    result = import_members(runner, tmp_path, "\nname,phone\nAna,07700 900201\n")
+    assert result.exit_code == 1 and "its first line is blank, and the header row must come first" in result.output
+    assert "first line is blank" not in import_members(runner, tmp_path, "").output
+
+
 def test_import_names_the_line_each_refused_row_is_on(runner, community, session, tmp_path):
     csv = tmp_path / "members.csv"
     # A byte-order mark, blank lines, a name quoted over two lines, a control character, an extra column.
