@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 import flows
@@ -11,7 +12,7 @@ from flows import Message, keyword_params
 from .conversations import active_conversation, context, resume_flow, start_flow, waits_behind
 from .forms import InboundSms
 from .inbound import Handling
-from .models import Community, Member
+from .models import Alert, Community, Member
 from .timers import overdue_before_text
 
 
@@ -35,15 +36,22 @@ def converse(session: Session, member: Member, community: Community, sms: Inboun
                 conversation = active_conversation(session, member)
     handling = _converse(session, library, member, community, sms, conversation, origin)
     handling.replies[:0] = overdue
-    if conversation is not None and not conversation.active and not handling.alerted and member.status == "active":
+    if (conversation is not None and not conversation.active and not handling.alerted and member.status == "active"
+            and not _raised_an_alert(session, conversation)):
         # The text ended the flow in front (or started one over it): a flow that waited behind
         # it asks its question again, last seen before the other's. Not after an alert, where
-        # the member was told the team knows, nor after a pause.
+        # the member was told the team knows (by this text, or earlier in the flow it ended: a
+        # check-in at 1 of 5, then its note), nor after a pause.
         woken = active_conversation(session, member)
         if woken is not None and not woken.origin.startswith(origin):  # none, or one this text started
             said, asked = _ask_again(session, library, member, community, woken, sms.sid)
             handling.replies += said + ([asked] if asked else [])
     return handling
+
+
+def _raised_an_alert(session: Session, conversation) -> bool:
+    return conversation.id is not None and session.scalar(
+        select(exists().where(Alert.conversation_id == conversation.id)))
 
 
 def _command(library, member: Member, community: Community, sms: InboundSms):

@@ -18,32 +18,20 @@
 `number` (`min`/`max`), `yes_no` (`on_yes`/`on_no`) or `text` (`skip_words`,
 `on_skip`). Without `text` the ask is silent: it only listens, takes only a whole
 answer ("2"), and without `unreadable.next` leaves the rest to the host.
+`urgent: {contains_any: [...], next: step}` reads each reply for those words or
+phrases before anything else: "awful, I want to die" goes there, not to a score.
 """
 from __future__ import annotations
 
 from flows import defaults
-from flows.answers import (
-    Choice, ChoiceReader, is_skip, options_choices, read_number, word_list, yes_no_choices,
-)
+from flows.answers import ChoiceReader, is_skip, options_choices, read_number, word_list
 from flows.clock import to_datetime
 from flows.durations import parse_duration
-from flows.steps.ask_checks import check_ask
+from flows.steps.ask_checks import check_ask, static_reader
+from flows.steps.branch import contains_any
 from flows.steps.base import DURATION, MESSAGE, NAME, STEP_ID, TEMPLATE, WAIT, Go, StepType, register
 
 SKIP = object()
-
-
-def static_reader(config) -> ChoiceReader | None:
-    """The reader for written choices or yes/no; None for other kinds."""
-    if config.get("answer") == "yes_no":
-        return ChoiceReader(yes_no_choices(config.get("on_yes"), config.get("on_no")))
-    if config.get("answer") == "choice" and config.get("choices") is not None:
-        return ChoiceReader(
-            Choice(c.get("value"), c.get("category"), c.get("next"),
-                   (*word_list([c.get("value")]), *word_list(c.get("words"))))
-            for c in config["choices"]
-        )
-    return None
 
 
 @register
@@ -66,6 +54,8 @@ class AskStep(StepType):
         "unreadable": {"type": "object", "additionalProperties": False, "properties": {
             "text": MESSAGE, "tries": {"type": "integer", "minimum": 0, "maximum": 10},
             "next": STEP_ID}},
+        "urgent": {"type": "object", "additionalProperties": False, "required": ["contains_any", "next"],
+                   "properties": {"contains_any": {"$ref": "#/$defs/words"}, "next": STEP_ID}},
         "reminder": {"type": "object", "additionalProperties": False, "required": ["after"],
                      "properties": {"after": DURATION, "text": MESSAGE}},
         "no_answer": {"type": "object", "additionalProperties": False, "required": ["after"],
@@ -93,7 +83,7 @@ class AskStep(StepType):
         for key in ("on_yes", "on_no", "on_skip", "next"):
             if key in config:
                 found.append(((key,), config[key]))
-        for key in ("unreadable", "no_answer"):
+        for key in ("unreadable", "no_answer", "urgent"):
             if "next" in (config.get(key) or {}):
                 found.append(((key, "next"), config[key]["next"]))
         return found
@@ -163,6 +153,10 @@ class AskStep(StepType):
     def receive(self, step, run, text):
         """Take the answer, or re-prompt, or after too many tries fall back."""
         text = text[: defaults.MAX_ANSWER_CHARS]
+        urgent = step.get("urgent")
+        if urgent is not None and contains_any(text, urgent["contains_any"]):
+            run.answer(step, text)  # read before the answer: "awful, I want to die" is not a 1 to 5
+            return Go(urgent["next"])
         answer = self.read(step, run, text)
         if answer is None:
             return self._unreadable(step, run)

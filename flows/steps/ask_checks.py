@@ -1,9 +1,22 @@
 """Load-time checks for ask steps: fields that fit the kind, routes, voice."""
 from __future__ import annotations
 
-from flows.answers import read_number
+from flows.answers import Choice, ChoiceReader, read_number, word_list, yes_no_choices
 from flows.durations import duration_problem
 from flows.steps.base import Finding
+
+def static_reader(config) -> ChoiceReader | None:
+    """The reader for written choices or yes/no; None for other kinds."""
+    if config.get("answer") == "yes_no":
+        return ChoiceReader(yes_no_choices(config.get("on_yes"), config.get("on_no")))
+    if config.get("answer") == "choice" and config.get("choices") is not None:
+        return ChoiceReader(
+            Choice(c.get("value"), c.get("category"), c.get("next"),
+                   (*word_list([c.get("value")]), *word_list(c.get("words"))))
+            for c in config["choices"]
+        )
+    return None
+
 
 KIND_FIELDS = {
     "choice": ("choices", "choices_from"),

@@ -67,7 +67,8 @@ def between_problem(bounds: list, subject: str) -> str | None:
     return None
 
 
-def _contains(value, phrases) -> bool:
+def contains_any(value, phrases) -> bool:
+    """Whether `value` holds any of the words or phrases, folded, as whole words."""
     words = tokens("" if value is None else str(value), limit=400)
     joined = " " + " ".join(words) + " "
     return any(f" {fold(str(p))} " in joined for p in phrases if fold(str(p)))
@@ -82,7 +83,7 @@ def case_matches(case, value, now) -> bool:
     if "between" in case:
         return _between(value, *case["between"])
     if "contains_any" in case:
-        return _contains(value, case["contains_any"])
+        return contains_any(value, case["contains_any"])
     if "is_set" in case:
         return (value not in (None, "")) == bool(case["is_set"])
     if "future" in case:

@@ -89,6 +89,20 @@ def test_a_worrying_note_that_starts_with_a_skip_word_reaches_the_team(post_sign
     assert session.scalars(select(Alert.severity)).all() == ["high"]
 
 
+def test_words_of_crisis_outside_a_flow_reach_the_on_call_facilitator_and_signpost(runner, post_signed, member,
+                                                                                      session):
+    """Not "Sorry, I didn't understand that" and the menu: the team is told, and the member is
+    given 999 and the crisis line at once."""
+    runner.invoke(args=["facilitator", "add", "--community", "Oak House", "--name", "Jo", "--phone", "07700 900100",
+                        "--on-call"])
+    [reply] = say(post_signed, "i feel like ending it all tonight")
+    assert "Sorry" not in reply and "call 999 or go to A&E" in reply and "Samaritans" in reply
+    assert session.scalars(select(Alert.severity)).all() == ["high"]
+    [sent] = session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "alert")).all()
+    assert "Alex texted words that can mean they are at risk" in sent
+    assert "Sorry, I didn't understand that" in say(post_signed, "hello")[0]  # the menu, as before
+
+
 def test_pause_interrupts_a_check_in_and_pauses_the_member(post_signed, member, session, clock):
     say(post_signed, "CHECKIN")
     [reply] = say(post_signed, "PAUSE 7")
@@ -724,7 +738,9 @@ def test_a_member_checks_in_by_keyword_while_a_vote_is_open_and_votes_after(runn
 
 
 @pytest.mark.parametrize("texts, last", [
-    (["CHECKIN", "1", "I want to die"], "If you need someone now"),  # an alert: the team is told
+    (["CHECKIN", "1", "I want to die"], "call 999 or go to A&E"),  # an alert: the team is told
+    (["CHECKIN", "1", "dim"], "Alex"),  # an alert earlier in the check-in the text ends
+    (["CHECKIN", "I can't go on"], "call 999 or go to A&E"),  # words of crisis for a score
     (["CHECKIN", "PAUSE 7"], "Check-ins are paused for 7 days"),  # paused: nothing more, not a vote
 ])
 def test_a_waiting_vote_does_not_ask_again_after_an_alert_or_a_pause(runner, post_signed, member, session, clock,
