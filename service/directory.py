@@ -86,6 +86,11 @@ def create_community(session: Session, name: str, timezone: str = "Europe/London
     if _called(session, name) is not None:
         raise Conflict(f"there is already a community called {name!r}")
     number = _free_number(session, phone_number, region) if phone_number else None
+    shared = without_number(session, limit=1) if number is None else []
+    if shared:
+        # Texts to the shared number would name neither: both would lose their members' replies.
+        raise Conflict(f"{shared[0].name} already uses the shared number (it has none of its own), and texts to"
+                       f" it cannot tell two communities apart: give {name} its own with --phone-number")
     community = Community(name=name, timezone=timezone, language=language, region=region,
                           phone_number=number, quiet_start=quiet_start, quiet_end=quiet_end, created_at=now())
     session.add(community)

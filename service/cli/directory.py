@@ -21,8 +21,7 @@ from flows.sms import measure
 from service.clock import now
 from service.database import db
 from service.directory import (
-    DEFAULT_QUIET, TEXTS, add_facilitator, add_member, community_named, create_community, roster, unreachable,
-    update_community, without_number,
+    DEFAULT_QUIET, TEXTS, add_facilitator, add_member, community_named, create_community, roster, update_community,
 )
 from service.models import Facilitator, Member, OutboundMessage
 from service.models.community import UK_CRISIS_CONTACTS, contact_line
@@ -62,11 +61,6 @@ def create_community_command(name, timezone, language, region, phone_number, qui
     click.echo(f"Created community {community.name} ({community.timezone}; local numbers read as in"
                f" {community.region}).")
     _uk_contacts_note(community)
-    if unreachable(db.session, community):
-        names = " and ".join(c.name for c in without_number(db.session, limit=10))
-        click.echo(f"Note: {names} have no number of their own, so texts to the shared number cannot tell them"
-                   " apart and reach none of them: give all but one a number with --phone-number"
-                   " (`hearth community set`).")
 
 
 @community_cli.command("set")

@@ -50,9 +50,10 @@ def test_local_numbers_are_read_in_the_timezones_country_unless_told(runner, ses
 
     assert create("Oak", "--timezone", "Europe/London") == (
         "Created community Oak (Europe/London; local numbers read as in GB).\n", "GB")
-    assert create("Elm", "--timezone", "Europe/Dublin")[1] == "IE"
-    assert create("Ash", "--timezone", "Etc/UTC")[1] == "GB"  # no one country: the UK, where Hearth starts
-    assert create("Yew", "--timezone", "Europe/Dublin", "--region", "gb")[1] == "GB"
+    assert create("Elm", "--timezone", "Europe/Dublin", "--phone-number", "+353 1 555 0101")[1] == "IE"
+    # No one country: the UK, where Hearth starts.
+    assert create("Ash", "--timezone", "Etc/UTC", "--phone-number", "01632 960501")[1] == "GB"
+    assert create("Yew", "--timezone", "Europe/Dublin", "--region", "gb", "--phone-number", "01632 960502")[1] == "GB"
     dublin = runner.invoke(args=["member", "add", "--community", "Elm", "--name", "A", "--phone", "085 123 4567",
                                  "--no-welcome"])
     assert dublin.exit_code == 0, dublin.output
@@ -176,11 +177,11 @@ def test_a_crisis_line_in_a_check_in_answer_is_the_community_s(runner, community
 def test_a_community_outside_the_uk_is_told_its_crisis_contacts_are_the_uk_s(runner):
     result = runner.invoke(args=["community", "create", "Maple", "--timezone", "America/Toronto"])
     assert result.exit_code == 0 and "its crisis contacts are the UK's (Samaritans first)" in result.output
-    oak = runner.invoke(args=["community", "create", "Oak"])
+    oak = runner.invoke(args=["community", "create", "Oak", "--phone-number", "01632 960501"])
     assert oak.exit_code == 0 and "crisis contacts" not in oak.output
     moved = runner.invoke(args=["community", "set", "Oak", "--region", "IE"])
     assert moved.exit_code == 0 and "its crisis contacts are the UK's" in moved.output
-    runner.invoke(args=["community", "create", "Birch"])
+    runner.invoke(args=["community", "create", "Birch", "--phone-number", "01632 960502"])
     moved = runner.invoke(args=["community", "set", "Birch", "--timezone", "America/Chicago"])
     assert moved.exit_code == 0, moved.output
     assert "Note: local numbers are still read as in GB; if its members' are from US, set --region US too." \
@@ -560,13 +561,23 @@ def test_simulate_shows_who_an_alert_was_texted_to(runner, member, session):
     assert "[alert high: Alex checked in at 1 of 5 (very low). Texted to Jo.]" in result.output
 
 
-def test_a_second_community_without_a_number_is_named_as_one_texts_cannot_reach(runner, member):
+def test_a_second_community_without_a_number_is_refused(runner, member, session):
     """Oak House has a number; one community without a number takes the texts to any other number,
-    two cannot be told apart."""
+    two could not be told apart: a second is refused, and changes nothing."""
     created = runner.invoke(args=["community", "create", "Elm House"])
     assert created.exit_code == 0 and "Note" not in created.output
-    created = runner.invoke(args=["community", "create", "Ash House"])
-    assert "Note: Elm House and Ash House have no number of their own" in created.output
+    refused = runner.invoke(args=["community", "create", "Ash House"])
+    assert refused.exit_code == 1 and ("Elm House already uses the shared number" in refused.output
+                                       and "give Ash House its own with --phone-number" in refused.output)
+    assert sorted(session.scalars(select(Community.name))) == ["Elm House", "Oak House"]
+    assert runner.invoke(args=["community", "create", "Ash House", "--phone-number", "01632 960500"]).exit_code == 0
+
+
+def test_simulate_names_a_community_texts_cannot_reach(runner, member, session):
+    """Two communities without a number (made before they were refused) cannot be told apart."""
+    session.add_all([Community(name=name, timezone="Europe/London", created_at=member.consent_at)
+                     for name in ("Elm House", "Ash House")])
+    session.commit()
     simulated = runner.invoke(args=["simulate", "--phone", "07700 900123", "--community", "Elm House"], input="")
     assert simulated.exit_code == 1 and "Elm House has no number of its own" in simulated.output
 
