@@ -104,13 +104,14 @@ def carrier_refused(session: Session, member_id: int | None, code: int | None, s
                          member_id=member.id, code=code, source=source)
 
 
-def phone_works(session: Session, texted: list[Member], source: str) -> None:
+def phone_works(session: Session, texted: list[Member], source: str) -> bool:
     """A text from the phone shows that it takes texts: a carrier's mark that it cannot (21211,
     21614), which `carrier_refused` put on every membership of the phone, is taken off them all,
     or START would say "Welcome back" and send nothing. `texted` are the memberships the text
-    reached (locked already); the others are locked only when one of those carries the mark."""
+    reached (locked already); the others are locked only when one of those carries the mark.
+    Whether a mark was taken off."""
     if not any((member.fields or {}).get("phone_error") for member in texted):
-        return
+        return False
     for member in lock(session, memberships(texted[0].phone)):
         fields = dict(member.fields or {})
         code = fields.pop("phone_error", None)
@@ -118,6 +119,7 @@ def phone_works(session: Session, texted: list[Member], source: str) -> None:
             member.fields = fields
             audit.record(session, f"member:{member.id}", "member.phone_valid", community_id=member.community_id,
                          member_id=member.id, was=code, source=source)
+    return True
 
 
 def lock(session: Session, scope: Select) -> list[Member]:

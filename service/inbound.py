@@ -40,9 +40,9 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
     community, member, seen, word, phone = _take_sender(session, sms)
     if seen:
         return _stored_answer(session, sms.sid)
-    phone_works(session, [m for m in (member, *phone) if m is not None], f"sms:{sms.sid}")
+    repaired = phone_works(session, [m for m in (member, *phone) if m is not None], f"sms:{sms.sid}")
     if word in ("opt_out", "opt_in"):
-        handling = _consent(session, word, community, member, sms, phone)
+        handling = _consent(session, word, community, member, sms, phone, repaired)
     elif member is None:
         handling = _unknown(community, sms.from_number) if _person(sms.from_number) else Handling("automated_sender")
     else:
@@ -159,8 +159,9 @@ def _memberships(session: Session, sms: InboundSms) -> list[Member]:
 
 
 def _consent(session: Session, word: str, community: Community | None, member: Member | None,
-             sms: InboundSms, everyone: list[Member]) -> Handling:
-    """STOP and START from a phone apply to all its memberships texted from this number (`everyone`)."""
+             sms: InboundSms, everyone: list[Member], repaired: bool = False) -> Handling:
+    """STOP and START from a phone apply to all its memberships texted from this number (`everyone`);
+    `repaired`: the text took a carrier's mark off the phone, which START then brings back."""
     if not everyone:
         return Handling(f"{word}_unknown")
     change = opt_out if word == "opt_out" else opt_in
@@ -171,6 +172,9 @@ def _consent(session: Session, word: str, community: Community | None, member: M
         return Handling("opt_out", [texts.render(texts.opt_out_reply)]) if any(changed) else Handling("opt_out_repeat")
     if not any(changed) and all(m.status == "left" for m in everyone):
         return Handling("opt_in_left")  # "Welcome back" would promise messages that will not come
+    if not any(changed) and not repaired:
+        # Never away: not "Welcome back" (at every START), but what the service is and how to stop.
+        return Handling("opt_in_repeat", [texts.render(texts.help_text)])
     return Handling("opt_in", [texts.render(texts.opt_in_reply)])
 
 

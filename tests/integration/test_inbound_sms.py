@@ -127,6 +127,15 @@ def test_opt_in_words_bring_an_opted_out_member_back(post_signed, member, sessio
     assert back.status == "active" and back.opted_out_at is None
 
 
+def test_start_from_a_member_who_never_left_is_answered_with_the_help_text(post_signed, member, session, community):
+    for _ in range(2):
+        [answer] = replies(post_signed("/twilio/sms", sms_form("START")))
+        assert "Welcome back" not in answer and answer == community.render(community.help_text)
+    assert set(session.scalars(select(InboundMessage.handled_as))) == {"opt_in_repeat"}
+    post_signed("/twilio/sms", sms_form("STOP"))
+    assert "Welcome back" in replies(post_signed("/twilio/sms", sms_form("START")))[0]
+
+
 def test_yes_from_an_active_member_is_not_an_opt_in(post_signed, member, session):
     answers = replies(post_signed("/twilio/sms", sms_form("YES")))
     assert answers and not any("Welcome back" in a for a in answers)
