@@ -14,8 +14,12 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _default_database_url() -> str:
-    """SQLite under instance/ in the directory Hearth runs from."""
-    return f"sqlite:///{Path.cwd() / 'instance' / 'hearth.db'}"
+    """SQLite under instance/ in Hearth's checkout, wherever a command runs from (from another
+    folder, one under that folder's instance/ would be a second, empty database); an installed
+    copy with no checkout uses the folder it runs from."""
+    checkout = Path(__file__).resolve().parent.parent
+    home = checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+    return f"sqlite:///{home / 'instance' / 'hearth.db'}"
 
 
 # The databases Hearth runs on, as a URL begins: PostgreSQL through psycopg 3, or SQLite.

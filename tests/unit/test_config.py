@@ -10,6 +10,13 @@ def test_defaults_are_embedded():
     assert config.transport == "console" and config.send_rate == 10
 
 
+def test_the_default_database_is_in_the_checkout_wherever_a_command_runs(tmp_path, monkeypatch):
+    from pathlib import Path
+    monkeypatch.chdir(tmp_path)
+    checkout = Path(__file__).resolve().parents[2]
+    assert Config.from_env({}).database_url == f"sqlite:///{checkout / 'instance' / 'hearth.db'}"
+
+
 def test_credentials_choose_the_twilio_transport():
     config = Config.from_env({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "HEARTH_SEND_RATE": "2.5",
                               "PUBLIC_BASE_URL": "https://h.example/"})
