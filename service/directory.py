@@ -103,7 +103,7 @@ def create_community(session: Session, name: str, timezone: str = "Europe/London
 TEXTS = {
     "help_text": ("help text", ()),
     "welcome_text": ("welcome text", ("STOP", "HELP")),  # a new member learns how to stop and get help
-    "opt_out_reply": ("opt-out reply", ()),
+    "opt_out_reply": ("opt-out reply", ("START",)),  # the last text a member gets says how to come back
     "opt_in_reply": ("opt-in reply", ()),
     "unknown_reply": ("reply to unknown numbers", ()),
 }

@@ -109,6 +109,7 @@ def test_a_new_timezone_moves_the_scheduled_check_in_to_its_local_time(runner, c
 
 @pytest.mark.parametrize("args, complaint", [
     (["--welcome-text", "Hi from {community}"], "must tell members how to use STOP and HELP"),
+    (["--opt-out-reply", "Bye"], "must tell members how to use START"),
     (["--opt-out-reply", "  "], "the opt-out reply cannot be empty"),
     (["--help-text", "x" * 460], "at most 459 characters"),
     (["--help-text", "a\x07b"], "must not contain control characters"),
