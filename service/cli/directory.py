@@ -211,7 +211,7 @@ def import_members_command(file, community_name, no_welcome) -> None:
     try:
         text = file.read()
         reader = csv.DictReader(io.StringIO(text), delimiter=_delimiter(text), strict=True)
-        named = [(h or "").strip().lower() for h in reader.fieldnames or []]
+        named = [_column(h) for h in reader.fieldnames or []]
         headers = set(named)
         rows, unreadable = _read_rows(reader)
     except UnicodeDecodeError:
@@ -254,13 +254,23 @@ def import_members_command(file, community_name, no_welcome) -> None:
         raise SystemExit(1)  # rows were refused: a script running the import must see it
 
 
+def _column(header: str | None) -> str:
+    """A header as the import reads it: `Phone Number`, `Mobile` and `phone_number` are phone."""
+    name = " ".join((header or "").replace("_", " ").split()).lower()
+    return _COLUMNS.get(name, name)
+
+
+_COLUMNS = {"phone number": "phone", "mobile": "phone", "mobile number": "phone", "mobile phone": "phone",
+            "telephone": "phone", "tel": "phone", "number": "phone", "full name": "name"}
+
+
 def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines_of: dict[str, int],
                 actor: str):
     """Add one CSV row's member in a savepoint; (the member or None, the row's report line or None).
 
     `lines_of` holds the numbers the file added before, so a number on two lines is named as such.
     """
-    row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+    row = {_column(k): (v or "").strip() for k, v in raw.items() if k}
     if any("\n" in row.get(column, "") for column in ("name", "phone")):
         return None, f"line {line}: refused: a quoted value runs on to line {last} (is a quote left open?)"
     # Values under no column name: past the header's end (csv.DictReader's restkey, None), or

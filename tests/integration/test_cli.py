@@ -430,6 +430,14 @@ def test_import_says_a_blank_first_line_is_why_it_finds_no_header(runner, commun
     assert "first line is blank" not in import_members(runner, tmp_path, "").output
 
 
+def test_import_reads_the_usual_names_of_the_columns(runner, community, session, tmp_path):
+    result = import_members(runner, tmp_path, "Full Name,Phone Number,Language\nAna,07700 900201,cy\n")
+    assert result.exit_code == 0, result.output
+    result = import_members(runner, tmp_path, "name,Mobile\nBo,07700 900202\n")
+    assert result.exit_code == 0, result.output
+    assert sorted(session.scalars(select(Member.phone))) == ["+447700900201", "+447700900202"]
+
+
 def test_import_names_the_line_each_refused_row_is_on(runner, community, session, tmp_path):
     csv = tmp_path / "members.csv"
     # A byte-order mark, blank lines, a name quoted over two lines, a control character, an extra column.
