@@ -72,16 +72,17 @@ UNKNOWN = object()
 
 def start_flow(session: Session, library: FlowLibrary, member: Member, community: Community, flow: flows.Flow,
                params: dict | None, origin: str, turn: Turn | None = None, depth: int = 0,
-               current=UNKNOWN) -> Turn:
+               current=UNKNOWN, hold: bool = False) -> Turn:
     """Start `flow` for the member over any conversation in progress (`current`, if known).
 
     That conversation waits behind the new one if it is a facilitator's flow (`waits_behind`: a
-    vote open until Friday outlives a morning check-in), and is ended as interrupted otherwise.
+    vote open until Friday outlives a morning check-in), or if told to `hold` it (it did not take
+    the text the new flow answers), and is ended as interrupted otherwise.
     """
     turn = turn or Turn()
     if current is UNKNOWN:
         current = active_conversation(session, member)
-    if current is not None and waits_behind(library.version(session, current.flow_digest)):
+    if current is not None and (hold or waits_behind(library.version(session, current.flow_digest))):
         current.active, current.suspended_at = False, now()
     elif current is not None:
         _end(session, current, "interrupted", resume_waiting=False)

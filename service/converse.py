@@ -82,12 +82,13 @@ def _converse(session: Session, library, member: Member, community: Community, s
     catch_all = library.registry.catch_all
     if conversation is not None:
         turn = resume_flow(session, library, member, community, conversation, Message(sms.body), origin)
-        if turn.taken or holding is not None or catch_all is None:
+        if turn.taken or catch_all is None:
             return Handling(f"flow:{conversation.flow_id}", turn.sent, bool(turn.alerts))
-        # An open vote listening for a changed vote, given a text that is none ("Can someone call
-        # me?"): the catch-all answers it, as with no flow, and the vote waits behind it meanwhile.
+        # A flow that only listens (an open vote for a changed vote, a check-in for a late answer)
+        # given a text that is none ("Can someone call me?"): the catch-all answers it, as with no
+        # flow, and the flow waits behind it meanwhile.
     if catch_all is not None:
         turn = start_flow(session, library, member, community, catch_all, keyword_params(sms.body), origin,
-                          current=conversation)
+                          current=conversation, hold=conversation is not None)
         return Handling(f"flow:{catch_all.id}", turn.sent, bool(turn.alerts))
     return Handling("help_fallback", [community.render(community.help_text)])

@@ -668,7 +668,7 @@ def test_simulate_says_so_when_no_redis_holds_the_send_rate_limit(config, clock,
 def test_flows_validate_says_ok_for_each_good_file_and_names_file_line_and_step_of_a_bad_one(runner, tmp_path):
     good = runner.invoke(args=["flows", "validate"])
     assert good.exit_code == 0, good.output
-    assert "flows/bundled/checkin.yaml: flow 'checkin', 21 steps" in good.output
+    assert "flows/bundled/checkin.yaml: flow 'checkin', 22 steps" in good.output
     broken = tmp_path / "broken.yaml"
     broken.write_text("id: broken\nversion: 1\nsteps:\n  - id: hi\n    type: send\n    txt: Hello\n")
     bad = runner.invoke(args=["flows", "validate", str(broken)])

@@ -194,9 +194,13 @@ def test_reminder_then_no_answer_fire_from_the_clock(app, session, community, cl
     clock.advance(hours=5)
     assert fire_due_timers(session) == {"timers": 1}
     session.expire_all()
-    conversation = session.scalar(select(Conversation))
-    assert conversation.active is False
     assert session.scalar(select(Result.value).where(Result.name == "mood")) == "no_answer"
+    assert session.scalar(select(Conversation.active)) is True  # a late answer is still taken, until 21:00
+    clock.advance(hours=3)
+    assert fire_due_timers(session) == {"timers": 1}
+    session.expire_all()
+    assert session.scalar(select(Conversation.active)) is False
+    assert session.scalar(select(Conversation.ended_reason)) == "no_answer"
 
 
 def _app_with_flows(config, clock, flows_dir):
@@ -766,20 +770,33 @@ def test_a_vote_that_closed_while_it_waited_is_not_asked_again(runner, post_sign
     assert _conversations(session)[0] == ("vote", False, False, "no_answer")
 
 
-def test_a_text_to_a_check_in_whose_time_was_up_is_not_taken_as_a_vote(runner, post_signed, member, session, clock):
-    """The check-in (10:00) gave up at 18:00 while the clock was down; "4" at 18:10 was meant for
-    it, not for the vote behind it, which asks its question again instead."""
+def test_a_late_answer_to_a_check_in_is_taken_by_it_not_by_the_vote_behind(runner, post_signed, member, session,
+                                                                           clock):
+    """The check-in (10:00) gave up asking at 18:00 while the clock was down; "4" at 18:10 was
+    meant for it, not for the vote behind it: the check-in takes it late, and the vote asks its
+    question again once the check-in is over."""
     clock.now = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)
     run_schedules(session)
     _start_vote(runner, "2026-11-27T18:00:00+00:00")
     _walk(session, clock, datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc))  # the 10:00 check-in starts
     clock.now = datetime(2026, 11, 24, 18, 10, tzinfo=timezone.utc)
-    answer = say(post_signed, "4")
-    assert answer[-1] == VOTE_QUESTION, answer
+    [question] = say(post_signed, "4")
+    assert question.startswith("Anything you want the team to know?")
     assert session.scalar(select(Result.value).where(Result.name == "vote")) is None
-    assert session.scalar(select(Result.value).where(Result.name == "mood")) == "no_answer"
+    assert session.scalars(select(Result.value).where(Result.name == "mood").order_by(Result.id)).all()[-1] == "4"
+    assert say(post_signed, "nothing")[-1] == VOTE_QUESTION
     [thanks] = say(post_signed, "2")
     assert "your vote for No is in" in thanks
+
+
+def test_a_late_answer_that_is_no_answer_is_left_to_the_menu(post_signed, member, session, clock):
+    clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    say(post_signed, "CHECKIN")
+    clock.now = datetime(2026, 11, 24, 18, 10, tzinfo=timezone.utc)
+    assert "Sorry, I didn't understand that" in say(post_signed, "back in 2 hours")[0]
+    # The check-in waited behind the menu, and still takes an answer.
+    assert "Thanks for being honest" in say(post_signed, "2")[0]
+    assert session.scalars(select(Result.value).where(Result.name == "mood").order_by(Result.id)).all()[-1] == "2"
 
 
 @pytest.mark.parametrize("word", ["MENU", "BACK"])
