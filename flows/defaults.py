@@ -18,7 +18,7 @@ PLACEHOLDER_CHARS = 10
 SAMPLE_DATETIME = datetime(2026, 9, 30, 18, 30, tzinfo=timezone.utc)
 
 MEMBER_KEYS = frozenset({"id", "name", "language", "channel", "status", "fields"})
-COMMUNITY_KEYS = frozenset({"name", "timezone", "language", "help_text", "crisis"})
+COMMUNITY_KEYS = frozenset({"name", "timezone", "language", "help_text", "crisis", "contacts"})
 KEYWORD_PARAMS = ("text", "keyword", "args")
 TEMPLATE_NAMES = frozenset(
     {"member", "community", "meeting", "params", "results", "answers", "now"}
@@ -39,4 +39,8 @@ EXAMPLE_COMMUNITY = {
     "language": "en",
     "help_text": "Oak House: call the office on 01632 960000.",
     "crisis": "Samaritans, call 116 123 (free, 24/7)",
+    # Every crisis contact, as a text says each: the UK's, as a community has them by default.
+    "contacts": ["Samaritans, call 116 123 (free, 24/7)", "Shout, text SHOUT to 85258 (free, 24/7)",
+                 "NHS 111, call 111, mental health option (24/7)",
+                 "Emergency, call 999 or go to A&E (if a life is at risk)"],
 }

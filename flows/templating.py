@@ -164,6 +164,8 @@ def sample(source: str) -> str:
             return clock.format_local(defaults.SAMPLE_DATETIME, fmt.group(2), "UTC")
         if "| local" in tag or "|local" in tag:
             return clock.format_local(defaults.SAMPLE_DATETIME, DEFAULT_FORMAT, "UTC")
+        if "community.contacts" in tag:
+            return ". ".join(defaults.EXAMPLE_COMMUNITY["contacts"])  # the UK's four, 183 characters
         if "community.crisis" in tag:
             return defaults.EXAMPLE_COMMUNITY["crisis"]  # the UK's line, 37 characters
         return "x" * defaults.PLACEHOLDER_CHARS

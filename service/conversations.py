@@ -20,6 +20,7 @@ from .directory import language_code
 from .exceptions import HearthError
 from .flow_library import FlowLibrary
 from .models import Alert, Community, Conversation, Member, Result, Timer
+from .models.community import contact_line
 from .alerts import notify_facilitators
 from .outbox import queue_message
 
@@ -62,7 +63,8 @@ def context(member: Member, community: Community) -> flows.Context:
         member={"id": member.id, "name": member.name, "language": member.language, "channel": member.channel,
                 "status": member.status, "fields": fields_},
         community={"name": community.name, "timezone": community.timezone, "language": community.language,
-                   "help_text": community.render(community.help_text), "crisis": community.crisis_line},
+                   "help_text": community.render(community.help_text), "crisis": community.crisis_line,
+                   "contacts": [contact_line(contact) for contact in community.contacts]},
         now=now(), new_id=lambda: uuid.uuid4().hex[:12],
     )
 

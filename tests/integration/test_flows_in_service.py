@@ -101,6 +101,11 @@ def test_words_of_crisis_outside_a_flow_reach_the_on_call_facilitator_and_signpo
     [sent] = session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "alert")).all()
     assert "Alex texted words that can mean they are at risk" in sent
     assert "Sorry, I didn't understand that" in say(post_signed, "hello")[0]  # the menu, as before
+    # The community's own crisis contacts, every one of them.
+    assert runner.invoke(args=["community", "set", "Oak House", "--crisis-contact", "Oak night line; call 01632 960999;"
+                               " 24/7", "--crisis-contact", "Emergency; call 999"]).exit_code == 0
+    [reply] = say(post_signed, "I want to kill myself")
+    assert reply.endswith("If you need help now: Oak night line, call 01632 960999 (24/7). Emergency, call 999.")
 
 
 def test_pause_interrupts_a_check_in_and_pauses_the_member(post_signed, member, session, clock):
