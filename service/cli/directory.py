@@ -61,6 +61,8 @@ def create_community_command(name, timezone, language, region, phone_number, qui
     click.echo(f"Created community {community.name} ({community.timezone}; local numbers read as in"
                f" {community.region}).")
     _uk_contacts_note(community)
+    click.echo(f"Note: HELP is answered with a help text that names no one at {community.name} to contact: give it"
+               f' yours with `hearth community set "{community.name}" --help-text "..."`.')
 
 
 @community_cli.command("set")

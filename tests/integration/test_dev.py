@@ -25,6 +25,8 @@ def test_the_demo_is_seeded_once_and_a_second_run_leaves_no_transaction_open(ses
     assert not session().in_transaction()
     demo = session.scalar(select(Community).where(Community.name == DEMO_COMMUNITY))
     assert session.scalar(select(func.count(Member.id)).where(Member.community_id == demo.id)) == 3
+    # HELP names someone to contact, as the menu's "HELP for contact details" promises.
+    assert demo.render(demo.help_text).startswith("Demo Community: staff on 01632 960111")
 
 
 def test_the_local_procfile_serves_on_loopback_only():
