@@ -63,7 +63,7 @@ def run_schedules(session: Session) -> dict[str, int]:
                 continue
             if busy:
                 log.warning("schedule %s (%s): %d member(s) were busy all through the hour after %s; they"
-                            " miss this run", schedule.id, flow.id, busy, occurrence.isoformat())
+                            " miss this run", schedule.id, flow.id, len(busy), occurrence.isoformat())
             schedule.last_run_at = occurrence
         else:
             log.warning("schedule %s (%s) missed its run at %s; not replaying it late", schedule.id, flow.id,
@@ -129,8 +129,9 @@ def _ensure_schedules(session: Session, library, at: datetime) -> None:
 
 def start_for_members(session: Session, library, community: Community, flow, params: dict, origin: str,
                       phones: list[str] | None = None,
-                      due_at: datetime | None = None) -> tuple[int, int]:
-    """Start `flow` for each member who may get it; returns (started, skipped as busy in another flow).
+                      due_at: datetime | None = None) -> tuple[int, list[int]]:
+    """Start `flow` for each member who may get it; returns (how many started, the ids of those
+    skipped as busy in another flow).
 
     Each member is locked in turn and their start committed before the next is locked: a run over
     a community of thousands holds one member at a time, so none of them waits for it to answer a
@@ -157,14 +158,15 @@ def start_for_members(session: Session, library, community: Community, flow, par
         return _start_each(session, library, community, flow, params, origin, query, at, due_at)
 
 
-def _start_each(session, library, community, flow, params, origin, query, at, due_at) -> tuple[int, int]:
-    started = skipped = 0
+def _start_each(session, library, community, flow, params, origin, query, at, due_at) -> tuple[int, list[int]]:
+    started, busy = 0, []
     for member_id in session.scalars(query.with_only_columns(Member.id).order_by(Member.id)).all():
         outcome = _start_one(session, library, community, flow, params, origin, query, member_id, at, due_at)
         session.commit()  # their start, or only their lock: the next member is held alone
         started += outcome == "started"
-        skipped += outcome == "busy"
-    return started, skipped
+        if outcome == "busy":
+            busy.append(member_id)
+    return started, busy
 
 
 def _start_one(session, library, community, flow, params, origin, query, member_id, at, due_at) -> str | None:
@@ -196,13 +198,18 @@ def _busy(session: Session, library, current: Conversation, at: datetime) -> boo
     """Whether the member is in an exchange a new flow must not cut into: their own flow active in
     the last BUSY_WINDOW; or a facilitator's flow (which would wait behind the new one) whose
     question, asked in the last BUSY_WINDOW, is still to be answered, so that the answer goes to
-    it and not to the new flow's question. One only listening (a vote already cast) is no exchange,
-    nor is a text it did not take (that leaves the conversation as it was). A scheduled run tries
-    a busy member again (`run_schedules`)."""
+    it and not to the new flow's question. One only listening (a vote already cast, a check-in
+    waiting for a late answer) is no exchange, nor is a text it did not take (that leaves the
+    conversation as it was). A scheduled run tries a busy member again (`run_schedules`)."""
     if current.updated_at <= at - BUSY_WINDOW:
         return False
     flow = library.version(session, current.flow_digest)
-    return not waits_behind(flow) or awaits_answer(flow, current.state)
+    if awaits_answer(flow, current.state):
+        return True
+    # A member's own flow that has stopped asking and only listens (a check-in waiting for a late
+    # answer) is no exchange either: the new flow ends it.
+    step = flow.steps.get((current.state or {}).get("step") or "") if flow is not None else None
+    return not waits_behind(flow) and not (step is not None and step.type == "ask" and step.get("text") is None)
 
 
 def member_origin(origin: str, member_id: int) -> str:

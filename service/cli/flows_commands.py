@@ -240,13 +240,19 @@ def start_command(flow_id: str, community_name: str, raw_params: tuple[str, ...]
         numbers = [to_e164(p, community.region, entered=False) for p in phones] or None
         run, actor = uuid.uuid4().hex[:8], operator()
         origin = f"facilitator:{flow.id}:{run}"
-        started, skipped = start_for_members(db.session, library, community, flow, params, origin, numbers)
+        started, busy = start_for_members(db.session, library, community, flow, params, origin, numbers)
+        skipped = len(busy)
         audit.record(db.session, actor, "flow.started", community_id=community.id, flow_id=flow.id,
                      started=started, skipped=skipped)
         db.session.commit()
     click.echo(f"Started {flow.id} for {started} member(s)"
                + (f"; {skipped} skipped, busy in another conversation." if skipped else "."))
     missed = _not_started(community, numbers, origin) if numbers else []
+    if busy and not numbers:
+        phones = db.session.scalars(select(Member.phone).where(Member.id.in_(busy)).order_by(Member.id)).all()
+        click.echo(f"Not started for: {', '.join(national(n, community.region) for n in phones)} (busy). It is not"
+                   " tried again for them: start it for them later with "
+                   + " ".join(f'--phone "{national(n, community.region)}"' for n in phones) + ".")
     if plained:
         click.echo(f"Written plainly, so that no text costs more for it: {', '.join(sorted(plained))}.")
     _cost(f"flow:{origin}:")  # the outbox keys of the run's messages (conversations._apply)

@@ -674,11 +674,12 @@ def test_every_kind_of_schedule_runs_at_each_of_its_times(config, clock, tmp_pat
     assert got == sent
 
 
-def _start_vote(runner, closes_at: str) -> None:
+def _start_vote(runner, closes_at: str):
     result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param",
                                  "question=Film night on Friday?", "--param", 'options=["Yes", "No"]',
                                  "--param", f"closes_at={closes_at}"])
     assert result.exit_code == 0, result.output
+    return result
 
 
 VOTE_QUESTION = "Community vote: Film night on Friday?\n1 = Yes\n2 = No\nReply with a number by Fri 27 Nov 18:00."
@@ -792,6 +793,27 @@ def test_a_late_answer_to_a_check_in_is_taken_by_it_not_by_the_vote_behind(runne
     assert say(post_signed, "nothing")[-1] == VOTE_QUESTION
     [thanks] = say(post_signed, "2")
     assert "your vote for No is in" in thanks
+
+
+def test_a_check_in_waiting_for_a_late_answer_does_not_keep_a_vote_from_the_member(runner, post_signed, member,
+                                                                                   session, clock):
+    clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    say(post_signed, "CHECKIN")
+    clock.now = datetime(2026, 11, 24, 18, 10, tzinfo=timezone.utc)
+    fire_due_timers(session)  # 18:00: no answer; the check-in listens for a late one
+    assert session.scalar(select(Conversation.active).where(Conversation.flow_id == "checkin")) is True
+    result = _start_vote(runner, "2026-11-27T18:00:00+00:00")
+    assert "Started vote for 1 member(s)." in result.output, result.output
+
+
+def test_flows_start_names_the_members_it_skipped_as_busy_and_how_to_reach_them(runner, post_signed, member,
+                                                                               session, clock):
+    clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    say(post_signed, "CHECKIN")  # asked how they are: busy
+    result = _start_vote(runner, "2026-11-27T18:00:00+00:00")
+    assert "Started vote for 0 member(s); 1 skipped, busy in another conversation." in result.output
+    assert ('Not started for: 07700 900123 (busy). It is not tried again for them: start it for them later with'
+            ' --phone "07700 900123".') in result.output
 
 
 def test_a_late_answer_that_is_no_answer_is_left_to_the_menu(post_signed, member, session, clock):
