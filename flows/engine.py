@@ -94,7 +94,9 @@ def start(flow, ctx: Context, params: dict | None = None) -> Outcome:
 
 
 def _expire(run: Run) -> None:
-    if run.flow.expiry_message is not None:
+    # "No reply needed now" is said only to a question still open: a flow that stopped asking
+    # (it only listens, or waits) ends quietly, at night too.
+    if run.flow.expiry_message is not None and awaits_answer(run.flow, run.state):
         step = run.flow.steps.get(run.state.get("step")) or run.flow.first_step
         run.send(run.flow.expiry_message, step)
     run.finish("expired")

@@ -72,8 +72,10 @@ def _ask_again(session: Session, library, member: Member, community: Community, 
 def _converse(session: Session, library, member: Member, community: Community, sms: InboundSms, conversation,
               origin: str) -> Handling:
     active = library.version(session, conversation.flow_digest) if conversation else None
-    # A facilitator's flow (an open vote) waits behind any flow a keyword starts, so any may start.
-    holding = None if waits_behind(active) else active
+    # A facilitator's flow (an open vote) waits behind any flow a keyword starts, so any may start;
+    # so may any over a flow that asks nothing now (a check-in listening for a late answer).
+    holding = (active if active is not None and not waits_behind(active)
+               and flows.awaits_answer(active, conversation.state) else None)
     command = library.registry.command(sms.body, member.language or community.language, holding)
     if command is not None:
         keyword_flow, params = command

@@ -816,6 +816,34 @@ def test_flows_start_names_the_members_it_skipped_as_busy_and_how_to_reach_them(
             ' --phone "07700 900123".') in result.output
 
 
+def test_checkin_while_a_check_in_listens_for_a_late_answer_asks_again(post_signed, member, session, clock):
+    clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    say(post_signed, "CHECKIN")
+    clock.now = datetime(2026, 11, 24, 18, 10, tzinfo=timezone.utc)
+    fire_due_timers(session)  # 18:00: no answer; the check-in listens for a late one
+    replies = say(post_signed, "CHECKIN")
+    assert replies == ["How are you today? Reply 1-5 (1 = very low, 5 = great)"], replies
+
+
+def test_a_no_answer_timer_fired_late_sends_no_expiry_text_at_night(post_signed, member, session, clock):
+    clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    say(post_signed, "CHECKIN")
+    clock.now = datetime(2026, 11, 24, 19, 30, tzinfo=timezone.utc)  # the 18:00 no-answer timer, 90 min late
+    fire_due_timers(session)
+    clock.now = datetime(2026, 11, 24, 22, 1, tzinfo=timezone.utc)  # the expiry, before the late wait's end
+    fire_due_timers(session)
+    session.expire_all()
+    assert session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "flow")).all() == []
+    assert session.scalar(select(Conversation.active)) is False
+
+
+def test_a_score_with_everyday_words_near_the_crisis_list_is_a_score(post_signed, member, session):
+    say(post_signed, "CHECKIN")
+    say(post_signed, "4, I'm trying to give up smoking")
+    assert session.scalar(select(Result.value).where(Result.name == "mood")) == "4"
+    assert session.scalar(select(func.count(Alert.id))) == 0
+
+
 def test_a_late_answer_that_is_no_answer_is_left_to_the_menu(post_signed, member, session, clock):
     clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
     say(post_signed, "CHECKIN")
