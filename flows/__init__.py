@@ -6,7 +6,7 @@ turns events into messages, results, alerts and timers.
 from __future__ import annotations
 
 from flows.context import Context, Outcome
-from flows.engine import awaits_answer, question, resume, start
+from flows.engine import awaits_answer, only_listens, question, resume, start
 from flows.events import FlowEnded, RaiseAlert, SaveResult, Send, SetField, StartFlow, WaitUntil
 from flows.examples import ExampleResult, run_examples
 from flows.exceptions import FlowError
@@ -24,5 +24,5 @@ __all__ = [
     "load_registry", "start", "resume", "Context", "Message", "Timeout", "Expire",
     "Outcome", "Send", "SaveResult", "SetField", "RaiseAlert", "WaitUntil", "StartFlow",
     "FlowEnded", "run_examples", "next_occurrence", "previous_occurrence", "fold",
-    "ExampleResult", "keyword_params", "awaits_answer", "question",
+    "ExampleResult", "keyword_params", "awaits_answer", "only_listens", "question",
 ]

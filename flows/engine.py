@@ -149,6 +149,12 @@ def awaits_answer(flow, state: dict | None) -> bool:
     return step is not None and step.type == "ask" and step.get("text") is not None
 
 
+def only_listens(flow, state: dict | None) -> bool:
+    """Whether the session stands at a silent ask: it asks nothing, and takes only an answer."""
+    step = flow.steps.get((state or {}).get("step") or "") if flow is not None else None
+    return step is not None and step.type == "ask" and step.get("text") is None
+
+
 def question(flow, state: dict | None, ctx: Context) -> str | None:
     """The question the session stands at (`awaits_answer`), worded for the member now, to ask
     it again when they come back to it; None if it stands at none."""

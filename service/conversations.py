@@ -192,7 +192,20 @@ def _apply(session: Session, library: FlowLibrary, member: Member, community: Co
     elif handover is not None and not _hand_over(session, library, member, community, conversation.flow_id,
                                                 handover, origin, turn, depth):
         _wake_waiting(session, member.id)  # the hand-over it ended for did not happen
+    elif conversation.active and not waiting and outcome.state is not None:
+        _give_way(session, library, conversation)
     return turn
+
+
+def _give_way(session: Session, library: FlowLibrary, conversation: Conversation) -> None:
+    """A member's own flow that has stopped asking and only listens (a check-in waiting for a late
+    answer) does not keep a flow waiting behind it (a vote): it ends, and the other is back, so
+    a "2" goes to the question the member was asked, not to one that gave up asking."""
+    flow = library.version(session, conversation.flow_digest)
+    if waits_behind(flow) or not flows.only_listens(flow, conversation.state):
+        return
+    if session.scalar(_WAITING, {"member_id": conversation.member_id}) is not None:
+        _end(session, conversation, "no_answer")
 
 
 def _hand_over(session: Session, library: FlowLibrary, member: Member, community: Community, flow_id: str,

@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from flows import awaits_answer, next_occurrence, previous_occurrence
+from flows import awaits_answer, next_occurrence, only_listens, previous_occurrence
 
 from .clock import MISSED_AFTER, missed, now
 from .consent import pause_ended
@@ -208,8 +208,7 @@ def _busy(session: Session, library, current: Conversation, at: datetime) -> boo
         return True
     # A member's own flow that has stopped asking and only listens (a check-in waiting for a late
     # answer) is no exchange either: the new flow ends it.
-    step = flow.steps.get((current.state or {}).get("step") or "") if flow is not None else None
-    return not waits_behind(flow) and not (step is not None and step.type == "ask" and step.get("text") is None)
+    return not waits_behind(flow) and not only_listens(flow, current.state)
 
 
 def member_origin(origin: str, member_id: int) -> str:

@@ -776,23 +776,35 @@ def test_a_vote_that_closed_while_it_waited_is_not_asked_again(runner, post_sign
     assert _conversations(session)[0] == ("vote", False, False, "no_answer")
 
 
-def test_a_late_answer_to_a_check_in_is_taken_by_it_not_by_the_vote_behind(runner, post_signed, member, session,
-                                                                           clock):
-    """The check-in (10:00) gave up asking at 18:00 while the clock was down; "4" at 18:10 was
-    meant for it, not for the vote behind it: the check-in takes it late, and the vote asks its
-    question again once the check-in is over."""
+def test_a_text_to_a_check_in_whose_time_was_up_is_not_taken_as_a_vote(runner, post_signed, member, session, clock):
+    """The check-in (10:00) gave up at 18:00 while the clock was down; "4" at 18:10 was meant for
+    it, not for the vote behind it, which asks its question again instead. The check-in does not
+    wait for a late answer with a vote behind it: it gives way."""
     clock.now = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)
     run_schedules(session)
     _start_vote(runner, "2026-11-27T18:00:00+00:00")
     _walk(session, clock, datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc))  # the 10:00 check-in starts
     clock.now = datetime(2026, 11, 24, 18, 10, tzinfo=timezone.utc)
-    [question] = say(post_signed, "4")
-    assert question.startswith("Anything you want the team to know?")
+    answer = say(post_signed, "4")
+    assert answer[-1] == VOTE_QUESTION, answer
     assert session.scalar(select(Result.value).where(Result.name == "vote")) is None
-    assert session.scalars(select(Result.value).where(Result.name == "mood").order_by(Result.id)).all()[-1] == "4"
-    assert say(post_signed, "nothing")[-1] == VOTE_QUESTION
+    assert session.scalar(select(Result.value).where(Result.name == "mood")) == "no_answer"
     [thanks] = say(post_signed, "2")
     assert "your vote for No is in" in thanks
+
+
+def test_a_check_in_that_stops_asking_gives_way_to_the_vote_behind_it(runner, post_signed, member, session, clock):
+    """With a vote waiting behind it, the check-in does not listen for a late answer: a "2" at
+    19:00 goes to the vote, whose question the member was asked."""
+    clock.now = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    _start_vote(runner, "2026-11-27T18:00:00+00:00")
+    _walk(session, clock, datetime(2026, 11, 24, 18, 30, tzinfo=timezone.utc))  # 10:00 check-in, 18:00 no answer
+    session.expire_all()
+    assert _conversations(session)[-1][0] == "checkin" and _conversations(session)[-1][1] is False
+    [thanks] = say(post_signed, "2")
+    assert "your vote for No is in" in thanks
+    assert session.scalar(select(func.count(Alert.id))) == 0
 
 
 def test_a_check_in_waiting_for_a_late_answer_does_not_keep_a_vote_from_the_member(runner, post_signed, member,
