@@ -204,7 +204,10 @@ def _give_way(session: Session, library: FlowLibrary, conversation: Conversation
     flow = library.version(session, conversation.flow_digest)
     if waits_behind(flow) or not flows.only_listens(flow, conversation.state):
         return
-    if session.scalar(_WAITING, {"member_id": conversation.member_id}) is not None:
+    behind = session.scalar(_WAITING, {"member_id": conversation.member_id})
+    # Only for a question the member was asked and has yet to answer: a vote already cast only
+    # listens too, and a late "2" is then the check-in's.
+    if behind is not None and flows.awaits_answer(library.version(session, behind.flow_digest), behind.state):
         _end(session, conversation, "no_answer")
 
 

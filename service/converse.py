@@ -79,7 +79,11 @@ def _converse(session: Session, library, member: Member, community: Community, s
     command = library.registry.command(sms.body, member.language or community.language, holding)
     if command is not None:
         keyword_flow, params = command
-        turn = start_flow(session, library, member, community, keyword_flow, params, origin, current=conversation)
+        # MENU over a flow that only listens holds it, as the catch-all does for any other text.
+        hold = (keyword_flow is library.registry.catch_all and conversation is not None
+                and flows.only_listens(active, conversation.state))
+        turn = start_flow(session, library, member, community, keyword_flow, params, origin, current=conversation,
+                          hold=hold)
         return Handling(f"flow:{keyword_flow.id}", turn.sent, bool(turn.alerts))
     catch_all = library.registry.catch_all
     if conversation is not None:

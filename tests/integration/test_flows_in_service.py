@@ -842,11 +842,12 @@ def test_a_no_answer_timer_fired_late_sends_no_expiry_text_at_night(post_signed,
     say(post_signed, "CHECKIN")
     clock.now = datetime(2026, 11, 24, 19, 30, tzinfo=timezone.utc)  # the 18:00 no-answer timer, 90 min late
     fire_due_timers(session)
-    clock.now = datetime(2026, 11, 24, 22, 1, tzinfo=timezone.utc)  # the expiry, before the late wait's end
-    fire_due_timers(session)
+    for hour, minute in ((22, 31), (23, 59), (0, 1)):  # the late wait's end (22:30), the expiry (00:00)
+        clock.now = datetime(2026, 11, 24 if hour else 25, hour, minute, tzinfo=timezone.utc)
+        fire_due_timers(session)
     session.expire_all()
     assert session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "flow")).all() == []
-    assert session.scalar(select(Conversation.active)) is False
+    assert _conversations(session)[-1][1:] == (False, False, "no_answer")
 
 
 def test_a_score_with_everyday_words_near_the_crisis_list_is_a_score(post_signed, member, session):
@@ -854,6 +855,47 @@ def test_a_score_with_everyday_words_near_the_crisis_list_is_a_score(post_signed
     say(post_signed, "4, I'm trying to give up smoking")
     assert session.scalar(select(Result.value).where(Result.name == "mood")) == "4"
     assert session.scalar(select(func.count(Alert.id))) == 0
+
+
+def test_a_late_answer_and_its_note_send_no_expiry_text_at_night(post_signed, member, session, clock):
+    clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    say(post_signed, "CHECKIN")
+    clock.now = datetime(2026, 11, 24, 18, 5, tzinfo=timezone.utc)
+    fire_due_timers(session)
+    clock.now = datetime(2026, 11, 24, 20, 30, tzinfo=timezone.utc)
+    [note] = say(post_signed, "4")
+    assert note.startswith("Anything you want the team to know?")
+    for hour, minute in ((22, 1), (22, 31), (23, 59)):
+        clock.now = datetime(2026, 11, 24, hour, minute, tzinfo=timezone.utc)
+        fire_due_timers(session)
+    session.expire_all()
+    assert session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "flow")).all() == []
+    assert _conversations(session)[-1][3] == "completed"
+
+
+def test_a_late_check_in_answer_does_not_change_a_vote_already_cast_behind_it(runner, post_signed, member, session,
+                                                                              clock):
+    clock.now = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    _start_vote(runner, "2026-11-27T18:00:00+00:00")
+    assert "your vote for Yes is in" in say(post_signed, "1")[0]
+    _walk(session, clock, datetime(2026, 11, 24, 18, 30, tzinfo=timezone.utc))
+    clock.now = datetime(2026, 11, 24, 19, 0, tzinfo=timezone.utc)
+    say(post_signed, "2")
+    session.expire_all()
+    assert session.scalar(select(Result.value).where(Result.name == "vote")) == "Yes"
+    assert session.scalars(select(Result.value).where(Result.name == "mood").order_by(Result.id)).all()[-1] == "2"
+
+
+def test_menu_during_the_late_wait_holds_the_check_in_as_any_other_text_does(post_signed, member, session, clock):
+    clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    say(post_signed, "CHECKIN")
+    clock.now = datetime(2026, 11, 24, 18, 5, tzinfo=timezone.utc)
+    fire_due_timers(session)
+    assert say(post_signed, "MENU")[0].startswith("You can text:")
+    say(post_signed, "2")
+    session.expire_all()
+    assert session.scalars(select(Result.value).where(Result.name == "mood").order_by(Result.id)).all()[-1] == "2"
 
 
 def test_a_late_answer_that_is_no_answer_is_left_to_the_menu(post_signed, member, session, clock):
