@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from flows import defaults
 from flows.clock import minute_of_day, to_datetime
@@ -69,9 +70,17 @@ def between_problem(bounds: list, subject: str) -> str | None:
 
 def contains_any(value, phrases) -> bool:
     """Whether `value` holds any of the words or phrases, folded, as whole words."""
-    words = tokens("" if value is None else str(value), limit=400)
-    joined = " " + " ".join(words) + " "
-    return any(f" {fold(str(p))} " in joined for p in phrases if fold(str(p)))
+    pattern = _phrases(phrases if isinstance(phrases, tuple) else tuple(phrases))
+    if pattern is None:
+        return False
+    return pattern.search(" " + " ".join(tokens("" if value is None else str(value), limit=400)) + " ") is not None
+
+
+@lru_cache(maxsize=256)
+def _phrases(phrases: tuple) -> re.Pattern | None:
+    """One search for a flow's list (a crisis list is read at every text the menu answers)."""
+    folded = sorted({fold(str(p)) for p in phrases} - {""}, key=len, reverse=True)
+    return re.compile(" (?:" + "|".join(map(re.escape, folded)) + ") ") if folded else None
 
 
 def case_matches(case, value, now) -> bool:
