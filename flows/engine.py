@@ -145,14 +145,19 @@ def resume(flow, state: dict | None, input, ctx: Context) -> Outcome:
 def awaits_answer(flow, state: dict | None) -> bool:
     """Whether the session stands at a question it asked the member and they have yet to answer:
     not a silent ask that only listens (a vote already cast), nor a wait."""
-    step = flow.steps.get((state or {}).get("step") or "") if flow is not None else None
+    step = _standing_at(flow, state)
     return step is not None and step.type == "ask" and step.get("text") is not None
 
 
 def only_listens(flow, state: dict | None) -> bool:
     """Whether the session stands at a silent ask: it asks nothing, and takes only an answer."""
-    step = flow.steps.get((state or {}).get("step") or "") if flow is not None else None
+    step = _standing_at(flow, state)
     return step is not None and step.type == "ask" and step.get("text") is None
+
+
+def _standing_at(flow, state: dict | None):
+    """The step a stored session stands at, or None."""
+    return flow.steps.get((state or {}).get("step") or "") if flow is not None else None
 
 
 def question(flow, state: dict | None, ctx: Context) -> str | None:

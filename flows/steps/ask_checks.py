@@ -5,6 +5,7 @@ from flows.answers import Choice, ChoiceReader, read_number, word_list, yes_no_c
 from flows.durations import duration_problem
 from flows.steps.base import Finding
 
+
 def static_reader(config) -> ChoiceReader | None:
     """The reader for written choices or yes/no; None for other kinds."""
     if config.get("answer") == "yes_no":

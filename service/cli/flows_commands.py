@@ -91,7 +91,7 @@ def _times(value, community, flow, quiet: list, key: str = "", path: str = ""):
             moment = local_to_utc(moment.date(), (moment.hour, moment.minute), zone) + timedelta(
                 seconds=moment.second, microseconds=moment.microsecond)
         shown = moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-        moment.astimezone(timezone.utc)
+        utc = moment.astimezone(timezone.utc)
     except (OverflowError, ValueError):  # the first or last day a datetime can hold, moved across zones
         raise click.BadParameter(f"{key}={value!r} is out of range: give a day and a time, like"
                                  " 2026-11-27T18:00") from None
@@ -106,7 +106,7 @@ def _times(value, community, flow, quiet: list, key: str = "", path: str = ""):
                                  f" ({_span(flow.expiry)} after they start): start it nearer the time")
     if sets_timer and community.quiet_until(moment) is not None:
         quiet.append((f"{path}{key}", moment.astimezone(zone)))
-    return moment.astimezone(timezone.utc).isoformat()
+    return utc.isoformat()
 
 
 def _waits_for(flow, dotted: str) -> bool:
