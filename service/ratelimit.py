@@ -41,7 +41,7 @@ class SendRateLimiter:
         self.gap_ms = max(1, int(1000 / rate))
         self.limiter = MovingWindowRateLimiter(RedisStorage(redis_url))
 
-    def acquire(self, sender: str, cost: int = 1) -> float:
+    def acquire(self, sender: str, cost: int = 1, alive: Callable[[], bool] | None = None) -> float:
         """Block until `sender` may send a message of `cost` segments; return the seconds waited.
 
         Carriers count segments: a three-part message uses three of the second's allowance. One
@@ -50,22 +50,26 @@ class SendRateLimiter:
         A carrier's hold is looked at once the send has its turn: one in force (another worker's
         429, set perhaps while this send waited) is waited out, and the turn taken afresh after it,
         so the sends it held go out spaced rather than at once when it ends.
+
+        `alive` is asked before every pause whether the send still wants its turn (a worker keeps
+        its claim on the message meanwhile); when it answers False, `GaveUp` is raised.
         """
+        sleep = self.sleep if alive is None else _asking(alive, self.sleep)
         waited = 0.0
         while True:
             turn = None
             if self.item is not None:
-                turn, took = self._take_turn(sender, cost)
+                turn, took = self._take_turn(sender, cost, sleep)
                 waited += took
             held = self.redis.pttl(_hold_key(sender))
             if held <= 0:
                 return waited
             if turn is not None:  # the gap this turn set is given back: it must not outlast the hold
                 self.redis.eval(_GIVE_BACK, 1, _gap_key(sender), turn)
-            self.sleep(held / 1000)
+            sleep(held / 1000)
             waited += held / 1000
 
-    def _take_turn(self, sender: str, cost: int) -> tuple[str, float]:
+    def _take_turn(self, sender: str, cost: int, sleep: Callable[[float], None]) -> tuple[str, float]:
         """Wait for the gap after the sender's last send, then for room in its window; the turn's
         own mark on the gap key, and the seconds waited."""
         waited = 0.0
@@ -78,12 +82,12 @@ class SendRateLimiter:
         turn = uuid.uuid4().hex
         while not self.redis.set(gap_key, turn, nx=True, px=gap):
             pause = max(self.redis.pttl(gap_key), 1) / 1000
-            self.sleep(pause)
+            sleep(pause)
             waited += pause
         while not self.limiter.hit(self.item, "hearth-send", sender, cost=cost):
             reset_at, _remaining = self.limiter.get_window_stats(self.item, "hearth-send", sender)
             pause = min(max(reset_at - time.time(), 0.002), 1.0)
-            self.sleep(pause)
+            sleep(pause)
             waited += pause
         return turn, waited
 
@@ -91,6 +95,19 @@ class SendRateLimiter:
         """Send nothing from `sender` for `seconds`, in any worker: a hold in force is stretched,
         never shortened (in one step, so two 429s at once keep the longer)."""
         self.redis.eval(_HOLD, 1, _hold_key(sender), max(1, int(seconds * 1000)))
+
+
+class GaveUp(Exception):
+    """A wait for the rate limit ended because the send no longer wants its turn."""
+
+
+def _asking(alive: Callable[[], bool], sleep: Callable[[float], None]) -> Callable[[float], None]:
+    """`sleep`, after asking `alive` whether to go on waiting."""
+    def pause(seconds: float) -> None:
+        if not alive():
+            raise GaveUp()
+        sleep(seconds)
+    return pause
 
 
 # Set the hold unless one that lasts longer is in force.

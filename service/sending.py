@@ -9,7 +9,7 @@ from typing import Callable
 from flask import current_app
 from redis.exceptions import RedisError
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import ColumnElement, bindparam, exists, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, case, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from workers.queues import SEND_RETRY_INTERVALS
@@ -21,6 +21,7 @@ from .exceptions import PermanentSendError, RateLimitedSendError, SetupSendError
 from .models import Community, Member, OutboundMessage, StatusEvent
 from .models.community import quiet_until
 from .outbox import QUIET_KINDS, TIMELY_KINDS
+from .ratelimit import GaveUp
 from .receipts import Receipts
 from .status import catch_up
 
@@ -35,6 +36,12 @@ def lease() -> timedelta:
 # A row's own sends before a transient failure counts as final: its job's first run and its
 # retries. A try the carrier refused for Hearth's account is not one (`refusals`).
 TRIES = 1 + len(SEND_RETRY_INTERVALS)
+
+# How often a row's claim may be taken over from a worker that stopped while it held it (killed,
+# its host gone: it may have sent the message) before the row is failed rather than sent again: a
+# message that stops every worker that sends it must not be sent for ever. A worker waiting for
+# the rate limit keeps its claim fresh, so only a stopped or stalled worker loses one.
+CUT_OFF_LIMIT = 3
 
 # How long a message waits, once its job has used its tries, when the carrier refused Hearth's
 # account or sender: the sweeper then gives it a new job, and it goes once the settings are fixed.
@@ -84,8 +91,9 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
 
     No transaction is held while waiting for the rate limit or the carrier. A claim is the row's
     attempt number while it is `sending`: every write after the claim names it, so a worker whose
-    claim lapsed (it waited for the rate limit past the lease, and another worker took the row)
-    writes nothing and sends nothing. Raises TransientSendError when the carrier may accept it
+    claim lapsed (it stalled past the lease, and another worker took the row) writes nothing and
+    sends nothing; a wait for the rate limit keeps the claim fresh. A row whose worker stopped
+    `CUT_OFF_LIMIT` times while it held the claim is failed, not sent again. Raises TransientSendError when the carrier may accept it
     later and the row has tries left (`TRIES`), however `final_attempt` its job is. With
     `receipts`, a send the database could not record is remembered in Redis, and a later claim
     records it instead of sending it again.
@@ -100,6 +108,10 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         sent = receipts.taken(outbox_id, claim.idempotency_key)
         if sent is not None:
             return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts, receipted=True)
+    if claim.cut_off >= CUT_OFF_LIMIT:
+        log.error("outbox row %s: the worker sending it stopped %s times; it is failed, not sent again",
+                  outbox_id, claim.cut_off)
+        return _settle(session, outbox_id, attempt, "failed", error_code=None, error_message=CUT_OFF)
     not_now = _not_now(claim)
     if not_now is not None:
         state, values = not_now
@@ -110,7 +122,8 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     # used its own tries, not counting the carrier's refusals of Hearth's account.
     last_try = final_attempt and attempt - claim.refusals >= TRIES
     try:
-        if not _blocked(seen, claim.kind) and limiter.acquire(sender_key, cost=claim.segments):
+        if not _blocked(seen, claim.kind) and limiter.acquire(sender_key, cost=claim.segments,
+                                                              alive=_keeping(session, outbox_id, attempt)):
             # After a wait the claim is taken afresh, which starts its lease again for the send, and
             # the member is looked at again: a STOP that arrived meanwhile wins.
             seen = _renew(session, outbox_id, attempt)
@@ -123,6 +136,9 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
             return _settle(session, outbox_id, attempt, "cancelled", error_message=blocked)
         submitted = now()  # a 21610 in the answer reports a STOP from before this, not a START since
         result = _send(transport, claim, from_number, outbox_id)
+    except GaveUp:
+        log.warning("outbox row %s: its claim was taken over while it waited for the rate limit", outbox_id)
+        return "skipped"
     except JobTimeoutException:
         # RQ stops the job (its time is up) while it waits for the rate limit or the carrier: the
         # row is not left `sending` until its lease runs out, but put back now, as after a
@@ -184,6 +200,23 @@ def _timed_out(session: Session, outbox_id: int, attempt: int, failed: bool) -> 
 
 
 TIMED_OUT = "its job's time ran out while it waited for the rate limit or the carrier; it may have been sent"
+CUT_OFF = (f"not sent again: the worker sending it stopped {CUT_OFF_LIMIT} times (killed, or its host gone);"
+           " it may have been sent")
+
+
+def _keeping(session: Session, outbox_id: int, attempt: int) -> Callable[[], bool]:
+    """What a send asks while it waits for the rate limit (`SendRateLimiter.acquire`'s `alive`):
+    every third of a lease it takes its claim afresh, so that the sweeper does not hand the row to
+    another worker; False once the claim is not its own any more."""
+    renewed = now()
+
+    def alive() -> bool:
+        nonlocal renewed
+        if now() - renewed < lease() / 3:
+            return True
+        renewed = now()
+        return _renew(session, outbox_id, attempt) is not None
+    return alive
 
 
 def _send(transport, claim, from_number: str | None, outbox_id: int):
@@ -349,9 +382,11 @@ _AT = bindparam("at", type_=_OUTBOX.c.claimed_at.type)
 _CLAIM = _member_now(
     update(_OUTBOX).where(_OUTBOX.c.id == bindparam("outbox_id"),
                           _claimable(_AT, bindparam("live", type_=_OUTBOX.c.claimed_at.type)))
-    .values(state="sending", claimed_at=_AT, attempts=_OUTBOX.c.attempts + 1, updated_at=_AT)
+    .values(state="sending", claimed_at=_AT, attempts=_OUTBOX.c.attempts + 1, updated_at=_AT,
+            # A claim still `sending` here is a stopped worker's (`_claimable`).
+            cut_off=_OUTBOX.c.cut_off + case((_OUTBOX.c.state == "sending", 1), else_=0))
 ).returning(_OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
-            _OUTBOX.c.refusals, _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at, _OUTBOX.c.created_at,
+            _OUTBOX.c.refusals, _OUTBOX.c.cut_off, _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at, _OUTBOX.c.created_at,
             _COMMUNITY_NUMBER, *_COMMUNITY_QUIET)
 _RENEW = _member_now(update(_OUTBOX).where(*_held(bindparam("outbox_id"), bindparam("attempt")))
                      .values(claimed_at=_AT, updated_at=_AT))

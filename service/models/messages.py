@@ -64,6 +64,8 @@ class OutboundMessage(Base):
     # Tries the carrier refused for Hearth's account or sender, not the message: its own tries are
     # `attempts - refusals`.
     refusals: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Claims taken over from a worker that stopped while it held the row (it may have sent it).
+    cut_off: Mapped[int] = mapped_column(default=0, server_default="0")
     claimed_at: Mapped[datetime | None]
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     delivery_status: Mapped[str | None] = mapped_column(String(24))

@@ -75,7 +75,7 @@ def statuses(session) -> dict[str, str]:
 def test_each_community_texts_from_its_own_number_and_is_rate_limited_as_it(app, session, double, alex):
     limiter = app.extensions["hearth_runtime"].limiter
     limited_as, acquire = [], limiter.acquire
-    limiter.acquire = lambda sender, cost=1: limited_as.append(sender) or acquire(sender, cost)
+    limiter.acquire = lambda sender, cost=1, alive=None: limited_as.append(sender) or acquire(sender, cost, alive)
     send_all(app, session)
     senders = {next(name for name in ("Oak", "Ash", "Elm") if name in m["body"]): m["from"] for m in double.messages}
     assert senders == {"Oak": DEFAULT_SENDER, "Ash": DEFAULT_SENDER, "Elm": ELM_NUMBER}

@@ -151,3 +151,17 @@ def test_a_short_hold_is_not_stretched_to_the_gap_of_the_turn_a_send_took_before
     limiter.hold(sender, 0.5)
     limiter.acquire(sender, cost=10)
     assert long_waits == [], f"a 0.5 s hold kept a 10-part message back {long_waits} s more"
+
+
+def test_a_wait_asks_whether_to_go_on_before_every_pause_and_gives_up_when_told(redis):
+    import pytest
+
+    from service.ratelimit import GaveUp
+
+    pauses, answers = [], iter([True, True, False])
+    limiter = SendRateLimiter(REDIS_URL, 0, sleep=pauses.append)
+    limiter.hold("+441632960000", 30)  # a carrier's 429: the wait is the hold's, pause after pause
+    with pytest.raises(GaveUp):
+        limiter.acquire("+441632960000", alive=lambda: next(answers))
+    assert len(pauses) == 2  # paused twice, then asked a third time and told to stop
+    assert SendRateLimiter(REDIS_URL, 0).acquire("+440000000000", alive=lambda: False) == 0, "no wait, no question"

@@ -424,7 +424,7 @@ def test_a_stop_that_lands_while_a_send_waits_for_the_rate_limit_wins(app, sessi
     class StopArrivesMeanwhile:
         """A rate limit whose wait is long enough for the member's STOP to commit."""
 
-        def acquire(self, sender, cost=1):
+        def acquire(self, sender, cost=1, alive=None):
             from sqlalchemy.orm import Session
 
             with Session(app.extensions["hearth_db"].engine) as other:  # the webhook's own connection
@@ -451,7 +451,7 @@ def test_a_claim_that_lapses_while_it_waits_for_the_rate_limit_sends_nothing(app
     second_worker = []
 
     class WaitPastTheLease:
-        def acquire(self, sender, cost=1):
+        def acquire(self, sender, cost=1, alive=None):
             clock.advance(seconds=app.config["HEARTH"].send_lease + 1)
             with Session(app.extensions["hearth_db"].engine) as other:
                 second_worker.append(deliver(other, row.id, transport=runtime.transport, limiter=runtime.limiter,
@@ -475,7 +475,7 @@ def test_a_wait_for_the_rate_limit_starts_the_claims_lease_again(app, session, m
     lease = app.config["HEARTH"].send_lease
 
     class LongWait:
-        def acquire(self, sender, cost=1):
+        def acquire(self, sender, cost=1, alive=None):
             clock.advance(seconds=lease - 1)
             return lease - 1
 
@@ -801,3 +801,89 @@ def test_a_send_whose_job_times_out_as_it_is_recorded_is_recorded_by_the_next_cl
     assert deliver(session, row.id, **how) == "sent"
     got = fresh(session, row)
     assert (got.state, got.provider_sid, len(double.messages)) == ("sent", double.messages[0]["sid"], 1)
+
+
+def test_a_wait_for_the_rate_limit_longer_than_the_lease_keeps_the_claim(app, session, member, double, clock):
+    """A 429's hold (or a queue of workers) keeps a send waiting past its lease: the worker still
+    has the row, so the sweeper must not hand it to another one (which would count it cut off)."""
+    from sqlalchemy.orm import Session
+
+    from service.sending import claimable
+
+    row = queue_message(session, key="a", to=member.phone, body="one", kind="reply", member=member)
+    session.commit()
+    lease = app.config["HEARTH"].send_lease
+    runtime = app.extensions["hearth_runtime"]
+
+    class LongHold:
+        def acquire(self, sender, cost=1, alive=None):
+            for _ in range(8):  # two leases, in quarters, each pause asked about first
+                assert alive()
+                clock.advance(seconds=lease / 4)
+                with Session(app.extensions["hearth_db"].engine) as other:
+                    assert other.scalar(select(OutboundMessage.id).where(claimable(clock.now))) is None
+            return 2.0 * lease
+
+    assert deliver(session, row.id, transport=runtime.transport, limiter=LongHold(), sender="+441632960000",
+                   final_attempt=False) == "sent"
+    got = fresh(session, row)
+    assert (got.state, got.attempts, got.cut_off, len(double.messages)) == ("sent", 1, 0, 1)
+
+
+def test_a_claim_taken_over_while_it_waits_gives_up_its_turn_and_sends_nothing(app, session, member, double, clock):
+    """The worker stalled past its lease (its host paused) and another took the row and sent it: the
+    first, still waiting for the rate limit, learns so at its next pause and stops."""
+    from sqlalchemy.orm import Session
+
+    from service.ratelimit import SendRateLimiter
+    from tests.conftest import REDIS_URL
+
+    row = queue_message(session, key="a", to=member.phone, body="one", kind="reply", member=member)
+    session.commit()
+    lease = app.config["HEARTH"].send_lease
+    runtime = app.extensions["hearth_runtime"]
+    second_worker = []
+
+    def stall(seconds):
+        if not second_worker:
+            clock.advance(seconds=lease + 1)
+            with Session(app.extensions["hearth_db"].engine) as other:
+                second_worker.append(deliver(other, row.id, transport=runtime.transport, limiter=runtime.limiter,
+                                             sender="+441632960001", final_attempt=False))
+
+    limiter = SendRateLimiter(REDIS_URL, 0, sleep=stall)
+    limiter.hold("+441632960000", 30)
+    assert deliver(session, row.id, transport=runtime.transport, limiter=limiter, sender="+441632960000",
+                   final_attempt=False) == "skipped"
+    assert second_worker == ["sent"] and len(double.messages) == 1
+    got = fresh(session, row)
+    assert (got.state, got.attempts, got.cut_off) == ("sent", 2, 1)
+
+
+def test_a_message_whose_worker_stops_each_time_is_failed_after_the_limit_not_sent_for_ever(app, session, member,
+                                                                                           double, clock):
+    """Each send reaches the carrier and then the worker dies (killed, out of memory): after its lease
+    the row is taken over and sent again, CUT_OFF_LIMIT times in all; the next claim fails it."""
+    from service.sending import CUT_OFF, CUT_OFF_LIMIT
+
+    row = queue_message(session, key="a", to=member.phone, body="one", kind="reply", member=member)
+    session.commit()
+    runtime = app.extensions["hearth_runtime"]
+
+    class SendsThenDies:
+        def send(self, *args, **kwargs):
+            runtime.transport.send(*args, **kwargs)
+            raise SystemExit("killed")  # not an Exception: nothing in deliver records it, as after kill -9
+
+    for _ in range(CUT_OFF_LIMIT):
+        with pytest.raises(SystemExit):
+            deliver(session, row.id, transport=SendsThenDies(), limiter=runtime.limiter, sender="+441632960000",
+                    final_attempt=False)
+        session.rollback()
+        assert send(app, session, row) == "skipped", "a live claim is not taken over"
+        clock.advance(seconds=app.config["HEARTH"].send_lease + 1)
+    assert send(app, session, row) == "failed"
+    got = fresh(session, row)
+    assert (got.state, got.cut_off, got.error_message) == ("failed", CUT_OFF_LIMIT, CUT_OFF)
+    assert len(double.messages) == CUT_OFF_LIMIT
+    assert send(app, session, row) == "skipped", "failed for good"
