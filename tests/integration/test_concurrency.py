@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.database import db
 from service.directory import add_member, community_named, create_community
-from service.models import AuditEvent, Conversation, Member, OutboundMessage
+from service.models import AuditEvent, Community, Conversation, Member, OutboundMessage
 from tests.conftest import AUTH_TOKEN, DATABASE
 from tests.integration.test_inbound_races import HeldMember, hold, post_in_background, wait_for_lock_waiters  # noqa: F401
 from tests.support import sign, sms_form
@@ -301,3 +301,24 @@ def test_an_answer_and_its_timer_queued_together(app, member, session, hold, pos
     assert session.scalar(select(func.count(Timer.id)).where(Timer.fired_at.is_(None))) == 0
     assert session.scalar(select(func.count(Conversation.id)).where(Conversation.active)) <= 1
     assert session.scalar(select(func.count(Result.id)).where(Result.name == "mood")) == 1
+
+
+# --- Two operators creating communities at once ------------------------------------------------------------------
+
+@pytest.mark.parametrize("second", [dict(name="Elm House"), dict(name="oak house", phone_number="+441632960001")])
+def test_two_community_creates_at_once_cannot_both_take_what_only_one_may(app, session, second):
+    """Both without a number of their own (texts to the shared number could name neither), or both
+    called Oak House: the second create waits for the first and is refused, as it would be after it."""
+    from service.exceptions import Conflict
+
+    create_community(session, "Oak House", "Europe/London")  # not committed yet: the first operator's
+    results: list = []
+    thread = in_thread(app, lambda: create_community(db.session, **second), results)
+    watcher = Session(app.extensions["hearth_db"].engine)
+    wait_for_lock_waiters(watcher, 1)
+    session.commit()
+    thread.join()
+    [refused] = results
+    assert isinstance(refused, Conflict), refused
+    assert [c.name for c in session.scalars(select(Community))] == ["Oak House"]
+    watcher.close()
