@@ -18,3 +18,15 @@ def post_worker_init(worker) -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def on_starting(server) -> None:
+    """Before any worker starts, Hearth's settings are read once: one that cannot be used stops
+    gunicorn with one line naming it, where each worker would otherwise print a traceback.
+
+    Only for Hearth's app (the benchmarks serve their baselines with these settings too).
+    """
+    if getattr(server.app, "app_uri", "").startswith("service:"):
+        from service import app_for
+
+        app_for("web")

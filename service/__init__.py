@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from flask import Flask
@@ -52,3 +53,16 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
     app.register_blueprint(webhooks.bp)
     register_cli(app)
     return app
+
+
+def app_for(process: str) -> Flask:
+    """The app a process of the Procfile runs (web, worker, clock), from the environment.
+
+    A setting that cannot be used (every one the factory refuses raises ValueError naming it)
+    ends the process with that one line and status 1, not a traceback an operator must read.
+    """
+    try:
+        return create_app()
+    except ValueError as exc:
+        sys.stderr.write(f"hearth {process}: cannot start: {exc}\n")
+        raise SystemExit(1) from None

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -33,6 +36,35 @@ def _database_url(url: str | None) -> str:
     if scheme not in DATABASE_SCHEMES:
         raise ValueError(f"DATABASE_URL must be a PostgreSQL URL (postgresql://user@host/db) or a SQLite one"
                          f" (sqlite:///path/hearth.db), not {scheme + '://...' if scheme else repr(url)}")
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 -- a port that is not a number fails here, not at the first connection
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError(f"DATABASE_URL cannot be read: {exc}") from None
+    if scheme.startswith("sqlite") and parsed.database in (None, "", ":memory:"):
+        # Each process (and each connection) would have a database of its own, empty.
+        raise ValueError("DATABASE_URL names no file: SQLite in memory cannot be shared by Hearth's processes;"
+                         " give a path, as in sqlite:///instance/hearth.db")
+    return url
+
+
+# The Redis URLs redis-py reads (and RQ's --url).
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _redis_url(url: str | None) -> str:
+    if not url:
+        return DEFAULT_REDIS_URL
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in REDIS_SCHEMES:
+        # Not the value itself: it may carry a password.
+        scheme = parts.scheme if parts is not None else ""
+        why = f"not {scheme}://..." if scheme and scheme not in REDIS_SCHEMES else "it cannot be read as one"
+        raise ValueError(f"REDIS_URL must be a Redis URL such as redis://127.0.0.1:6379/0: {why}")
     return url
 
 
@@ -147,7 +179,7 @@ class Config:
             raise ValueError("HEARTH_SEND_RATE must be a finite number, not negative (0 turns the limit off)")
         return cls(
             database_url=_database_url(env.get("DATABASE_URL")),
-            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            redis_url=_redis_url(env.get("REDIS_URL")),
             secret_key=env.get("SECRET_KEY") or secrets.token_hex(16),
             public_base_url=_base_url(env, "PUBLIC_BASE_URL"),
             twilio_account_sid=sid,

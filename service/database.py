@@ -57,6 +57,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# How long a connection to PostgreSQL may take to be made.
+CONNECT_SECONDS = 5
+
 # How long a SQLite writer waits for another: well inside gunicorn's 30 s worker timeout, so a
 # request that cannot get the lock gets a handled answer rather than a killed worker.
 SQLITE_BUSY_SECONDS = 10
@@ -72,7 +75,11 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(path).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ValueError(f"DATABASE_URL: the folder {str(folder)!r} cannot be made ({exc.strerror})") from None
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
@@ -92,7 +99,10 @@ def make_engine(url: str) -> Engine:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=10, hide_parameters=True)
+    # A database that takes the connection and never answers must not hold a request (or the health
+    # probe) past gunicorn's 30 s timeout: the attempt fails after CONNECT_SECONDS.
+    engine = create_engine(url, pool_size=10, max_overflow=10, hide_parameters=True,
+                           connect_args={"connect_timeout": CONNECT_SECONDS})
     _ping_when_idle(engine)
     return engine
 

@@ -16,7 +16,7 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz():
     """200 when the database (migrated) and Redis answer, 503 naming what is wrong."""
-    checks = {"database": _database(), "redis": "ok"}
+    checks = {"database": database_state(), "redis": "ok"}
     try:
         current_app.extensions["hearth_redis"].ping()
     except RedisError as exc:
@@ -25,7 +25,7 @@ def healthz():
     return jsonify(status="ok" if ok else "degraded", **checks), 200 if ok else 503
 
 
-def _database() -> str:
+def database_state() -> str:
     """'ok', or what is wrong: unreachable, not migrated, or migrated less far than this code needs.
 
     A schema newer than the code is fine: a deployment migrates before new code replaces old.
@@ -39,7 +39,23 @@ def _database() -> str:
     needed = revision_needed(version)
     if needed is not None:
         return f"error: schema at {version}, this code needs {needed} (run hearth db upgrade)"
+    if version not in revisions() and not _hearths_tables():
+        return f"error: schema at {version}, a revision that is not Hearth's (is DATABASE_URL another application's?)"
     return "ok"
+
+
+def _hearths_tables() -> bool:
+    """Whether Hearth's tables are there: a revision this code does not know is a newer Hearth's
+    (a deployment migrates before new code replaces old) only if they are."""
+    try:
+        with db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text("SELECT 1 FROM outbound_messages WHERE 1 = 0")).all()
+    except DBAPIError as exc:
+        if exc.connection_invalidated or not missing_table(exc):
+            raise
+        return False
+    return True
 
 
 def revision_needed(version: str | None) -> str | None:

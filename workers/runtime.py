@@ -1,13 +1,25 @@
-"""The app a worker process runs jobs in: built on first use, once per process."""
+"""The app a worker process runs jobs in, built once per process; the worker class that builds it first."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
+from rq.worker import SimpleWorker
+
 
 @lru_cache(maxsize=1)
 def worker_app():
-    """The Flask app for this worker, from the environment."""
-    from service import create_app
+    """The Flask app for this worker, from the environment (`service.app_for`)."""
+    from service import app_for
 
-    return create_app()
+    return app_for("worker")
+
+
+class Worker(SimpleWorker):
+    """RQ's SimpleWorker (jobs run in the worker's own process, which keeps the app, its database
+    pool and its flows from job to job), which builds the app as it starts: a setting that cannot
+    be used stops it at once with one line, rather than failing every job while it looks alive."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        worker_app()
+        super().__init__(*args, **kwargs)

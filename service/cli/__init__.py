@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, ScriptInfo
 
 
 def register_cli(app: Flask) -> None:
@@ -35,6 +35,16 @@ class HearthGroup(FlaskGroup):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.params = [param for param in self.params if param.name not in ("env_file", "app", "debug")]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command, for `hearth --help`; a setting that stops the app being built is said in
+        one line (Flask's own group would print a traceback), and the help lists no commands."""
+        try:
+            ctx.ensure_object(ScriptInfo).load_app()
+        except click.ClickException as exc:
+            click.secho(f"Error: {exc.format_message()}\n", err=True, fg="red")
+            return []
+        return super().list_commands(ctx)
 
 
 @click.group(cls=HearthGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -56,8 +57,9 @@ def dev_command(port: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         procfile = Path(tmp) / "Procfile"
         procfile.write_text(local_procfile((ROOT / "Procfile").read_text()))
+        # Run from the checkout, as the Procfile's lines expect (gunicorn.conf.py, the packages).
         honcho = subprocess.Popen([sys.executable, "-m", "honcho", "-f", str(procfile), "-d", str(ROOT), "start"],
-                                  env=env)
+                                  env=env, cwd=ROOT)
         try:
             failed = _wait_through_ctrl_c(honcho)
         finally:
@@ -79,17 +81,27 @@ def _port_free(port: int) -> None:
 
 
 def _wait_through_ctrl_c(process: subprocess.Popen) -> int:
-    """Wait for honcho to end; its exit status, or 0 when Ctrl-C ended it. Ctrl-C reaches it too,
-    and it stops web, worker and clock (a worker may finish its job first); only then is this
-    process done, and a private Redis stopped. Without Ctrl-C honcho ends only when one of its
-    processes did (the web server could not start, say): that is a failure."""
-    interrupted = False
-    while True:
-        try:
-            code = process.wait()
-            return 0 if interrupted else code or 1
-        except KeyboardInterrupt:
-            interrupted = True
+    """Wait for honcho to end; its exit status, or 0 when Ctrl-C or SIGTERM ended it. Ctrl-C
+    reaches it too, and a SIGTERM to this process is passed on to it: it stops web, worker and
+    clock (a worker may finish its job first); only then is this process done, and a private
+    Redis stopped. Without either honcho ends only when one of its processes did (the web server
+    could not start, say): that is a failure."""
+    stopped = []
+
+    def stop(*_) -> None:
+        stopped.append(True)
+        process.send_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            try:
+                code = process.wait()
+                return 0 if stopped else code or 1
+            except KeyboardInterrupt:
+                stopped.append(True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def local_procfile(text: str) -> str:

@@ -1,6 +1,7 @@
 """Alembic environment: migrates the database the Hearth configuration names."""
 
 from alembic import context
+from sqlalchemy import text
 
 from service.database import make_engine
 from service.models import Base
@@ -26,9 +27,16 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
+# Two `hearth db upgrade`s at once (each replica's release step) take turns on PostgreSQL: the
+# second waits, then finds the schema at head. (SQLite's writers take turns already.)
+UPGRADE_LOCK = 0x4845415254480001
+
+
 def _run(connection) -> None:
     context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
         context.run_migrations()
 
 

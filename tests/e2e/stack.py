@@ -36,13 +36,25 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, what: s
         time.sleep(interval)
 
 
+def procfile_line(process: str) -> list[str]:
+    """The Procfile's command for `process`, run by a shell from the repository root as honcho runs it."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process:
+            return ["/bin/sh", "-c", f"exec {command.strip()}"]
+    raise LookupError(f"the Procfile has no {process} line")
+
+
 class Stack:
     """The three Procfile processes with a shared environment; logs go to files under `logs`."""
 
     def __init__(self, env: dict[str, str], logs: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, "PUBLIC_BASE_URL": self.url, "PYTHONUNBUFFERED": "1"}
+        # The Procfile's lines as they are, with the design's environment (and the virtualenv first
+        # on PATH, where `gunicorn`, `rq` and `python` are).
+        self.env = {**os.environ, **env, "PUBLIC_BASE_URL": self.url, "PYTHONUNBUFFERED": "1", "PORT": str(self.port),
+                    "WEB_CONCURRENCY": "2", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         self.logs = logs
         self.web: subprocess.Popen | None = None
         self.clock: subprocess.Popen | None = None
@@ -57,20 +69,15 @@ class Stack:
             log.close()
 
     def start(self, workers: int = 1) -> "Stack":
-        self.web = self._spawn("web", [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py",
-                                       "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
-                                       "service:create_app()"])
+        self.web = self._spawn("web", procfile_line("web"))
         for _ in range(workers):
             self.start_worker()
-        self.clock = self._spawn("clock", [sys.executable, "-m", "workers.clock"])
+        self.clock = self._spawn("clock", procfile_line("clock"))
         wait_until(self._healthy, timeout=30, what="the web app's /healthz")
         return self
 
     def start_worker(self) -> subprocess.Popen:
-        worker = self._spawn(f"worker{len(self.workers)}", [
-            str(BIN / "rq"), "worker", "--with-scheduler", "--worker-class", "rq.worker.SimpleWorker",
-            "--serializer", "rq.serializers.JSONSerializer", "--url", self.env["REDIS_URL"],
-            "crisis", "replies", "bulk"])
+        worker = self._spawn(f"worker{len(self.workers)}", procfile_line("worker"))
         self.workers.append(worker)
         return worker
 

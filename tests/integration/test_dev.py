@@ -96,3 +96,37 @@ def test_a_command_on_a_database_migrated_part_of_the_way_says_to_upgrade(tmp_pa
     done = hearth("community", "create", "Oak House", DATABASE_URL=url)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "the database is at 0004, and this code needs" in done.stderr and "hearth db upgrade" in done.stderr
+
+
+def test_dev_runs_from_any_folder_and_a_sigterm_stops_all_of_it(tmp_path, config):
+    """Started from outside the checkout (the Procfile's lines run from it all the same), then
+    stopped as a service manager stops it: web, worker and clock go with it, and the port is free."""
+    import signal
+    import socket
+
+    import requests
+
+    from tests.e2e.stack import free_port, wait_until
+
+    port = free_port()
+    dev = subprocess.Popen([sys.executable, "-c", "from service.cli import main; main()", "dev", "--port", str(port)],
+                           cwd=tmp_path, env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/h.db",
+                                              "REDIS_URL": config.redis_url},
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def healthy() -> bool:
+        assert dev.poll() is None, dev.communicate()[0][-2000:]
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+    try:
+        wait_until(healthy, timeout=60, what="hearth dev's /healthz")
+        dev.send_signal(signal.SIGTERM)
+        output = dev.communicate(timeout=30)[0]
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+    assert dev.returncode == 0, output[-2000:]
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -55,3 +55,36 @@ def test_health_answers_while_a_writer_holds_the_database(app, client, session, 
     answer = client.get("/healthz")
     assert answer.status_code == 200 and answer.get_json()["database"] == "ok"
     session.rollback()
+
+
+def test_healthz_refuses_another_applications_database(config, clock, tmp_path):
+    """DATABASE_URL names a database that another application migrates with Alembic: its revision
+    is not one of Hearth's, and Hearth's tables are not there."""
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('ae1027a6acf')"))
+    engine.dispose()
+    response = _health_of(config, clock, url)
+    assert response.status_code == 503
+    assert response.json["database"] == ("error: schema at ae1027a6acf, a revision that is not Hearth's"
+                                         " (is DATABASE_URL another application's?)")
+
+
+def test_healthz_answers_when_the_database_takes_the_connection_and_never_speaks(config, clock):
+    """A PostgreSQL host that is wedged (the port open, nothing answering): the probe gives up on
+    the connection (`CONNECT_SECONDS`) and says 503, rather than hang until gunicorn kills it."""
+    import socket
+    import threading
+
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as silent:  # the kernel completes the handshake
+        url = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/hearth"
+        answers = []
+        probe = threading.Thread(target=lambda: answers.append(_health_of(config, clock, url)), daemon=True)
+        probe.start()
+        probe.join(timeout=120)  # a bound on a hang, not a speed: the connection is given up after 5 s
+        assert answers, "the health probe never answered"
+    assert answers[0].status_code == 503 and answers[0].json["database"] == "error: OperationalError"

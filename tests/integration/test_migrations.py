@@ -58,6 +58,10 @@ def _seed_at_0002(url: str) -> None:
             loaded_at=EARLIER))
         conn.execute(insert(t["conversations"]).values(
             member_id=1, flow_id="checkin", flow_digest="d" * 64, active=True, started_at=EARLIER, updated_at=EARLIER))
+        # What refers to the conversation: a downgrade must not rebuild (drop) the table under it.
+        conn.execute(insert(t["results"]).values(conversation_id=1, member_id=1, flow_id="checkin", name="mood",
+                                                 value="2", saved_at=EARLIER))
+        conn.execute(insert(t["timers"]).values(conversation_id=1, token="expire", kind="expire", due_at=LATER))
     engine.dispose()
 
 
@@ -77,7 +81,7 @@ def test_0003_keeps_every_member_and_message_and_downgrades_with_the_last_text_t
         assert conn.execute(text("SELECT count(*) FROM conversations WHERE member_id = 1")).scalar() == 1
     engine.dispose()
 
-    command.downgrade(alembic_config(empty_url), "0002")
+    command.downgrade(alembic_config(empty_url), "0002")  # through every downgrade, the rows that refer kept
     engine = make_engine(empty_url)
     tables = MetaData()
     tables.reflect(engine)
@@ -87,6 +91,10 @@ def test_0003_keeps_every_member_and_message_and_downgrades_with_the_last_text_t
     if isinstance(last, str):  # SQLite reflected without the model's type
         last = datetime.fromisoformat(last)
     assert last.replace(tzinfo=last.tzinfo or timezone.utc) == LATER  # the newest of the member's texts
+    with engine.connect() as conn:
+        assert [conn.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+                for table in ("conversations", "results", "timers")] == [1, 1, 1]
+    engine.dispose()
 
     upgrade(empty_url)  # and back up again
 
@@ -152,3 +160,41 @@ def test_0011_names_the_crisis_line_in_hearth_s_own_texts_and_leaves_a_community
     command.downgrade(alembic_config(empty_url), "0010")
     assert texts() == [(old_help, old_welcome, old_unknown),
                        ("Oak: Samaritans 116 123.", "STOP, HELP. Night line, call 01632 960999.", old_unknown)]
+
+
+@pytest.mark.skipif(DATABASE == "sqlite", reason="SQLite's writers take turns already")
+def test_two_upgrades_at_once_take_turns(empty_url):
+    """Each replica's release step runs `hearth db upgrade`: the two wait for one lock, then one
+    migrates and the other finds the schema at head (without it, both create the same tables)."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from service.migrations import current, revisions
+
+    env = {**os.environ, "DATABASE_URL": empty_url, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    holder = make_engine(empty_url)
+    with holder.connect() as held:
+        held.execute(text("SELECT pg_advisory_lock(:key)"), {"key": 0x4845415254480001})
+        upgrades = [subprocess.Popen([sys.executable, "-c", "from service.cli import main; main()", "db", "upgrade"],
+                                     cwd=Path(__file__).resolve().parents[2], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+        deadline = time.monotonic() + 30
+        while True:  # the lock is the session's: each look is a transaction of its own, so it sees anew
+            waiting = held.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+                                       " AND datname = current_database()"))
+            held.commit()
+            if waiting == 2:
+                break
+            if time.monotonic() > deadline or any(upgrade.poll() is not None for upgrade in upgrades):
+                for upgrade in upgrades:
+                    upgrade.kill()
+                raise AssertionError(f"the upgrades never waited for the lock: {upgrades[0].communicate()[0]}")
+            time.sleep(0.05)
+        held.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": 0x4845415254480001})
+        held.commit()
+    holder.dispose()
+    outputs = [upgrade.communicate(timeout=120)[0] for upgrade in upgrades]
+    assert [upgrade.returncode for upgrade in upgrades] == [0, 0], outputs
+    assert current(empty_url) == revisions()[-1]

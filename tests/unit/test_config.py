@@ -39,6 +39,12 @@ def test_credentials_choose_the_twilio_transport():
     ({"DATABASE_URL": "mysql://root@localhost/hearth"}, "DATABASE_URL must be a PostgreSQL URL .* not mysql://"),
     ({"DATABASE_URL": "postgresql+asyncpg://x/y"}, "not postgresql\\+asyncpg://"),
     ({"DATABASE_URL": "hearth.db"}, "not 'hearth.db'"),
+    ({"DATABASE_URL": "postgresql://u@h:port/db"}, "DATABASE_URL cannot be read: invalid literal"),
+    ({"DATABASE_URL": "sqlite://"}, "DATABASE_URL names no file: SQLite in memory cannot be shared"),
+    ({"DATABASE_URL": "sqlite:///:memory:"}, "DATABASE_URL names no file"),
+    ({"REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL must be a Redis URL such as redis://127.0.0.1:6379/0: it cannot"),
+    ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL must be a Redis URL .*: not http://...$"),
+    ({"REDIS_URL": "redis://:secret@localhost:port/0"}, "cannot be read as one$"),  # the password is not shown
     ({"HEARTH_FLOWS_DIR": "/nonexistent/flows"}, "HEARTH_FLOWS_DIR is '/nonexistent/flows', which is not a folder"),
     ({"PUBLIC_BASE_URL": "hearth.example.org"}, "PUBLIC_BASE_URL must be an absolute URL"),
     ({"PUBLIC_BASE_URL": "ftp://hearth.example.org"}, "PUBLIC_BASE_URL must be an absolute URL"),
@@ -54,7 +60,7 @@ def test_bad_settings_are_named(env, message):
 
 
 @pytest.mark.parametrize("url", ["postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg://u@h/db",
-                                 "sqlite:///x.db", "sqlite://"])
+                                 "sqlite:///x.db", "sqlite:////var/lib/hearth/hearth.db"])
 def test_the_databases_hearth_runs_on_are_taken(url):
     assert Config.from_env({"DATABASE_URL": url}).database_url == url
 

@@ -22,5 +22,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("conversations") as batch:
-        batch.drop_column("suspended_at")
+    # Plain DDL, no batch mode: a batch rebuild of `conversations` on SQLite would drop a table
+    # that results, alerts and timers refer to (foreign keys are on). SQLite has DROP COLUMN since 3.35.
+    op.drop_column("conversations", "suspended_at")

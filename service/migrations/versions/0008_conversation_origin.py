@@ -23,5 +23,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_conversations_member_origin", table_name="conversations")
-    with op.batch_alter_table("conversations") as batch:
-        batch.drop_column("origin")
+    # Plain DDL, no batch mode: a batch rebuild of `conversations` on SQLite would drop a table
+    # that results, alerts and timers refer to (foreign keys are on). SQLite has DROP COLUMN since 3.35.
+    op.drop_column("conversations", "origin")

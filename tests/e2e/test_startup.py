@@ -1,0 +1,26 @@
+"""Each Procfile line, run as it is, on settings it cannot use: one line naming the setting, status 1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tests.e2e.stack import BIN, ROOT, free_port, procfile_line
+
+
+@pytest.mark.parametrize("process", ["web", "worker", "clock"])
+@pytest.mark.parametrize("setting, says", [
+    ("HEARTH_SEND_RATE=abc", "HEARTH_SEND_RATE must be a number of messages per second"),
+    ("PUBLIC_BASE_URL=hearth.example.org", "PUBLIC_BASE_URL must be an absolute URL"),
+    ("DATABASE_URL=sqlite://", "DATABASE_URL names no file"),
+])
+def test_a_process_on_a_setting_it_cannot_use_stops_at_once_saying_which(stack_env, process, setting, says):
+    name, _, value = setting.partition("=")
+    env = {**os.environ, **stack_env, "PORT": str(free_port()), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           name: value}
+    done = subprocess.run(procfile_line(process), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output[-2000:]
+    assert f"hearth {process}: cannot start: {says}" in output and "Traceback" not in output, output[-2000:]
