@@ -174,7 +174,9 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         code = exc.code
         return _settle(session, outbox_id, attempt, "failed", error_code=code, error_message=str(exc),
                        also=lambda: carrier_refused(session, claim.member_id, code, f"twilio:{code}", submitted))
-    sent = dict(provider_sid=result.sid, segments=result.segments, sent_at=now(), delivery_status=result.status)
+    # `sent_at` is when it was handed to the carrier: a 21610 its callbacks report later is judged
+    # against it, as the answer's is, so a START taken while the carrier answered stands.
+    sent = dict(provider_sid=result.sid, segments=result.segments, sent_at=submitted, delivery_status=result.status)
     try:
         return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
     except JobTimeoutException:

@@ -887,3 +887,31 @@ def test_a_message_whose_worker_stops_each_time_is_failed_after_the_limit_not_se
     assert (got.state, got.cut_off, got.error_message) == ("failed", CUT_OFF_LIMIT, CUT_OFF)
     assert len(double.messages) == CUT_OFF_LIMIT
     assert send(app, session, row) == "skipped", "failed for good"
+
+
+def test_a_21610_callback_for_a_message_submitted_before_the_members_start_leaves_them_in(app, session, member,
+                                                                                         double, clock):
+    """A Messaging Service often reports 21610 only in a status callback. The member's START was
+    taken while the carrier was answering the submission: the STOP the callback reports is older."""
+    from service.forms import StatusCallback
+    from service.status import record_status
+
+    engine = app.extensions["hearth_db"].engine
+    runtime = app.extensions["hearth_runtime"]
+
+    class StartMeanwhile:
+        def send(self, *args, **kwargs):
+            with engine.begin() as conn:  # the member's START, committed by a webhook while the carrier answers
+                conn.execute(Member.__table__.update().where(Member.__table__.c.id == member.id)
+                             .values(consent_at=clock.advance(seconds=1)))
+            clock.advance(seconds=1)
+            return runtime.transport.send(*args, **kwargs)
+
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    assert deliver(session, row.id, transport=StartMeanwhile(), limiter=runtime.limiter, sender="+441632960000",
+                   final_attempt=False) == "sent"
+    record_status(session, StatusCallback(fresh(session, row).provider_sid, "failed", 21610))
+    session.expire_all()
+    assert session.get(Member, member.id).status == "active"
+    assert fresh(session, row).error_code == 21610
