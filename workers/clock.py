@@ -63,9 +63,10 @@ def tick(app, failures: Failures | None = None) -> dict[str, int]:
 
 def run(app=None, tick_seconds: float = TICK_SECONDS) -> None:
     """Tick until SIGTERM or SIGINT; a failing task is logged and tried again next tick."""
-    from service import app_for
+    from service import app_for, host_clock
 
     app = app or app_for("clock")
+    host_clock.check(app, "clock")
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))

@@ -18,8 +18,11 @@ def worker_app():
 class Worker(SimpleWorker):
     """RQ's SimpleWorker (jobs run in the worker's own process, which keeps the app, its database
     pool and its flows from job to job), which builds the app as it starts: a setting that cannot
-    be used stops it at once with one line, rather than failing every job while it looks alive."""
+    be used, or a host clock far from the database's and Redis's, stops it at once with one line,
+    rather than failing every job (or taking live workers' claims) while it looks alive."""
 
     def __init__(self, *args, **kwargs) -> None:
-        worker_app()
+        from service import host_clock
+
+        host_clock.check(worker_app(), "worker")
         super().__init__(*args, **kwargs)
