@@ -8,7 +8,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -52,14 +52,20 @@ def _database_url(url: str | None) -> str:
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
-def _redis_url(url: str | None) -> str:
-    if not url:
-        return DEFAULT_REDIS_URL
+def _split(url: str) -> SplitResult | None:
+    """The URL's parts, or None when it cannot be read (a port that is not a number, say)."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
     except ValueError:
-        parts = None
+        return None
+    return parts
+
+
+def _redis_url(url: str | None) -> str:
+    if not url:
+        return DEFAULT_REDIS_URL
+    parts = _split(url)
     if parts is None or parts.scheme not in REDIS_SCHEMES:
         # Not the value itself: it may carry a password.
         scheme = parts.scheme if parts is not None else ""
@@ -80,11 +86,7 @@ def _base_url(env, name: str) -> str | None:
     value = (env.get(name) or "").strip().rstrip("/")
     if not value:
         return None
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
-    except ValueError:
-        parts = None
+    parts = _split(value)
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{name} must be an absolute URL such as https://hearth.example.org, not {value!r}")
     if parts.query or parts.fragment:
