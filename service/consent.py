@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .clock import now
-from .models import Community, Member, OutboundMessage
+from .models import Community, InboundMessage, Member, OutboundMessage
 from .transports.twilio import INVALID_NUMBER, OPTED_OUT
 
 
@@ -82,7 +82,8 @@ def carrier_refused(session: Session, member_id: int | None, code: int | None, s
     answer or a status callback: 21610, it texted STOP to the sender (opted out); 21211 or 21614,
     it cannot take texts (nothing more is sent to it). Any other code says nothing of it. A 21610
     for a message sent (`sent_at`) before a membership's consent was given again says nothing of
-    that membership: the STOP it reports came before the START.
+    that membership: the STOP it reports came before the START. Nor does a 21211 or 21614 for a
+    message sent before the phone last texted Hearth (a late callback): it takes texts.
 
     An opt-out holds for every membership texted from the same sender, as a STOP texted to Hearth
     does; a number that cannot take texts, for every membership. They are taken in id order, as
@@ -93,6 +94,8 @@ def carrier_refused(session: Session, member_id: int | None, code: int | None, s
     refused = session.get(Member, member_id)
     if refused is None:
         return
+    if code in INVALID_NUMBER and sent_at is not None and _texted_since(session, refused.phone, sent_at):
+        return  # the phone texted Hearth after this message left: it takes texts (`phone_works`)
     scope = sharing_sender(refused.phone, refused.community) if code == OPTED_OUT else memberships(refused.phone)
     for member in lock(session, scope):
         if code == OPTED_OUT:
@@ -102,6 +105,14 @@ def carrier_refused(session: Session, member_id: int | None, code: int | None, s
             member.fields = {**(member.fields or {}), "phone_error": code}
             audit.record(session, "carrier", "member.phone_invalid", community_id=member.community_id,
                          member_id=member.id, code=code, source=source)
+
+
+def _texted_since(session: Session, phone: str, at: datetime) -> bool:
+    """Whether a text from `phone` reached Hearth after `at`."""
+    members = select(Member.id).where(Member.phone == phone)  # by membership: (member_id, received_at) is indexed
+    return session.scalar(select(
+        select(InboundMessage.id).where(InboundMessage.member_id.in_(members), InboundMessage.received_at > at)
+        .exists())) or False
 
 
 def phone_works(session: Session, texted: list[Member], source: str) -> bool:

@@ -915,3 +915,27 @@ def test_a_21610_callback_for_a_message_submitted_before_the_members_start_leave
     session.expire_all()
     assert session.get(Member, member.id).status == "active"
     assert fresh(session, row).error_code == 21610
+
+
+def test_a_late_bad_number_callback_does_not_mark_a_phone_that_has_texted_since(app, session, member, double, clock,
+                                                                               client):
+    """The carrier's 21211 for an old message arrives after the member texted Hearth: the phone
+    takes texts, and what is queued for them still goes."""
+    from service.forms import StatusCallback
+    from service.status import record_status
+    from tests.support import sign, sms_form
+
+    old = queue_message(session, key="a", to=member.phone, body="one", kind="broadcast", member=member)
+    session.commit()
+    assert send(app, session, old) == "sent"
+    clock.advance(seconds=60)
+    form = sms_form("hello")
+    assert client.post("/twilio/sms", data=form, headers={
+        "X-Twilio-Signature": sign("http://localhost/twilio/sms", form, AUTH_TOKEN)}).status_code == 200
+    clock.advance(seconds=60)
+    record_status(session, StatusCallback(fresh(session, old).provider_sid, "failed", 21211))
+    session.expire_all()
+    assert "phone_error" not in (session.get(Member, member.id).fields or {})
+    later = queue_message(session, key="b", to=member.phone, body="two", kind="broadcast", member=member)
+    session.commit()
+    assert send(app, session, later) == "sent"
