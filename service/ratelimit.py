@@ -29,7 +29,6 @@ class SendRateLimiter:
         self.rate = rate
         self.sleep = sleep
         self.redis = redis if redis is not None else Redis.from_url(redis_url)
-        self._charge = self.redis.register_script(_CHARGE)  # by its digest: every answered text runs it
         if rate <= 0:
             self.item = None
             return
@@ -100,7 +99,7 @@ class SendRateLimiter:
         of replies cannot hold an alert for long. The window counts the workers' sends only."""
         if self.item is None:
             return
-        self._charge(keys=[_gap_key(sender)], args=[self.gap_ms * max(1, cost), MAX_GAP_MS])
+        self.redis.eval(_CHARGE, 1, _gap_key(sender), self.gap_ms * max(1, cost), MAX_GAP_MS)
 
     def hold(self, sender: str, seconds: float) -> None:
         """Send nothing from `sender` for `seconds`, in any worker: a hold in force is stretched,
