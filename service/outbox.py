@@ -60,15 +60,14 @@ def queue_message(session: Session, *, key: str, to: str, body: str, kind: str,
 
 
 def record_twiml_replies(session: Session, *, sid: str, to: str, bodies: list[str], member_id: int | None,
-                         community_id: int | None) -> int:
+                         community_id: int | None) -> None:
     """Record the replies an inbound message's TwiML answer carries: sent with the answer, so no job.
-    Returns how many parts (segments) they are in all.
 
     One INSERT for all of them; their keys hold the MessageSid this transaction has just claimed,
     so none can exist already.
     """
     if not bodies:
-        return 0
+        return
     at = clock_now()
     rows = []
     for index, body in enumerate(bodies):
@@ -80,7 +79,6 @@ def record_twiml_replies(session: Session, *, sid: str, to: str, bodies: list[st
             sent_at=at,
         ))
     session.connection().execute(_RECORD_REPLIES, rows)
-    return sum(row["segments"] for row in rows)
 
 
 # With RETURNING, SQLAlchemy sends the rows as one multi-row INSERT ("insertmanyvalues"), compiled

@@ -91,16 +91,6 @@ class SendRateLimiter:
             waited += pause
         return turn, waited
 
-    def charge(self, sender: str, cost: int = 1) -> None:
-        """Count, after the fact, a message that left without taking a turn: a reply in a webhook's
-        TwiML, sent by the carrier from the number texted. The gap after the sender's last send
-        moves on by the message's parts, so the workers' next send waits as if it had taken its
-        turn (the webhook waits for nothing); never to more than MAX_GAP_MS from now, so a burst
-        of replies cannot hold an alert for long. The window counts the workers' sends only."""
-        if self.item is None:
-            return
-        self.redis.eval(_CHARGE, 1, _gap_key(sender), self.gap_ms * max(1, cost), MAX_GAP_MS)
-
     def hold(self, sender: str, seconds: float) -> None:
         """Send nothing from `sender` for `seconds`, in any worker: a hold in force is stretched,
         never shortened (in one step, so two 429s at once keep the longer)."""
@@ -123,12 +113,6 @@ def _asking(alive: Callable[[], bool], sleep: Callable[[float], None]) -> Callab
 # Set the hold unless one that lasts longer is in force.
 _HOLD = """
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], 1, 'PX', ARGV[1]) end
-"""
-# Move the gap on by ARGV[1] ms, to at most ARGV[2] ms from now.
-_CHARGE = """
-local left = math.max(redis.call('PTTL', KEYS[1]), 0)
-local total = math.min(left + tonumber(ARGV[1]), tonumber(ARGV[2]))
-if total > left then redis.call('SET', KEYS[1], 'charged', 'PX', total) end
 """
 # Remove the gap a turn set, unless another turn's has replaced it.
 _GIVE_BACK = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"

@@ -125,11 +125,3 @@ def test_a_membership_that_was_left_stays_left_through_stop_and_start(app, sessi
     text(app, "STOP", to=DEFAULT_SENDER)
     text(app, "START", to=DEFAULT_SENDER)
     assert statuses(session) == {"Oak House": "active", "Ash House": "left", "Elm House": "active"}
-
-
-def test_replies_in_a_webhooks_answer_count_in_the_rate_of_the_number_texted(app, session, alex, redis):
-    """HELP to Elm House is answered in the TwiML, from Elm House's number: the workers' next send
-    from that number waits its turn after it; the configured sender's does not."""
-    assert text(app, "HELP", to=ELM_NUMBER)
-    assert redis.pttl(f"hearth-send-gap:{ELM_NUMBER}") > 0
-    assert redis.pttl(f"hearth-send-gap:{DEFAULT_SENDER}") < 0

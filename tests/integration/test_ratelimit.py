@@ -165,13 +165,3 @@ def test_a_wait_asks_whether_to_go_on_before_every_pause_and_gives_up_when_told(
         limiter.acquire("+441632960000", alive=lambda: next(answers))
     assert len(pauses) == 2  # paused twice, then asked a third time and told to stop
     assert SendRateLimiter(REDIS_URL, 0).acquire("+440000000000", alive=lambda: False) == 0, "no wait, no question"
-
-
-def test_a_message_counted_after_the_fact_moves_the_next_turn_on_by_its_parts(redis):
-    waits = []
-    limiter = SendRateLimiter(REDIS_URL, 2, sleep=lambda s: (waits.append(s), time.sleep(s)))
-    limiter.charge("+441632960000", cost=2)  # a two-part reply in a webhook's answer: a second at 2/s
-    assert limiter.acquire("+441632960000") > 0.5 and sum(waits) > 0.5
-    limiter.charge("+441632960000", cost=10_000)  # a burst of replies never holds the next send for long
-    assert 0 < limiter.redis.pttl("hearth-send-gap:+441632960000") <= 10_000
-    assert SendRateLimiter(REDIS_URL, 0).charge("+441632960000") is None  # no limit, nothing to count
