@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from flask import current_app
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
@@ -101,8 +102,10 @@ def make_engine(url: str) -> Engine:
         return engine
     # A database that takes the connection and never answers must not hold a request (or the health
     # probe) past gunicorn's 30 s timeout: the attempt fails after CONNECT_SECONDS.
+    # One the operator gave (`?connect_timeout=` in DATABASE_URL, PGCONNECT_TIMEOUT) stands.
+    given = "connect_timeout" in make_url(url).query or os.environ.get("PGCONNECT_TIMEOUT")
     engine = create_engine(url, pool_size=10, max_overflow=10, hide_parameters=True,
-                           connect_args={"connect_timeout": CONNECT_SECONDS})
+                           connect_args={} if given else {"connect_timeout": CONNECT_SECONDS})
     _ping_when_idle(engine)
     return engine
 

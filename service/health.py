@@ -32,6 +32,7 @@ def database_state() -> str:
     """
     try:
         version = schema_version()
+        ours = version is None or version in revisions() or _hearths_tables()
     except SQLAlchemyError as exc:
         return f"error: {exc.__class__.__name__}"
     if version is None:
@@ -39,7 +40,7 @@ def database_state() -> str:
     needed = revision_needed(version)
     if needed is not None:
         return f"error: schema at {version}, this code needs {needed} (run hearth db upgrade)"
-    if version not in revisions() and not _hearths_tables():
+    if not ours:
         return f"error: schema at {version}, a revision that is not Hearth's (is DATABASE_URL another application's?)"
     return "ok"
 

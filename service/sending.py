@@ -174,6 +174,14 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         code = exc.code
         return _settle(session, outbox_id, attempt, "failed", error_code=code, error_message=str(exc),
                        also=lambda: carrier_refused(session, claim.member_id, code, f"twilio:{code}", submitted))
+    except Exception as exc:
+        # Before the carrier (`_send` classifies what happens there): Redis or the database failed
+        # while it waited for its turn. Put back now, for RQ's retry, rather than left `sending`
+        # for a lease, after which the takeover would count it cut off.
+        log.warning("outbox row %s: its send stopped before the carrier (%s); it will be tried again", outbox_id,
+                    type(exc).__name__)
+        _put_back(session, outbox_id, attempt, False, f"stopped before the carrier: {type(exc).__name__}")
+        raise
     # `sent_at` is when it was handed to the carrier: a 21610 its callbacks report later is judged
     # against it, as the answer's is, so a START taken while the carrier answered stands.
     sent = dict(provider_sid=result.sid, segments=result.segments, sent_at=submitted, delivery_status=result.status)
@@ -193,12 +201,18 @@ def _timed_out(session: Session, outbox_id: int, attempt: int, failed: bool) -> 
     statement short, the row is left to its lease and the sweeper."""
     log.warning("outbox row %s: its job's time ran out while it waited or was sent; %s", outbox_id,
                 "it is recorded as failed" if failed else "it will be sent again")
+    _put_back(session, outbox_id, attempt, failed, TIMED_OUT)
+
+
+def _put_back(session: Session, outbox_id: int, attempt: int, failed: bool, why: str) -> None:
+    """Put the row back (pending, unclaimed), or fail it, saying `why`; if the database cannot be
+    reached or a stop cut a statement short, the row is left to its lease and the sweeper."""
     try:
         session.rollback()
         _settle(session, outbox_id, attempt, "failed" if failed else "pending", error_code=None,
-                error_message=TIMED_OUT, **({} if failed else dict(claimed_at=None)))
-    except Exception:  # noqa: BLE001 - the job's own timeout is what RQ must see
-        log.exception("outbox row %s: could not be put back after its job's time ran out", outbox_id)
+                error_message=why, **({} if failed else dict(claimed_at=None)))
+    except Exception:  # noqa: BLE001 - what stopped the send is what RQ must see
+        log.exception("outbox row %s: could not be put back (%s)", outbox_id, why)
 
 
 TIMED_OUT = "its job's time ran out while it waited for the rate limit or the carrier; it may have been sent"

@@ -18,6 +18,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from redis import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import make_url
 
 from service.database import db
 from service.demo import DEMO_FACILITATOR, DEMO_MEMBERS, seed_demo
@@ -47,7 +48,8 @@ def dev_command(port: int) -> None:
     private_redis = _ensure_redis(config.redis_url)
     # Local use prints what would be sent: Twilio credentials in the shell must not make the demo
     # send real texts (its numbers are Ofcom's drama range) at the account's cost.
-    env = {**os.environ, "PORT": str(port), "REDIS_URL": config.redis_url, "DATABASE_URL": config.database_url,
+    env = {**os.environ, "PORT": str(port), "REDIS_URL": config.redis_url,
+           "DATABASE_URL": _from_anywhere(config.database_url),
            "HEARTH_TRANSPORT": "console", "PYTHONUNBUFFERED": "1",
            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
     click.secho(f"Hearth is starting on http://127.0.0.1:{port} (console transport: messages are printed,"
@@ -68,6 +70,15 @@ def dev_command(port: int) -> None:
                 private_redis.wait(timeout=10)
     if failed:
         raise click.ClickException(f"a process of the service stopped (honcho exited {failed}): see its output above")
+
+
+def _from_anywhere(url: str) -> str:
+    """The URL with a relative SQLite path made absolute: the Procfile's processes run from the
+    checkout, and must open the database this command migrated and seeded, not one of their own."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).is_absolute():
+        return parsed.set(database=str(Path(parsed.database).resolve())).render_as_string(hide_password=False)
+    return url
 
 
 def _port_free(port: int) -> None:

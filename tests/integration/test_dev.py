@@ -98,9 +98,11 @@ def test_a_command_on_a_database_migrated_part_of_the_way_says_to_upgrade(tmp_pa
     assert "the database is at 0004, and this code needs" in done.stderr and "hearth db upgrade" in done.stderr
 
 
-def test_dev_runs_from_any_folder_and_a_sigterm_stops_all_of_it(tmp_path, config):
-    """Started from outside the checkout (the Procfile's lines run from it all the same), then
-    stopped as a service manager stops it: web, worker and clock go with it, and the port is free."""
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/h.db", "sqlite:///h.db"])
+def test_dev_runs_from_any_folder_and_a_sigterm_stops_all_of_it(tmp_path, config, url):
+    """Started from outside the checkout (the Procfile's lines run from it all the same, on the
+    database the command migrated, even named relative to where it ran), then stopped as a service
+    manager stops it: web, worker and clock go with it, and the port is free."""
     import signal
     import socket
 
@@ -110,9 +112,9 @@ def test_dev_runs_from_any_folder_and_a_sigterm_stops_all_of_it(tmp_path, config
 
     port = free_port()
     dev = subprocess.Popen([sys.executable, "-c", "from service.cli import main; main()", "dev", "--port", str(port)],
-                           cwd=tmp_path, env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/h.db",
+                           cwd=tmp_path, env={**os.environ, "DATABASE_URL": url.format(tmp=tmp_path),
                                               "REDIS_URL": config.redis_url},
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
     def healthy() -> bool:
         assert dev.poll() is None, dev.communicate()[0][-2000:]
@@ -125,8 +127,11 @@ def test_dev_runs_from_any_folder_and_a_sigterm_stops_all_of_it(tmp_path, config
         dev.send_signal(signal.SIGTERM)
         output = dev.communicate(timeout=30)[0]
     finally:
-        if dev.poll() is None:
-            dev.kill()
+        if dev.poll() is None:  # the test failed: nothing it started is left behind
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait()
+        (ROOT / "h.db").unlink(missing_ok=True)  # where a relative path would have put a second database
     assert dev.returncode == 0, output[-2000:]
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert (tmp_path / "h.db").exists()

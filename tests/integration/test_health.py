@@ -1,6 +1,9 @@
 import dataclasses
 
+import pytest
+
 from service import create_app
+from tests.conftest import DATABASE
 
 
 def test_healthz_reports_database_and_redis(client):
@@ -88,3 +91,19 @@ def test_healthz_answers_when_the_database_takes_the_connection_and_never_speaks
         probe.join(timeout=120)  # a bound on a hang, not a speed: the connection is given up after 5 s
         assert answers, "the health probe never answered"
     assert answers[0].status_code == 503 and answers[0].json["database"] == "error: OperationalError"
+
+
+@pytest.mark.skipif(DATABASE == "sqlite", reason="a PostgreSQL setting")
+@pytest.mark.parametrize("query, used", [({}, 5), ({"connect_timeout": "30"}, "30")])
+def test_a_connect_timeout_the_operator_gave_stands(database_url, query, used):
+    from sqlalchemy import event, make_url
+
+    from service.database import make_engine, normalise_url
+
+    engine = make_engine(make_url(normalise_url(database_url)).update_query_dict(query)
+                         .render_as_string(hide_password=False))
+    seen = {}
+    event.listen(engine, "do_connect", lambda dialect, record, cargs, cparams: seen.update(cparams))
+    engine.connect().close()
+    engine.dispose()
+    assert seen["connect_timeout"] == used

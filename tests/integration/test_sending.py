@@ -939,3 +939,27 @@ def test_a_late_bad_number_callback_does_not_mark_a_phone_that_has_texted_since(
     later = queue_message(session, key="b", to=member.phone, body="two", kind="broadcast", member=member)
     session.commit()
     assert send(app, session, later) == "sent"
+
+
+def test_a_send_that_stops_before_the_carrier_is_put_back_not_left_for_a_takeover(app, session, member, double):
+    """Redis fails while the send waits for its turn: the row goes back (pending) at once for RQ's
+    retry, rather than staying `sending` until the lease runs out and counting as cut off."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    row = queue_message(session, key="a", to=member.phone, body="one", kind="reply", member=member)
+    session.commit()
+    runtime = app.extensions["hearth_runtime"]
+
+    class RedisGone:
+        def acquire(self, sender, cost=1, alive=None):
+            raise RedisConnectionError("Connection refused")
+
+    with pytest.raises(RedisConnectionError):
+        deliver(session, row.id, transport=runtime.transport, limiter=RedisGone(), sender="+441632960000",
+                final_attempt=False)
+    got = fresh(session, row)
+    assert (got.state, got.claimed_at, got.error_message) == ("pending", None,
+                                                             "stopped before the carrier: ConnectionError")
+    assert send(app, session, row) == "sent"  # at once: no lease to wait out
+    got = fresh(session, row)
+    assert (got.cut_off, got.attempts, len(double.messages)) == (0, 2, 1)
