@@ -83,7 +83,7 @@ def create_community(session: Session, name: str, timezone: str = "Europe/London
     _timezone(timezone)
     region = _region(region) if region else region_for_timezone(timezone) or "GB"
     quiet_start, quiet_end = _quiet_hours(quiet_hours)
-    _one_create_at_a_time(session)
+    _communities_take_turns(session)
     if _called(session, name) is not None:
         raise Conflict(f"there is already a community called {name!r}")
     number = _free_number(session, phone_number, region) if phone_number else None
@@ -100,10 +100,10 @@ def create_community(session: Session, name: str, timezone: str = "Europe/London
     return community
 
 
-def _one_create_at_a_time(session: Session) -> None:
-    """Hold off other creates of communities (and changes of their numbers) until this transaction ends, so that what
-    `create_community` checks (the name, the number, one community without a number) still holds
-    when it commits. Reading communities, as every webhook does, is not held off. SQLite's
+def _communities_take_turns(session: Session) -> None:
+    """Hold off other creates of communities (and changes of their numbers) until this transaction
+    ends, so that what `create_community` checks (the name, the number, one community without a
+    number) still holds when it commits. Reading communities, as every webhook does, is not held off. SQLite's
     transactions (BEGIN IMMEDIATE) already take turns."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("LOCK TABLE communities IN SHARE ROW EXCLUSIVE MODE"))
@@ -142,7 +142,7 @@ def update_community(session: Session, community: Community, *, actor: str = "cl
         elif key == "quiet_hours":
             values["quiet_start"], values["quiet_end"] = _quiet_hours(value)
         elif key == "phone_number":
-            _one_create_at_a_time(session)  # two communities given one number at once: one is refused
+            _communities_take_turns(session)  # two communities given one number at once: one is refused
             values[key] = _free_number(session, value, region, community)
         elif key == "crisis_contacts":
             values[key] = crisis_contacts(value)

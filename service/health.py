@@ -48,15 +48,27 @@ def database_state() -> str:
 def _hearths_tables() -> bool:
     """Whether Hearth's tables are there: a revision this code does not know is a newer Hearth's
     (a deployment migrates before new code replaces old) only if they are."""
+    return _probe("SELECT 1 FROM outbound_messages WHERE 1 = 0") is not _MISSING
+
+
+# What `_probe` answers when the table it reads is not there.
+_MISSING = object()
+
+
+def _probe(sql: str):
+    """The first column of the first row `sql` answers (None without rows), or `_MISSING` when its
+    table is not there.
+
+    Read outside a transaction: on SQLite every transaction takes the write lock (BEGIN
+    IMMEDIATE), and a probe must neither wait behind a writer nor hold up webhooks and workers.
+    """
     try:
         with db.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(
-                text("SELECT 1 FROM outbound_messages WHERE 1 = 0")).all()
+            return conn.execution_options(isolation_level="AUTOCOMMIT").execute(text(sql)).scalar()
     except DBAPIError as exc:
         if exc.connection_invalidated or not missing_table(exc):
             raise
-        return False
-    return True
+        return _MISSING
 
 
 def revision_needed(version: str | None) -> str | None:
@@ -67,16 +79,6 @@ def revision_needed(version: str | None) -> str | None:
 
 
 def schema_version() -> str | None:
-    """The revision the database's schema is at; None when it is not migrated at all.
-
-    Read outside a transaction: on SQLite every transaction takes the write lock (BEGIN
-    IMMEDIATE), and a probe must neither wait behind a writer nor hold up webhooks and workers.
-    """
-    try:
-        with db.engine.connect() as conn:
-            return conn.execution_options(isolation_level="AUTOCOMMIT").execute(
-                text("SELECT version_num FROM alembic_version")).scalar()
-    except DBAPIError as exc:
-        if exc.connection_invalidated or not missing_table(exc):
-            raise
-        return None
+    """The revision the database's schema is at; None when it is not migrated at all (`_probe`)."""
+    version = _probe("SELECT version_num FROM alembic_version")
+    return None if version is _MISSING else version

@@ -93,8 +93,9 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     attempt number while it is `sending`: every write after the claim names it, so a worker whose
     claim lapsed (it stalled past the lease, and another worker took the row) writes nothing and
     sends nothing; a wait for the rate limit keeps the claim fresh. A row whose worker stopped
-    `CUT_OFF_LIMIT` times while it held the claim is failed, not sent again. Raises TransientSendError when the carrier may accept it
-    later and the row has tries left (`TRIES`), however `final_attempt` its job is. With
+    `CUT_OFF_LIMIT` times while it held the claim is failed, not sent again. Raises
+    TransientSendError when the carrier may accept it later and the row has tries left
+    (`TRIES`), however `final_attempt` its job is. With
     `receipts`, a send the database could not record is remembered in Redis, and a later claim
     records it instead of sending it again.
     """
@@ -402,8 +403,8 @@ _CLAIM = _member_now(
             # A claim still `sending` here is a stopped worker's (`_claimable`).
             cut_off=_OUTBOX.c.cut_off + case((_OUTBOX.c.state == "sending", 1), else_=0))
 ).returning(_OUTBOX.c.to_number, _OUTBOX.c.body, _OUTBOX.c.member_id, _OUTBOX.c.segments, _OUTBOX.c.attempts,
-            _OUTBOX.c.refusals, _OUTBOX.c.cut_off, _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at, _OUTBOX.c.created_at,
-            _COMMUNITY_NUMBER, *_COMMUNITY_QUIET)
+            _OUTBOX.c.refusals, _OUTBOX.c.cut_off, _OUTBOX.c.idempotency_key, _OUTBOX.c.kind, _OUTBOX.c.due_at,
+            _OUTBOX.c.created_at, _COMMUNITY_NUMBER, *_COMMUNITY_QUIET)
 _RENEW = _member_now(update(_OUTBOX).where(*_held(bindparam("outbox_id"), bindparam("attempt")))
                      .values(claimed_at=_AT, updated_at=_AT))
 

@@ -156,7 +156,8 @@ def test_an_example_time_that_is_not_a_time_is_refused_at_its_line():
     flow_, problems = load_flow_text(text, "t.yaml")
     assert flow_ is None
     assert [str(p) for p in problems] == [
-        f"t.yaml:{text.count(chr(10)) - 1}: 'now' should be the example's time, like 2026-03-02T09:00:00Z, not 'garbage'"]
+        f"t.yaml:{text.count(chr(10)) - 1}: 'now' should be the example's time, like 2026-03-02T09:00:00Z,"
+        " not 'garbage'"]
 
 
 LOOPS_WITH_AN_ALERT = """\

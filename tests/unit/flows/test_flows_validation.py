@@ -399,7 +399,8 @@ def test_keywords_are_single_words():
 
 def test_a_tab_used_to_indent_is_named():
     found = [str(p) for p in problems("id: t\nversion: 1\nsteps:\n\t- id: a\n\t  type: end\n", "error")]
-    assert found == ["flows/test.yaml:4: step 'a': not valid YAML: a tab where YAML needs spaces: indent with spaces only"]
+    assert found == ["flows/test.yaml:4: step 'a': not valid YAML: a tab where YAML needs spaces:"
+                     " indent with spaces only"]
 
 
 def test_a_bad_step_id_is_explained_once():
