@@ -93,7 +93,7 @@ def test_healthz_answers_when_the_database_takes_the_connection_and_never_speaks
     assert answers[0].status_code == 503 and answers[0].json["database"] == "error: OperationalError"
 
 
-@pytest.mark.skipif(DATABASE == "sqlite", reason="a PostgreSQL setting")
+@pytest.mark.skipif(DATABASE == "sqlite", reason="connect_timeout is a PostgreSQL connection parameter; SQLite opens a file")
 @pytest.mark.parametrize("query, used", [({}, 5), ({"connect_timeout": "30"}, "30")])
 def test_a_connect_timeout_the_operator_gave_stands(database_url, query, used):
     from sqlalchemy import event, make_url
