@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -20,6 +21,8 @@ from .keywords import changes_consent, classify
 from .models import Community, InboundMessage, Member
 from .outbox import record_twiml_replies
 from .phones import to_e164
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,10 +57,24 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
     if not _record(session, sms, community_id, member_id, handling.handled_as, response):
         # A copy racing this one committed first (this one waited for it): undo this run.
         return _stored_answer(session, sms.sid)
-    record_twiml_replies(session, sid=sms.sid, to=sms.from_number, bodies=replies, member_id=member_id,
-                         community_id=community_id)
+    segments = record_twiml_replies(session, sid=sms.sid, to=sms.from_number, bodies=replies, member_id=member_id,
+                                    community_id=community_id)
     session.commit()
+    _count_against_the_rate(community, segments)
     return response
+
+
+def _count_against_the_rate(community: Community | None, segments: int) -> None:
+    """The TwiML's replies leave from the number texted, as the workers' sends from it do: they
+    count in its send rate limit (`SendRateLimiter.charge`), so that the workers' sends after them
+    (but urgent ones) keep to it with them. Without Redis the replies have gone all the same."""
+    if not segments:
+        return
+    sender = (community.phone_number if community else None) or current_app.config["HEARTH"].sender
+    try:
+        current_app.extensions["hearth_runtime"].limiter.charge(sender, segments)
+    except RedisError as exc:
+        log.warning("replies from %s not counted in its send rate (%s)", sender, exc)
 
 
 def _take_sender(session: Session, sms: InboundSms):

@@ -16,6 +16,8 @@ QUEUE_FOR_KIND = {
     "reply": "replies", "welcome": "replies", "flow": "replies", "reminder": "replies",
     "broadcast": "bulk", "checkin": "bulk",
 }
+# Kinds that go before every other send from their number when they wait for the rate limit.
+URGENT_KINDS = frozenset(kind for kind, queue in QUEUE_FOR_KIND.items() if queue == "crisis")
 STAGED = "hearth_staged_sends"
 # Kinds that wait for the end of the community's quiet hours: what Hearth sends unasked outside a
 # conversation. A flow's messages go when its conversation runs (holding one back would leave the
@@ -60,14 +62,15 @@ def queue_message(session: Session, *, key: str, to: str, body: str, kind: str,
 
 
 def record_twiml_replies(session: Session, *, sid: str, to: str, bodies: list[str], member_id: int | None,
-                         community_id: int | None) -> None:
+                         community_id: int | None) -> int:
     """Record the replies an inbound message's TwiML answer carries: sent with the answer, so no job.
+    Returns how many parts (segments) they are in all.
 
     One INSERT for all of them; their keys hold the MessageSid this transaction has just claimed,
     so none can exist already.
     """
     if not bodies:
-        return
+        return 0
     at = clock_now()
     rows = []
     for index, body in enumerate(bodies):
@@ -79,6 +82,7 @@ def record_twiml_replies(session: Session, *, sid: str, to: str, bodies: list[st
             sent_at=at,
         ))
     session.connection().execute(_RECORD_REPLIES, rows)
+    return sum(row["segments"] for row in rows)
 
 
 # With RETURNING, SQLAlchemy sends the rows as one multi-row INSERT ("insertmanyvalues"), compiled

@@ -20,6 +20,10 @@ class SendRateLimiter:
     without it each second's allowance leaves in a burst, and network jitter on the way to the
     carrier can make two bursts look like more than `rate` in a second at the other end.
 
+    Urgent sends (a crisis signpost, a facilitator's alert) go first: while one waits for the gap,
+    no other send takes it, however many workers wait with broadcast messages. Replies that left in
+    a webhook's TwiML (`charge`) hold back the sends after them, but not urgent ones.
+
     The carrier can also ask Hearth to wait (a 429): `hold` stops every worker's sends from that
     sender for as long as it asked, with or without a rate.
     """
@@ -29,6 +33,8 @@ class SendRateLimiter:
         self.rate = rate
         self.sleep = sleep
         self.redis = redis if redis is not None else Redis.from_url(redis_url)
+        self._take, self._charge, self._hold, self._give_back = (
+            self.redis.register_script(script) for script in (_TAKE, _CHARGE, _HOLD, _GIVE_BACK))
         if rate <= 0:
             self.item = None
             return
@@ -41,7 +47,8 @@ class SendRateLimiter:
         self.gap_ms = max(1, int(1000 / rate))
         self.limiter = MovingWindowRateLimiter(RedisStorage(redis_url))
 
-    def acquire(self, sender: str, cost: int = 1, alive: Callable[[], bool] | None = None) -> float:
+    def acquire(self, sender: str, cost: int = 1, alive: Callable[[], bool] | None = None,
+                urgent: bool = False) -> float:
         """Block until `sender` may send a message of `cost` segments; return the seconds waited.
 
         Carriers count segments: a three-part message uses three of the second's allowance. One
@@ -51,6 +58,10 @@ class SendRateLimiter:
         429, set perhaps while this send waited) is waited out, and the turn taken afresh after it,
         so the sends it held go out spaced rather than at once when it ends.
 
+        An `urgent` send takes the next turn before any other send waiting for it, and does not wait
+        for the replies `charge` counted (the replies were sent; an alert must not queue behind
+        them). Other sends wait for both.
+
         `alive` is asked before every pause whether the send still wants its turn (a worker keeps
         its claim on the message meanwhile); when it answers False, `GaveUp` is raised.
         """
@@ -59,19 +70,21 @@ class SendRateLimiter:
         while True:
             turn = None
             if self.item is not None:
-                turn, took = self._take_turn(sender, cost, sleep)
+                turn, took = self._take_turn(sender, cost, sleep, urgent)
                 waited += took
             held = self.redis.pttl(_hold_key(sender))
             if held <= 0:
                 return waited
             if turn is not None:  # the gap this turn set is given back: it must not outlast the hold
-                self.redis.eval(_GIVE_BACK, 1, _gap_key(sender), turn)
+                self._give_back(keys=(_gap_key(sender),), args=(turn,))
             sleep(held / 1000)
             waited += held / 1000
 
-    def _take_turn(self, sender: str, cost: int, sleep: Callable[[float], None]) -> tuple[str, float]:
-        """Wait for the gap after the sender's last send, then for room in its window; the turn's
-        own mark on the gap key, and the seconds waited."""
+    def _take_turn(self, sender: str, cost: int, sleep: Callable[[float], None],
+                   urgent: bool) -> tuple[str, float]:
+        """Wait for the gap after the sender's last send (and, unless `urgent`, for the urgent sends
+        waiting and the replies charged), then for room in its window; the turn's own mark on the
+        gap key, and the seconds waited."""
         waited = 0.0
         gap_key = _gap_key(sender)
         parts = max(1, cost)
@@ -80,8 +93,18 @@ class SendRateLimiter:
         # past its job's time for one message of many parts.
         gap = min(self.gap_ms * parts, max(self.gap_ms, MAX_GAP_MS))
         turn = uuid.uuid4().hex
-        while not self.redis.set(gap_key, turn, nx=True, px=gap):
-            pause = max(self.redis.pttl(gap_key), 1) / 1000
+        keys = (gap_key, _urgent_key(sender), _replied_key(sender))
+        replies_waited = urgent
+        while True:
+            # 0: the turn is taken; otherwise the milliseconds until it is worth asking again,
+            # negative when they are the replies' to wait for.
+            left = self._take(keys=keys, args=(turn, gap, int(urgent), int(replies_waited), URGENT_MARK_MS))
+            if left == 0:
+                break
+            # The replies charged are waited for once: a stream of them at the rate must not hold
+            # a send back for good.
+            replies_waited = replies_waited or left < 0
+            pause = min(abs(left), URGENT_MARK_MS // 2) / 1000
             sleep(pause)
             waited += pause
         while not self.limiter.hit(self.item, "hearth-send", sender, cost=cost):
@@ -91,10 +114,22 @@ class SendRateLimiter:
             waited += pause
         return turn, waited
 
+    def charge(self, sender: str, cost: int = 1) -> None:
+        """Count, after the fact, a message that left without taking a turn: a reply in a webhook's
+        TwiML, sent by the carrier from the number texted. The sends after it, but urgent ones, wait
+        as long as its parts take at the rate; never more than MAX_GAP_MS from now, and each send
+        waits for the replies once, so that a steady stream of them at the rate cannot hold a
+        check-in or a broadcast back past its job's time (the stream and the workers' sends then go
+        over the rate by at most one send per worker each MAX_GAP_MS). Urgent sends do not wait
+        for replies. The window counts the workers' sends only."""
+        if self.item is None:
+            return
+        self._charge(keys=(_replied_key(sender),), args=(self.gap_ms * max(1, cost), MAX_GAP_MS))
+
     def hold(self, sender: str, seconds: float) -> None:
         """Send nothing from `sender` for `seconds`, in any worker: a hold in force is stretched,
         never shortened (in one step, so two 429s at once keep the longer)."""
-        self.redis.eval(_HOLD, 1, _hold_key(sender), max(1, int(seconds * 1000)))
+        self._hold(keys=(_hold_key(sender),), args=(max(1, int(seconds * 1000)),))
 
 
 class GaveUp(Exception):
@@ -110,6 +145,37 @@ def _asking(alive: Callable[[], bool], sleep: Callable[[float], None]) -> Callab
     return pause
 
 
+# Take the turn (the gap key, KEYS[1], marked ARGV[1] for ARGV[2] ms) unless the gap after the
+# last send is still running, or, for a send that is not urgent (ARGV[3] 0), an urgent send waits
+# (KEYS[2]: the urgent turns waiting, each known until ARGV[5] ms after it last asked, by Redis's
+# clock) or, unless they were waited for once (ARGV[4] 1), replies were charged (KEYS[3]).
+# 0 when taken, else the ms to wait before asking again: negative when the replies' wait.
+_TAKE = """
+local urgent = ARGV[3] == '1'
+local time = redis.call('TIME')
+local at = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', at)
+local gap = redis.call('PTTL', KEYS[1])
+if urgent then
+  redis.call('ZADD', KEYS[2], at + tonumber(ARGV[5]), ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+else
+  if redis.call('ZCARD', KEYS[2]) > 0 then return math.max(gap, 10) end
+  local replied = redis.call('PTTL', KEYS[3])
+  if ARGV[4] == '0' and replied > 0 then return -replied end
+end
+if gap <= 0 and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if urgent then redis.call('ZREM', KEYS[2], ARGV[1]) end
+  return 0
+end
+return math.max(gap, 1)
+"""
+# Move the replies' gap on by ARGV[1] ms, to at most ARGV[2] ms from now.
+_CHARGE = """
+local left = math.max(redis.call('PTTL', KEYS[1]), 0)
+local total = math.min(left + tonumber(ARGV[1]), tonumber(ARGV[2]))
+if total > left then redis.call('SET', KEYS[1], 1, 'PX', total) end
+"""
 # Set the hold unless one that lasts longer is in force.
 _HOLD = """
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], 1, 'PX', ARGV[1]) end
@@ -118,6 +184,9 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1
 _GIVE_BACK = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
 
 MAX_GAP_MS = 10_000
+# An urgent send waiting for its turn is known to the others for this long after it last asked
+# (it asks at least twice as often), so a worker that stops while it waits holds nobody back.
+URGENT_MARK_MS = 2_000
 
 
 def _gap_key(sender: str) -> str:
@@ -126,3 +195,11 @@ def _gap_key(sender: str) -> str:
 
 def _hold_key(sender: str) -> str:
     return f"hearth-send-hold:{sender}"
+
+
+def _urgent_key(sender: str) -> str:
+    return f"hearth-send-urgent:{sender}"
+
+
+def _replied_key(sender: str) -> str:
+    return f"hearth-send-replied:{sender}"

@@ -20,7 +20,7 @@ from .consent import carrier_refused
 from .exceptions import PermanentSendError, RateLimitedSendError, SetupSendError, TransientSendError
 from .models import Community, Member, OutboundMessage, StatusEvent
 from .models.community import quiet_until
-from .outbox import QUIET_KINDS, TIMELY_KINDS
+from .outbox import QUIET_KINDS, TIMELY_KINDS, URGENT_KINDS
 from .ratelimit import GaveUp
 from .receipts import Receipts
 from .status import catch_up
@@ -124,7 +124,8 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     last_try = final_attempt and attempt - claim.refusals >= TRIES
     try:
         if not _blocked(seen, claim.kind) and limiter.acquire(sender_key, cost=claim.segments,
-                                                              alive=_keeping(session, outbox_id, attempt)):
+                                                              alive=_keeping(session, outbox_id, attempt),
+                                                              urgent=claim.kind in URGENT_KINDS):
             # After a wait the claim is taken afresh, which starts its lease again for the send, and
             # the member is looked at again: a STOP that arrived meanwhile wins.
             seen = _renew(session, outbox_id, attempt)

@@ -75,7 +75,8 @@ def statuses(session) -> dict[str, str]:
 def test_each_community_texts_from_its_own_number_and_is_rate_limited_as_it(app, session, double, alex):
     limiter = app.extensions["hearth_runtime"].limiter
     limited_as, acquire = [], limiter.acquire
-    limiter.acquire = lambda sender, cost=1, alive=None: limited_as.append(sender) or acquire(sender, cost, alive)
+    limiter.acquire = lambda sender, cost=1, alive=None, urgent=False: (limited_as.append(sender)
+                                                                          or acquire(sender, cost, alive, urgent))
     send_all(app, session)
     senders = {next(name for name in ("Oak", "Ash", "Elm") if name in m["body"]): m["from"] for m in double.messages}
     assert senders == {"Oak": DEFAULT_SENDER, "Ash": DEFAULT_SENDER, "Elm": ELM_NUMBER}
@@ -125,3 +126,11 @@ def test_a_membership_that_was_left_stays_left_through_stop_and_start(app, sessi
     text(app, "STOP", to=DEFAULT_SENDER)
     text(app, "START", to=DEFAULT_SENDER)
     assert statuses(session) == {"Oak House": "active", "Ash House": "left", "Elm House": "active"}
+
+
+def test_replies_in_a_webhooks_answer_count_in_the_rate_of_the_number_texted(app, session, alex, redis):
+    """HELP to Elm House is answered in the TwiML, from Elm House's number: the workers' next send
+    from that number (but an urgent one) waits its turn after it; the configured sender's does not."""
+    assert text(app, "HELP", to=ELM_NUMBER)
+    assert redis.pttl(f"hearth-send-replied:{ELM_NUMBER}") > 0
+    assert redis.pttl(f"hearth-send-replied:{DEFAULT_SENDER}") < 0

@@ -165,3 +165,78 @@ def test_a_wait_asks_whether_to_go_on_before_every_pause_and_gives_up_when_told(
         limiter.acquire("+441632960000", alive=lambda: next(answers))
     assert len(pauses) == 2  # paused twice, then asked a third time and told to stop
     assert SendRateLimiter(REDIS_URL, 0).acquire("+440000000000", alive=lambda: False) == 0, "no wait, no question"
+
+
+def test_replies_counted_after_the_fact_hold_back_the_next_send_by_their_parts(redis):
+    waits = []
+    limiter = SendRateLimiter(REDIS_URL, 2, sleep=lambda s: (waits.append(s), time.sleep(s)))
+    limiter.charge("+441632960000", cost=2)  # a two-part reply in a webhook's answer: a second at 2/s
+    assert limiter.acquire("+441632960000") > 0.5 and sum(waits) > 0.5
+    limiter.charge("+441632960000", cost=10_000)  # a burst of replies never holds the next send for long
+    assert 0 < limiter.redis.pttl("hearth-send-replied:+441632960000") <= 10_000
+    assert SendRateLimiter(REDIS_URL, 0).charge("+441632960000") is None  # no limit, nothing to count
+
+
+def test_an_urgent_send_does_not_wait_for_replies_counted_after_the_fact(redis):
+    """A steady stream of replies at the rate must not hold a crisis alert for as long as it lasts."""
+    waits = []
+    limiter = SendRateLimiter(REDIS_URL, 1, sleep=lambda s: (waits.append(s), time.sleep(s)))
+    limiter.charge("+441632960000", cost=10)  # ten replies' worth: 10 s at 1/s
+    limiter.acquire("+441632960000", urgent=True)
+    assert waits == [], f"the urgent send waited {waits} s for the replies"
+    assert limiter.redis.pttl("hearth-send-replied:+441632960000") > 5000, "the others still wait for them"
+
+
+def test_an_urgent_send_takes_the_next_turn_before_the_sends_already_waiting(redis):
+    """Rate 4/s; three workers wait with broadcast messages when a crisis alert comes to a fourth:
+    the alert goes next, not after them."""
+    import threading
+
+    sender = "+441632960000"
+    redis.set(f"hearth-send-gap:{sender}", "a long message", px=2000)  # the next turn is 2 s away
+    order, lock = [], threading.Lock()
+
+    def send(name: str, urgent: bool = False) -> None:
+        SendRateLimiter(REDIS_URL, 4).acquire(sender, urgent=urgent)
+        with lock:
+            order.append(name)
+
+    threads = [threading.Thread(target=send, args=(f"broadcast {i}",)) for i in range(3)]
+    threads.append(threading.Thread(target=send, args=("alert", True)))
+    for thread in threads:  # the alert's worker is the last to ask
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert order[0] == "alert", order
+
+
+def test_an_urgent_send_that_stops_waiting_holds_nobody_back_for_long(redis):
+    """A worker killed while its alert waits leaves its mark for at most URGENT_MARK_MS."""
+    import pytest
+
+    from service.ratelimit import URGENT_MARK_MS, GaveUp
+
+    sender = "+441632960000"
+    limiter = SendRateLimiter(REDIS_URL, 0.2, sleep=lambda s: None)
+    limiter.acquire(sender)  # the next turn is 5 s away
+    with pytest.raises(GaveUp):
+        limiter.acquire(sender, urgent=True, alive=lambda: False)
+    marked = redis.pttl(f"hearth-send-urgent:{sender}")
+    assert 0 < marked <= URGENT_MARK_MS, "the alert's wait is known to the others, and only for a while"
+
+
+def test_a_send_waits_for_the_replies_counted_once_not_for_a_stream_of_them(redis):
+    """Replies keep coming at the rate: a broadcast message waits for those counted when it asked,
+    then takes the next turn; it is not held back for as long as the stream lasts."""
+    sender = "+441632960000"
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        assert len(waits) < 5, f"still waiting after {waits}"
+        limiter.charge(sender)
+
+    limiter = SendRateLimiter(REDIS_URL, 1, sleep=sleep)
+    limiter.charge(sender, cost=3)  # 3 s of replies; one more comes during every pause
+    assert limiter.acquire(sender) > 0
+    assert len(waits) == 1, f"it waited {waits}"

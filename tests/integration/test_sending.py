@@ -424,7 +424,7 @@ def test_a_stop_that_lands_while_a_send_waits_for_the_rate_limit_wins(app, sessi
     class StopArrivesMeanwhile:
         """A rate limit whose wait is long enough for the member's STOP to commit."""
 
-        def acquire(self, sender, cost=1, alive=None):
+        def acquire(self, sender, cost=1, alive=None, urgent=False):
             from sqlalchemy.orm import Session
 
             with Session(app.extensions["hearth_db"].engine) as other:  # the webhook's own connection
@@ -451,7 +451,7 @@ def test_a_claim_that_lapses_while_it_waits_for_the_rate_limit_sends_nothing(app
     second_worker = []
 
     class WaitPastTheLease:
-        def acquire(self, sender, cost=1, alive=None):
+        def acquire(self, sender, cost=1, alive=None, urgent=False):
             clock.advance(seconds=app.config["HEARTH"].send_lease + 1)
             with Session(app.extensions["hearth_db"].engine) as other:
                 second_worker.append(deliver(other, row.id, transport=runtime.transport, limiter=runtime.limiter,
@@ -475,7 +475,7 @@ def test_a_wait_for_the_rate_limit_starts_the_claims_lease_again(app, session, m
     lease = app.config["HEARTH"].send_lease
 
     class LongWait:
-        def acquire(self, sender, cost=1, alive=None):
+        def acquire(self, sender, cost=1, alive=None, urgent=False):
             clock.advance(seconds=lease - 1)
             return lease - 1
 
@@ -816,7 +816,7 @@ def test_a_wait_for_the_rate_limit_longer_than_the_lease_keeps_the_claim(app, se
     runtime = app.extensions["hearth_runtime"]
 
     class LongHold:
-        def acquire(self, sender, cost=1, alive=None):
+        def acquire(self, sender, cost=1, alive=None, urgent=False):
             for _ in range(8):  # two leases, in quarters, each pause asked about first
                 assert alive()
                 clock.advance(seconds=lease / 4)
@@ -951,7 +951,7 @@ def test_a_send_that_stops_before_the_carrier_is_put_back_not_left_for_a_takeove
     runtime = app.extensions["hearth_runtime"]
 
     class RedisGone:
-        def acquire(self, sender, cost=1, alive=None):
+        def acquire(self, sender, cost=1, alive=None, urgent=False):
             raise RedisConnectionError("Connection refused")
 
     with pytest.raises(RedisConnectionError):
@@ -963,3 +963,22 @@ def test_a_send_that_stops_before_the_carrier_is_put_back_not_left_for_a_takeove
     assert send(app, session, row) == "sent"  # at once: no lease to wait out
     got = fresh(session, row)
     assert (got.cut_off, got.attempts, len(double.messages)) == (0, 2, 1)
+
+
+def test_crisis_messages_and_alerts_wait_for_the_rate_limit_as_urgent_sends(app, session, member, double):
+    """They take the next turn before broadcast messages other workers hold (`SendRateLimiter`)."""
+    asked = {}
+
+    class Recording:
+        def acquire(self, sender, cost=1, alive=None, urgent=False):
+            asked[body] = urgent
+            return 0.0
+
+    runtime = app.extensions["hearth_runtime"]
+    for kind in ("crisis", "alert", "reply", "checkin", "broadcast"):
+        body = f"a {kind}"
+        row = queue_message(session, key=kind, to=member.phone, body=body, kind=kind, member=member)
+        session.commit()
+        assert deliver(session, row.id, transport=runtime.transport, limiter=Recording(), sender="+441632960000",
+                       final_attempt=False) == "sent"
+    assert asked == {"a crisis": True, "a alert": True, "a reply": False, "a checkin": False, "a broadcast": False}
