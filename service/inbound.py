@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, exists, select, text
+from sqlalchemy import bindparam, exists, func, select, text
 from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -127,23 +127,32 @@ _RECORD = text(
     " response, received_at) VALUES (:sid, :community_id, :member_id, :from_number, :to_number, :body,"
     " :handled_as, :response, :received_at) ON CONFLICT (sid) DO NOTHING RETURNING id"
 ).bindparams(bindparam("received_at", type_=InboundMessage.__table__.c.received_at.type))
+# The member's community among those that text from the number texted: the one whose own number
+# it is, or one with none of its own when it is the configured sender (Oak may have been given
+# that number as its own while Elm texts from it); the number's own community first.
 _SENDER = (
     select(Community, Member, exists().where(InboundMessage.sid == bindparam("sid")).label("seen"))
     .join(Member, Member.community_id == Community.id)
-    .where(Community.phone_number == bindparam("to"), Member.phone == bindparam("phone"))
+    .where(func.coalesce(Community.phone_number, bindparam("shared")) == bindparam("to"),
+           Member.phone == bindparam("phone"))
+    .order_by(Community.phone_number.is_(None), Community.id)
+    .limit(1)
     .with_for_update(of=Member)
 )
 
 
 def _sender(session: Session, sms: InboundSms) -> tuple[Community | None, Member | None, bool]:
-    """The community this number serves, the member who texted it (locked), and whether this sid was handled.
+    """The community this number serves (of those that text from it, the sender's), the member who
+    texted it (locked), and whether this sid was handled.
 
     Twilio sends From in E.164, which is how members are stored: then one query answers all three.
     The member's other rows (their conversation) are read after this, once the lock is held: a
     statement that waited for the lock still sees the other tables as they were when it began.
     """
     if sms.from_number.startswith("+"):
-        found = session.execute(_SENDER, {"to": sms.to_number, "phone": sms.from_number, "sid": sms.sid}).first()
+        shared = current_app.config["HEARTH"].twilio_from_number or ""
+        found = session.execute(_SENDER, {"to": sms.to_number, "phone": sms.from_number, "sid": sms.sid,
+                                          "shared": shared}).first()
         if found is not None:
             return found.Community, found.Member, found.seen
     community = community_for_number(session, sms.to_number)

@@ -134,3 +134,30 @@ def test_replies_in_a_webhooks_answer_count_in_the_rate_of_the_number_texted(app
     assert text(app, "HELP", to=ELM_NUMBER)
     assert redis.pttl(f"hearth-send-replied:{ELM_NUMBER}") > 0
     assert redis.pttl(f"hearth-send-replied:{DEFAULT_SENDER}") < 0
+
+
+def test_a_member_only_of_a_community_without_a_number_is_heard_at_the_shared_number_another_owns(
+        app, session, alex):
+    """Oak House has the configured sender as its own number, and Ash House, with none of its own,
+    texts from it too: Sam, only in Ash House, texts that number and is Ash's member, not unknown."""
+    from service.models import Community, InboundMessage
+
+    ash = session.scalar(select(Community).where(Community.name == "Ash House"))
+    ash.help_text = "Ash House help: text STOP to stop."
+    sam = add_member(session, ash, "Sam", "07700 900456", welcome=False)
+    session.commit()
+
+    def sam_texts(body: str) -> tuple[str, list[str]]:
+        form = sms_form(body, from_number="+447700900456", to=DEFAULT_SENDER)
+        signature = sign("https://hearth.example.org/twilio/sms", form, AUTH_TOKEN)
+        answer = app.test_client().post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+        session.expire_all()
+        row = session.scalar(select(InboundMessage).where(InboundMessage.sid == form["MessageSid"]))
+        assert (row.community_id, row.member_id) == (ash.id, sam.id), body
+        return row.handled_as, twiml_messages(answer.get_data(as_text=True))
+
+    assert sam_texts("HELP") == ("help", ["Ash House help: text STOP to stop."])
+    assert sam_texts("STOP")[0] == "opt_out"
+    assert sam_texts("YES")[0] == "opt_in"
+    assert session.get(Member, sam.id).status == "active"
+    assert sam_texts("hello")[0] != "unknown"
