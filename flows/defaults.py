@@ -18,7 +18,8 @@ PLACEHOLDER_CHARS = 10
 SAMPLE_DATETIME = datetime(2026, 9, 30, 18, 30, tzinfo=timezone.utc)
 
 MEMBER_KEYS = frozenset({"id", "name", "language", "channel", "status", "fields"})
-COMMUNITY_KEYS = frozenset({"name", "timezone", "language", "help_text", "crisis", "contacts"})
+# `team`: whether an alert reaches anyone (the community has a facilitator).
+COMMUNITY_KEYS = frozenset({"name", "timezone", "language", "help_text", "crisis", "contacts", "team"})
 KEYWORD_PARAMS = ("text", "keyword", "args")
 TEMPLATE_NAMES = frozenset(
     {"member", "community", "meeting", "params", "results", "answers", "now"}
@@ -43,4 +44,5 @@ EXAMPLE_COMMUNITY = {
     "contacts": ["Samaritans, call 116 123 (free, 24/7)", "Shout, text SHOUT to 85258 (free, 24/7)",
                  "NHS 111, call 111, mental health option (24/7)",
                  "Emergency, call 999 or go to A&E (if a life is at risk)"],
+    "team": True,
 }

@@ -64,6 +64,7 @@ def context(member: Member, community: Community) -> flows.Context:
                 "status": member.status, "fields": fields_},
         community={"name": community.name, "timezone": community.timezone, "language": community.language,
                    "help_text": community.render(community.help_text), "crisis": community.crisis_line,
+                   "team": bool(community.has_team),
                    "contacts": [contact_line(contact) for contact in community.contacts]},
         now=now(), new_id=lambda: uuid.uuid4().hex[:12],
     )

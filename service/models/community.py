@@ -6,8 +6,8 @@ from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, exists
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from flows.schedule import local_to_utc
 
@@ -125,3 +125,8 @@ class Facilitator(Base):
     phone: Mapped[str] = mapped_column(String(20))
     on_call: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime]
+
+
+# Whether an alert raised in the community reaches anyone (`alerts.notify_facilitators`), read with
+# the community in the same statement: a flow tells a member "I've let the team know" only then.
+Community.has_team = column_property(exists().where(Facilitator.community_id == Community.id))

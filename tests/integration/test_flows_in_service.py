@@ -41,12 +41,28 @@ def test_a_check_in_by_keyword_saves_the_answer_and_alerts_on_a_low_score(post_s
     assert session.scalar(select(Conversation.active)) is False
 
 
+def test_a_member_is_not_told_the_team_knows_when_the_community_has_nobody_to_tell(runner, post_signed, member,
+                                                                                  session):
+    """An alert in a community with no facilitator reaches nobody: the check-in says so honestly
+    (ask a member of staff, and the crisis line), and says "I've let the team know" once one is added."""
+    say(post_signed, "checkin")
+    replies = say(post_signed, "1")
+    assert not any("let the team know" in r for r in replies), replies
+    assert any("Please tell a member of staff how you are" in r and "116 123" in r for r in replies), replies
+    say(post_signed, "SKIP")
+    runner.invoke(args=["facilitator", "add", "--community", "Oak House", "--name", "Jo", "--phone", "07700 900100"])
+    session.expire_all()  # the test's requests share one session; each webhook's own starts afresh
+    say(post_signed, "checkin")
+    assert any("let the team know" in r for r in say(post_signed, "1"))
+
+
 def test_an_alert_goes_at_once_to_whoever_is_on_call(runner, post_signed, member, session, clock):
     """The member is told the team knows: the on-call facilitator gets it by SMS, on the crisis
     queue, at night too; with nobody on call, every facilitator does."""
     for name, phone, on_call in (("Jo", "07700 900100", True), ("Sam", "07700 900101", False)):
         runner.invoke(args=["facilitator", "add", "--community", "Oak House", "--name", name, "--phone", phone,
                             *(["--on-call"] if on_call else [])])
+    session.expire_all()  # the test's requests share one session; each webhook's own starts afresh
     clock.now = datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc)  # quiet hours
     say(post_signed, "checkin")
     assert any("let the team know" in r for r in say(post_signed, "1"))
