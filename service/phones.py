@@ -34,8 +34,6 @@ def to_e164(raw: str, region: str = "GB", *, entered: bool = True) -> str:
     if not text.startswith(("+", "0")) and text.isdigit() and len(text) > 10 and not _valid_here(text, region):
         text = "+" + text
     number = _parse(text, raw, region)
-    if number.extension:
-        raise InvalidPhone(raw, "it has an extension, which a text message cannot reach")
     verdict = phonenumbers.is_possible_number_with_reason(number)
     if verdict != phonenumbers.ValidationResult.IS_POSSIBLE:
         raise InvalidPhone(raw, _REASONS.get(verdict, "it needs its area code"))
@@ -139,10 +137,30 @@ def _valid_here(digits: str, region: str) -> bool:
 
 
 def _parse(text: str, raw: str, region: str) -> phonenumbers.PhoneNumber:
+    """The number in `text`, refused when it has an extension or letters.
+
+    A label before the number ("Mob:", "tel:") is skipped, as `phonenumbers` skips it. Letters after
+    it are refused rather than read: `phonenumbers` turns three or more into keypad digits (07700
+    900ABC would be stored as 07700 900222, and "(mob)" after a number would be three more digits)
+    and drops fewer, so either way the number kept is not the one written. An extension ("ext 5",
+    "x5", ";ext=5") is named as such, not as letters.
+    """
+    letters = _has_letters(text)
     try:
-        return phonenumbers.parse(text, region)
+        number = phonenumbers.parse(text, region)
     except NumberParseException as exc:
-        raise InvalidPhone(raw, _parse_reason(exc)) from None
+        raise InvalidPhone(raw, "it has letters in it" if letters else _parse_reason(exc)) from None
+    if number.extension:
+        raise InvalidPhone(raw, "it has an extension, which a text message cannot reach")
+    if letters:
+        raise InvalidPhone(raw, "it has letters in it")
+    return number
+
+
+def _has_letters(text: str) -> bool:
+    """Whether there are letters from where a number can start (a plus, full-width too, or a digit) on."""
+    start = next((at for at, char in enumerate(text) if char in "+\uff0b" or char.isdecimal()), len(text))
+    return any(char.isalpha() for char in text[start:])
 
 
 def _parse_reason(exc: NumberParseException) -> str:

@@ -69,10 +69,24 @@ def test_ofcom_drama_numbers_are_taken_as_real_ones_are(raw, expected):
     assert to_e164(raw, "GB") == expected
 
 
-def test_an_extension_is_refused_not_dropped():
+@pytest.mark.parametrize("raw", ["07700 900123 ext 5", "07700 900123 x5", "tel:+447700900123;ext=5"])
+def test_an_extension_is_refused_not_dropped(raw):
     with pytest.raises(InvalidPhone) as refused:
-        to_e164("07700 900123 ext 5", "GB")
+        to_e164(raw, "GB")
     assert "extension" in refused.value.reason
+
+
+@pytest.mark.parametrize("raw", ["07700900ABC", "07700 900802 (mob)", "0800 FLOWERS", "07700 9001a23",
+                                 "Mob: 07700 900123 home"])
+def test_letters_in_a_number_are_refused_not_read_as_keypad_digits(raw):
+    with pytest.raises(InvalidPhone) as refused:
+        to_e164(raw, "GB")
+    assert refused.value.reason == "it has letters in it"
+
+
+@pytest.mark.parametrize("raw", ["Mob: 07700 900123", "mobile 07700900123", "Tel. 07700 900123", "tel:+447700900123"])
+def test_a_label_before_a_number_is_skipped(raw):
+    assert to_e164(raw, "GB") == "+447700900123"
 
 
 @pytest.mark.parametrize("zone, region", [
