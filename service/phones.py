@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from functools import cache
 from importlib import resources
 
@@ -25,7 +26,7 @@ def to_e164(raw: str, region: str = "GB", *, entered: bool = True) -> str:
     given to look someone up by (a text's sender) need only be possible: a member stored before
     a range was withdrawn must still be found, and their STOP obeyed.
     """
-    text = (raw or "").strip()
+    text = _ascii_digits((raw or "").strip())
     if not text:
         raise InvalidPhone(raw, "it is empty")
     # A long run of digits may be an international number without its plus ("447700900123" in a
@@ -124,6 +125,13 @@ def _zone_countries() -> dict[str, str]:
             if link not in countries and target in countries:
                 countries[link] = countries[target]
     return countries
+
+
+def _ascii_digits(text: str) -> str:
+    """`text` with every decimal digit of any script (full-width ０, Arabic-Indic ٠) as its ASCII
+    digit: `phonenumbers` reads them, but the checks here (a leading 0, a run of digits kept whole)
+    compare with ASCII, and would take ０７７００９００８０３ for an international number."""
+    return "".join(str(unicodedata.decimal(char)) if char.isdecimal() else char for char in text)
 
 
 def _valid_here(digits: str, region: str) -> bool:

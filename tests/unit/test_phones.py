@@ -10,6 +10,16 @@ def test_common_uk_forms_are_one_number(raw):
     assert to_e164(raw, "GB") == "+447700900123"
 
 
+@pytest.mark.parametrize("raw, expected", [
+    ("０７７００９００８０３", "+447700900803"),  # full-width
+    ("٠٧٧٠٠٩٠٠٨٠٤", "+447700900804"),  # Arabic-Indic
+    ("٤٤٧٧٠٠٩٠٠٨٠٥", "+447700900805"),  # a long run without its plus
+    ("０７７００ ９００８０６", "+447700900806"),
+])
+def test_digits_of_any_script_are_read_as_those_digits(raw, expected):
+    assert to_e164(raw, "GB") == expected
+
+
 def test_other_regions_read_local_numbers_their_way():
     assert to_e164("(415) 555-2671", "US") == "+14155552671"
 
