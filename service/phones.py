@@ -59,7 +59,8 @@ _NOT_A_PERSON = {
     phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
     phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
     phonenumbers.PhoneNumberType.TOLL_FREE: "a freephone number",
-    phonenumbers.PhoneNumberType.UAN: "a business number (03)",
+    # A company's number, not a place's: in the UK 03 and 055, elsewhere other prefixes.
+    phonenumbers.PhoneNumberType.UAN: "a business number",
     phonenumbers.PhoneNumberType.PAGER: "a pager",
     phonenumbers.PhoneNumberType.VOICEMAIL: "a voicemail access number",
 }

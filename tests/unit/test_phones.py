@@ -116,12 +116,19 @@ def test_a_timezone_gives_the_country_its_numbers_are_read_in(zone, region):
     ("0800 123 4567", "voice", "a freephone number"),
     ("0909 879 0123", "sms", "a premium-rate number"),
     ("0845 123 4567", "voice", "a premium-rate number"),
-    ("0300 123 4567", "sms", "a business number (03)"),
+    ("0300 123 4567", "sms", "a business number"),
 ])
 def test_a_number_that_reaches_no_one_on_its_channel_is_refused(raw, channel, reason):
     with pytest.raises(InvalidPhone) as refused:
         check_reachable(to_e164(raw, "GB"), channel, raw=raw)
     assert reason in refused.value.reason and refused.value.raw == raw
+
+
+@pytest.mark.parametrize("raw", ["0300 123 4567", "055 1234 5678"])
+def test_a_business_number_is_named_without_a_prefix_it_may_not_have(raw):
+    with pytest.raises(InvalidPhone) as refused:
+        check_reachable(to_e164(raw, "GB"), "voice", raw=raw)
+    assert refused.value.reason == "it is a business number, not a person's phone"
 
 
 @pytest.mark.parametrize("raw, channel", [
