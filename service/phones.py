@@ -54,7 +54,9 @@ _FICTIONAL_GB = ("+447700900", "+441134960", "+441144960", "+441154960", "+44116
 
 
 # Numbers that reach no one a community can text or call: a text to a landline is refused by the
-# carrier (21614) and a call to a premium-rate or shared-cost number costs the community.
+# carrier (21614) and a call to a premium-rate or shared-cost number costs the community. A personal
+# number (070 in the UK) forwards to a phone the community is not told, at a premium-rate-like price,
+# and many take no texts: the phone it forwards to is the one to give.
 _NOT_A_PERSON = {
     phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
     phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
@@ -63,14 +65,15 @@ _NOT_A_PERSON = {
     phonenumbers.PhoneNumberType.UAN: "a business number",
     phonenumbers.PhoneNumberType.PAGER: "a pager",
     phonenumbers.PhoneNumberType.VOICEMAIL: "a voicemail access number",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "a personal (forwarding) number, costly to text and call",
 }
 
 
 def check_reachable(e164: str, channel: str = "sms", *, raw: str | None = None,
                     landline: str = "channel voice calls it") -> None:
     """Refuse a number its channel cannot reach a person at: a landline for texts (`landline` says
-    what to do instead), and for either a premium-rate, shared-cost, freephone or business number,
-    or a pager. A type the library cannot tell (a drama number, a country it knows little of) is
+    what to do instead), and for either a premium-rate, shared-cost, freephone, business or personal
+    (forwarding) number, or a pager. A type the library cannot tell (a drama number, a country it knows little of) is
     let through.
     """
     kind = phonenumbers.number_type(phonenumbers.parse(e164))

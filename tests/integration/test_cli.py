@@ -536,6 +536,14 @@ def test_facilitator_add_refuses_a_landline_saying_alerts_go_by_text(runner, com
         in result.output
 
 
+def test_a_uk_personal_number_is_refused_for_members_and_facilitators(runner, community, session):
+    """07011 234567 forwards to some phone at a premium-rate-like price: the phone itself is wanted."""
+    for args in (["member", "add"], ["member", "add", "--channel", "voice"], ["facilitator", "add"]):
+        result = runner.invoke(args=[*args, "--community", "Oak House", "--name", "Jo", "--phone", "07011 234567"])
+        assert result.exit_code == 1 and "a personal (forwarding) number" in result.output, (args, result.output)
+    assert session.scalar(select(func.count(Member.id))) == session.scalar(select(func.count(Facilitator.id))) == 0
+
+
 def test_unknown_community_is_named(runner, session):
     result = runner.invoke(args=["member", "add", "--community", "Nowhere", "--name", "A", "--phone", "07700900123"])
     assert result.exit_code == 1 and "no community called 'Nowhere'" in result.output

@@ -117,6 +117,8 @@ def test_a_timezone_gives_the_country_its_numbers_are_read_in(zone, region):
     ("0909 879 0123", "sms", "a premium-rate number"),
     ("0845 123 4567", "voice", "a premium-rate number"),
     ("0300 123 4567", "sms", "a business number"),
+    ("07011 234567", "sms", "a personal (forwarding) number"),
+    ("070 1234 5678", "voice", "a personal (forwarding) number"),
 ])
 def test_a_number_that_reaches_no_one_on_its_channel_is_refused(raw, channel, reason):
     with pytest.raises(InvalidPhone) as refused:
@@ -135,7 +137,7 @@ def test_a_business_number_is_named_without_a_prefix_it_may_not_have(raw):
     ("07911 123456", "sms"), ("07700 900123", "sms"),  # a mobile; a drama mobile (of no known type)
     ("020 7946 0018", "voice"),  # a landline is called
     ("+1 201 555 0123", "sms"),  # North America cannot tell a mobile from a landline by its number
-    ("+353 85 123 4567", "sms"), ("07011 234567", "sms"),  # an Irish mobile; a UK personal number
+    ("+353 85 123 4567", "sms"),  # an Irish mobile
 ])
 def test_a_phone_its_channel_can_reach_is_kept(raw, channel):
     check_reachable(to_e164(raw, "US" if raw.startswith("+1") else "GB"), channel)
