@@ -174,7 +174,7 @@ def show_community_command(name) -> None:
 @click.option("--name", required=True)
 @click.option("--phone", required=True, help="Any common format; stored as E.164.")
 @click.option("--language", default=None)
-@click.option("--channel", type=click.Choice(["sms", "voice"]), default="sms", show_default=True)
+@click.option("--channel", type=click.Choice(["sms", "voice"], case_sensitive=False), default="sms", show_default=True)
 @click.option("--no-welcome", is_flag=True, help="Do not send the welcome message.")
 def add_member_command(community_name, name, phone, language, channel, no_welcome) -> None:
     """Add one member; they get the welcome message unless --no-welcome."""
@@ -401,9 +401,23 @@ def _values(raw: dict) -> list[str]:
     return values
 
 
+class _MemberState(click.Choice):
+    """A member's state as people write it (opted-out, "opted out", as the list shows it) or as it is
+    stored (opted_out), in any case; given back as stored."""
+
+    def __init__(self) -> None:
+        super().__init__([status.replace("_", "-") for status in STATUSES], case_sensitive=False)
+
+    def convert(self, value, param, ctx):
+        """The state as stored: opted-out, opted_out and "Opted out" are all opted_out."""
+        if isinstance(value, str):
+            value = "-".join(value.replace("_", " ").split())
+        return super().convert(value, param, ctx).replace("-", "_")
+
+
 @members_cli.command("list")
 @click.option("--community", "community_name", required=True)
-@click.option("--status", type=click.Choice(STATUSES), help="Only members in this state.")
+@click.option("--status", type=_MemberState(), help="Only members in this state.")
 def list_members_command(community_name, status) -> None:
     """The community's members: phone, state, language, channel, and when each last texted."""
     with clear_errors():

@@ -718,6 +718,26 @@ def test_members_list_shows_each_member_their_state_and_when_they_last_texted(ru
     assert none.output == "Oak House has no paused members.\n"
 
 
+def test_members_list_takes_a_state_as_people_write_it_or_as_it_is_stored(runner, community, session):
+    add_member(session, community, "Cy", "07700 900125", welcome=False).status = "opted_out"
+    add_member(session, community, "Alex", "07700 900123", welcome=False)
+    session.commit()
+    for status in ("opted-out", "opted_out", "Opted out", "OPTED-OUT"):
+        only = runner.invoke(args=["members", "list", "--community", "Oak House", "--status", status])
+        assert only.exit_code == 0, (status, only.output)
+        assert [line.split()[0] for line in only.output.splitlines()] == ["name", "Cy", "1"], status
+    wrong = runner.invoke(args=["members", "list", "--community", "Oak House", "--status", "gone"])
+    assert wrong.exit_code == 2 and "'active', 'paused', 'opted-out', 'left'" in wrong.output, wrong.output
+
+
+def test_member_add_takes_a_channel_in_any_case_as_an_import_does(runner, community, session):
+    for phone, channel in (("07700 900123", "SMS"), ("020 7946 0018", "Voice")):
+        added = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", channel, "--phone", phone,
+                                    "--channel", channel, "--no-welcome"])
+        assert added.exit_code == 0, added.output
+    assert session.scalars(select(Member.channel).order_by(Member.id)).all() == ["sms", "voice"]
+
+
 @pytest.mark.parametrize("separator", [";", "\t"])
 def test_an_import_reads_a_spreadsheets_semicolons_or_tabs_and_skips_its_empty_rows(runner, community, session,
                                                                                    tmp_path, separator):
