@@ -151,15 +151,20 @@ def _send(client, from_number: str, to_number: str, text: str) -> list[str]:
 
 
 def _the_members_community(phone: str) -> Community:
-    """With several communities and none named: the one community this phone is a member of."""
-    found = {}
+    """With several communities and none named: the one community this phone is a member of. A phone
+    no community's region can read is refused with the reason, not said to be a member of none."""
+    found, refused, read = {}, None, False
     for community in db.session.scalars(select(Community).order_by(Community.id)):
         try:
             number = to_e164(phone, community.region, entered=False)
-        except InvalidPhone:
+        except InvalidPhone as exc:
+            refused = refused or exc
             continue
+        read = True
         if db.session.scalar(select(Member.id).where(Member.community_id == community.id, Member.phone == number)):
             found[community.name] = community
+    if not read and refused is not None:
+        raise click.ClickException(str(refused))
     if len(found) == 1:
         return next(iter(found.values()))
     whose = (f"{phone} is a member of {' and '.join(sorted(found))}" if found

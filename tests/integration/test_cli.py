@@ -650,6 +650,14 @@ def test_simulate_finds_the_one_community_a_phone_is_a_member_of(runner, member,
             in stranger.output)
 
 
+def test_simulate_with_several_communities_says_a_phone_that_is_not_one_is_not(runner, member, session):
+    assert runner.invoke(args=["community", "create", "Elm House", "--phone-number", "01632 960500"]).exit_code == 0
+    result = runner.invoke(args=["simulate", "--phone", "abc"], input="")
+    assert result.exit_code == 1
+    assert "'abc' is not a usable phone number: it is not a phone number" in result.output, result.output
+    assert "member of" not in result.output
+
+
 def test_simulate_from_an_unknown_number_suggests_the_community_s_own_members(runner, member, community, session):
     result = runner.invoke(args=["simulate", "--phone", "07700 900999"], input="hi\n")
     assert result.exit_code == 0, result.output
