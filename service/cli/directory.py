@@ -385,10 +385,13 @@ def _read_rows(reader: csv.DictReader) -> tuple[list[tuple[int, int, dict]], lis
 
 def _delimiter(text: str) -> str:
     """What the header row's columns are separated by: a comma, or the semicolon or tab that
-    spreadsheets in many European languages save "CSV" with."""
+    spreadsheets in many European languages save "CSV" with.
+
+    The header is read as the import reads it (`_column`), so `Name;Mobile` is found as well as `name;phone`.
+    """
     header = text.split("\n", 1)[0]
     for delimiter in (",", ";", "\t"):
-        if {"name", "phone"} <= {column.strip().strip('"').lower() for column in header.split(delimiter)}:
+        if {"name", "phone"} <= {_column(column.strip().strip('"')) for column in header.split(delimiter)}:
             return delimiter
     return ","
 

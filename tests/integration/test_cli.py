@@ -758,6 +758,15 @@ def test_an_import_reads_a_spreadsheets_semicolons_or_tabs_and_skips_its_empty_r
     assert session.scalars(select(Member.name).order_by(Member.id)).all() == ["Ana", "Bo"]
 
 
+@pytest.mark.parametrize("header", ["Name;Mobile", "Full Name\tTelephone", "name;Phone Number"])
+def test_an_import_reads_the_usual_names_of_the_columns_between_semicolons_or_tabs(runner, community, session,
+                                                                                   tmp_path, header):
+    separator = ";" if ";" in header else "\t"
+    result = import_members(runner, tmp_path, f"{header}\nQ{separator}07700 900330\n")
+    assert result.exit_code == 0, result.output
+    assert session.execute(select(Member.name, Member.phone)).all() == [("Q", "+447700900330")]
+
+
 def test_simulate_texts_a_community_without_a_number_where_its_members_would(runner, member, session):
     """Oak House has the configured sender's number; Elm House, none: its texts arrive at another number."""
     assert runner.invoke(args=["community", "create", "Elm House"]).exit_code == 0
