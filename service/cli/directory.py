@@ -227,6 +227,9 @@ def import_members_command(file, community_name, no_welcome) -> None:
     if twice:
         raise click.ClickException(f"the header row names {', '.join(twice)} more than once: which column is meant?"
                                    " Rename or remove the others and try again")
+    unread = [header.strip() for header, name in zip(reader.fieldnames, named) if name and name not in READ]
+    if unread:  # a misspelt column, or one an import does not set (a status): said before any row goes in
+        click.echo(f"Columns not read: {', '.join(unread)} (an import reads {', '.join(READ[:-1])} and {READ[-1]}).")
     added, added_noted, report = 0, 0, list(unreadable)
     lines_of: dict[str, int] = {}  # each number this file added, and its line
     batch_from = rows[0][0] if rows else 0
@@ -261,6 +264,9 @@ def _column(header: str | None) -> str:
     name = " ".join((header or "").replace("_", " ").split()).lower()
     return _COLUMNS.get(name, name)
 
+
+# The columns an import takes a member's details from; any other is named as not read.
+READ = ("name", "phone", "language", "channel")
 
 _COLUMNS = {"phone number": "phone", "mobile": "phone", "mobile number": "phone", "mobile phone": "phone",
             "telephone": "phone", "tel": "phone", "number": "phone", "full name": "name"}

@@ -500,6 +500,20 @@ def test_import_refuses_a_header_naming_a_column_twice(runner, community, sessio
     assert session.scalar(select(func.count(Member.id))) == 0
 
 
+def test_import_names_the_columns_it_does_not_read_before_it_imports(runner, community, session, tmp_path):
+    """A misspelt language column would leave every member in the community's language, and a
+    status column is not one an import sets: the operator is told which columns go unread, in the
+    file's own words, and the rows go in as before."""
+    result = import_members(runner, tmp_path, "name,phone,langauge,Status,\nAna,07700 900201,cy,paused,\n")
+    assert result.exit_code == 0, result.output
+    assert ("Columns not read: langauge, Status (an import reads name, phone, language and channel)."
+            in result.output.splitlines()), result.output
+    assert result.output.index("Columns not read") < result.output.index("Imported 1 of 1 rows")
+    assert session.execute(select(Member.name, Member.language, Member.status)).all() == [("Ana", None, "active")]
+    read = import_members(runner, tmp_path, "Full Name,Mobile,Language,Channel\nBo,07700 900202,cy,sms\n")
+    assert read.exit_code == 0 and "not read" not in read.output, read.output
+
+
 def test_import_refuses_a_row_with_more_values_than_the_header_names(runner, community, session, tmp_path):
     """An unquoted "Smith, Ana" shifts every value on; a value the header has no column for was
     dropped without a word. A trailing empty value (a spreadsheet's last comma) is no value."""
