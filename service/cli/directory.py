@@ -225,7 +225,9 @@ def import_members_command(file, community_name, no_welcome) -> None:
         raise click.ClickException(f"the CSV needs a header row with at least the columns name and phone{first}")
     twice = sorted({name for name in named if name and named.count(name) > 1})
     if twice:
-        raise click.ClickException(f"the header row names {', '.join(twice)} more than once: which column is meant?"
+        clashes = "; ".join(_clash(name, [h.strip() for h, n in zip(reader.fieldnames, named) if n == name])
+                            for name in twice)
+        raise click.ClickException(f"the header row has {clashes}: which column is meant?"
                                    " Rename or remove the others and try again")
     unread = [header.strip() for header, name in zip(reader.fieldnames, named) if name and name not in READ]
     if unread:  # a misspelt column, or one an import does not set (a status): said before any row goes in
@@ -263,6 +265,15 @@ def _column(header: str | None) -> str:
     """A header as the import reads it: `Phone Number`, `Mobile` and `phone_number` are phone."""
     name = " ".join((header or "").replace("_", " ").split()).lower()
     return _COLUMNS.get(name, name)
+
+
+def _clash(name: str, headers: list[str]) -> str:
+    """Headers that all read as the column `name`, in the file's own words: the operator looks
+    for `Mobile` and `Telephone` in the spreadsheet, not for `phone`."""
+    if len(set(headers)) == 1:
+        return f'"{headers[0]}" {len(headers)} times'
+    quoted = [f'"{header}"' for header in headers]
+    return f"{', '.join(quoted[:-1])} and {quoted[-1]}, {'both' if len(quoted) == 2 else 'all'} read as {name}"
 
 
 # The columns an import takes a member's details from; any other is named as not read.

@@ -493,10 +493,18 @@ def test_import_reports_a_quote_left_open_and_keeps_the_rows_before_it(runner, c
     assert sorted(session.scalars(select(Member.name))) == ["Ana", "Cy"]
 
 
-def test_import_refuses_a_header_naming_a_column_twice(runner, community, session, tmp_path):
-    """name,phone,phone: which phone is meant? The last one would win without a word."""
+def test_import_refuses_a_header_naming_a_column_twice_in_the_words_of_the_header(runner, community, session,
+                                                                                  tmp_path):
+    """name,phone,phone: which phone is meant? The last one would win without a word. The refusal
+    names the columns as the file has them: an operator looks for Mobile, not for phone."""
     result = import_members(runner, tmp_path, "name,Phone,phone\nUma,07700 900703,07700 900704\n")
-    assert result.exit_code == 1 and "the header row names phone more than once" in result.output
+    assert result.exit_code == 1
+    assert 'the header row has "Phone" and "phone", both read as phone: which column is meant?' in result.output
+    result = import_members(runner, tmp_path, "Name,Mobile,Telephone\nUma,07700 900703,07700 900704\n")
+    assert result.exit_code == 1
+    assert 'the header row has "Mobile" and "Telephone", both read as phone: which column is meant?' in result.output
+    result = import_members(runner, tmp_path, "name,phone,phone\nUma,07700 900703,07700 900704\n")
+    assert result.exit_code == 1 and 'the header row has "phone" 2 times: which column is meant?' in result.output
     assert session.scalar(select(func.count(Member.id))) == 0
 
 
