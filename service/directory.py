@@ -373,7 +373,7 @@ def add_member(session: Session, community: Community, name: str, phone: str, *,
     number = to_e164(phone, community.region)
     check_reachable(number, channel, raw=phone)
     if session.scalar(select(Member.id).where(Member.community_id == community.id, Member.phone == number)):
-        raise Conflict(f"{number} is already a member of {community.name}")
+        raise already_a_member(community, number)
     opted_out_at = max((m.opted_out_at for m in session.scalars(sharing_sender(number, community))
                         if m.status == "opted_out" and m.opted_out_at), default=None)
     at = now()
@@ -389,6 +389,11 @@ def add_member(session: Session, community: Community, name: str, phone: str, *,
         queue_message(session, key=f"welcome:{member.id}", to=number, body=community.render(community.welcome_text),
                       kind="welcome", member=member, queue="bulk" if bulk else None)
     return member
+
+
+def already_a_member(community: Community, number: str) -> Conflict:
+    """The refusal of a number that is already a member of the community."""
+    return Conflict(f"{number} is already a member of {community.name}")
 
 
 def add_facilitator(session: Session, community: Community, name: str, phone: str, *, on_call: bool = False,

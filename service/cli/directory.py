@@ -12,7 +12,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from flows import next_occurrence
 from flows.folding import fold
@@ -21,7 +21,8 @@ from flows.sms import measure
 from service.clock import now
 from service.database import db
 from service.directory import (
-    DEFAULT_QUIET, TEXTS, add_facilitator, add_member, community_named, create_community, roster, update_community,
+    DEFAULT_QUIET, TEXTS, add_facilitator, add_member, already_a_member, community_named, create_community, roster,
+    update_community,
 )
 from service.models import Facilitator, Member, OutboundMessage
 from service.models.community import UK_CRISIS_CONTACTS, contact_line
@@ -306,24 +307,44 @@ def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines
                                 language=row.get("language") or None, channel=row.get("channel") or "sms",
                                 welcome=welcome, actor=actor, bulk=True)
     except Conflict as exc:
-        number = to_e164(row.get("phone", ""), community.region, entered=False)
-        earlier = lines_of.get(number)
-        if earlier:
-            return None, f"line {line}: refused: the same number as line {earlier}"
-        holder = db.session.scalar(select(Member.name).where(Member.community_id == community.id,
-                                                             Member.phone == number))
-        if holder is not None and fold(holder) == fold(row.get("name", "")):
-            return None, f"line {line}: {ALREADY}: {exc}"  # the same person: an import run again
-        return None, f"line {line}: refused: {exc}" + (f" ({holder})" if holder else "")
+        return None, _on_a_members_number(community, line, row, str(exc), lines_of)
     except HearthError as exc:
         return None, f"line {line}: refused: {exc}"
     except DBAPIError as exc:  # a value the database will not store: that row only
+        number = to_e164(row.get("phone", ""), community.region, entered=False)
+        if isinstance(exc, IntegrityError) and _holder(community, number) is not None:
+            # Another writer (the same file imported twice at once) added the number between
+            # add_member's check and its insert, and the unique (community, phone) refused this
+            # insert: the row is on a member's number, as if the check had seen it.
+            reason = str(already_a_member(community, number))
+            return None, _on_a_members_number(community, line, row, reason, lines_of)
         return None, f"line {line}: refused: the database would not store it ({database_reason(exc)})"
     lines_of[member.phone] = line
     if not member.reachable:
         return member, f"line {line}: added opted out: {OPTED_OUT_NOTE}"
     notes = "; ".join(note for note in (_unspoken(member), _uncalled(member)) if note)
     return member, f"line {line}: added; {notes}" if notes else None
+
+
+def _on_a_members_number(community, line: int, row: dict, reason: str, lines_of: dict[str, int]) -> str:
+    """The report line of a row whose number a member of the community has already.
+
+    The same person is "not added" (an import run again, or run twice at once), which is no error;
+    a number on an earlier line of the file, or another person's, is refused.
+    """
+    number = to_e164(row.get("phone", ""), community.region, entered=False)
+    earlier = lines_of.get(number)
+    if earlier:
+        return f"line {line}: refused: the same number as line {earlier}"
+    holder = _holder(community, number)
+    if holder is not None and fold(holder) == fold(row.get("name", "")):
+        return f"line {line}: {ALREADY}: {reason}"
+    return f"line {line}: refused: {reason}" + (f" ({holder})" if holder else "")
+
+
+def _holder(community, number: str) -> str | None:
+    """The name of the community's member with this number, or None."""
+    return db.session.scalar(select(Member.name).where(Member.community_id == community.id, Member.phone == number))
 
 
 def _welcome_when(member, community) -> str:
