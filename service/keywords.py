@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 # Twilio's default opt-out words: the design's six, and OPTOUT and REVOKE, which Twilio added
 # (it blocks the number on any of them, so Hearth must hear them too).
 OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"})
@@ -12,10 +14,12 @@ HELP = frozenset({"HELP", "INFO"})
 def normalise(body: str) -> str:
     """Upper case without surrounding spaces and punctuation: ' stop! ' -> 'STOP'.
 
-    One pass from each end, in time linear in the text: a pattern for "punctuation at the end"
-    tries again from every character of a long run of punctuation, quadratic in its length.
+    Letters of compatibility forms are read as the letters they stand for (NFKC): a phone typing
+    in a full-width mode sends ＳＴＯＰ, and that is a STOP. One pass from each end, in time linear
+    in the text: a pattern for "punctuation at the end" tries again from every character of a long
+    run of punctuation, quadratic in its length.
     """
-    text = body or ""
+    text = unicodedata.normalize("NFKC", body or "")
     start = next((i for i, c in enumerate(text) if c.isalnum()), len(text))
     end = next((i for i in range(len(text), start, -1) if text[i - 1].isalnum()), start)
     return text[start:end].upper()

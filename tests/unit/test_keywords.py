@@ -1,4 +1,5 @@
 import re
+import unicodedata
 
 import pytest
 from hypothesis import given, strategies as st
@@ -43,11 +44,19 @@ def test_changes_consent_holds_for_every_word_that_opts_anyone_in_or_out(body):
 
 @given(st.text(alphabet=st.sampled_from("sStToOpP!?.,_ \u00a0\u200b\u3000é9²🙂-'\n"), max_size=12))
 def test_normalise_strips_what_is_not_a_letter_or_digit_from_each_end(body):
-    # What it must agree with; the pattern itself takes time quadratic in a run of punctuation.
-    assert normalise(body) == re.sub(r"^[\W_]+|[\W_]+$", "", body).upper()
+    # What it must agree with, on the text read as NFKC; the pattern itself takes time quadratic in
+    # a run of punctuation.
+    assert normalise(body) == re.sub(r"^[\W_]+|[\W_]+$", "", unicodedata.normalize("NFKC", body)).upper()
 
 
 @pytest.mark.parametrize("body, word", [("", ""), ("!!!", ""), ("_stop_", "STOP"), ("¡Stop!", "STOP"),
                                         ("\u3000STOP\u200b", "STOP"), ("s", "S"), ("a!" * 3 + "a", "A!A!A!A")])
 def test_normalise_examples(body, word):
     assert normalise(body) == word
+
+
+@pytest.mark.parametrize("body", ["ＳＴＯＰ", "Ｓｔｏｐ", "ｓｔｏｐ！", " ＳＴＯＰ "])
+def test_a_stop_typed_in_full_width_letters_opts_out(body):
+    """A phone in a full-width input mode sends these: the member asked to stop all the same."""
+    assert classify(body, opted_out=False) == "opt_out"
+    assert changes_consent(body)
