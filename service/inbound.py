@@ -47,7 +47,7 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
     if word in ("opt_out", "opt_in"):
         handling = _consent(session, word, community, member, sms, phone, repaired)
     elif member is None:
-        handling = _unknown(community, sms.from_number) if _person(sms.from_number) else Handling("automated_sender")
+        handling = _unknown(community, sms) if _person(sms.from_number) else Handling("automated_sender")
     else:
         handling = _handle_member(session, word, member, community, sms, converse)
     community_id = community.id if community else None
@@ -210,9 +210,9 @@ def _person(sender: str) -> bool:
     return sender.startswith("+") or (sender.isdigit() and len(sender) > 8)
 
 
-def _unknown(community: Community | None, sender: str) -> Handling:
+def _unknown(community: Community | None, sms: InboundSms) -> Handling:
     reply = community.unknown_reply if community else None
-    if reply and not _answers_left(sender):
+    if reply and not _answers_left(sms.from_number, sms.sid):
         return Handling("unknown_unanswered")
     return Handling("unknown", [community.render(reply)] if reply else [])
 
@@ -223,17 +223,26 @@ def _unknown(community: Community | None, sender: str) -> Handling:
 UNKNOWN_REPLIES_A_DAY = 3
 
 
-def _answers_left(sender: str) -> bool:
-    """Whether this number may be answered once more today; without Redis, yes."""
-    key = f"hearth-unknown-replies:{sender}"
+def _answers_left(sender: str, sid: str) -> bool:
+    """Whether this message may be answered: it is one of the number's first few today (copies of
+    one MessageSid, a retry racing the first, count once); without Redis, yes."""
     try:
-        with current_app.extensions["hearth_redis"].pipeline() as pipeline:
-            pipeline.incr(key)
-            pipeline.expire(key, 86400, nx=True)
-            count, _ = pipeline.execute()
+        return bool(current_app.extensions["hearth_redis"].eval(
+            _ANSWER, 1, f"hearth-unknown-answered:{sender}", sid, UNKNOWN_REPLIES_A_DAY, 86400))
     except RedisError:
         return True
-    return count <= UNKNOWN_REPLIES_A_DAY
+
+
+# The MessageSids answered (KEYS[1], a set kept for a day from the first): 1 if ARGV[1] is one of
+# them or there is room for it among ARGV[2], else 0.
+_ANSWER = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 and redis.call('SCARD', KEYS[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return 1
+"""
 
 
 def _handle_member(session: Session, word: str | None, member: Member, community: Community, sms: InboundSms,

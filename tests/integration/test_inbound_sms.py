@@ -186,6 +186,19 @@ def test_a_retried_webhook_from_an_unknown_number_does_not_use_up_its_answers(po
     assert answered == [1, 1, 1]
 
 
+def test_copies_of_one_message_from_an_unknown_number_use_one_of_its_answers(app):
+    """Twilio's retry can arrive while the first copy is still being handled (neither has stored
+    it yet), and a lost connection reruns the handling: each copy asks whether it may be answered,
+    and one message uses one answer however many times it asks."""
+    from service.inbound import UNKNOWN_REPLIES_A_DAY, _answers_left
+
+    with app.app_context():
+        assert all(_answers_left("+447700900999", "SM-first") for _ in range(5))
+        assert [_answers_left("+447700900999", f"SM-{i}") for i in range(UNKNOWN_REPLIES_A_DAY)] == [
+            True] * (UNKNOWN_REPLIES_A_DAY - 1) + [False]
+        assert _answers_left("+447700900999", "SM-first"), "a copy of an answered message is answered again"
+
+
 def test_start_from_a_member_who_left_is_not_told_welcome_back(post_signed, member, session):
     member.status = "left"
     session.commit()
