@@ -173,16 +173,15 @@ def _the_members_community(phone: str) -> Community:
 
 
 def _need_redis_for_the_rate_limit() -> None:
-    """Replies go out through the send rate limit, which is kept in Redis: say so now if none answers."""
+    """Replies go out through the send rate limit, which is kept in Redis, as are a carrier's holds
+    (which apply with no rate set too): say so now if none answers."""
     config = current_app.config["HEARTH"]
-    if config.send_rate <= 0:
-        return
     try:
         current_app.extensions["hearth_redis"].ping()
     except RedisError:
         raise click.ClickException(
             f"no Redis answers at {config.redis_url}, where the send rate limit is kept: start one (bin/dev"
-            " does), or simulate without the limit: HEARTH_SEND_RATE=0") from None
+            " does), or point REDIS_URL at one") from None
 
 
 def _drain(number: str) -> list[str]:
@@ -202,6 +201,11 @@ def _drain(number: str) -> list[str]:
             db.session.rollback()
             click.secho(f"  [not sent yet ({exc}); it stays queued for a worker]", dim=True)
             continue
+        except RedisError as exc:  # put back by the send: it stays queued for a worker
+            db.session.rollback()
+            raise click.ClickException(
+                f"Redis stopped answering at {current_app.config['HEARTH'].redis_url} ({exc}); what was"
+                " being sent stays queued for a worker") from None
         if state == "sent":
             bodies.append(db.session.get(OutboundMessage, outbox_id).body)
     return bodies

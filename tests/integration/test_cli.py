@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from redis import RedisError
 from sqlalchemy import func, select
 
 from service.directory import add_member
@@ -725,12 +726,14 @@ def test_simulate_in_a_community_without_members_says_how_to_add_one(runner, com
     assert "add someone with `hearth member add`" in result.output
 
 
-def test_simulate_says_so_when_no_redis_holds_the_send_rate_limit(config, clock, member):
+@pytest.mark.parametrize("rate", [10, 0])
+def test_simulate_says_so_when_no_redis_holds_the_send_rate_limit(config, clock, member, rate):
+    """With no rate set too: a carrier's hold on the sender is kept in Redis all the same."""
     import dataclasses
 
     from service import create_app
 
-    app = create_app(dataclasses.replace(config, redis_url="redis://127.0.0.1:1/0", send_rate=10),
+    app = create_app(dataclasses.replace(config, redis_url="redis://127.0.0.1:1/0", send_rate=rate),
                      overrides={"CLOCK": clock})
     try:
         with app.app_context():  # the fixtures' app has a context pushed already: this one is current
@@ -739,6 +742,7 @@ def test_simulate_says_so_when_no_redis_holds_the_send_rate_limit(config, clock,
         app.extensions["hearth_db"].engine.dispose()
     assert result.exit_code == 1, result.output
     assert "no Redis answers at redis://127.0.0.1:1/0, where the send rate limit is kept" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, RedisError)
 
 
 def test_flows_validate_says_ok_for_each_good_file_and_names_file_line_and_step_of_a_bad_one(runner, tmp_path):
