@@ -66,7 +66,14 @@ def handle(double, method: str, path: str, authorization: str | None, params: di
     return Answer.error(errors.method_not_allowed(method))
 
 
+# Parameters a message or call takes once; of the rest, MediaUrl and StatusCallbackEvent may repeat.
+SINGLE = ("To", "From", "Body", "MessagingServiceSid", "StatusCallback", "Url", "Twiml", "Method")
+
+
 def _create(double, collection: str, params: dict) -> Answer:
+    repeated = [name for name in SINGLE if isinstance(params.get(name), list)]
+    if repeated:
+        return Answer.error(errors.invalid_parameter(repeated[0], "given more than once"))
     to = params.get("To")
     kind = double.behaviour.take_failure(to) if isinstance(to, str) and to else None
     if kind == "html":

@@ -68,6 +68,11 @@ def method_not_allowed(method: str) -> ApiError:
     return ApiError(405, 20004, f"Method {method} not allowed")
 
 
+def invalid_parameter(name: str, why: str) -> ApiError:
+    """A parameter Twilio cannot take as given (20001, "Invalid parameter")."""
+    return ApiError(400, 20001, f"Invalid parameter {name}: {why}")
+
+
 def missing(code: int, message: str) -> ApiError:
     """A 400 validation error (21602 body, 21603 from, 21604 to, ...)."""
     return ApiError(400, code, message)

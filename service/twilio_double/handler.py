@@ -33,7 +33,12 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         double = self.server.double
         path, _, query = self.path.partition("?")
-        raw = self._read_body()
+        try:
+            raw = self._read_body()
+        except ValueError:
+            self._write(api.Answer(400, {"error": "Content-Length is not a number", "status": 400}))
+            self.close_connection = True  # where the body ends is not known
+            return
         if raw is None:
             self._write(api.Answer(413, {"error": "body too large", "status": 413}))
             self.close_connection = True
@@ -63,7 +68,10 @@ class Handler(BaseHTTPRequestHandler):
             answer.after()
 
     def _read_body(self) -> bytes | None:
+        """The request's body; None when it is too large; ValueError when its length is not a number."""
         length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError(length)
         if length > MAX_BODY:
             return None
         return self.rfile.read(length) if length > 0 else b""

@@ -570,3 +570,32 @@ def test_runs_as_a_process(receiver):
             proc.terminate()
             _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0, stderr
+
+
+def _raw_post(double, body: bytes, length: str) -> tuple[int, dict]:
+    """A POST to Messages.json written by hand, as no SDK would write it."""
+    import base64
+    import http.client
+
+    host, port = double.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    token = base64.b64encode(f"{double.account_sid}:{double.auth_token}".encode()).decode()
+    connection.putrequest("POST", f"/2010-04-01/Accounts/{double.account_sid}/Messages.json")
+    for name, value in (("Authorization", f"Basic {token}"), ("Content-Length", length),
+                        ("Content-Type", "application/x-www-form-urlencoded")):
+        connection.putheader(name, value)
+    connection.endheaders(body)
+    try:
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_a_request_no_sdk_would_send_gets_an_answer_not_a_dropped_connection(double):
+    twice = f"To={TO.replace('+', '%2B')}&To=%2B447700900002&From=%2B441632960000&Body=hi".encode()
+    status, answer = _raw_post(double, twice, str(len(twice)))
+    assert (status, answer["code"]) == (400, 20001) and "To" in answer["message"]
+    assert _raw_post(double, b"To=x", "abc")[0] == 400
+    assert _raw_post(double, b"To=x", "-4")[0] == 400
+    assert double.messages == []
