@@ -181,7 +181,7 @@ def throughput(url: str, double, procs: Processes, rows: int, members: int, time
     return out
 
 
-def rq_ceiling(procs: Processes, jobs: int) -> dict:
+def rq_ceiling(url: str, procs: Processes, jobs: int) -> dict:
     """Reference, no goal: how fast ONE worker (the Procfile's command) drains no-op jobs enqueued with
     the same options as Hearth's send jobs; what RQ itself costs per job on this machine."""
     from redis import Redis
@@ -197,7 +197,8 @@ def rq_ceiling(procs: Processes, jobs: int) -> dict:
         bulk.enqueue("os.getpid", job_id=f"noop-{i}", unique=True,
                      retry=Retry(max=len(SEND_RETRY_INTERVALS), interval=SEND_RETRY_INTERVALS),
                      job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=7 * 86400)
-    worker = procs.start("worker-c", WORKER_ARGV, hearth_env(DATABASE_URL="sqlite://"))
+    # The worker checks its settings before it takes a job: the run's database, which no-op jobs never touch.
+    worker = procs.start("worker-c", WORKER_ARGV, hearth_env(DATABASE_URL=url))
     first = last = None
     deadline = time.monotonic() + 60 + jobs / 50
     while time.monotonic() < deadline and worker.poll() is None:
@@ -409,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["rate_limit"] = rate_limit(url, double, procs, window, warmup, args.workers, args.members)
                 print()
             if args.only in (None, "rq"):
-                results["rq_ceiling"] = rq_ceiling(procs, rows)
+                results["rq_ceiling"] = rq_ceiling(url, procs, rows)
                 print()
             if args.only in (None, "alerts"):
                 results["alerts"] = alert_latency(url, double, procs, args.members)
