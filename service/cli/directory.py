@@ -181,9 +181,18 @@ def add_member_command(community_name, name, phone, language, channel, no_welcom
     """Add one member; they get the welcome message unless --no-welcome."""
     with clear_errors():
         community = community_named(db.session, community_name)
-        member = add_member(db.session, community, name, phone, language=language, channel=channel,
-                            welcome=not no_welcome, actor=operator())
-        db.session.commit()
+        try:
+            member = add_member(db.session, community, name, phone, language=language, channel=channel,
+                                welcome=not no_welcome, actor=operator())
+            db.session.commit()
+        except IntegrityError:
+            # Another writer (an import, a second `member add`) added the number between
+            # add_member's check and this insert: the same refusal as if the check had seen it.
+            db.session.rollback()
+            number = to_e164(phone, community.region)
+            if _holder(community, number) is None:
+                raise
+            raise already_a_member(community, number) from None
     if not member.reachable:
         click.echo(f"Added {member.name} ({member.phone}) to {community.name}, opted out: {OPTED_OUT_NOTE}.")
     else:

@@ -516,6 +516,32 @@ def test_a_member_another_import_adds_between_the_check_and_the_insert_is_alread
     assert session.scalars(select(OutboundMessage.to_number)).all() == ["+447700900202"]
 
 
+@pytest.mark.skipif(DATABASE == "sqlite", reason="SQLite's write lock is held from the check to the insert")
+def test_member_add_of_a_number_another_writer_adds_between_the_check_and_the_insert_is_already_a_member(
+        runner, community, app, session, monkeypatch):
+    from sqlalchemy.orm import Session
+
+    import service.directory as directory
+
+    real, raced = directory.sharing_sender, []
+
+    def the_other_writer_first(phone, community_):  # add_member calls it between its check and its insert
+        if not raced:
+            raced.append(phone)
+            with Session(app.extensions["hearth_db"].engine) as other:
+                add_member(other, other.get(Community, community_.id), "Ana", phone, welcome=False)
+                other.commit()
+        return real(phone, community_)
+
+    monkeypatch.setattr(directory, "sharing_sender", the_other_writer_first)
+    result = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Ana B",
+                                 "--phone", "07700 900201"])
+    assert raced == ["+447700900201"]
+    assert result.exit_code == 1
+    assert "Error: +447700900201 is already a member of Oak House" in result.output, result.output
+    assert "refused" not in result.output
+
+
 def test_import_reports_a_quote_left_open_and_keeps_the_rows_before_it(runner, community, session, tmp_path):
     result = import_members(runner, tmp_path, 'name,phone\nAna,07700 900201\n\n\nBo,"07700 900202" x\nCy,07700 900203\n'
                                               '\n"Di,07700 900204\nEd,07700 900205\n')
