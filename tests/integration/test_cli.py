@@ -483,42 +483,9 @@ def test_import_turns_a_database_refusal_into_a_report_line(runner, community, s
     assert session.scalar(select(func.count(OutboundMessage.id))) == 2
 
 
-@pytest.mark.skipif(DATABASE == "sqlite", reason="SQLite's import holds the write lock from its check to its insert")
-def test_a_member_another_import_adds_between_the_check_and_the_insert_is_already_a_member(runner, community, app,
-                                                                                         session, tmp_path,
-                                                                                         monkeypatch):
-    """Two imports of one file at once: the other adds Ana after this one found her number free and
-    before it inserts her. The database's unique (community, phone) refuses the insert; that is
-    the "not added" a second run of the import reports, not a refusal."""
-    from sqlalchemy.orm import Session
-
-    import service.directory as directory
-
-    real, raced = directory.sharing_sender, []
-
-    def the_other_import_first(phone, community_):  # add_member calls it between its check and its insert
-        if not raced:
-            raced.append(phone)
-            with Session(app.extensions["hearth_db"].engine) as other:
-                add_member(other, other.get(Community, community_.id), "Ana", phone, welcome=False)
-                other.commit()
-        return real(phone, community_)
-
-    monkeypatch.setattr(directory, "sharing_sender", the_other_import_first)
-    result = import_members(runner, tmp_path, "name,phone\nAna,07700 900201\nBo,07700 900202\n")
-    assert raced == ["+447700900201"]
-    assert result.exit_code == 0, result.output
-    assert "Imported 1 of 2 rows into Oak House; 1 already in it." in result.output
-    assert "line 2: not added: +447700900201 is already a member of Oak House" in result.output
-    assert "refused" not in result.output
-    assert sorted(session.scalars(select(Member.name))) == ["Ana", "Bo"]
-    # Ana's row took back its welcome with it: Bo's is the one queued.
-    assert session.scalars(select(OutboundMessage.to_number)).all() == ["+447700900202"]
-
-
-@pytest.mark.skipif(DATABASE == "sqlite", reason="SQLite's write lock is held from the check to the insert")
-def test_member_add_of_a_number_another_writer_adds_between_the_check_and_the_insert_is_already_a_member(
-        runner, community, app, session, monkeypatch):
+def another_writer_adds_first(app, monkeypatch) -> list[str]:
+    """Have another session add the first number add_member is given, as "Ana", between add_member's
+    check that the number is free and its insert; the numbers raced on are listed in what it returns."""
     from sqlalchemy.orm import Session
 
     import service.directory as directory
@@ -534,6 +501,32 @@ def test_member_add_of_a_number_another_writer_adds_between_the_check_and_the_in
         return real(phone, community_)
 
     monkeypatch.setattr(directory, "sharing_sender", the_other_writer_first)
+    return raced
+
+
+@pytest.mark.skipif(DATABASE == "sqlite", reason="SQLite's import holds the write lock from its check to its insert")
+def test_a_member_another_import_adds_between_the_check_and_the_insert_is_already_a_member(runner, community, app,
+                                                                                         session, tmp_path,
+                                                                                         monkeypatch):
+    """Two imports of one file at once: the other adds Ana after this one found her number free and
+    before it inserts her. The database's unique (community, phone) refuses the insert; that is
+    the "not added" a second run of the import reports, not a refusal."""
+    raced = another_writer_adds_first(app, monkeypatch)
+    result = import_members(runner, tmp_path, "name,phone\nAna,07700 900201\nBo,07700 900202\n")
+    assert raced == ["+447700900201"]
+    assert result.exit_code == 0, result.output
+    assert "Imported 1 of 2 rows into Oak House; 1 already in it." in result.output
+    assert "line 2: not added: +447700900201 is already a member of Oak House" in result.output
+    assert "refused" not in result.output
+    assert sorted(session.scalars(select(Member.name))) == ["Ana", "Bo"]
+    # Ana's row took back its welcome with it: Bo's is the one queued.
+    assert session.scalars(select(OutboundMessage.to_number)).all() == ["+447700900202"]
+
+
+@pytest.mark.skipif(DATABASE == "sqlite", reason="SQLite's write lock is held from the check to the insert")
+def test_member_add_of_a_number_another_writer_adds_between_the_check_and_the_insert_is_already_a_member(
+        runner, community, app, session, monkeypatch):
+    raced = another_writer_adds_first(app, monkeypatch)
     result = runner.invoke(args=["member", "add", "--community", "Oak House", "--name", "Ana B",
                                  "--phone", "07700 900201"])
     assert raced == ["+447700900201"]
