@@ -101,10 +101,11 @@ class SendRateLimiter:
             left = self._take(keys=keys, args=(turn, gap, int(urgent), int(replies_waited), URGENT_MARK_MS))
             if left == 0:
                 break
-            # The replies charged are waited for once: a stream of them at the rate must not hold
-            # a send back for good.
+            # The replies charged are waited for once, in full: a stream of them at the rate must
+            # not hold a send back for good. An urgent send asks again at least twice in its mark's
+            # time, so the others keep standing aside.
             replies_waited = replies_waited or left < 0
-            pause = min(abs(left), URGENT_MARK_MS // 2) / 1000
+            pause = (min(left, URGENT_MARK_MS // 2) if urgent else abs(left)) / 1000
             sleep(pause)
             waited += pause
         while not self.limiter.hit(self.item, "hearth-send", sender, cost=cost):

@@ -177,6 +177,15 @@ def test_replies_counted_after_the_fact_hold_back_the_next_send_by_their_parts(r
     assert SendRateLimiter(REDIS_URL, 0).charge("+441632960000") is None  # no limit, nothing to count
 
 
+def test_a_send_waits_for_all_the_parts_of_the_replies_counted(redis):
+    """Five parts of replies at 1/s: the next broadcast message waits five seconds, not one."""
+    waits = []
+    limiter = SendRateLimiter(REDIS_URL, 1, sleep=waits.append)
+    limiter.charge("+441632960000", cost=5)
+    limiter.acquire("+441632960000")
+    assert sum(waits) > 4.5, waits
+
+
 def test_an_urgent_send_does_not_wait_for_replies_counted_after_the_fact(redis):
     """A steady stream of replies at the rate must not hold a crisis alert for as long as it lasts."""
     waits = []
