@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, exists, func, select, text
+from sqlalchemy import bindparam, case, exists, func, select, text
 from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -18,7 +18,7 @@ from .directory import community_for_number
 from .exceptions import InvalidPhone
 from .forms import InboundSms
 from .keywords import changes_consent, classify
-from .models import Community, InboundMessage, Member
+from .models import Community, Conversation, InboundMessage, Member
 from .outbox import record_twiml_replies
 from .phones import to_e164
 
@@ -129,13 +129,16 @@ _RECORD = text(
 ).bindparams(bindparam("received_at", type_=InboundMessage.__table__.c.received_at.type))
 # The member's community among those that text from the number texted: the one whose own number
 # it is, or one with none of its own when it is the configured sender (Oak may have been given
-# that number as its own while Elm texts from it); the number's own community first.
+# that number as its own while Elm texts from it). A phone in both is the member they still are
+# (not left, nor opted out), in the conversation they are having; else the number's own community.
 _SENDER = (
     select(Community, Member, exists().where(InboundMessage.sid == bindparam("sid")).label("seen"))
     .join(Member, Member.community_id == Community.id)
     .where(func.coalesce(Community.phone_number, bindparam("shared")) == bindparam("to"),
            Member.phone == bindparam("phone"))
-    .order_by(Community.phone_number.is_(None), Community.id)
+    .order_by(case((Member.status == "left", 2), (Member.status == "opted_out", 1), else_=0),
+              ~exists().where(Conversation.member_id == Member.id, Conversation.active),
+              Community.phone_number.is_(None), Community.id)
     .limit(1)
     .with_for_update(of=Member)
 )

@@ -161,3 +161,41 @@ def test_a_member_only_of_a_community_without_a_number_is_heard_at_the_shared_nu
     assert sam_texts("YES")[0] == "opt_in"
     assert session.get(Member, sam.id).status == "active"
     assert sam_texts("hello")[0] != "unknown"
+
+
+def test_a_phone_in_both_communities_on_the_shared_number_is_heard_where_it_is_still_a_member(
+        app, session, alex):
+    """Alex left Oak House (which has the shared number as its own) and is in Ash House (which
+    texts from it): Alex's texts to that number are Ash House's, not dropped as from a member who left."""
+    from service.models import InboundMessage
+
+    oak, ash, _elm = alex
+    oak.status = "left"
+    session.commit()
+    form = sms_form("HELP", to=DEFAULT_SENDER)
+    signature = sign("https://hearth.example.org/twilio/sms", form, AUTH_TOKEN)
+    answer = app.test_client().post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+    session.expire_all()
+    row = session.scalar(select(InboundMessage).where(InboundMessage.sid == form["MessageSid"]))
+    assert (row.member_id, row.handled_as) == (ash.id, "help")
+    [helped] = twiml_messages(answer.get_data(as_text=True))
+    assert helped.startswith("Ash House check-ins")
+
+
+def test_a_phone_in_both_is_heard_in_the_conversation_it_is_having(app, runner, session, alex):
+    """Ash House's vote waits for Alex's answer: "Yes" to the shared number answers it, though
+    Oak House has the number as its own."""
+    from service.models import InboundMessage, Result
+
+    _oak, ash, _elm = alex
+    started = runner.invoke(args=["flows", "start", "vote", "--community", "Ash House", "--param", "question=Film?",
+                                  "--param", "options=Yes,No", "--param", "closes_at=2026-11-24T18:00",
+                                  "--in-quiet-hours"])
+    assert started.exit_code == 0, started.output
+    form = sms_form("Yes", to=DEFAULT_SENDER)
+    signature = sign("https://hearth.example.org/twilio/sms", form, AUTH_TOKEN)
+    app.test_client().post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+    session.expire_all()
+    row = session.scalar(select(InboundMessage).where(InboundMessage.sid == form["MessageSid"]))
+    assert row.member_id == ash.id, row.handled_as
+    assert session.scalar(select(Result.value).where(Result.member_id == ash.id)) == "Yes"  # the vote counted
