@@ -370,10 +370,13 @@ def add_member(session: Session, community: Community, name: str, phone: str, *,
     channel = (channel or "").strip().lower()
     if channel not in CHANNELS:
         raise HearthError(f"channel must be sms or voice, not {channel!r}")
-    number = to_e164(phone, community.region)
-    check_reachable(number, channel, raw=phone)
+    # A number already a member's is "already a member", whatever the checks below say of it now
+    # (a range withdrawn, a kind of number refused since): a second run of an import finds it so.
+    number = to_e164(phone, community.region, entered=False)
     if session.scalar(select(Member.id).where(Member.community_id == community.id, Member.phone == number)):
         raise already_a_member(community, number)
+    number = to_e164(phone, community.region)
+    check_reachable(number, channel, raw=phone)
     opted_out_at = max((m.opted_out_at for m in session.scalars(sharing_sender(number, community))
                         if m.status == "opted_out" and m.opted_out_at), default=None)
     at = now()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import cache
 from importlib import resources
@@ -151,13 +152,18 @@ def _valid_here(digits: str, region: str) -> bool:
 def _parse(text: str, raw: str, region: str) -> phonenumbers.PhoneNumber:
     """The number in `text`, refused when it has an extension or letters.
 
-    A label before the number ("Mob:", "tel:") is skipped, as `phonenumbers` skips it. Letters after
-    it are refused rather than read: `phonenumbers` turns three or more into keypad digits (07700
-    900ABC would be stored as 07700 900222, and "(mob)" after a number would be three more digits)
-    and drops fewer, so either way the number kept is not the one written. An extension ("ext 5",
-    "x5", ";ext=5") is named as such, not as letters.
+    A label before the number ("Mob:", "tel:") is skipped, as `phonenumbers` skips it, and so is a
+    note after it, set apart by a space, when the number is whole without it ("07700 900123 (w)",
+    "... home", "+44 7700 900123 GB"). Other letters are refused rather than read: `phonenumbers`
+    turns three or more into keypad digits (07700 900ABC would be stored as 07700 900222) and drops
+    fewer, so the number kept would not be the one written. An extension ("ext 5", "x5",
+    ";ext=5") is named as such, not as letters.
     """
     letters = _has_letters(text)
+    if letters:
+        bare = _NOTE_AFTER.sub("", text)
+        if bare != text and not _has_letters(bare) and _whole(bare, region):
+            text, letters = bare, False
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as exc:
@@ -167,6 +173,19 @@ def _parse(text: str, raw: str, region: str) -> phonenumbers.PhoneNumber:
     if letters:
         raise InvalidPhone(raw, "it has letters in it")
     return number
+
+
+# Words of letters at the end, each after a space, perhaps in brackets: "(w)", "M", "home", "(UK)".
+_NOTE_AFTER = re.compile(r"(?:\s+\(?[^\W\d_]+\.?\)?)+\s*$")
+
+
+def _whole(text: str, region: str) -> bool:
+    """Whether `text` is a number in use (or one of Ofcom's drama numbers), no digit missing."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(number) or fictional(phonenumbers.format_number(number, PhoneNumberFormat.E164))
 
 
 def _has_letters(text: str) -> bool:

@@ -535,6 +535,18 @@ def test_member_add_of_a_number_another_writer_adds_between_the_check_and_the_in
     assert "refused" not in result.output
 
 
+def test_a_second_run_of_an_import_finds_a_member_whose_number_is_refused_today_already_in(runner, community,
+                                                                                           session, tmp_path):
+    """Alex joined on a UK personal (070) number, which Hearth took then and refuses now: a second
+    run of the file says Alex is already a member, and succeeds, as it does for everyone else."""
+    session.add(Member(community_id=community.id, name="Alex", phone="+447011234567", status="active",
+                       channel="sms", created_at=community.created_at, fields={}))
+    session.commit()
+    result = import_members(runner, tmp_path, "name,phone\nAlex,07011 234567\n")
+    assert result.exit_code == 0, result.output
+    assert "not added: +447011234567 is already a member of Oak House" in result.output
+
+
 def test_import_reports_a_quote_left_open_and_keeps_the_rows_before_it(runner, community, session, tmp_path):
     result = import_members(runner, tmp_path, 'name,phone\nAna,07700 900201\n\n\nBo,"07700 900202" x\nCy,07700 900203\n'
                                               '\n"Di,07700 900204\nEd,07700 900205\n')

@@ -86,12 +86,19 @@ def test_an_extension_is_refused_not_dropped(raw):
     assert "extension" in refused.value.reason
 
 
-@pytest.mark.parametrize("raw", ["07700900ABC", "07700 900802 (mob)", "0800 FLOWERS", "07700 9001a23",
-                                 "Mob: 07700 900123 home"])
+@pytest.mark.parametrize("raw", ["07700900ABC", "0800 FLOWERS", "07700 9001a23", "07700 900 ABC",
+                                 "07700 (900) 12a"])
 def test_letters_in_a_number_are_refused_not_read_as_keypad_digits(raw):
     with pytest.raises(InvalidPhone) as refused:
         to_e164(raw, "GB")
     assert refused.value.reason == "it has letters in it"
+
+
+@pytest.mark.parametrize("raw", ["07700 900123 (w)", "07700 900123 (mob)", "07700 900123 M", "07700900123 (UK)",
+                                 "+44 7700 900123 GB", "Mob: 07700 900123 home", "07700 900123 (mobile) "])
+def test_a_note_after_a_whole_number_is_skipped(raw):
+    """As spreadsheets have them: the number written is whole without it."""
+    assert to_e164(raw, "GB") == "+447700900123"
 
 
 @pytest.mark.parametrize("raw", ["Mob: 07700 900123", "mobile 07700900123", "Tel. 07700 900123", "tel:+447700900123"])
