@@ -46,6 +46,11 @@ CUT_OFF_LIMIT = 3
 # How long a message waits, once its job has used its tries, when the carrier refused Hearth's
 # account or sender: the sweeper then gives it a new job, and it goes once the settings are fixed.
 SETUP_WAIT = timedelta(minutes=10)
+# ...for at most this long from when it was written: then it is failed, as a message is never tried for ever.
+SETUP_GIVE_UP = timedelta(days=2)
+# Refusals of the sender that may be of one destination only: the From cannot send to that number
+# (a country it is not allowed to text). Failed when other messages from the sender went through.
+DESTINATION_REFUSED = {21606, 21659}
 
 # The send path runs three statements per message: they are Core statements on the tables, which
 # skip the ORM's bulk-update machinery (nothing in the session needs to know of these rows).
@@ -150,6 +155,10 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         raise
     except TransientSendError as exc:
         setup = isinstance(exc, SetupSendError)
+        given_up = _refused_for_good(session, claim, from_number, exc) if setup else None
+        if given_up is not None:
+            log.error("outbox row %s failed: %s", outbox_id, given_up)
+            return _settle(session, outbox_id, attempt, "failed", error_code=exc.code, error_message=given_up)
         # Failed for good only when its own tries are used up: a row held back behind another to
         # the same number is first tried on a late run of the job, and the sweeper gives it a
         # job of its own with its tries still to come.
@@ -195,6 +204,30 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
         if receipts is not None:
             receipts.keep(outbox_id, claim.idempotency_key, sent)
         raise
+
+
+def _refused_for_good(session: Session, claim, from_number: str | None, exc: SetupSendError) -> str | None:
+    """Why a message the carrier refused for Hearth's account or sender is failed rather than left
+    to wait for the settings to be fixed, or None: the sender's refusal of this destination (21606,
+    21659: other messages from it went through since this one was written), or a refusal that has
+    lasted `SETUP_GIVE_UP` (a message is never tried for ever)."""
+    if exc.code in DESTINATION_REFUSED and _sender_works(session, from_number, claim.created_at):
+        return f"{exc} (other messages from this sender went through: it cannot send to this number)"[:500]
+    if now() - claim.created_at >= SETUP_GIVE_UP:
+        return f"{exc} (refused for {SETUP_GIVE_UP.days} days: not tried again)"[:500]
+    return None
+
+
+def _sender_works(session: Session, from_number: str | None, since) -> bool:
+    """Whether the carrier took a message from this sender (a community's number; None, the configured
+    one) since `since`."""
+    numbers = select(_COMMUNITIES.c.id).where(_COMMUNITIES.c.phone_number == from_number) if from_number else \
+        select(_COMMUNITIES.c.id).where(_COMMUNITIES.c.phone_number.is_(None))
+    from_here = _OUTBOX.c.community_id.in_(numbers)
+    if not from_number:
+        from_here = or_(from_here, _OUTBOX.c.community_id.is_(None))
+    return session.connection().scalar(select(exists().where(
+        _OUTBOX.c.provider_sid.is_not(None), _OUTBOX.c.sent_at >= since, from_here))) or False
 
 
 def _timed_out(session: Session, outbox_id: int, attempt: int, failed: bool) -> None:

@@ -36,7 +36,7 @@ def failure(kind: str, to: str, retry_after: int = 1) -> ApiError:
 
 # "html": a 200 with a web page where the API's JSON belongs, as a proxy or captive portal in the
 # way answers; the request may or may not have gone on to the carrier.
-FAILURE_KINDS = ("429", "500", "21610", "21211", "21614", "html")
+FAILURE_KINDS = ("429", "500", "21610", "21211", "21614", "21606", "html")
 PROXY_PAGE = "<html><body>Your request is being checked.</body></html>"
 
 _FAILURES = {
@@ -45,6 +45,9 @@ _FAILURES = {
     "21610": lambda to: ApiError(400, 21610, "Attempt to send to unsubscribed recipient"),
     "21211": lambda to: invalid_to(to),
     "21614": lambda to: ApiError(400, 21614, f"'To' number {to} is not a valid mobile number"),
+    # The From cannot send to this destination (a country it may not text), though it sends elsewhere.
+    "21606": lambda to: ApiError(400, 21606, "The 'From' phone number provided is not a valid message-capable"
+                                             " Twilio phone number for this destination."),
 }
 
 

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from service import create_app
 from service.database import db
-from service.exceptions import RateLimitedSendError, TransientSendError
+from service.directory import add_member
+from service.exceptions import RateLimitedSendError, SetupSendError, TransientSendError
 from service.models import AuditEvent, Member, OutboundMessage
 from service.outbox import queue_message
 from service.sending import deliver
@@ -982,3 +983,43 @@ def test_crisis_messages_and_alerts_wait_for_the_rate_limit_as_urgent_sends(app,
         assert deliver(session, row.id, transport=runtime.transport, limiter=Recording(), sender="+441632960000",
                        final_attempt=False) == "sent"
     assert asked == {"a crisis": True, "a alert": True, "a reply": False, "a checkin": False, "a broadcast": False}
+
+
+def test_a_sender_refused_for_one_destination_only_fails_that_message(app, session, member, double):
+    """21606 for a member abroad whom the number may not text, while it texts everyone else: the
+    message is failed with the code, not left to wait for settings that are not wrong."""
+    abroad = add_member(session, member.community, "Kim", "+33 6 12 34 56 78", welcome=False)
+    session.commit()
+    double.fail(abroad.phone, "21606")
+    refused = queue_message(session, key="a", to=abroad.phone, body="hi", kind="broadcast", member=abroad)
+    session.commit()
+    with pytest.raises(SetupSendError):  # nothing has gone from the sender since: it may be the settings
+        send(app, session, refused)
+    assert fresh(session, refused).state == "pending"
+    other = queue_message(session, key="b", to=member.phone, body="hi", kind="broadcast", member=member)
+    session.commit()
+    assert send(app, session, other) == "sent"
+    assert send(app, session, refused) == "failed"
+    got = fresh(session, refused)
+    assert got.error_code == 21606 and "cannot send to this number" in got.error_message
+
+
+def test_a_message_refused_for_hearths_account_for_two_days_is_failed_not_tried_for_ever(
+        config, clock, session, member, double):
+    from service.sending import SETUP_GIVE_UP
+
+    row = queue_message(session, key="b", to=member.phone, body="hi", kind="broadcast", member=member)
+    session.commit()
+    wrong = create_app(dataclasses.replace(config, transport="twilio", twilio_api_base=double.url,
+                                           twilio_auth_token="rotated-last-night"),
+                       overrides={"TESTING": True, "CLOCK": clock})
+    try:
+        with pytest.raises(SetupSendError):
+            send(wrong, session, row)
+        assert fresh(session, row).state == "pending"
+        clock.advance(seconds=SETUP_GIVE_UP.total_seconds())
+        assert send(wrong, session, row) == "failed"
+    finally:
+        wrong.extensions["hearth_db"].engine.dispose()
+    got = fresh(session, row)
+    assert got.error_code == 20003 and "refused for 2 days" in got.error_message
