@@ -72,6 +72,17 @@ def _key(value: Any) -> str:
 
 
 class _Constructor(SafeConstructor):
+    def construct_object(self, node, deep=False):
+        """PyYAML's own constructors; a tagged value they cannot read (`!!int 2a`) is refused at
+        its line, not raised as a bare ValueError that would stop the loading of every flow."""
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            what = repr(node.value) if isinstance(node.value, str) else "this value"
+            raise ConstructorError(None, None, f"!!{node.tag.rsplit(':', 1)[-1]} cannot read {what}", node.start_mark)
+
     def construct_lined_map(self, node):
         """A Mapping with lines; duplicate keys are refused."""
         data = Mapping()
@@ -157,6 +168,10 @@ def parse_yaml(text: str) -> Any:
         if line and "\t" in (text.splitlines()[line - 1:line] or [""])[0][:mark.column + 1]:
             message = "a tab where YAML needs spaces: indent with spaces only"
         raise YamlProblem(line, f"not valid YAML: {message}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
+        what = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise YamlProblem(line, f"not valid YAML: a control character ({what}) YAML does not allow; delete it") from None
     except yaml.YAMLError as exc:
         raise YamlProblem(None, f"not valid YAML: {exc}") from None
     finally:

@@ -86,6 +86,21 @@ def test_a_yaml_error_in_a_step_names_the_step():
     expect(head, "description:", None, "not valid YAML")
 
 
+@pytest.mark.parametrize("tagged", ["!!int 2a", "!!bool maybe", "!!float abc", "!!timestamp x", '!!int ""'])
+def test_a_tagged_value_yaml_cannot_read_is_refused_at_its_line(tagged):
+    """Before, PyYAML's ValueError escaped the loader and stopped every process that loads flows."""
+    head = f"id: t\nversion: {tagged}\nsteps:\n" + ASK
+    [problem] = problems(head)
+    assert problem.line == 2 and "not valid YAML" in problem.message and "cannot read" in problem.message
+
+
+def test_a_control_character_is_refused_at_its_line():
+    text = flow(ASK.replace("    text: Reply 1 or 2\n", "    text: Reply 1\x0c or 2\n"))
+    [problem] = problems(text)
+    assert problem.line == text.split("\n").index("    text: Reply 1\x0c or 2") + 1
+    assert "control character (U+000C)" in problem.message
+
+
 def test_a_list_is_not_a_flow():
     assert "must be a mapping" in problems("- a\n- b\n")[0].message
 
