@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import date, datetime
 
 from flows import defaults
@@ -27,7 +28,7 @@ def _plain(value, depth: int = 0):
         return None
     if isinstance(value, (datetime, date)):
         return value.isoformat()
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # a frozen flow's params are read-only mappings
         return {str(k): _plain(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_plain(v, depth + 1) for v in value]

@@ -11,6 +11,8 @@ templates. The target must exist in the registry (checked by load_registry).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flows.steps.base import STEP_ID, Finish, StepType, register
 
 
@@ -27,12 +29,34 @@ class StartFlowStep(StepType):
     required = ("flow",)
 
     def texts(self, config):
-        """Each text param is a template."""
-        params = config.get("params") or {}
-        return [(("params", k), "template") for k, v in params.items() if isinstance(v, str)]
+        """Each text in the params is a template, in a mapping or list (a meeting's title) too."""
+        return [(("params", *path), "template") for path in _text_paths(config.get("params") or {})]
 
     def enter(self, step, run):
         """Emit StartFlow with rendered params."""
-        params = {k: run.value(v) for k, v in (step.get("params") or {}).items()}
+        params = {k: _rendered(v, run) for k, v in (step.get("params") or {}).items()}
         run.start_flow(step.get("flow"), params)
         return Finish("started_flow")
+
+
+def _text_paths(value, path=()):
+    """Where the texts are in a param's value: mappings and lists are looked into."""
+    if isinstance(value, str):
+        yield path
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _text_paths(item, (*path, key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _text_paths(item, (*path, index))
+
+
+def _rendered(value, run):
+    """A param's value with each text in it rendered, as plain dicts and lists."""
+    if isinstance(value, str):
+        return run.value(value)
+    if isinstance(value, Mapping):
+        return {key: _rendered(item, run) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rendered(item, run) for item in value]
+    return value
