@@ -10,12 +10,12 @@ from datetime import timedelta
 from functools import lru_cache
 
 from jinja2 import ChainableUndefined, pass_context
-from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from flows import clock, defaults
 from flows.answers import read_number
 from flows.exceptions import TemplateFailure
+from flows.sandbox import FlowSandbox, checked_filters
 
 DEFAULT_FORMAT = "%a %-d %b at %H:%M"
 _TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
@@ -90,36 +90,15 @@ def _first_name(value) -> str:
     return words[0] if words else ""
 
 
-# The longest text or list a template may build by repetition: far beyond any SMS (a message is
-# cut at 1,600 characters), far below what would stall a worker ('x' * 300000000 took 2.3 GB).
-MAX_REPEATED = 10_000
-MAX_EXPONENT = 100
-
-
-class _FlowSandbox(SandboxedEnvironment):
-    """Jinja's sandbox, whose arithmetic cannot build a value of unbounded size."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context, operator: str, left, right):
-        """`*` and `**` as usual, refused past MAX_REPEATED items or MAX_EXPONENT."""
-        if operator == "*":
-            sized, times = (left, right) if isinstance(left, (str, list, tuple)) else (right, left)
-            if isinstance(sized, (str, list, tuple)) and isinstance(times, int) and len(sized) * times > MAX_REPEATED:
-                raise SecurityError(f"a repetition of more than {MAX_REPEATED} items")
-        elif isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"a power above {MAX_EXPONENT}")
-        return super().call_binop(context, operator, left, right)
-
-
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
     """The one sandboxed Jinja environment all flow templates use."""
-    env = _FlowSandbox(
+    env = FlowSandbox(
         undefined=ChainableUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
     )
     env.filters.update(
-        local=_local, add_days=_add_days, iso=_iso, number=_number, days=_days, first_name=_first_name
+        local=_local, add_days=_add_days, iso=_iso, number=_number, days=_days, first_name=_first_name,
+        **checked_filters(env.filters),
     )
     # Templates see only the documented names: not Jinja's range, dict, lipsum (pages of
     # Latin in a text), cycler, joiner or namespace, which loading would otherwise accept.

@@ -118,3 +118,32 @@ def test_a_template_cannot_build_a_value_of_unbounded_size(source):
 
 def test_ordinary_arithmetic_still_works():
     assert templating.render("{{ '-' * 20 }} {{ 3 * 4 }} {{ 2 ** 10 }} {{ 1.5 * 2 }}", {}) == "-" * 20 + " 12 1024 3.0"
+
+
+@pytest.mark.parametrize("source", [
+    "{{ 'x' * 300000000 }}",
+    "{{ 2 ** 1000 }}",
+    "{{ ((((9 ** 99) ** 99) ** 99) ** 99) ** 99 > 0 }}",  # each exponent small, the result not
+    "{% set seen = [member.name] %}{% for n in seen %}{{ seen.append(n) or '' }}{% endfor %}",  # grows as it loops
+    "{{ member.name | center(1000000000) }}",
+    "{{ ''.ljust(4000000000) }}",
+    "{{ '%0300000000d' | format(1) }}",
+    "{{ '%0300000000d' % 1 }}",
+    "{{ '{:>300000000}'.format(member.name) }}",
+])
+def test_a_template_that_would_build_a_huge_value_fails_rather_than_stall_the_process(source):
+    """Each of these, before it was refused, took seconds to minutes or gigabytes: the text's
+    fallback is sent instead (`TemplateFailure`)."""
+    with pytest.raises(TemplateFailure):
+        templating.render(source, {"member": {"name": "Ann"}})
+
+
+@pytest.mark.parametrize("source, text", [
+    ("{{ '%05.1f' | format(3.14159) }}", "003.1"),
+    ("{{ '{:>6}'.format(member.name) }}", "   Ann"),
+    ("{{ member.name | center(7) }}", "  Ann  "),
+    ("{{ 2 ** 10 }}", "1024"),
+    ("Call 07700 900123 {{ '%s' % member.name }}", "Call 07700 900123 Ann"),
+])
+def test_formats_padding_and_powers_of_a_usual_size_work(source, text):
+    assert templating.render(source, {"member": {"name": "Ann"}}) == text

@@ -1,0 +1,100 @@
+"""The sandbox flow templates render in: Jinja's, immutable, and unable to build a huge value.
+
+Flows are written by a community's staff, and a mistake in one must fail that text (its fallback
+is sent), not stall the worker or the clock that renders it, nor take its memory.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+# The longest text or list a template may build by repetition or padding: far beyond any SMS (a
+# message is cut at 1,600 characters), far below what would stall a worker ('x' * 300000000 took
+# 2.3 GB).
+MAX_REPEATED = 10_000
+MAX_EXPONENT = 100
+# The most digits a power may have: 9 ** 99 has 95; (9 ** 99) ** 99 would have 9,350.
+MAX_DIGITS = 1_000
+# String methods whose number arguments are a length to build.
+_PADDING = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+# Widths and precisions in a format: "%0300000000d", "%.5f"; "{:>300000000}".
+_PRINTF = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\d*)(?:\.(\d*))?")
+_SPEC = re.compile(r"\{[^{}]*?:([^{}]*)\}")
+
+
+class FlowSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox (a template cannot grow a list it loops over), whose arithmetic,
+    padding and formats cannot build a value of unbounded size."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context, operator: str, left, right):
+        """`*`, `**` and `%` as usual, refused past MAX_REPEATED items, MAX_EXPONENT or MAX_DIGITS."""
+        if operator == "*":
+            sized, times = (left, right) if isinstance(left, (str, list, tuple)) else (right, left)
+            if isinstance(sized, (str, list, tuple)) and isinstance(times, int) and len(sized) * times > MAX_REPEATED:
+                raise SecurityError(f"a repetition of more than {MAX_REPEATED} items")
+        elif operator == "**":
+            if isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
+                raise SecurityError(f"a power above {MAX_EXPONENT}")
+            if _digits(left, right) > MAX_DIGITS:
+                raise SecurityError(f"a power of more than {MAX_DIGITS} digits")
+        elif isinstance(left, str):
+            _check_format(left)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
+        """A call as usual; padding past MAX_REPEATED characters is refused."""
+        if isinstance(getattr(__obj, "__self__", None), str) and __obj.__name__ in _PADDING:
+            _check_width(*args)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value):
+        """A text's `format` or `format_map`, read when it is looked up: its widths are checked."""
+        if getattr(value, "__name__", None) in ("format", "format_map") and isinstance(
+                getattr(value, "__self__", None), str):
+            _check_format(value.__self__)
+        return super().wrap_str_format(value)
+
+
+def checked_filters(filters: dict) -> dict:
+    """Jinja's `format`, `center` and `indent` filters, their widths checked first."""
+    jinja = {name: filters[name] for name in ("format", "center", "indent")}
+
+    def format_(value, *args, **kwargs):
+        """Jinja's `format`."""
+        _check_format(str(value))
+        return jinja["format"](value, *args, **kwargs)
+
+    def center(value, width=80):
+        """Jinja's `center`."""
+        _check_width(width)
+        return jinja["center"](value, width)
+
+    def indent(value, width=4, *args, **kwargs):
+        """Jinja's `indent`."""
+        _check_width(width if isinstance(width, int) else len(str(width)))
+        return jinja["indent"](value, width, *args, **kwargs)
+    return {"format": format_, "center": center, "indent": indent}
+
+
+def _check_width(*numbers) -> None:
+    if any(isinstance(n, int) and n > MAX_REPEATED for n in numbers):
+        raise SecurityError(f"padding to more than {MAX_REPEATED} characters")
+
+
+def _check_format(text: str) -> None:
+    numbers = [n for found in _PRINTF.findall(text) for n in found if n]
+    numbers += [n for spec in _SPEC.findall(text) for n in re.findall(r"\d+", spec)]
+    if any(len(number) > 5 or int(number) > MAX_REPEATED for number in numbers):
+        raise SecurityError(f"a format wider than {MAX_REPEATED} characters")
+
+
+def _digits(base, exponent) -> float:
+    """How many digits base ** exponent has (0 when it is not a whole power that grows)."""
+    if not isinstance(base, int) or not isinstance(exponent, int) or exponent <= 0 or abs(base) < 2:
+        return 0
+    return exponent * math.log10(abs(base))
