@@ -26,15 +26,22 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def to_datetime(value) -> datetime | None:
-    """A datetime or ISO 8601 text as aware UTC; None when it is neither."""
-    if isinstance(value, datetime):
-        return as_utc(value)
-    if not isinstance(value, str) or not value.strip():
+def to_datetime(value, local: str | None = None) -> datetime | None:
+    """A datetime or ISO 8601 text as aware UTC; None when it is neither. One written without an
+    offset ("2026-06-08T18:00") is a wall time in the zone `local` names (a community's), as
+    `flows start` reads one; without `local`, UTC."""
+    if isinstance(value, str) and value.strip():
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
         return None
+    if value.tzinfo is None and local:
+        value = value.replace(tzinfo=zone(local))
     try:
-        return as_utc(datetime.fromisoformat(value.strip()))
-    except (ValueError, OverflowError):  # not a date, or one at the calendar's ends moved to UTC
+        return as_utc(value)
+    except OverflowError:  # a date at the calendar's ends, moved to UTC
         return None
 
 

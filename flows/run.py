@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from flows import defaults, language, templating
-from flows.clock import UTC, as_utc, zone
+from flows.clock import UTC, as_utc, to_datetime, zone
 from flows.events import FlowEnded, RaiseAlert, SaveResult, Send, SetField, StartFlow, WaitUntil
 from flows.exceptions import TemplateFailure
 
@@ -77,6 +77,11 @@ class Run:
         if rendered is None:
             rendered = templating.strip_tags(primary or fallback or "")
         return rendered
+
+    def moment(self, value: Any) -> datetime | None:
+        """A field value rendered and read as a moment; one written without an offset is the
+        community's local time."""
+        return to_datetime(self.value(value), self.community.get("timezone"))
 
     def value(self, value: Any) -> Any:
         """A field value: text is rendered as a template, anything else kept."""

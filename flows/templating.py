@@ -27,22 +27,26 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
+def _zone_of(context) -> str | None:
+    """The community's timezone: a time written without an offset is its local time."""
+    return (context.get("community") or {}).get("timezone")
+
+
 @pass_context
 def _local(context, value, fmt: str = DEFAULT_FORMAT) -> str:
-    moment = clock.to_datetime(value)
+    moment = clock.to_datetime(value, _zone_of(context))
     if moment is None:
         return "" if value is None or isinstance(value, ChainableUndefined) else str(value)
-    community = context.get("community") or {}
-    return clock.format_local(moment, str(fmt), community.get("timezone"))
+    return clock.format_local(moment, str(fmt), _zone_of(context))
 
 
 @pass_context
 def _add_days(context, value, days=0):
     """`days` later on the community's calendar: the same local time, across a clock change too."""
-    moment = clock.to_datetime(value)
+    moment = clock.to_datetime(value, _zone_of(context))
     if moment is None:
         return None
-    zone = clock.zone((context.get("community") or {}).get("timezone"))
+    zone = clock.zone(_zone_of(context))
     try:
         wall = moment.astimezone(zone).replace(tzinfo=None) + timedelta(days=int(days))
     except (TypeError, ValueError, OverflowError):
@@ -50,8 +54,9 @@ def _add_days(context, value, days=0):
     return clock.as_utc(wall.replace(tzinfo=zone))
 
 
-def _iso(value) -> str:
-    moment = clock.to_datetime(value)
+@pass_context
+def _iso(context, value) -> str:
+    moment = clock.to_datetime(value, _zone_of(context))
     return moment.isoformat() if moment else ""
 
 

@@ -262,7 +262,7 @@ def _save(session: Session, member: Member, conversation: Conversation, event: S
 
 def _set_field(session: Session, member: Member, event: SetField) -> None:
     if event.field == "paused_until":
-        until = to_datetime(event.value)
+        until = to_datetime(event.value, member.community.timezone)  # no offset: the community's time
         if event.value and until is None:
             log.warning("flow set paused_until to %r, which is not a time; ignored", event.value)
             return

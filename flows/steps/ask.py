@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from flows import defaults
 from flows.answers import ChoiceReader, is_skip, options_choices, read_number, word_list
-from flows.clock import to_datetime
 from flows.durations import parse_duration
 from flows.steps.ask_checks import check_ask, static_reader
 from flows.steps.branch import contains_any
@@ -113,7 +112,7 @@ class AskStep(StepType):
         run.clear_timers()
         run.state["tries"] = 0
         limit = step.get("no_answer") or {}
-        at = to_datetime(run.value(limit["at"])) if limit.get("at") else None
+        at = run.moment(limit["at"]) if limit.get("at") else None
         if at is None:
             at = run.now + (parse_duration(limit.get("after", "")) or defaults.EXPIRY)
         if at <= run.now:

@@ -83,7 +83,7 @@ def _phrases(phrases: tuple) -> re.Pattern | None:
     return re.compile(" (?:" + "|".join(map(re.escape, folded)) + ") ") if folded else None
 
 
-def case_matches(case, value, now) -> bool:
+def case_matches(case, value, now, local: str | None = None) -> bool:
     """True when `value` passes the one test in `case`."""
     if "equals" in case:
         return _same(value, case["equals"])
@@ -96,7 +96,7 @@ def case_matches(case, value, now) -> bool:
     if "is_set" in case:
         return (value not in (None, "")) == bool(case["is_set"])
     if "future" in case:
-        moment = to_datetime(value)
+        moment = to_datetime(value, local)
         return (moment is not None and moment > now) == bool(case["future"])
     return False
 
@@ -182,6 +182,6 @@ class BranchStep(StepType):
         """Look the subject up and take the first matching case."""
         value = run.lookup(step.get("on"))
         for case in step.get("cases"):
-            if case_matches(case, value, run.now):
+            if case_matches(case, value, run.now, run.community.get("timezone")):
                 return Go(case["next"])
         return Go(step.get("default"))

@@ -14,7 +14,6 @@ Messages that arrive during a wait are not taken (resume returns no events).
 """
 from __future__ import annotations
 
-from flows.clock import to_datetime
 from flows.durations import duration_problem, parse_duration
 from flows.steps.base import DURATION, STEP_ID, TEMPLATE, WAIT, Finding, Go, StepType, register
 
@@ -43,7 +42,7 @@ class WaitStep(StepType):
     def enter(self, step, run):
         """Start the timer."""
         run.clear_timers()
-        at = to_datetime(run.value(step.get("until"))) if step.get("until") else None
+        at = run.moment(step.get("until")) if step.get("until") else None
         if at is None:
             at = run.now + (parse_duration(step.get("for", "")) or run.now - run.now)
         if at <= run.now:
