@@ -12,7 +12,7 @@ from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
-from rq.utils import now, utcformat
+from rq.utils import now, utcformat, utcparse
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +159,9 @@ def live_send_rows(connection: Redis, started_after: datetime) -> set[int]:
     """
     waiting, started, held = _snapshot(connection)
     live = set(waiting)
-    for job in Job.fetch_many(sorted(started), connection=connection, serializer=JSONSerializer):
-        heard = job.last_heartbeat or job.started_at if job is not None else None
+    for job_id, heard in zip(sorted(started), _last_heard(connection, sorted(started))):
         if heard is not None and _aware(heard) > started_after:
-            live.add(job.id)
+            live.add(job_id)
     # A job that ended while those were read may have put its rows on a queue first (a batch that
     # gives way): what waits now, and what was taken since, is live too.
     waiting_now, started_now, held_now = _snapshot(connection)
@@ -190,13 +189,32 @@ def _snapshot(connection: Redis) -> tuple[set[str], set[str], set[int]]:
     return waiting, started, {int(entry) for entry in held}
 
 
+def _last_heard(connection: Redis, job_ids: list[str]) -> list[datetime | None]:
+    """When each started job last reported (its heartbeat, else its start), read from its record's
+    two fields: a record that is only those fields (the job's data deleted by `_forget` or a flush
+    as a worker took it, which then wrote them) is read as well as a whole one."""
+    with connection.pipeline(transaction=False) as pipeline:
+        for job_id in job_ids:
+            pipeline.hmget(Job.key_for(job_id), "last_heartbeat", "started_at")
+        found = pipeline.execute()
+    return [_moment(beat or start) for beat, start in found]
+
+
+def _moment(stamp: bytes | None) -> datetime | None:
+    try:
+        return utcparse(stamp.decode()) if stamp else None
+    except ValueError:
+        return None
+
+
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _forget(connection: Redis, job_id: str) -> None:
-    """Remove a dead job's record, so its id can be used afresh."""
+    """Remove a dead job's record, so its id can be used afresh; one RQ cannot read (only the fields
+    a worker writes as it starts a job, with no job data) is deleted outright."""
     try:
         Job.fetch(job_id, connection=connection, serializer=JSONSerializer).delete()
     except NoSuchJobError:
-        pass
+        connection.delete(Job.key_for(job_id))

@@ -315,3 +315,43 @@ def test_a_run_stops_asking_redis_once_it_has_failed_and_leaves_its_rows_to_the_
     session.expire_all()
     assert session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.state == "pending")) == 30
     assert sweep(db.session, redis) == 30  # the sweeper, with Redis back, gives them their jobs
+
+
+def _partial_record(redis, job_id: str, heard: datetime) -> None:
+    """What a worker leaves when the job's record was deleted (by a sweep's `_forget`, or a flush)
+    just as it took the job: the fields it writes as it starts, and no job data."""
+    from rq.utils import utcformat
+
+    redis.delete(Job.key_for(job_id))
+    redis.hset(Job.key_for(job_id), mapping={"last_heartbeat": utcformat(heard), "started_at": utcformat(heard),
+                                             "status": "started", "worker_name": "w1"})
+
+
+def test_a_job_record_without_its_data_stops_no_sweep(session, member, redis, clock):
+    """A batch running on such a record is live; the reply whose job was lost meanwhile is found.
+    Before, every sweep failed reading it (NoSuchJobError) for as long as the batch ran."""
+    clock.now = datetime.now(timezone.utc)  # the worker's heartbeat is the real time
+    batch = queue_message(session, key="c", to=member.phone, body="check-in", kind="checkin", member=member)
+    reply = queue_message(session, key="r", to="+447700900456", body="a reply", kind="reply", member=member)
+    session.commit()
+    [batch_job] = queue("bulk", redis).job_ids
+    redis.flushdb()  # as the worker took the batch
+    redis.zadd(queue("bulk", redis).started_job_registry.key, {f"{batch_job}:an-execution": 9_999_999_999})
+    _partial_record(redis, batch_job, datetime.now(timezone.utc))
+    assert sweep(session, redis) == 1
+    assert queued_ids(redis) == [send_job_id(reply.id)]
+    assert queued_ids(redis, "bulk") == [], f"row {batch.id}'s batch runs: it is not enqueued again"
+
+
+def test_a_job_record_without_its_data_left_by_a_worker_that_stopped_is_replaced(session, member, redis, clock):
+    """Its row was blocked for good: the sweeper could neither read the record to delete it nor
+    enqueue a job over it."""
+    clock.now = datetime.now(timezone.utc)
+    row = queue_message(session, key="r", to=member.phone, body="hello", kind="reply", member=member)
+    session.commit()
+    [job_id] = queued_ids(redis)
+    queue("replies", redis).empty()
+    _partial_record(redis, job_id, clock.now - timedelta(hours=1))  # it stopped an hour ago
+    assert sweep(session, redis) == 1
+    assert queued_ids(redis) == [send_job_id(row.id)]
+    assert Job.fetch(job_id, connection=redis, serializer=JSONSerializer).args == [row.id]
