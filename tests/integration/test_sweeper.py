@@ -355,3 +355,17 @@ def test_a_job_record_without_its_data_left_by_a_worker_that_stopped_is_replaced
     assert sweep(session, redis) == 1
     assert queued_ids(redis) == [send_job_id(row.id)]
     assert Job.fetch(job_id, connection=redis, serializer=JSONSerializer).args == [row.id]
+
+
+def test_after_a_flush_the_sweeper_enqueues_an_alert_before_the_broadcast_due_before_it(session, member, redis):
+    """A page of 5 here (500 in production): the alert written after 12 broadcast rows goes on the
+    first sweep, not the third."""
+    for i in range(12):
+        queue_message(session, key=f"c{i}", to=f"+4477009001{i:02d}", body="hi", kind="broadcast", member=member)
+    session.commit()
+    alert = queue_message(session, key="alert", to="+447700900999", body="alert", kind="alert",
+                          community_id=member.community_id)
+    session.commit()
+    redis.flushdb()
+    sweep(session, redis, limit=5)
+    assert send_job_id(alert.id) in queued_ids(redis, "crisis")
