@@ -171,7 +171,7 @@ def parse_yaml(text: str) -> Any:
     except yaml.reader.ReaderError as exc:
         line = text[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
         what = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
-        raise YamlProblem(line, f"not valid YAML: a control character ({what}) YAML does not allow; delete it") from None
+        raise YamlProblem(line, f"not valid YAML: a control character ({what}), which YAML does not allow") from None
     except yaml.YAMLError as exc:
         raise YamlProblem(None, f"not valid YAML: {exc}") from None
     finally:

@@ -77,10 +77,12 @@ def _claimable(at, live) -> ColumnElement[bool]:
     """Rows due at `at` and pending, or claimed by a worker before `live` (so long ago it must be
     dead); and not behind an earlier row to the same number that a live claim is sending, which
     they must not overtake (two jobs for one row, after a flushed Redis or a sweep as it was
-    enqueued: "Next question?" before "Voting has closed")."""
+    enqueued: "Next question?" before "Voting has closed"). An urgent row (an alert to a
+    facilitator who is also a member) waits only behind another urgent one, not for a check-in."""
     in_flight_before = exists().where(
         _EARLIER.c.to_number == _OUTBOX.c.to_number, _EARLIER.c.id < _OUTBOX.c.id,
-        _EARLIER.c.state == "sending", _EARLIER.c.claimed_at >= live)
+        _EARLIER.c.state == "sending", _EARLIER.c.claimed_at >= live,
+        or_(_OUTBOX.c.kind.not_in(URGENT_KINDS), _EARLIER.c.kind.in_(URGENT_KINDS)))
     return (_OUTBOX.c.due_at <= at) & or_(
         _OUTBOX.c.state == "pending",
         (_OUTBOX.c.state == "sending") & (_OUTBOX.c.claimed_at < live),

@@ -546,6 +546,20 @@ def test_a_batch_does_not_overtake_a_row_another_worker_is_sending(app, session,
     assert send(app, session, rows[1]) == "sent"
 
 
+def test_an_alert_is_not_held_back_behind_a_check_in_being_sent_to_the_same_phone(app, session, member, double,
+                                                                                  clock):
+    """A facilitator on the rota who is also a member: their check-in is in flight when an alert
+    comes for them. The alert goes; before, its job ended "skipped" and it waited for the sweeper."""
+    rows = [queue_message(session, key=key, to=member.phone, body=body, kind=kind, member=member)
+            for key, body, kind in (("c", "How are you today?", "checkin"), ("a", "Hearth, Oak House (high)", "alert"))]
+    session.commit()
+    session.execute(OutboundMessage.__table__.update().where(OutboundMessage.__table__.c.id == rows[0].id)
+                    .values(state="sending", claimed_at=clock.now, attempts=1))
+    session.commit()
+    assert send(app, session, rows[1]) == "sent"
+    assert [m["body"] for m in double.messages] == ["Hearth, Oak House (high)"]
+
+
 def add_member_for_test(session, member):
     from service.directory import add_member
 
