@@ -13,14 +13,20 @@ from flows.examples import run_examples
 from flows.flow import Flow
 from flows.flow_schema import write_schema
 from flows.loader import display_path, load_flow_file
-from flows.registry import BUNDLED_DIR, bundled_files, settle
+from flows.registry import BUNDLED_DIR, bundled_files, flow_files, settle
 
 
-def _paths(args: list[str]) -> list[Path]:
+def _paths(args: list[str]) -> list[Path] | None:
+    """The files named, and those in the folders named; None, with an error printed, when a folder
+    holds none that the service would load (a file called Checkin.YAML is not one)."""
     found: list[Path] = []
     for arg in args or [str(BUNDLED_DIR)]:
         path = Path(arg)
-        found.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
+        files = flow_files(path) if path.is_dir() else [path]
+        if not files:
+            print(f"error: {path} holds no flow files (names ending .yaml or .yml, in lower case)")
+            return None
+        found.extend(files)
     return found
 
 
@@ -83,7 +89,8 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     run = _validate if command == "validate" else _test
-    return 0 if run(_paths(args)) else 1
+    paths = _paths(args)
+    return 0 if paths is not None and run(paths) else 1
 
 
 if __name__ == "__main__":

@@ -125,10 +125,11 @@ class Registry:
 
 def bundled_files() -> list[Path]:
     """The bundled flow files, in the order they load."""
-    return _files(BUNDLED_DIR)
+    return flow_files(BUNDLED_DIR)
 
 
-def _files(directory: str | os.PathLike) -> list[Path]:
+def flow_files(directory: str | os.PathLike) -> list[Path]:
+    """The flow files in a folder, as the service loads them: *.yaml and *.yml."""
     folder = Path(directory)
     return sorted(list(folder.glob("*.yaml")) + list(folder.glob("*.yml")))
 
@@ -182,7 +183,7 @@ def load_registry(extra_dirs: Iterable[str | os.PathLike] = (), include_bundled:
         if not folder.is_dir():
             problems.append(Problem(display_path(folder), None, None, "not a folder of flows"))
             continue
-        for path in _files(folder):
+        for path in flow_files(folder):
             flow, found = load_flow_file(path)
             problems.extend(found)
             if flow is not None:

@@ -196,3 +196,12 @@ def test_a_command_starts_its_flow_with_the_keyword_as_the_trigger_has_it(text, 
     registry, _ = load_registry()
     flow, params = registry.command(text, "en")
     assert (params["keyword"], params["args"], params["text"]) == (keyword, args, text)
+
+
+@pytest.mark.parametrize("command", ["validate", "test"])
+def test_a_folder_with_no_flow_files_is_an_error_not_a_silent_success(tmp_path, capsys, command):
+    """Checkin.YAML is not loaded by the service (it reads *.yaml and *.yml): neither command may
+    print nothing and exit 0 for it."""
+    (tmp_path / "Checkin.YAML").write_text("id: checkin\n")
+    assert main([command, str(tmp_path)]) == 1
+    assert "holds no flow files" in capsys.readouterr().out
