@@ -73,8 +73,7 @@ def _key(value: Any) -> str:
 
 class _Constructor(SafeConstructor):
     def construct_object(self, node, deep=False):
-        """PyYAML's own constructors; a tagged value they cannot read (`!!int 2a`) is refused at
-        its line, not raised as a bare ValueError that would stop the loading of every flow."""
+        """PyYAML's constructors; a tagged value they cannot read (`!!int 2a`) is refused at its line."""
         try:
             return super().construct_object(node, deep)
         except yaml.YAMLError:
@@ -84,20 +83,21 @@ class _Constructor(SafeConstructor):
             raise ConstructorError(None, None, f"!!{node.tag.rsplit(':', 1)[-1]} cannot read {what}", node.start_mark)
 
     def construct_lined_map(self, node):
-        """A Mapping with lines; duplicate keys are refused."""
+        """A Mapping with lines; a key written twice is refused, one written overrides a merge's (`<<:`)."""
         data = Mapping()
         data.line, data.key_lines = node.start_mark.line + 1, {}
         yield data
-        self.flatten_mapping(node)
-        for key_node, value_node in node.value:
+        own = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
+        self.flatten_mapping(node)  # the merged pairs first, then the mapping's own
+        merged, written = len(node.value) - own, set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, (list, dict)):
                 raise ConstructorError(None, None, "a key must be plain text", key_node.start_mark)
             key = _key(key)
-            if key in data:
-                raise ConstructorError(
-                    None, None, f"duplicate key '{key}'", key_node.start_mark
-                )
+            if key in written:
+                raise ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+            written |= {key} if index >= merged else set()
             data[key] = self.construct_object(value_node, deep=True)
             data.key_lines[key] = key_node.start_mark.line + 1
 

@@ -94,6 +94,15 @@ def test_a_tagged_value_yaml_cannot_read_is_refused_at_its_line(tagged):
     assert problem.line == 2 and "not valid YAML" in problem.message and "cannot read" in problem.message
 
 
+def test_a_key_written_after_a_merge_overrides_the_merged_one():
+    """As YAML merge keys mean: a step built on another (`<<: *base`) with its own id."""
+    text = flow("  - &base {id: hi, type: send, text: Hi, next: done}\n  - <<: *base\n    id: again\n"
+                "  - {id: done, type: end}\n")
+    assert [p for p in problems(text, "error") if "duplicate key" in p.message] == []
+    twice = flow("  - {id: hi, type: send, text: Hi, text: Hello, next: done}\n  - {id: done, type: end}\n")
+    assert any("duplicate key 'text'" in p.message for p in problems(twice))
+
+
 def test_a_control_character_is_refused_at_its_line():
     text = flow(ASK.replace("    text: Reply 1 or 2\n", "    text: Reply 1\x0c or 2\n"))
     [problem] = problems(text)
