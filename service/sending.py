@@ -61,8 +61,9 @@ _COMMUNITIES = Community.__table__
 # A community with a number of its own texts from it (its members reply to it, and it has its own
 # rate limit); the rest from the configured sender.
 _COMMUNITY = select(_COMMUNITIES).where(_COMMUNITIES.c.id == _OUTBOX.c.community_id)
-_COMMUNITY_NUMBER = (_COMMUNITY.with_only_columns(_COMMUNITIES.c.phone_number).scalar_subquery()
-                     .label("community_number"))
+# The number a row is sent from: its community's own; None, the configured sender.
+_SENT_FROM = _COMMUNITY.with_only_columns(_COMMUNITIES.c.phone_number).scalar_subquery()
+_COMMUNITY_NUMBER = _SENT_FROM.label("community_number")
 # What a send must know of the community's quiet hours, read in the same statement as the claim.
 _COMMUNITY_QUIET = tuple(_COMMUNITY.with_only_columns(column).scalar_subquery().label(f"community_{column.name}")
                          for column in (_COMMUNITIES.c.timezone, _COMMUNITIES.c.quiet_start, _COMMUNITIES.c.quiet_end))
@@ -223,11 +224,7 @@ def _refused_for_good(session: Session, claim, from_number: str | None, exc: Set
 def _sender_works(session: Session, from_number: str | None, since) -> bool:
     """Whether the carrier took a message from this sender (a community's number; None, the configured
     one) since `since`."""
-    numbers = select(_COMMUNITIES.c.id).where(_COMMUNITIES.c.phone_number == from_number) if from_number else \
-        select(_COMMUNITIES.c.id).where(_COMMUNITIES.c.phone_number.is_(None))
-    from_here = _OUTBOX.c.community_id.in_(numbers)
-    if not from_number:
-        from_here = or_(from_here, _OUTBOX.c.community_id.is_(None))
+    from_here = _SENT_FROM == from_number if from_number else _SENT_FROM.is_(None)
     return session.connection().scalar(select(exists().where(
         _OUTBOX.c.provider_sid.is_not(None), _OUTBOX.c.sent_at >= since, from_here))) or False
 

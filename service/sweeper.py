@@ -21,10 +21,10 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH) -> int:
 
     Rows are read oldest due first, the crisis queue's before the rest, a page at a time: a
     broadcast's thousands of rows with live jobs ahead of a row whose job was lost must not hide
-    it. Two sweeps at once are harmless: job
-    ids are unique and a send claims its row first. The rows a sweep finds are enqueued as rows
-    committed together are (`enqueue_sends`): bulk ones in batches, one recipient's in one job
-    (a recipient's rows can be split only where a sweep stops, after `limit` rows).
+    it. Two sweeps at once are harmless: job ids are unique and a send claims its row first. The
+    rows a sweep finds are enqueued as rows committed together are (`enqueue_sends`): bulk ones in
+    batches, one recipient's in one job (a recipient's rows can be split only where a sweep stops,
+    after `limit` rows).
     """
     at = now()
     live: set[int] | None = None

@@ -159,7 +159,8 @@ def live_send_rows(connection: Redis, started_after: datetime) -> set[int]:
     """
     waiting, started, held = _snapshot(connection)
     live = set(waiting)
-    for job_id, heard in zip(sorted(started), _last_heard(connection, sorted(started))):
+    started_ids = sorted(started)
+    for job_id, heard in zip(started_ids, _last_heard(connection, started_ids)):
         if heard is not None and _aware(heard) > started_after:
             live.add(job_id)
     # A job that ended while those were read may have put its rows on a queue first (a batch that

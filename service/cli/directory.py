@@ -185,14 +185,12 @@ def add_member_command(community_name, name, phone, language, channel, no_welcom
             member = add_member(db.session, community, name, phone, language=language, channel=channel,
                                 welcome=not no_welcome, actor=operator())
             db.session.commit()
-        except IntegrityError:
-            # Another writer (an import, a second `member add`) added the number between
-            # add_member's check and this insert: the same refusal as if the check had seen it.
+        except IntegrityError as exc:
             db.session.rollback()
-            number = to_e164(phone, community.region)
-            if _holder(community, number) is None:
+            raced = _raced(community, phone, exc)
+            if raced is None:
                 raise
-            raise already_a_member(community, number) from None
+            raise raced from None
     if not member.reachable:
         click.echo(f"Added {member.name} ({member.phone}) to {community.name}, opted out: {OPTED_OUT_NOTE}.")
     else:
@@ -320,13 +318,9 @@ def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines
     except HearthError as exc:
         return None, f"line {line}: refused: {exc}"
     except DBAPIError as exc:  # a value the database will not store: that row only
-        number = to_e164(row.get("phone", ""), community.region, entered=False)
-        if isinstance(exc, IntegrityError) and _holder(community, number) is not None:
-            # Another writer (the same file imported twice at once) added the number between
-            # add_member's check and its insert, and the unique (community, phone) refused this
-            # insert: the row is on a member's number, as if the check had seen it.
-            reason = str(already_a_member(community, number))
-            return None, _on_a_members_number(community, line, row, reason, lines_of)
+        raced = _raced(community, row.get("phone", ""), exc)
+        if raced is not None:  # the same file imported twice at once
+            return None, _on_a_members_number(community, line, row, str(raced), lines_of)
         return None, f"line {line}: refused: the database would not store it ({database_reason(exc)})"
     lines_of[member.phone] = line
     if not member.reachable:
@@ -349,6 +343,16 @@ def _on_a_members_number(community, line: int, row: dict, reason: str, lines_of:
     if holder is not None and fold(holder) == fold(row.get("name", "")):
         return f"line {line}: {ALREADY}: {reason}"
     return f"line {line}: refused: {reason}" + (f" ({holder})" if holder else "")
+
+
+def _raced(community, phone: str, exc: DBAPIError):
+    """add_member's refusal of a number already a member's (a Conflict), when another writer (an
+    import, a second `member add`) added it between add_member's check and its insert and the
+    unique (community, phone) refused the insert; None for any other error the database gave."""
+    if not isinstance(exc, IntegrityError):
+        return None
+    number = to_e164(phone, community.region, entered=False)
+    return already_a_member(community, number) if _holder(community, number) is not None else None
 
 
 def _holder(community, number: str) -> str | None:
