@@ -9,7 +9,7 @@ from typing import Callable
 from flask import current_app
 from redis.exceptions import RedisError
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import ColumnElement, bindparam, case, exists, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, case, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from workers.queues import SEND_RETRY_INTERVALS
@@ -19,6 +19,7 @@ from .database import rerun_if_disconnected
 from .consent import carrier_refused
 from .exceptions import PermanentSendError, RateLimitedSendError, SetupSendError, TransientSendError
 from .models import Community, Member, OutboundMessage, StatusEvent
+from .models.messages import UNSENT
 from .models.community import quiet_until
 from .outbox import QUIET_KINDS, TIMELY_KINDS, URGENT_KINDS
 from .ratelimit import GaveUp
@@ -55,7 +56,11 @@ DESTINATION_REFUSED = {21606, 21659}
 # The send path runs three statements per message: they are Core statements on the tables, which
 # skip the ORM's bulk-update machinery (nothing in the session needs to know of these rows).
 _OUTBOX = OutboundMessage.__table__
-_EARLIER = _OUTBOX.alias("earlier")  # another row to the same number (ix_outbound_sending_to)
+_EARLIER = _OUTBOX.alias("earlier")  # another row to the same number (ix_outbound_unsent_to)
+# The partial index's own condition, written out rather than bound, so that both databases use the
+# index whatever plan they keep for the statement.
+_UNSENT_EARLIER = _EARLIER.c.state.in_([literal_column(f"'{state}'") for state in UNSENT])
+_BEFORE = (_EARLIER.c.to_number == _OUTBOX.c.to_number) & (_EARLIER.c.id < _OUTBOX.c.id)
 _MEMBERS = Member.__table__
 _COMMUNITIES = Community.__table__
 # A community with a number of its own texts from it (its members reply to it, and it has its own
@@ -70,24 +75,54 @@ _COMMUNITY_QUIET = tuple(_COMMUNITY.with_only_columns(column).scalar_subquery().
 
 
 def claimable(at: datetime) -> ColumnElement[bool]:
-    """Rows a send (or the sweeper) may take at `at` (`_claimable`)."""
+    """Rows a send may take at `at` (`_claimable`)."""
     return _claimable(at, at - lease())
+
+
+def sweepable(at: datetime) -> tuple[ColumnElement[bool], ColumnElement[int | None]]:
+    """Rows the sweeper may give a job at `at`: `_claimable`'s, and also those that wait only for
+    an earlier row on their queue that is due (`_waiting`); and for each, the first row it waits
+    for (None for none). The sweeper gives a waiting row a job only when that row has none either:
+    then they go in one job, in the order written."""
+    live = at - lease()
+    waits_for = select(func.min(_EARLIER.c.id)).where(_BEFORE, _UNSENT_EARLIER, _waiting(at)).scalar_subquery()
+    return _open(at, live) & ~exists().where(_BEFORE, _UNSENT_EARLIER, _in_flight(live)), waits_for
 
 
 def _claimable(at, live) -> ColumnElement[bool]:
     """Rows due at `at` and pending, or claimed by a worker before `live` (so long ago it must be
-    dead); and not behind an earlier row to the same number that a live claim is sending, which
-    they must not overtake (two jobs for one row, after a flushed Redis or a sweep as it was
-    enqueued: "Next question?" before "Voting has closed"). An urgent row (an alert to a
-    facilitator who is also a member) waits only behind another urgent one, not for a check-in."""
-    in_flight_before = exists().where(
-        _EARLIER.c.to_number == _OUTBOX.c.to_number, _EARLIER.c.id < _OUTBOX.c.id,
-        _EARLIER.c.state == "sending", _EARLIER.c.claimed_at >= live,
-        or_(_OUTBOX.c.kind.not_in(URGENT_KINDS), _EARLIER.c.kind.in_(URGENT_KINDS)))
+    dead); and not behind an earlier row to the same number that must go first:
+
+    - one a live claim is sending (two jobs for one row, after a flushed Redis or a sweep as it was
+      enqueued: "Next question?" before "Voting has closed"). An urgent row (an alert to a
+      facilitator who is also a member) waits only behind another urgent one, not for a check-in;
+    - one on the same queue that is due and not yet sent: queued in an earlier job (a member's two
+      texts answered by two workers at once), put back for a retry after the carrier failed it (a
+      second reply must not arrive while the first waits out its back-off), or a stopped worker's.
+      A reply does not wait for a check-in that is not being sent, nor an urgent row for any.
+    """
+    must_go_first = exists().where(_BEFORE, _UNSENT_EARLIER, or_(_in_flight(live), _waiting(at)))
+    return _open(at, live) & ~must_go_first
+
+
+def _open(at, live) -> ColumnElement[bool]:
+    """Due at `at`, and pending or claimed by a worker before `live`."""
     return (_OUTBOX.c.due_at <= at) & or_(
         _OUTBOX.c.state == "pending",
         (_OUTBOX.c.state == "sending") & (_OUTBOX.c.claimed_at < live),
-    ) & ~in_flight_before
+    )
+
+
+def _in_flight(live) -> ColumnElement[bool]:
+    """The earlier row is being sent by a live claim (an urgent row waits only for an urgent one)."""
+    return ((_EARLIER.c.state == "sending") & (_EARLIER.c.claimed_at >= live)
+            & or_(_OUTBOX.c.kind.not_in(URGENT_KINDS), _EARLIER.c.kind.in_(URGENT_KINDS)))
+
+
+def _waiting(at) -> ColumnElement[bool]:
+    """The earlier (unsent) row is on the same queue and due; urgent rows do not wait for one
+    (an alert goes while an earlier alert to the same facilitator waits out a back-off)."""
+    return (_EARLIER.c.queue == _OUTBOX.c.queue) & (_EARLIER.c.due_at <= at) & _OUTBOX.c.kind.not_in(URGENT_KINDS)
 
 
 def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str, final_attempt: bool,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from redis import Redis
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -10,32 +12,44 @@ from workers.queues import enqueue_sends, live_send_rows
 
 from .clock import now
 from .models import OutboundMessage
-from .sending import claimable, lease
+from .sending import lease, sweepable
 
 BATCH = 500
 PAGES = 20  # rows looked at in one sweep: up to PAGES x BATCH, so a backlog of live jobs hides none
+# A row found without a job is given one only when a sweep at least this long before found it so
+# too. A worker takes a job off its queue a moment before RQ records it as started: a sweep that
+# looked in between would give the row a second job, which skips a failed send's back-off.
+CONFIRM = timedelta(seconds=2)
+# Rows a sweep found without a job: outbox id -> when first found (epoch seconds, the app's clock).
+UNSEEN = "hearth-sweep-unseen"
+# A mark no sweep has renewed for this long is of a row that has had a job since, or was sent.
+FORGET = timedelta(minutes=1)
 
 
-def sweep(session: Session, redis: Redis, limit: int = BATCH) -> int:
+def sweep(session: Session, redis: Redis, limit: int = BATCH, confirm: timedelta = CONFIRM) -> int:
     """Enqueue due rows whose job is missing or dead; return how many were enqueued.
 
     Rows are read oldest due first, the crisis queue's before the rest, a page at a time: a
     broadcast's thousands of rows with live jobs ahead of a row whose job was lost must not hide
-    it. Two sweeps at once are harmless: job ids are unique and a send claims its row first. The
-    rows a sweep finds are enqueued as rows committed together are (`enqueue_sends`): bulk ones in
-    batches, one recipient's in one job (a recipient's rows can be split only where a sweep stops,
-    after `limit` rows).
+    it. A row waiting for an earlier one to the same number that has a live job waits for it
+    (its own job ran, found it ahead, and left it; it is given a job once that one is sent). A row
+    is enqueued once two sweeps `confirm` apart found it without a job (`CONFIRM`). Two sweeps at
+    once are harmless: job ids are unique and a send claims its row first. The rows a sweep finds
+    are enqueued as rows committed together are (`enqueue_sends`), in the order they were
+    written: bulk ones in batches, one recipient's in one job (a recipient's rows can be split
+    only where a sweep stops, after `limit` rows).
     """
     at = now()
+    rule, waits_for = sweepable(at)
     live: set[int] | None = None
-    missing = []
+    missing, seen_live = [], []
     # The crisis queue's rows first: after a flush an alert must not wait for a broadcast's rows
     # due before it, nor be hidden behind more of them than a sweep looks at.
     for group in (_OUTBOX.c.queue == "crisis", _OUTBOX.c.queue != "crisis"):
         after = None
         for _ in range(PAGES):
-            query = select(_OUTBOX.c.id, _OUTBOX.c.queue, _OUTBOX.c.to_number, _OUTBOX.c.due_at).where(
-                claimable(at), group)
+            query = select(_OUTBOX.c.id, _OUTBOX.c.queue, _OUTBOX.c.to_number, _OUTBOX.c.due_at,
+                           waits_for.label("waits_for")).where(rule, group)
             if after is not None:
                 due, last = after
                 query = query.where(or_(_OUTBOX.c.due_at > due, and_(_OUTBOX.c.due_at == due, _OUTBOX.c.id > last)))
@@ -45,14 +59,40 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH) -> int:
                 break
             if live is None:
                 live = live_send_rows(redis, started_after=at - lease())
-            missing += [(row.id, row.queue, row.to_number) for row in rows if row.id not in live]
+            for row in rows:
+                if row.id in live:
+                    seen_live.append(row.id)
+                elif row.waits_for not in live:
+                    missing.append((row.id, row.queue, row.to_number))
             if len(missing) >= limit or len(rows) < limit:
                 break
             after = (rows[-1].due_at, rows[-1].id)
         if len(missing) >= limit:
             break
+    confirmed = set(_confirmed(redis, [row[0] for row in missing], seen_live, at, confirm))
     # Enqueued together, as at commit: held bulk rows (an import's welcomes) go in batches.
-    return enqueue_sends(redis, missing, replace_dead=True)
+    enqueued = enqueue_sends(redis, sorted(row for row in missing if row[0] in confirmed), replace_dead=True)
+    if confirmed:
+        redis.zrem(UNSEEN, *confirmed)
+    return enqueued
+
+
+def _confirmed(redis: Redis, missing: list[int], live: list[int], at: datetime, confirm: timedelta) -> list[int]:
+    """Of the rows found without a job now, those a sweep at least `confirm` ago found so too;
+    the others are marked as found now. Rows found with a job lose their mark."""
+    stamp = at.timestamp()
+    with redis.pipeline(transaction=False) as pipeline:
+        # Marks no sweep renewed, and marks from a clock ahead of this one: found afresh.
+        pipeline.zremrangebyscore(UNSEEN, "-inf", f"({stamp - FORGET.total_seconds()}")
+        pipeline.zremrangebyscore(UNSEEN, f"({stamp + confirm.total_seconds()}", "+inf")
+        if live:
+            pipeline.zrem(UNSEEN, *live)
+        if missing:
+            pipeline.zadd(UNSEEN, {str(row): stamp for row in missing}, nx=True)
+            pipeline.zmscore(UNSEEN, [str(row) for row in missing])
+        done = pipeline.execute()
+    found = done[-1] if missing else []
+    return [row for row, first in zip(missing, found) if first is not None and stamp - first >= confirm.total_seconds()]
 
 
 _OUTBOX = OutboundMessage.__table__

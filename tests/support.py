@@ -37,3 +37,11 @@ def sms_form(body: str, from_number: str = "+447700900123", to: str = "+44163296
 def twiml_messages(xml: str) -> list[str]:
     """The texts of the <Message> elements in a TwiML answer, in order."""
     return [m.text for m in ElementTree.fromstring(xml).iter("Message")]
+
+
+def sweep_now(session, redis, **kwargs) -> int:
+    """One sweep that enqueues at once what it finds without a job (`sweep` waits for a second
+    sweep to find a row so too): for tests of what a sweep finds, not of when it acts."""
+    from service.sweeper import sweep
+
+    return sweep(session, redis, confirm=timedelta(0), **kwargs)

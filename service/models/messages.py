@@ -11,6 +11,8 @@ from .base import Base
 
 # Pipeline states of an outbox row (ours); the carrier's view is `delivery_status`.
 PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "failed", "cancelled"
+UNSENT = (PENDING, SENDING)  # an outbox row that may still go
+UNSENT_WHERE = "state IN ('pending', 'sending')"
 
 # Carrier statuses in the order they can happen; a callback never moves a message backwards.
 DELIVERY_RANK = {
@@ -44,9 +46,9 @@ class OutboundMessage(Base):
     __tablename__ = "outbound_messages"
     __table_args__ = (
         Index("ix_outbound_due", "state", "due_at"),
-        # The few rows being sent, by number: what a claim looks for before it takes a later one.
-        Index("ix_outbound_sending_to", "to_number", postgresql_where=text("state = 'sending'"),
-              sqlite_where=text("state = 'sending'")),
+        # The rows not yet sent, by number: what a claim looks for before it takes a later one.
+        Index("ix_outbound_unsent_to", "to_number", "id", postgresql_where=text(UNSENT_WHERE),
+              sqlite_where=text(UNSENT_WHERE)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

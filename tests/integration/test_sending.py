@@ -125,7 +125,7 @@ def test_an_answer_the_transport_cannot_read_is_retried_then_recorded_never_left
     """A proxy in the way answers 200 with a web page: the SDK cannot read it. The row is tried
     again within its job's retries and then recorded as failed; it is not left `sending`, to be
     handed to the carrier again each time its claim lapses."""
-    from service.sweeper import sweep
+    from tests.support import sweep_now
 
     double.fail(member.phone, "html")
     row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
@@ -136,7 +136,7 @@ def test_an_answer_the_transport_cannot_read_is_retried_then_recorded_never_left
     tried_all_but_once(session, row)
     assert send(app, session, row, final=True) == "failed"
     clock.advance(seconds=600)
-    sweep(session, redis)
+    sweep_now(session, redis)
     assert send(app, session, row, final=True) == "skipped"
     got = fresh(session, row)
     assert (got.state, got.attempts, len(double.requests)) == ("failed", 7, 2)
@@ -330,8 +330,8 @@ def test_a_refused_account_fails_no_message_and_they_go_once_it_is_fixed(config,
     counted a failure; each waits, and goes once the settings are right."""
     from service.exceptions import SetupSendError
 
-    rows = [queue_message(session, key=f"k{i}", to=member.phone, body=f"hi {i}", kind="broadcast", member=member)
-            for i in range(2)]
+    rows = [queue_message(session, key=f"k{i}", to=f"+44770090012{i}", body=f"hi {i}", kind="broadcast", member=member)
+            for i in range(2)]  # to two numbers: one number's second message would wait for its first
     session.commit()
     wrong = create_app(dataclasses.replace(config, transport="twilio", twilio_api_base=double.url,
                                            twilio_auth_token="rotated-last-night"),
@@ -521,7 +521,7 @@ def test_a_batch_does_not_overtake_a_row_another_worker_is_sending(app, session,
     job's worker sends "Voting has closed", this one leaves the member's next text pending behind
     it, and sends another member's; the sweeper gives the next text no job until the first is sent."""
     from service.sending import deliver_batch
-    from service.sweeper import sweep
+    from tests.support import sweep_now
 
     other = add_member_for_test(session, member)
     rows = [queue_message(session, key=f"b{i}", to=person.phone, body=body, kind="flow", member=person)
@@ -538,11 +538,11 @@ def test_a_batch_does_not_overtake_a_row_another_worker_is_sending(app, session,
     assert [m["body"] for m in double.messages] == ["Hello Sam"]
     assert fresh(session, rows[1]).state == "pending"
     redis.flushdb()  # the jobs are gone: only the sweeper can give the row one
-    assert sweep(session, redis) == 0
+    assert sweep_now(session, redis) == 0
     session.execute(OutboundMessage.__table__.update().where(OutboundMessage.__table__.c.id == rows[0].id)
                     .values(state="sent"))  # the other worker is done
     session.commit()
-    assert sweep(session, redis) == 1
+    assert sweep_now(session, redis) == 1
     assert send(app, session, rows[1]) == "sent"
 
 
@@ -558,6 +558,57 @@ def test_an_alert_is_not_held_back_behind_a_check_in_being_sent_to_the_same_phon
     session.commit()
     assert send(app, session, rows[1]) == "sent"
     assert [m["body"] for m in double.messages] == ["Hearth, Oak House (high)"]
+
+
+def test_a_members_next_reply_waits_while_their_last_waits_out_its_retry(app, session, member, double, clock):
+    """A reply the carrier failed (a 500) is put back for its job's retry, seconds to minutes away.
+    The member's next reply, in a job of its own, waits for it: before, it went first, and the
+    member read the answer to their second text before the answer to their first."""
+    double.fail(member.phone, "500", times=1)
+    first = queue_message(session, key="r1", to=member.phone, body="Thanks. How did you sleep?", kind="flow",
+                          member=member)
+    session.commit()
+    second = queue_message(session, key="r2", to=member.phone, body="Noted: 7 hours.", kind="flow", member=member)
+    session.commit()
+    with pytest.raises(TransientSendError):
+        send(app, session, first)
+    assert fresh(session, first).state == "pending"
+    assert send(app, session, second) == "skipped"  # its job ends; the sweeper gives it another
+    assert fresh(session, second).state == "pending"
+    assert send(app, session, first) == "sent"  # the retry
+    assert send(app, session, second) == "sent"
+    assert [m["body"] for m in double.messages] == ["Thanks. How did you sleep?", "Noted: 7 hours."]
+
+
+def test_of_two_jobs_for_one_members_replies_the_later_waits_for_the_earlier_not_yet_taken(app, session, member,
+                                                                                           double):
+    """Two texts from one member answered by two workers at once: the second answer's job may be
+    taken first. It leaves its row for the first answer to go first."""
+    first = queue_message(session, key="r1", to=member.phone, body="first", kind="reply", member=member)
+    session.commit()
+    second = queue_message(session, key="r2", to=member.phone, body="second", kind="reply", member=member)
+    session.commit()
+    assert send(app, session, second) == "skipped"
+    assert [send(app, session, row) for row in (first, second)] == ["sent", "sent"]
+    assert [m["body"] for m in double.messages] == ["first", "second"]
+
+
+def test_a_reply_does_not_wait_for_a_check_in_nor_an_alert_for_an_earlier_alert(app, session, member, double):
+    """Only rows on the same queue keep their order: a member's HELP is answered while their
+    check-in waits out a retry, and a facilitator's second alert goes while the first does."""
+    double.fail(member.phone, "500", times=2)
+    check_in = queue_message(session, key="c", to=member.phone, body="How are you today?", kind="checkin",
+                             member=member)
+    alert = queue_message(session, key="a1", to=member.phone, body="alert one", kind="alert", member=member)
+    session.commit()
+    for row in (check_in, alert):
+        with pytest.raises(TransientSendError):
+            send(app, session, row)
+    reply = queue_message(session, key="h", to=member.phone, body="Help text", kind="reply", member=member)
+    second_alert = queue_message(session, key="a2", to=member.phone, body="alert two", kind="alert", member=member)
+    session.commit()
+    assert [send(app, session, row) for row in (reply, second_alert)] == ["sent", "sent"]
+    assert [m["body"] for m in double.messages] == ["Help text", "alert two"]
 
 
 def add_member_for_test(session, member):
@@ -766,9 +817,13 @@ def test_a_refused_accounts_message_first_tried_on_its_new_jobs_last_run_is_not_
 
     from service.sending import TRIES, deliver_batch
 
-    row = refused_for_a_whole_job(config, clock, session, member, double)
+    # Written first, and due only once the account is fixed (not to hold the row back before).
     earlier = queue_message(session, key="e", to=member.phone, body="earlier", kind="broadcast", member=member,
-                            due_at=clock.now - timedelta(minutes=1))
+                            due_at=clock.now + timedelta(days=1))
+    session.commit()
+    row = refused_for_a_whole_job(config, clock, session, member, double)
+    session.execute(OutboundMessage.__table__.update().where(OutboundMessage.__table__.c.id == earlier.id)
+                    .values(due_at=clock.now - timedelta(minutes=1)))
     session.commit()
     double.fail(member.phone, "500", times=TRIES + 1)
     runtime = app.extensions["hearth_runtime"]

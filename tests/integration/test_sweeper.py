@@ -8,7 +8,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from service.outbox import queue_message
-from service.sweeper import sweep
+from tests.support import sweep_now
 from workers.queues import batch_job_id, queue, send_job_id
 
 
@@ -39,9 +39,9 @@ def test_after_a_flush_the_sweeper_enqueues_what_is_pending(session, member, red
             for i in range(5)]
     session.commit()
     redis.flushdb()
-    assert sweep(session, redis) == 5
+    assert sweep_now(session, redis) == 5
     assert queued_ids(redis, "bulk") == [batch_job_id([r.id for r in rows])]  # one recipient's: one job, in order
-    assert sweep(session, redis) == 0, "a live job is not enqueued twice"
+    assert sweep_now(session, redis) == 0, "a live job is not enqueued twice"
 
 
 def test_the_sweeper_batches_what_it_enqueues_and_replaces_a_dead_batch(session, member, redis):
@@ -51,7 +51,7 @@ def test_the_sweeper_batches_what_it_enqueues_and_replaces_a_dead_batch(session,
     [first, second] = queued_ids(redis, "bulk")
     queue("bulk", redis).remove(first)  # a worker died holding the first batch: its hash stays, in no queue
     assert Job.exists(first, connection=redis)
-    assert sweep(session, redis) == 25
+    assert sweep_now(session, redis) == 25
     assert queued_ids(redis, "bulk") == [second, first]
 
 
@@ -60,9 +60,9 @@ def test_rows_not_yet_due_wait(session, member, redis, clock):
                   due_at=clock.now.replace(hour=20))  # 20:00, before the community's quiet hours
     session.commit()
     assert queued_ids(redis, "bulk") == []
-    assert sweep(session, redis) == 0
+    assert sweep_now(session, redis) == 0
     clock.advance(hours=11)
-    assert sweep(session, redis) == 1
+    assert sweep_now(session, redis) == 1
 
 
 def test_a_job_taken_off_its_queue_by_a_worker_that_died_is_replaced(session, member, redis):
@@ -71,7 +71,7 @@ def test_a_job_taken_off_its_queue_by_a_worker_that_died_is_replaced(session, me
     # What a worker killed between dequeue and start leaves: the job's hash, in no queue.
     queue("replies", redis).remove(send_job_id(row.id))
     assert Job.exists(send_job_id(row.id), connection=redis)
-    assert sweep(session, redis) == 1
+    assert sweep_now(session, redis) == 1
     assert queued_ids(redis) == [send_job_id(row.id)]
 
 
@@ -84,7 +84,7 @@ def test_bulk_rows_committed_together_go_in_batches_the_sweeper_counts_as_live(s
     jobs = queued_ids(redis, "bulk")
     assert [len(row_ids(job)) for job in jobs] == [BULK_BATCH, 3]
     assert sorted(r for job in jobs for r in row_ids(job)) == sorted(r.id for r in rows)
-    assert sweep(session, redis) == 0, "rows in a waiting batch have a live job"
+    assert sweep_now(session, redis) == 0, "rows in a waiting batch have a live job"
 
 
 def test_a_lost_job_behind_a_backlog_of_live_ones_is_found(session, member, redis, clock):
@@ -99,7 +99,7 @@ def test_a_lost_job_behind_a_backlog_of_live_ones_is_found(session, member, redi
     queue("replies", redis).remove(send_job_id(lost.id))
     Job.fetch(send_job_id(lost.id), connection=redis, serializer=JSONSerializer).delete()
     assert len(backlog) == 7 and len(queue("bulk", redis).job_ids) == 1  # the backlog's one batch job, waiting
-    assert sweep(session, redis, limit=3) == 1  # pages of 3: the lost row is in the third
+    assert sweep_now(session, redis, limit=3) == 1  # pages of 3: the lost row is in the third
     assert queued_ids(redis) == [send_job_id(lost.id)]
 
 
@@ -112,7 +112,7 @@ def test_one_recipients_rows_on_two_pages_of_a_sweep_go_in_one_job(session, memb
     session.commit()
     redis.flushdb()
     enqueue_sends(redis, [(other.id, "replies", other.to_number)])  # its job is live again
-    assert sweep(session, redis, limit=2) == 2  # pages of two: [other, first], then [second]
+    assert sweep_now(session, redis, limit=2) == 2  # pages of two: [other, first], then [second]
     assert queued_ids(redis) == [send_job_id(other.id), batch_job_id([first.id, second.id])]
 
 
@@ -137,9 +137,9 @@ def test_a_batch_that_reports_between_sends_is_live_however_long_ago_it_started(
         Execution.create(job, 600, pipeline)
         pipeline.execute()
     job.heartbeat(clock.now - timedelta(seconds=5), 600)
-    assert sweep(session, redis) == 0
+    assert sweep_now(session, redis) == 0
     job.heartbeat(clock.now - timedelta(minutes=2), 600)  # not heard of for longer than the lease
-    assert sweep(session, redis) == 3
+    assert sweep_now(session, redis) == 3
     assert sorted(r for j in queued_ids(redis, "bulk") for r in row_ids(j)) == sorted(r.id for r in rows)
 
 
@@ -245,7 +245,7 @@ def test_rows_a_run_holds_to_enqueue_together_are_not_given_jobs_by_the_sweeper_
         if HELD in committed.info and committed.info[HELD] and not swept and not committed.in_nested_transaction():
             def run():
                 with app.app_context():
-                    swept.append(sweep(db.session, app.extensions["hearth_redis"]))
+                    swept.append(sweep_now(db.session, app.extensions["hearth_redis"]))
             thread = threading.Thread(target=run)
             thread.start()
             thread.join()
@@ -314,7 +314,7 @@ def test_a_run_stops_asking_redis_once_it_has_failed_and_leaves_its_rows_to_the_
     assert 0 < calls_during_the_run < 10, calls_during_the_run  # not one (or more) per member
     session.expire_all()
     assert session.scalar(select(func.count(OutboundMessage.id)).where(OutboundMessage.state == "pending")) == 30
-    assert sweep(db.session, redis) == 30  # the sweeper, with Redis back, gives them their jobs
+    assert sweep_now(db.session, redis) == 30  # the sweeper, with Redis back, gives them their jobs
 
 
 def _partial_record(redis, job_id: str, heard: datetime) -> None:
@@ -338,7 +338,7 @@ def test_a_job_record_without_its_data_stops_no_sweep(session, member, redis, cl
     redis.flushdb()  # as the worker took the batch
     redis.zadd(queue("bulk", redis).started_job_registry.key, {f"{batch_job}:an-execution": 9_999_999_999})
     _partial_record(redis, batch_job, datetime.now(timezone.utc))
-    assert sweep(session, redis) == 1
+    assert sweep_now(session, redis) == 1
     assert queued_ids(redis) == [send_job_id(reply.id)]
     assert queued_ids(redis, "bulk") == [], f"row {batch.id}'s batch runs: it is not enqueued again"
 
@@ -352,7 +352,7 @@ def test_a_job_record_without_its_data_left_by_a_worker_that_stopped_is_replaced
     [job_id] = queued_ids(redis)
     queue("replies", redis).empty()
     _partial_record(redis, job_id, clock.now - timedelta(hours=1))  # it stopped an hour ago
-    assert sweep(session, redis) == 1
+    assert sweep_now(session, redis) == 1
     assert queued_ids(redis) == [send_job_id(row.id)]
     assert Job.fetch(job_id, connection=redis, serializer=JSONSerializer).args == [row.id]
 
@@ -367,5 +367,77 @@ def test_after_a_flush_the_sweeper_enqueues_an_alert_before_the_broadcast_due_be
                           community_id=member.community_id)
     session.commit()
     redis.flushdb()
-    sweep(session, redis, limit=5)
+    sweep_now(session, redis, limit=5)
     assert send_job_id(alert.id) in queued_ids(redis, "crisis")
+
+
+def test_a_row_is_given_a_new_job_only_once_two_sweeps_apart_found_it_without_one(session, member, redis, clock):
+    """A worker takes a job off its queue a moment before RQ records it as started: a sweep in
+    between sees the row without a job. Only a second sweep, `CONFIRM` later, that finds it so
+    too gives it one; before, that sweep gave it a second job, whose run skipped the back-off of
+    a failed send and counted two of its tries."""
+    from service.sweeper import CONFIRM, sweep
+
+    row = queue_message(session, key="a", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    queue("replies", redis).remove(send_job_id(row.id))  # taken off its queue, not yet started
+    assert sweep(session, redis) == 0
+    clock.advance(seconds=1)
+    assert sweep(session, redis) == 0
+    clock.advance(seconds=CONFIRM.total_seconds() - 1)
+    assert sweep(session, redis) == 1, "no worker started it: it was lost"
+    assert queued_ids(redis) == [send_job_id(row.id)]
+    assert sweep(session, redis) == 0
+
+
+def test_a_row_seen_with_a_job_between_two_sweeps_starts_its_wait_afresh(session, member, redis, clock):
+    from service.sweeper import CONFIRM, sweep
+
+    row = queue_message(session, key="a", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    replies = queue("replies", redis)
+    replies.remove(send_job_id(row.id))
+    assert sweep(session, redis) == 0  # found without a job
+    clock.advance(seconds=1)
+    replies.enqueue_job(Job.fetch(send_job_id(row.id), connection=redis, serializer=JSONSerializer))
+    assert sweep(session, redis) == 0  # its job is there: the first finding is forgotten
+    replies.remove(send_job_id(row.id))
+    clock.advance(seconds=CONFIRM.total_seconds())
+    assert sweep(session, redis) == 0, "found without a job once, not twice CONFIRM apart"
+    clock.advance(seconds=CONFIRM.total_seconds())
+    assert sweep(session, redis) == 1
+
+
+def test_a_row_waiting_for_an_earlier_one_with_a_live_job_is_left_to_wait(app, session, member, redis, clock):
+    """A member's second reply, whose job found their first waiting out a retry and left it: the
+    sweeper gives it no job while the first has one, then gives it one when the first is sent."""
+    from sqlalchemy import update
+
+    from service.models import OutboundMessage
+
+    first = queue_message(session, key="r1", to=member.phone, body="first", kind="reply", member=member)
+    session.commit()
+    second = queue_message(session, key="r2", to=member.phone, body="second", kind="reply", member=member)
+    session.commit()
+    queue("replies", redis).remove(send_job_id(second.id))  # its job ran and ended
+    assert queued_ids(redis) == [send_job_id(first.id)]
+    assert sweep_now(session, redis) == 0
+    session.execute(update(OutboundMessage).where(OutboundMessage.id == first.id).values(state="sent"))
+    session.commit()
+    assert sweep_now(session, redis) == 1
+    assert send_job_id(second.id) in queued_ids(redis)
+
+
+def test_rows_that_lost_their_jobs_go_in_the_order_written_whatever_their_due_times(session, member, redis, clock):
+    """A reminder written first but due a minute after a reply written later: the reply waits for
+    it (it is the earlier row), so the sweeper puts the two in one job, the reminder first."""
+    reminder = queue_message(session, key="m", to=member.phone, body="reminder", kind="reminder", member=member,
+                             due_at=clock.now + timedelta(minutes=1))
+    session.commit()
+    clock.advance(minutes=1)
+    reply = queue_message(session, key="r", to=member.phone, body="reply", kind="reply", member=member,
+                          due_at=clock.now - timedelta(minutes=1))
+    session.commit()
+    redis.flushdb()
+    assert sweep_now(session, redis) == 2
+    assert queued_ids(redis) == [batch_job_id([reminder.id, reply.id])]
