@@ -10,6 +10,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
+from flows.sms import measure
 from ..exceptions import PermanentSendError, RateLimitedSendError, SetupSendError, TransientSendError
 from .base import SendResult
 
@@ -70,7 +71,9 @@ class TwilioTransport:
                 raise TransientSendError(f"could not reach Twilio: {exc.__class__.__name__}") from None
             raise TransientSendError(f"no answer from Twilio ({exc.__class__.__name__}); it may have taken the"
                                      " message", maybe_taken=True) from None
-        return SendResult(sid=message.sid, status=message.status or "queued", segments=int(message.num_segments or 1))
+        # A Messaging Service's answer counts no parts ("0": it counts them once it has picked a sender).
+        segments = int(message.num_segments or 0) or measure(body).segments
+        return SendResult(sid=message.sid, status=message.status or "queued", segments=segments)
 
     def _note_retry_after(self, response, *args, **kwargs):
         self._retry_after = response.headers.get("Retry-After")

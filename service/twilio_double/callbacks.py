@@ -1,5 +1,7 @@
 """The status callbacks Twilio would post for a message or a call, as a Sequence of Steps."""
 
+from flows.sms import measure
+
 from .behaviour import CALL_OUTCOMES, MESSAGE_OUTCOMES, Outcome, Settings
 from .dispatcher import Sequence, Step
 from .resources import API_VERSION
@@ -41,7 +43,7 @@ def message_sequence(message: dict, outcome: Outcome, settings: Settings, status
         }
         if message["messaging_service_sid"]:
             params["MessagingServiceSid"] = message["messaging_service_sid"]
-        fields = {"date_updated": STAMP, "from": sender}
+        fields = {"date_updated": STAMP, "from": sender, "num_segments": str(measure(message["body"]).segments)}
         if status == "sent":
             fields["date_sent"] = STAMP
         if status in ("failed", "undelivered"):

@@ -63,7 +63,9 @@ def create_message(params: dict, account_sid: str, now: float):
         "from": sender or None,
         "messaging_service_sid": service or None,
         "num_media": str(len(_as_list(params.get("MediaUrl")))),
-        "num_segments": str(measure(body).segments),
+        # With a Messaging Service Twilio counts the parts once it has picked a sender (a callback's
+        # step): its answer says "0".
+        "num_segments": "0" if service else str(measure(body).segments),
         "price": None,
         "price_unit": "USD",
         "sid": sid,

@@ -56,6 +56,22 @@ def test_a_row_is_sent_through_the_sdk_and_recorded(app, session, member, double
     assert got.attempts == 1
 
 
+def test_a_row_sent_through_a_messaging_service_keeps_its_own_segment_count(config, clock, session, member, double):
+    """Twilio answers a Messaging Service's message with num_segments "0": the row keeps what it measured."""
+    config = dataclasses.replace(config, transport="twilio", twilio_api_base=double.url, public_base_url=None,
+                                 twilio_messaging_service_sid="MG" + "0" * 32)
+    app = create_app(config, overrides={"TESTING": True, "CLOCK": clock})
+    try:
+        row = queue_message(session, key="k", to=member.phone, body="a" * 161, kind="reply", member=member)
+        session.commit()
+        assert send(app, session, row) == "sent"
+        [message] = double.messages
+        assert message["messaging_service_sid"] == "MG" + "0" * 32
+        assert fresh(session, row).segments == 2
+    finally:
+        app.extensions["hearth_db"].engine.dispose()
+
+
 def test_a_row_is_sent_once_however_often_its_job_runs(app, session, member, double):
     row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
     session.commit()

@@ -159,6 +159,15 @@ def test_message_via_messaging_service(double, client):
     assert message.status == "accepted"
 
 
+def test_a_messaging_service_message_is_answered_with_no_segment_count_until_it_is_sent(double, client):
+    # Twilio counts a Messaging Service's message once it has picked a sender: its answer says "0".
+    message = client.messages.create(to=TO, messaging_service_sid="MG" + "1" * 32, body="a" * 161)
+
+    assert message.num_segments == "0"
+    double.wait_for(lambda: double.message(message.sid)["status"] == "delivered")
+    assert double.message(message.sid)["num_segments"] == "2"
+
+
 def test_fetch_message_shows_its_current_status(double, client):
     message = send(client)
     double.wait_for(lambda: double.message(message.sid)["status"] == "delivered")
