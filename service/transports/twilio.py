@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from requests.exceptions import ConnectTimeout, RequestException
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
@@ -64,7 +64,7 @@ class TwilioTransport:
         self._retry_after = None
         try:
             message = self.client.messages.create(to=to, body=body, **{**self.sender, **extra})
-        except TwilioRestException as exc:
+        except (TwilioRestException, TwilioServiceException) as exc:
             raise _classify(exc, self._retry_after) from None
         except RequestException as exc:
             if _never_reached(exc):
@@ -80,17 +80,20 @@ class TwilioTransport:
         return response
 
 
-def _classify(exc: TwilioRestException, retry_after: str | None = None) -> Exception:
+def _classify(exc: TwilioRestException | TwilioServiceException, retry_after: str | None = None) -> Exception:
+    """The error for the carrier's answer, in its legacy shape or as RFC 9457 problem details (the
+    SDK's TwilioServiceException): both carry the HTTP status and Twilio's code."""
     code = exc.code
+    said = exc.msg if isinstance(exc, TwilioRestException) else exc.detail or exc.title
     if exc.status in (401, 403) or code in SETUP_REFUSED:
-        return SetupSendError(f"Twilio refused Hearth's account or sender ({code}): {exc.msg}; check the"
+        return SetupSendError(f"Twilio refused Hearth's account or sender ({code}): {said}; check the"
                               " TWILIO_* settings", code=code)
     if exc.status == 429 or code == RATE_LIMITED:
-        return RateLimitedSendError(f"Twilio answered {exc.status} ({code}): {exc.msg}", code=code,
+        return RateLimitedSendError(f"Twilio answered {exc.status} ({code}): {said}", code=code,
                                     retry_after=_seconds(retry_after))
     if exc.status >= 500:
-        return TransientSendError(f"Twilio answered {exc.status} ({code}): {exc.msg}", code=code)
-    return PermanentSendError(f"Twilio refused the message ({code}): {exc.msg}", code=code)
+        return TransientSendError(f"Twilio answered {exc.status} ({code}): {said}", code=code)
+    return PermanentSendError(f"Twilio refused the message ({code}): {said}", code=code)
 
 
 def _seconds(retry_after: str | None) -> float:

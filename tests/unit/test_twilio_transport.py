@@ -1,14 +1,16 @@
-"""What the Twilio transport makes of a carrier it cannot reach, or that never answers."""
+"""What the Twilio transport makes of a carrier it cannot reach, that never answers, or that refuses."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from service.config import Config
-from service.exceptions import TransientSendError
+from service.exceptions import PermanentSendError, RateLimitedSendError, SetupSendError, TransientSendError
 from service.transports.twilio import TwilioTransport, _seconds
 
 pytestmark = pytest.mark.dbfree
@@ -59,3 +61,42 @@ def test_a_carrier_that_cannot_be_reached_has_surely_not_taken_it():
 ])
 def test_retry_after_is_read_as_seconds_within_bounds(header, seconds):
     assert _seconds(header) == seconds
+
+
+@pytest.mark.parametrize("status, code, error", [
+    (429, 20429, RateLimitedSendError), (503, 20503, TransientSendError), (401, 20003, SetupSendError),
+    (400, 21610, PermanentSendError), (400, 21211, PermanentSendError),
+])
+def test_an_error_answered_as_rfc_9457_problem_details_is_classified_as_the_legacy_one_is(status, code, error):
+    """The SDK raises TwilioServiceException, not TwilioRestException, for an error in the RFC 9457
+    shape (type, title, status, code): its code still says retry, wait for the settings, or give up."""
+    problem = json.dumps({"type": f"https://www.twilio.com/docs/errors/{code}", "title": "Refused",
+                          "status": status, "code": code, "detail": f"refused ({code})"}).encode()
+
+    class Carrier(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/problem+json")
+            self.send_header("Content-Length", str(len(problem)))
+            self.send_header("Retry-After", "2")
+            self.end_headers()
+            self.wfile.write(problem)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Carrier)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(error) as refused:
+            transport(f"http://127.0.0.1:{server.server_address[1]}", timeout=5).send("+447700900123", "hi", None)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert type(refused.value) is error
+    assert refused.value.code == code and f"refused ({code})" in str(refused.value)
+    if error is RateLimitedSendError:
+        assert refused.value.retry_after == 2.0
