@@ -190,7 +190,7 @@ def _drain(number: str) -> list[str]:
     # On the console transport simulate shows each message itself, so the transport's print is muted.
     transport = ConsoleTransport(io.StringIO()) if runtime.config.transport == "console" else runtime.transport
     ids = db.session.scalars(select(OutboundMessage.id).where(
-        OutboundMessage.to_number == number, OutboundMessage.state == "pending")).all()
+        OutboundMessage.to_number == number, OutboundMessage.state == "pending").order_by(OutboundMessage.id)).all()
     bodies = []
     for outbox_id in ids:
         try:
