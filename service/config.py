@@ -74,6 +74,15 @@ def _redis_url(url: str | None) -> str:
     return url
 
 
+def shown_url(url: str) -> str:
+    """The URL as it may be printed: a password in it is shown as ***."""
+    parts = _split(url)
+    if parts is None or parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
+
+
 def _folder(env, name: str) -> str | None:
     folder = env.get(name) or None
     if folder is not None and not Path(folder).is_dir():

@@ -20,6 +20,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import make_url
 
+from service.config import is_loopback, shown_url
 from service.database import db
 from service.demo import DEMO_FACILITATOR, DEMO_MEMBERS, seed_demo
 from service.migrations import upgrade
@@ -131,16 +132,22 @@ def _ensure_redis(url: str) -> subprocess.Popen | None:
         return None
     except RedisError:
         pass
+    shown = shown_url(url)
+    parsed = urlparse(url)
+    if parsed.scheme != "redis" or not is_loopback(parsed.hostname) or parsed.username or parsed.password:
+        # A private redis-server listens here, without TLS or a password: it could never answer this URL.
+        raise click.ClickException(
+            f"no Redis answers at {shown}: start it, or set REDIS_URL to a Redis you have (a private one is"
+            " started only for a redis:// URL on this machine without a password, as the default is)")
     server = shutil.which("redis-server")
     if server is None:
         raise click.ClickException(
-            f"no Redis answers at {url} and redis-server is not installed. "
+            f"no Redis answers at {shown} and redis-server is not installed. "
             "Install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) "
             "or set REDIS_URL to a Redis you have."
         )
-    parsed = urlparse(url)
     port = str(parsed.port or 6379)
-    click.echo(f"No Redis at {url}: starting a private one on port {port} for this run (it keeps nothing on disk).")
+    click.echo(f"No Redis at {shown}: starting a private one on port {port} for this run (it keeps nothing on disk).")
     process = subprocess.Popen(
         [server, "--port", port, "--bind", parsed.hostname or "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", tempfile.gettempdir()],
@@ -154,7 +161,7 @@ def _ensure_redis(url: str) -> subprocess.Popen | None:
         except RedisError:
             time.sleep(0.05)
     process.terminate()
-    raise click.ClickException(f"started redis-server but it does not answer at {url}")
+    raise click.ClickException(f"started redis-server but it does not answer at {shown}")
 
 
 def register(app: Flask) -> None:

@@ -14,6 +14,7 @@ from redis import RedisError
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
+from service.config import shown_url
 from service.database import db
 from service.directory import community_named, only_community, unreachable
 from service.exceptions import InvalidPhone, TransientSendError
@@ -180,7 +181,7 @@ def _need_redis_for_the_rate_limit() -> None:
         current_app.extensions["hearth_redis"].ping()
     except RedisError:
         raise click.ClickException(
-            f"no Redis answers at {config.redis_url}, where the send rate limit is kept: start one (bin/dev"
+            f"no Redis answers at {shown_url(config.redis_url)}, where the send rate limit is kept: start one (bin/dev"
             " does), or point REDIS_URL at one") from None
 
 
@@ -204,7 +205,7 @@ def _drain(number: str) -> list[str]:
         except RedisError as exc:  # put back by the send: it stays queued for a worker
             db.session.rollback()
             raise click.ClickException(
-                f"Redis stopped answering at {current_app.config['HEARTH'].redis_url} ({exc}); what was"
+                f"Redis stopped answering at {shown_url(current_app.config['HEARTH'].redis_url)} ({exc}); what was"
                 " being sent stays queued for a worker") from None
         if state == "sent":
             bodies.append(db.session.get(OutboundMessage, outbox_id).body)

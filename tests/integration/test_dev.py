@@ -85,6 +85,33 @@ def test_dev_fails_when_the_service_it_runs_stops(tmp_path, config):
     assert "(console transport: messages are printed, not sent)" in done.stdout
 
 
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("redis://redis.invalid:{port}/0", "no Redis answers at redis://redis.invalid:{port}/0"),
+    ("redis://:sekret@127.0.0.1:{port}/0", "no Redis answers at redis://:***@127.0.0.1:{port}/0"),
+    ("rediss://127.0.0.1:{port}/0", "no Redis answers at rediss://127.0.0.1:{port}/0"),
+])
+def test_dev_starts_a_private_redis_only_where_it_can_serve_the_url(tmp_path, url, says):
+    """A private redis-server listens on this machine, without TLS or a password: for a Redis elsewhere,
+    or one the URL logs in to, it would never answer. The password is not printed."""
+    port = _unused_port()
+    done = hearth("dev", "--port", str(_unused_port()), DATABASE_URL=f"sqlite:///{tmp_path}/h.db",
+                  REDIS_URL=url.format(port=port))
+    assert done.returncode == 1, (done.stdout[-800:], done.stderr[-800:])
+    output = done.stdout + done.stderr
+    assert says.format(port=port) in output.replace("\n", " ")
+    assert "starting a private one" not in output and "started redis-server" not in output
+    assert "set REDIS_URL to a Redis you have" in output.replace("\n", " ")
+    assert "sekret" not in output
+
+
 def test_dev_refuses_a_port_that_cannot_be(tmp_path):
     done = hearth("dev", "--port", "99999", DATABASE_URL=f"sqlite:///{tmp_path}/h.db")
     assert done.returncode == 2 and "99999 is not in the range 1<=x<=65535" in done.stderr
