@@ -18,13 +18,13 @@ from flows.registry import BUNDLED_DIR, bundled_files, flow_files, settle
 
 def _paths(args: list[str]) -> list[Path] | None:
     """The files named, and those in the folders named; None, with an error printed, when a folder
-    holds none that the service would load (a file called Checkin.YAML is not one)."""
+    holds none that the service would load."""
     found: list[Path] = []
     for arg in args or [str(BUNDLED_DIR)]:
         path = Path(arg)
         files = flow_files(path) if path.is_dir() else [path]
         if not files:
-            print(f"error: {path} holds no flow files (names ending .yaml or .yml, in lower case)")
+            print(f"error: {path} holds no flow files (names ending .yaml or .yml)")
             return None
         found.extend(files)
     return found

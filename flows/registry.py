@@ -129,9 +129,10 @@ def bundled_files() -> list[Path]:
 
 
 def flow_files(directory: str | os.PathLike) -> list[Path]:
-    """The flow files in a folder, as the service loads them: *.yaml and *.yml."""
-    folder = Path(directory)
-    return sorted(list(folder.glob("*.yaml")) + list(folder.glob("*.yml")))
+    """The flow files in a folder, as the service loads them: names ending .yaml or .yml, in any
+    case (a community's Checkin.YAML, saved by a Windows editor, is its check-in)."""
+    return sorted(path for path in Path(directory).iterdir()
+                  if path.suffix.lower() in (".yaml", ".yml") and path.is_file())
 
 
 def settle(loaded: Iterable[Flow]) -> tuple[Registry, list[Problem]]:

@@ -200,8 +200,18 @@ def test_a_command_starts_its_flow_with_the_keyword_as_the_trigger_has_it(text, 
 
 @pytest.mark.parametrize("command", ["validate", "test"])
 def test_a_folder_with_no_flow_files_is_an_error_not_a_silent_success(tmp_path, capsys, command):
-    """Checkin.YAML is not loaded by the service (it reads *.yaml and *.yml): neither command may
-    print nothing and exit 0 for it."""
-    (tmp_path / "Checkin.YAML").write_text("id: checkin\n")
+    """Neither command may print nothing and exit 0 for a folder the service would load nothing from."""
+    (tmp_path / "checkin.txt").write_text("id: checkin\n")
     assert main([command, str(tmp_path)]) == 1
     assert "holds no flow files" in capsys.readouterr().out
+
+
+def test_a_flow_file_whose_name_ends_in_capitals_is_loaded(tmp_path):
+    """A community's Checkin.YAML (a Windows editor's name for it) is its check-in: before, the
+    service ignored it without a word and ran the bundled check-in instead."""
+    bundled = (BUNDLED_DIR / "checkin.yaml").read_text()
+    (tmp_path / "Checkin.YAML").write_text(bundled.replace("How are you today?", "Morning! How are you?", 1))
+    (tmp_path / "Notes.YML.bak").write_text("not a flow")
+    registry, problems = load_registry([tmp_path])
+    assert [p for p in problems if p.is_error] == []
+    assert Path(registry.get("checkin").source_path).name == "Checkin.YAML"
