@@ -316,7 +316,11 @@ def _import_row(community, line: int, last: int, raw: dict, welcome: bool, lines
     except Conflict as exc:
         return None, _on_a_members_number(community, line, row, str(exc), lines_of)
     except HearthError as exc:
-        return None, f"line {line}: refused: {exc}"
+        # A row longer than the header, its extra values empty ("Smith, Ana,07700 900204,," under
+        # four columns): the shift, not the value it put in the wrong column, is what to mend.
+        longer = f" ({len(named) + len(spare)} values where the header names {len(named)} columns: is a value" \
+                 " with a comma in it not in quotes?)" if raw.get(None) is not None else ""
+        return None, f"line {line}: refused: {exc}{longer}"
     except DBAPIError as exc:  # a value the database will not store: that row only
         raced = _raced(community, row.get("phone", ""), exc)
         if raced is not None:  # the same file imported twice at once

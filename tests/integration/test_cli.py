@@ -602,6 +602,17 @@ def test_import_refuses_a_row_with_more_values_than_the_header_names(runner, com
     assert sorted(session.scalars(select(Member.name))) == ["Bo", "Ed"]
 
 
+def test_a_row_shifted_by_an_unquoted_comma_into_empty_columns_is_refused_with_the_shift_named(runner, community,
+                                                                                                tmp_path):
+    """The row's extra value is empty, so it passes as a spreadsheet's last comma; the number has
+    moved into the language column. The refusal names the shift as well as the value it moved."""
+    result = import_members(runner, tmp_path, "name,phone,language,channel\nSmith, Ana,07700 900204,,\n")
+    assert result.exit_code == 1, result.output
+    assert ("line 2: refused: '07700 900204' is not a language code" in result.output
+            and "(5 values where the header names 4 columns: is a value with a comma in it not in quotes?)"
+            in result.output), result.output
+
+
 def test_import_without_the_needed_columns_says_so(runner, community, tmp_path):
     result = import_members(runner, tmp_path, "who,number\nAna,07700900201\n")
     assert result.exit_code == 1 and "name and phone" in result.output
