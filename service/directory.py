@@ -84,8 +84,9 @@ def create_community(session: Session, name: str, timezone: str = "Europe/London
     region = _region(region) if region else region_for_timezone(timezone) or "GB"
     quiet_start, quiet_end = _quiet_hours(quiet_hours)
     _communities_take_turns(session)
-    if _called(session, name) is not None:
-        raise Conflict(f"there is already a community called {name!r}")
+    existing = _called(session, name)
+    if existing is not None:  # the name as the community has it ("Oak House" for "oak house")
+        raise Conflict(f"there is already a community called {existing.name!r}")
     number = _free_number(session, phone_number, region) if phone_number else None
     shared = without_number(session, limit=1) if number is None else []
     if shared:

@@ -44,7 +44,7 @@ def test_a_community_is_found_by_its_name_in_any_case_beyond_ascii(runner, sessi
                                 "07700 900123", "--no-welcome"])
     assert added.exit_code == 0, added.output
     again = runner.invoke(args=["community", "create", "ÉLAN HOUSE"])
-    assert again.exit_code == 1 and "already a community" in again.output
+    assert again.exit_code == 1 and "already a community called 'Élan House'" in again.output, again.output
     assert session.scalar(select(func.count()).select_from(Community)) == 1
 
 
