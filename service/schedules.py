@@ -47,7 +47,7 @@ def run_schedules(session: Session) -> dict[str, int]:
             continue
         community = session.get(Community, schedule.community_id)
         flow = library.get(schedule.flow_id)
-        occurrence = schedule.next_due_at
+        occurrence, since = schedule.next_due_at, at
         if _ran_for(flow, community, schedule.last_run_at, occurrence):
             log.info("schedule %s (%s): its run at %s stood for %s already", schedule.id, flow.id,
                      schedule.last_run_at.isoformat(), occurrence.isoformat())
@@ -68,7 +68,10 @@ def run_schedules(session: Session) -> dict[str, int]:
         else:
             log.warning("schedule %s (%s) missed its run at %s; not replaying it late", schedule.id, flow.id,
                         occurrence.isoformat())
-        following = next_occurrence(flow, max(occurrence, at), community.timezone)
+            # A slot since then that is still within the hour (the clock was down for days and is
+            # back at 10:30) runs now, in this pass, as after a short outage.
+            since = at - MISSED_AFTER
+        following = next_occurrence(flow, max(occurrence, since), community.timezone)
         schedule.retry_at = None
         if following is None:
             session.delete(schedule)

@@ -275,3 +275,14 @@ def test_after_an_outage_yesterdays_timers_fire_before_todays_schedule_replaces_
     assert ends[:3] == ["expired"] * 3
     moods = session.scalars(select(Result.value).where(Result.name == "mood")).all()
     assert moods == ["no_answer"] * 3
+
+
+def test_a_clock_down_for_days_still_makes_todays_run_within_the_hour(session, community, member, clock):
+    """The clock stopped on Monday morning and is back on Wednesday at 10:30: Monday's and Tuesday's
+    check-ins are not replayed, but Wednesday's, half an hour late, goes as it would after a short
+    outage."""
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    run_schedules(session)
+    clock.now = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    _walk(session, clock, datetime(2026, 11, 25, 12, 0, tzinfo=UTC), step=timedelta(minutes=5))
+    assert _checkins_local(session) == ["25 10:35 GMT"]
