@@ -6,6 +6,7 @@ import logging
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from .clock import missed, now
@@ -18,7 +19,8 @@ BATCH = 200
 
 
 def fire_due_timers(session: Session, limit: int = BATCH) -> dict[str, int]:
-    """Fire due timers, each in its own transaction; one that fails is logged and set aside.
+    """Fire due timers, each in its own transaction; one that fails is logged and set aside (the
+    database failing stops the pass instead, and the next tick fires the timer).
 
     Locks are taken in the webhook's order (member, then conversation, then timer), so a member
     texting while their reminder fires waits instead of deadlocking or being overwritten.
@@ -41,7 +43,9 @@ def fire_due_timers(session: Session, limit: int = BATCH) -> dict[str, int]:
         try:
             # One transaction: a deadlock's victim (or a dropped connection) is run again once.
             fired += rerun_if_disconnected(session, lambda: _fire(session, library, timer_id, member_id))
-        except Exception:
+        except Exception as exc:
+            if _database_down(exc):
+                raise  # not the timer's fault: the clock's next tick fires it
             session.rollback()
             log.exception("timer %s failed; it will not be tried again", timer_id)
             session.get(Timer, timer_id).fired_at = now()
@@ -75,6 +79,14 @@ def _fire(session: Session, library, timer_id: int, member_id: int) -> int:
             end_active(session, member, member.status)
     session.commit()
     return 1
+
+
+def _database_down(exc: Exception) -> bool:
+    """Whether a run failed because the database is unreachable, restarting or out of resources,
+    which says nothing about the timer (a statement of its own that fails, a deadlock twice, does)."""
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, (OperationalError, InterfaceError)) and (
+        state is None or state.startswith(("08", "53", "57P")))
 
 
 def _untimely(timer: Timer, member: Member) -> bool:

@@ -286,3 +286,33 @@ def test_a_clock_down_for_days_still_makes_todays_run_within_the_hour(session, c
     clock.now = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
     _walk(session, clock, datetime(2026, 11, 25, 12, 0, tzinfo=UTC), step=timedelta(minutes=5))
     assert _checkins_local(session) == ["25 10:35 GMT"]
+
+
+def test_a_timer_whose_run_meets_the_database_coming_back_is_fired_later_not_set_aside(runner, member, session,
+                                                                                      clock, monkeypatch):
+    """PostgreSQL restarting: the run's connection died, and the fresh one is refused while it starts
+    up. That is no fault of the timer's: the vote still closes once the database is back, rather than
+    stay open for good."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    import service.timers
+
+    clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    _start_vote(runner, "2026-11-23T18:00")
+    real, calls = service.timers._fire, []
+
+    def fire(*args):
+        calls.append(args[2])
+        if len(calls) == 1:
+            starting = psycopg.errors.CannotConnectNow("the database system is starting up")
+            raise OperationalError("SELECT ...", {}, starting)
+        return real(*args)
+
+    monkeypatch.setattr(service.timers, "_fire", fire)
+    clock.now = datetime(2026, 11, 23, 18, 1, tzinfo=UTC)
+    with pytest.raises(OperationalError):
+        fire_due_timers(session)  # the clock's tick logs it, and tries again next tick
+    assert fire_due_timers(session) == {"timers": 1}
+    vote = session.scalar(select(Conversation).where(Conversation.flow_id == "vote"))
+    assert (vote.active, vote.ended_reason) == (False, "no_answer")
