@@ -19,7 +19,7 @@ from .models import Community, Conversation, Member, Schedule, Timer
 
 BUSY_WINDOW = timedelta(hours=1)
 # A scheduled run tries again this often for members who were busy, while its messages would still
-# go within MISSED_AFTER of the slot (with a margin for the queue).
+# go within MISSED_AFTER of the slot (with a margin for the queue), and not into quiet hours.
 RETRY_EVERY = timedelta(minutes=10)
 RETRY_MARGIN = timedelta(minutes=5)
 log = logging.getLogger("hearth.schedules")
@@ -55,15 +55,17 @@ def run_schedules(session: Session) -> dict[str, int]:
             begun, busy = start_for_members(session, library, community, flow, {},
                                             f"schedule:{schedule.id}:{occurrence:%Y%m%dT%H%M}", due_at=occurrence)
             started += begun
-            if busy and occurrence + MISSED_AFTER - RETRY_EVERY - RETRY_MARGIN >= at:
+            retry = _retry_at(community, occurrence, at) if busy else None
+            if retry is not None:
                 # Members in an exchange (a vote's question just sent) get it when that is over, in
                 # the slot's hour; those already started are skipped by their conversation's origin.
-                schedule.retry_at = at + RETRY_EVERY
+                schedule.retry_at = retry
                 session.commit()
                 continue
             if busy:
-                log.warning("schedule %s (%s): %d member(s) were busy all through the hour after %s; they"
-                            " miss this run", schedule.id, flow.id, len(busy), occurrence.isoformat())
+                log.warning("schedule %s (%s): %d member(s) were busy all through the hour after %s, or"
+                            " until quiet hours; they miss this run", schedule.id, flow.id, len(busy),
+                            occurrence.isoformat())
             schedule.last_run_at = occurrence
         else:
             log.warning("schedule %s (%s) missed its run at %s; not replaying it late", schedule.id, flow.id,
@@ -80,6 +82,18 @@ def run_schedules(session: Session) -> dict[str, int]:
         session.commit()
     session.rollback()
     return {"scheduled_starts": started}
+
+
+def _retry_at(community: Community, occurrence: datetime, at: datetime) -> datetime | None:
+    """When a run tries its busy members again: in RETRY_EVERY, while its messages would still go
+    within MISSED_AFTER of the slot (with a margin for the queue), and not in quiet hours the slot
+    itself is not in (a 20:30 check-in is not sent at 21:10). None when it does not."""
+    retry = at + RETRY_EVERY
+    if retry > occurrence + MISSED_AFTER - RETRY_MARGIN:
+        return None
+    if community.quiet_until(retry) is not None and community.quiet_until(occurrence) is None:
+        return None
+    return retry
 
 
 def _timers_behind(session: Session, schedule: Schedule) -> bool:

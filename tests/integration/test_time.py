@@ -316,3 +316,30 @@ def test_a_timer_whose_run_meets_the_database_coming_back_is_fired_later_not_set
     assert fire_due_timers(session) == {"timers": 1}
     vote = session.scalar(select(Conversation).where(Conversation.flow_id == "vote"))
     assert (vote.active, vote.ended_reason) == (False, "no_answer")
+
+
+@pytest.mark.parametrize("votes_at, sent", [(datetime(2026, 11, 23, 20, 45, tzinfo=UTC), ["23 20:50 GMT"]),
+                                             (datetime(2026, 11, 23, 21, 5, tzinfo=UTC), [])])
+def test_a_busy_member_is_not_tried_again_in_quiet_hours(config, clock, tmp_path, redis, votes_at, sent):
+    """A 20:30 check-in, quiet hours from 21:00: a member still voting at 20:30 gets it when they have
+    voted, if that is before 21:00; once quiet hours begin they miss that day's, as when they stay busy."""
+    from service.database import db
+    from tests.integration.test_flows_in_service import _post
+
+    clock.now = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
+    app = _app_at(config, clock, tmp_path, "20:30")
+    with app.app_context():
+        run_schedules(db.session)
+    clock.now = datetime(2026, 11, 23, 20, 25, tzinfo=UTC)
+    started = app.test_cli_runner().invoke(args=[
+        "flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+        "--param", "options=Yes,No", "--param", "closes_at=2026-11-25T18:00"])
+    assert started.exit_code == 0, started.output
+    with app.app_context():
+        _walk(db.session, clock, votes_at, step=timedelta(minutes=5))
+        assert _checkins_local(db.session) == []  # busy in the vote all the while
+        _post(app, "1")
+        _walk(db.session, clock, datetime(2026, 11, 23, 23, 0, tzinfo=UTC), step=timedelta(minutes=5))
+        got = _checkins_local(db.session)
+    app.extensions["hearth_db"].engine.dispose()
+    assert got == sent
