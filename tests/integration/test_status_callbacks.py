@@ -223,3 +223,24 @@ def test_partially_delivered_is_a_status_twilio_sends(post_signed, session, memb
     row = sent_row(session, member)
     assert post_signed("/twilio/status", status_form("partially_delivered")).status_code == 200
     assert delivery_status(session, row) == "partially_delivered"
+
+
+@pytest.mark.parametrize("status, error, member_status", [
+    ("delivered", None, "active"), ("undelivered", "21610", "opted_out")])
+def test_a_callback_answered_in_full_before_the_sender_recorded_the_sid_is_applied_by_the_sender(
+        app, post_signed, session, member, status, error, member_status):
+    """The carrier can post a callback, and Hearth answer it, before the carrier's answer to the send
+    reaches the worker: the callback finds no row with its sid, so the sender applies it once it has
+    recorded the sid (a 21610 still opts the member out)."""
+    class Carrier:
+        def send(self, to, body, status_callback, from_number=None):
+            assert post_signed("/twilio/status", status_form(status, error=error)).status_code == 200
+            return SendResult(sid=SID, status="queued", segments=1)
+
+    row = queue_message(session, key="k5", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    state = deliver(session, row.id, transport=Carrier(), limiter=app.extensions["hearth_runtime"].limiter,
+                    sender="+441632960000", final_attempt=False)
+    assert state == "sent"
+    assert delivery_status(session, row) == status
+    assert session.get(Member, member.id).status == member_status
