@@ -112,6 +112,7 @@ def test_worker_killed_mid_send_still_delivers_everything_and_the_one_in_flight_
     taken = len(double.messages)
     wait_until(lambda: len(double.messages) > taken, timeout=30, what="a message taken and not yet answered")
     stack.kill_worker(stack.workers[0])
+    hit = double.messages[taken]["body"]  # the one the kill hit: the carrier has it, the worker never heard
     in_flight = states().get("sending", 0)  # claimed but not recorded: the only rows that may go twice
     double.configure(answer_delay=0)
     stack.start_worker()
@@ -121,6 +122,10 @@ def test_worker_killed_mid_send_still_delivers_everything_and_the_one_in_flight_
     duplicates = sum(count - 1 for count in received.values())
     print(f"kill -9 mid-send: {len(bodies)} messages, {in_flight} in flight at the kill, {duplicates} sent twice")
     assert in_flight == 1 and duplicates == 1  # the carrier had it; Hearth never heard: at least once
+    assert [body for body, count in received.items() if count > 1] == [hit], "only the one the kill hit went twice"
+    # Hearth counted it: the row the worker died sending is the one row taken over from a cut-off send.
+    cut_off = read(select(OutboundMessage.body, OutboundMessage.cut_off).where(OutboundMessage.cut_off > 0))
+    assert cut_off == [(hit, 1)]
 
 
 def test_a_check_in_conversation_over_http(stack, db_app, double):
