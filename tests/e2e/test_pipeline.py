@@ -128,6 +128,25 @@ def test_worker_killed_mid_send_still_delivers_everything_and_the_one_in_flight_
     assert cut_off == [(hit, 1)]
 
 
+def test_callbacks_posted_out_of_order_and_twice_leave_every_message_delivered(stack, db_app, double):
+    """The double posts each message's delivered before its sent, and every callback twice, signed, to
+    the running web app: every message ends delivered, each (sid, status) stored once."""
+    from service.models import StatusEvent
+
+    double.configure(out_of_order=True, duplicate_callbacks=True)
+    stack.start()
+    bodies = queue_batch(members(5), 2, "reordered")
+    wait_until(lambda: states().get("sent") == len(bodies), timeout=60, what="every row sent")
+    wait_until(lambda: len(double.callbacks) == 4 * len(bodies), timeout=60, what="every callback posted")
+    assert {c["http_status"] for c in double.callbacks} == {200}
+    firsts = {}
+    for c in double.callbacks:
+        firsts.setdefault(c["sid"], c["status"])
+    assert set(firsts.values()) == {"delivered"}, "the double posted delivered first"
+    assert read(select(OutboundMessage.delivery_status)) == [("delivered",)] * len(bodies)
+    assert read(select(func.count(StatusEvent.id))) == [(2 * len(bodies),)]
+
+
 def test_a_check_in_conversation_over_http(stack, db_app, double):
     from service.models import Alert, Result
 
