@@ -91,10 +91,12 @@ def test_redis_flushed_while_messages_are_pending_loses_nothing(stack, db_app, d
 
 
 def test_redis_flushed_under_a_running_worker_loses_nothing_and_sends_nothing_twice(stack, db_app, double, redis):
+    double.configure(answer_delay=0.02)  # a carrier slow enough that the flush comes with most rows unsent
     stack.start(workers=1)
     bodies = queue_batch(members(20), 3, "under way")
     wait_until(lambda: len(double.messages) >= 10, timeout=60, what="the sending to be under way")
     redis.flushdb()  # the queues, the batch in hand's record, the started registry: all gone
+    assert len(double.messages) < len(bodies) - 25, "the flush came while jobs were still queued"
     wait_until(lambda: states().get("sent") == len(bodies), timeout=90, what="every row sent after the flush")
     received = Counter(m["body"] for m in double.messages)
     assert set(received) == set(bodies)
