@@ -149,6 +149,27 @@ def test_callbacks_posted_out_of_order_and_twice_leave_every_message_delivered(s
     assert read(select(func.count(StatusEvent.id))) == [(2 * len(bodies),)]
 
 
+def test_malformed_and_replayed_webhooks_over_http(stack, db_app, double):
+    """Through gunicorn: a signed form missing a field is a 400 naming it; a STOP whose MessageSid is
+    posted four times at once (Twilio's retries, across the web workers) is handled once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from service.models import AuditEvent, InboundMessage
+
+    stack.start()
+    members(1)
+    form = sms_form("STOP", from_number="+447700900000")
+    malformed = {k: v for k, v in form.items() if k != "From"}
+    refused = stack.post_signed("/twilio/sms", malformed, AUTH_TOKEN)
+    assert refused.status_code == 400 and "missing form field From" in refused.text
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: stack.post_signed("/twilio/sms", form, AUTH_TOKEN), range(4)))
+    assert [a.status_code for a in answers] == [200] * 4
+    assert len({a.text for a in answers}) == 1 and len(twiml_messages(answers[0].text)) == 1
+    assert read(select(func.count(InboundMessage.id))) == [(1,)]
+    assert read(select(func.count(AuditEvent.id)).where(AuditEvent.action == "member.opted_out")) == [(1,)]
+
+
 def test_a_check_in_conversation_over_http(stack, db_app, double):
     from service.models import Alert, Result
 
