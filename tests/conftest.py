@@ -25,6 +25,23 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC" + "1" * 32
 
 
+def pytest_configure(config):
+    """Tests stay on this machine: a connection from the test process to any address but loopback
+    (a Twilio client left pointing at api.twilio.com, say) fails the test that made it."""
+    import ipaddress
+    import socket
+
+    def guarded(connect):
+        def to_loopback_only(sock, address):
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and not ipaddress.ip_address(address[0]).is_loopback:
+                raise OSError(f"a test tried to reach {address[0]}: tests talk to this machine only")
+            return connect(sock, address)
+        return to_loopback_only
+
+    socket.socket.connect = guarded(socket.socket.connect)
+    socket.socket.connect_ex = guarded(socket.socket.connect_ex)
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/unit" in str(item.fspath).replace(os.sep, "/"):

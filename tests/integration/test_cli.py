@@ -913,7 +913,9 @@ def test_simulate_refuses_a_live_transport_unless_told(config, clock, member, se
 
     from service import create_app
 
-    live = create_app(dataclasses.replace(config, transport="twilio"), overrides={"TESTING": True, "CLOCK": clock})
+    # A closed port on loopback: were the refusal to fail, nothing would leave the machine.
+    live = create_app(dataclasses.replace(config, transport="twilio", twilio_api_base="http://127.0.0.1:9"),
+                      overrides={"TESTING": True, "CLOCK": clock})
     with live.app_context():
         result = live.test_cli_runner().invoke(args=["simulate", "--phone", "07700 900123"], input="stop\n")
     assert result.exit_code == 1 and "--live" in result.output
