@@ -117,6 +117,28 @@ def test_the_audit_log_refuses_update_and_delete_on_every_database(session):
     assert session.execute(text("SELECT actor FROM audit_log")).scalars().all() == ["cli:jo"]
 
 
+def test_the_audit_log_refuses_a_row_written_over_an_existing_one(session):
+    """An insert that names a row already there replaces nothing: SQLite's REPLACE deletes the old
+    row without firing the DELETE trigger, and an upsert would update it."""
+    from sqlalchemy.exc import DBAPIError
+
+    from service import audit
+
+    event = audit.record(session, "cli:jo", "member.added", community_id=None)
+    session.commit()
+    values = "(:id, :at, 'someone else', 'nothing happened', '{}')"
+    statements = [f"INSERT INTO audit_log (id, at, actor, action, details) VALUES {values}"
+                  " ON CONFLICT (id) DO UPDATE SET actor = 'someone else'"]
+    if session.get_bind().dialect.name == "sqlite":
+        statements += [f"INSERT OR REPLACE INTO audit_log (id, at, actor, action, details) VALUES {values}",
+                       f"REPLACE INTO audit_log (id, at, actor, action, details) VALUES {values}"]
+    for statement in statements:
+        with pytest.raises(DBAPIError, match="audit_log is append-only"):
+            session.execute(text(statement), {"id": event.id, "at": "2026-11-20 09:00:00.000000"})
+        session.rollback()
+    assert session.execute(text("SELECT actor, action FROM audit_log")).all() == [("cli:jo", "member.added")]
+
+
 def test_0011_names_the_crisis_line_in_hearth_s_own_texts_and_leaves_a_community_s_own(empty_url):
     """Texts still as Hearth wrote them say {crisis}; a community's own words are not touched."""
     old_help = ("{community} check-ins. Reply MENU for what you can text, PAUSE 7 for a break, STOP to stop."
