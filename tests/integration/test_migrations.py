@@ -99,6 +99,24 @@ def test_0003_keeps_every_member_and_message_and_downgrades_with_the_last_text_t
     upgrade(empty_url)  # and back up again
 
 
+def test_0004_downgrades_with_a_text_a_flow_of_a_long_id_handled(empty_url):
+    """`handled_as` is "flow:" and a flow's id, up to 45 characters: going back to 32 wide keeps the row."""
+    upgrade(empty_url)
+    engine = make_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO inbound_messages (sid, from_number, to_number, body, handled_as, response,"
+                          " received_at) VALUES ('SM1', '+447700900123', '+441632960000', 'hi', :handled, '', :at)"),
+                     {"handled": "flow:" + "a" * 40, "at": EARLIER})
+    engine.dispose()
+
+    command.downgrade(alembic_config(empty_url), "0003")
+    engine = make_engine(empty_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT handled_as FROM inbound_messages")).scalars().all() == [
+            "flow:" + "a" * 27]
+    engine.dispose()
+
+
 def test_the_audit_log_refuses_update_and_delete_on_every_database(session):
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
