@@ -32,7 +32,7 @@ def database_state() -> str:
     """
     try:
         version = schema_version()
-        ours = version is None or version in revisions() or _hearths_tables()
+        ours = version is None or version in revisions() or hearths_tables()
     except SQLAlchemyError as exc:
         return f"error: {exc.__class__.__name__}"
     if version is None:
@@ -45,7 +45,7 @@ def database_state() -> str:
     return "ok"
 
 
-def _hearths_tables() -> bool:
+def hearths_tables() -> bool:
     """Whether Hearth's tables are there: a revision this code does not know is a newer Hearth's
     (a deployment migrates before new code replaces old) only if they are."""
     return _probe("SELECT 1 FROM outbound_messages WHERE 1 = 0") is not _MISSING

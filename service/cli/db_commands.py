@@ -24,8 +24,13 @@ def upgrade_command(revision: str) -> None:
     try:
         upgrade(url, revision)
         now_at = current(url)
-    except CommandError as exc:  # a revision that does not exist, say
-        raise click.ClickException(f"cannot upgrade to {revision!r}: {exc}") from None
+    except CommandError as exc:  # a revision that does not exist, say, or the database's is not one of ours
+        newer = _newer_than_this_code()
+        if newer is None:
+            raise click.ClickException(f"cannot upgrade to {revision!r}: {exc}") from None
+        click.echo(f"Database is at {newer}, newer than this code's newest migration ({revisions()[-1]}):"
+                   " nothing to do.")
+        return
     except DBAPIError as exc:
         raise click.ClickException(f"cannot upgrade the database: {database_reason(exc)}") from None
     newest = revisions()[-1]
@@ -33,6 +38,28 @@ def upgrade_command(revision: str) -> None:
     if revision in revisions() and revision != now_at:
         # Upgrading never goes back: a database past the revision asked for stays where it is.
         click.echo(f"It was past {revision} already; `hearth db upgrade` does not go back.")
+
+
+def _newer_than_this_code() -> str | None:
+    """The revision of a database migrated by a newer Hearth than this code (a release rolled back
+    after its migrations ran), which this code runs on and leaves as it is; None when it is at one
+    of this code's revisions or cannot be read. One at a revision that is not Hearth's (another
+    application's database) is refused in words, not in Alembic's "Can't locate revision"."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.health import hearths_tables, schema_version
+    from service.migrations import revisions
+
+    try:
+        version = schema_version()
+    except SQLAlchemyError:
+        return None
+    if version is None or version in revisions():
+        return None
+    if not hearths_tables():
+        raise click.ClickException(f"the database is at {version}, a revision that is not Hearth's"
+                                   " (is DATABASE_URL another application's?)")
+    return version
 
 
 def register(app: Flask) -> None:

@@ -22,9 +22,11 @@ def run_migrations_online() -> None:
         _run(connectable)
         return
     engine = make_engine(url)
-    with engine.connect() as connection:
-        _run(connection)
-    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+    finally:  # a failed upgrade too: its connection would stay open in the pool until collected
+        engine.dispose()
 
 
 # Two `hearth db upgrade`s at once (each replica's release step) take turns on PostgreSQL: the
