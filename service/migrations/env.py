@@ -30,12 +30,17 @@ def run_migrations_online() -> None:
 
 
 # Two `hearth db upgrade`s at once (each replica's release step) take turns on PostgreSQL: the
-# second waits, then finds the schema at head. (SQLite's writers take turns already.)
+# second waits, then finds the schema at head.
 UPGRADE_LOCK = 0x4845415254480001
 
 
 def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    # SQLite's DDL is transactional, though Alembic treats it as not and commits each migration on
+    # its own: another upgrade could then take the write lock between two of them, run the rest,
+    # and leave this one to fail on a migration already applied. In one transaction the whole
+    # upgrade holds the write lock, and the other waits for it (BEGIN IMMEDIATE), then finds head.
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True,
+                      transactional_ddl=True)
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})

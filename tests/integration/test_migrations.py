@@ -238,3 +238,34 @@ def test_two_upgrades_at_once_take_turns(empty_url):
     outputs = [upgrade.communicate(timeout=120)[0] for upgrade in upgrades]
     assert [upgrade.returncode for upgrade in upgrades] == [0, 0], outputs
     assert current(empty_url) == revisions()[-1]
+
+
+@pytest.mark.skipif(DATABASE != "sqlite", reason="PostgreSQL's upgrades take turns on an advisory lock")
+def test_two_upgrades_at_once_on_sqlite_take_turns_for_the_whole_upgrade(empty_url):
+    """One upgrade holds the write lock from its first migration to its last: another that starts
+    between two of them waits, rather than running the rest first and leaving the first to fail on
+    a migration already applied."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from service.migrations import current, revisions
+
+    # A process slow to begin each transaction (a busy host): before the fix, the gap after each
+    # migration's commit let the other upgrade in.
+    slow = ("import sys, time\nfrom sqlalchemy import event\nfrom sqlalchemy.engine import Engine\n"
+            "event.listen(Engine, 'begin', lambda conn: time.sleep(float(sys.argv[2])))\n"
+            "from service.migrations import upgrade\nupgrade(sys.argv[1])\n")
+    root = Path(__file__).resolve().parents[2]
+
+    def start(pause: float) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", slow, empty_url, str(pause)], cwd=root,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    first = start(0.5)
+    time.sleep(1.2)  # the first is some way through its migrations
+    second = start(0.0)
+    outputs = [upgrade.communicate(timeout=120)[0] for upgrade in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    assert current(empty_url) == revisions()[-1]
