@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base
@@ -18,7 +18,11 @@ class Member(Base):
     """A member: E.164 phone unique within the community, a language, a channel and a status."""
 
     __tablename__ = "members"
-    __table_args__ = (UniqueConstraint("community_id", "phone"),)
+    __table_args__ = (
+        UniqueConstraint("community_id", "phone"),
+        # The clock's pass every second: paused members whose pause has run out (`consent.end_pauses`).
+        Index("ix_members_status_paused_until", "status", "paused_until"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
