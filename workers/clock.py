@@ -1,9 +1,11 @@
-"""The clock: every tick, sweep the outbox (and, with flows, fire due timers and schedules)."""
+"""The clock: every tick, sweep the outbox (on a thread of its own), and end pauses, fire due timers and
+start scheduled runs."""
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 
 
@@ -40,16 +42,25 @@ class Failures:
 
 
 def tick(app, failures: Failures | None = None) -> dict[str, int]:
-    """One pass of everything the clock does; safe to run in several processes at once."""
-    from service.database import db
+    """One pass of everything the clock does (the sweep, then the flows' tasks); safe to run in
+    several processes at once."""
+    return _run(app, [_sweep, *app.extensions.get("hearth_clock_tasks", [])], failures or Failures(every=0.0))
+
+
+def _sweep(session) -> dict[str, int]:
+    from flask import current_app
+
     from service.sweeper import sweep
 
-    failures = failures or Failures(every=0.0)
-    tasks = [lambda session: {"swept": sweep(session, app.extensions["hearth_redis"])},
-             *app.extensions.get("hearth_clock_tasks", [])]
+    return {"swept": sweep(session, current_app.extensions["hearth_redis"])}
+
+
+def _run(app, tasks, failures: Failures) -> dict[str, int]:
+    """Each task once, on its own: Redis being down must not stop timers, which need only the database."""
+    from service.database import db
+
     done: dict[str, int] = {}
     for number, task in enumerate(tasks):
-        # Each task on its own: Redis being down must not stop timers, which need only the database.
         with app.app_context():
             try:
                 done.update(task(db.session))
@@ -67,15 +78,31 @@ def run(app=None, tick_seconds: float = TICK_SECONDS) -> None:
 
     app = app or app_for("clock")
     host_clock.check(app, "clock")
-    stopping = []
+    stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     log.info("clock started")
     _say_if_not_ready(app)
+    serve(app, stopping, tick_seconds)
+
+
+def serve(app, stopping: list, tick_seconds: float = TICK_SECONDS) -> None:
+    """Until `stopping` holds anything: the sweep every tick on a thread of its own, and the flows'
+    tasks (pauses, timers, scheduled runs) every tick on this one. A scheduled run over a large
+    community can take minutes; the rows whose jobs were lost meanwhile, or whose jobs left them
+    to wait for an earlier message, must not wait for it to end."""
+    sweeping = threading.Thread(target=_every, args=(app, [_sweep], stopping, tick_seconds), name="sweeper",
+                                daemon=True)
+    sweeping.start()
+    _every(app, app.extensions.get("hearth_clock_tasks", []), stopping, tick_seconds)
+    sweeping.join(timeout=30)
+
+
+def _every(app, tasks, stopping: list, tick_seconds: float) -> None:
     failures = Failures()
     while not stopping:
         started = time.monotonic()
-        done = tick(app, failures)
+        done = _run(app, tasks, failures)
         if any(done.values()):
             log.info("tick: %s", done)
         time.sleep(max(0.0, tick_seconds - (time.monotonic() - started)))

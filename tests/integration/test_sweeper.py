@@ -441,3 +441,42 @@ def test_rows_that_lost_their_jobs_go_in_the_order_written_whatever_their_due_ti
     redis.flushdb()
     assert sweep_now(session, redis) == 2
     assert queued_ids(redis) == [batch_job_id([reminder.id, reply.id])]
+
+
+def test_the_clock_sweeps_while_a_long_scheduled_run_goes_on(app, session, member, redis, clock):
+    """A scheduled run over a large community can take minutes. The sweep has a thread of its own,
+    so a row whose job was lost meanwhile gets one without waiting for the run to end: before,
+    the sweep waited its turn after the run, every tick."""
+    import threading
+    import time
+
+    from service.sweeper import CONFIRM, UNSEEN
+    from workers.clock import serve
+
+    row = queue_message(session, key="a", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    queue("replies", redis).remove(send_job_id(row.id))  # lost
+    run_goes_on, stopping = threading.Event(), []
+
+    def a_long_scheduled_run(_session):
+        run_goes_on.wait(timeout=60)
+        return {}
+
+    app.extensions["hearth_clock_tasks"] = [a_long_scheduled_run]
+    clock_process = threading.Thread(target=serve, args=(app, stopping, 0.01))
+    clock_process.start()
+    try:
+        def within(seconds, condition):
+            deadline = time.monotonic() + seconds
+            while not condition() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return condition()
+
+        assert within(20, lambda: redis.zscore(UNSEEN, str(row.id)) is not None), "no sweep found it"
+        clock.advance(seconds=CONFIRM.total_seconds())
+        assert within(20, lambda: send_job_id(row.id) in queued_ids(redis)), "no sweep during the run gave it a job"
+        assert not run_goes_on.is_set()
+    finally:
+        stopping.append(True)
+        run_goes_on.set()
+        clock_process.join(timeout=30)
