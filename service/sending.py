@@ -69,6 +69,11 @@ _COMMUNITY = select(_COMMUNITIES).where(_COMMUNITIES.c.id == _OUTBOX.c.community
 # The number a row is sent from: its community's own; None, the configured sender.
 _SENT_FROM = _COMMUNITY.with_only_columns(_COMMUNITIES.c.phone_number).scalar_subquery()
 _COMMUNITY_NUMBER = _SENT_FROM.label("community_number")
+# The number an earlier row to the same number is sent from (None: the configured sender, which a
+# community may also have as its own number, so a row from it keeps its order with every other).
+_EARLIER_FROM = (select(_COMMUNITIES.c.phone_number).where(_COMMUNITIES.c.id == _EARLIER.c.community_id)
+                 .scalar_subquery())
+_ROW_FROM = _COMMUNITY.with_only_columns(_COMMUNITIES.c.phone_number).correlate(_OUTBOX).scalar_subquery()
 # What a send must know of the community's quiet hours, read in the same statement as the claim.
 _COMMUNITY_QUIET = tuple(_COMMUNITY.with_only_columns(column).scalar_subquery().label(f"community_{column.name}")
                          for column in (_COMMUNITIES.c.timezone, _COMMUNITIES.c.quiet_start, _COMMUNITIES.c.quiet_end))
@@ -120,9 +125,13 @@ def _in_flight(live) -> ColumnElement[bool]:
 
 
 def _waiting(at) -> ColumnElement[bool]:
-    """The earlier (unsent) row is on the same queue and due; urgent rows do not wait for one
-    (an alert goes while an earlier alert to the same facilitator waits out a back-off)."""
-    return (_EARLIER.c.queue == _OUTBOX.c.queue) & (_EARLIER.c.due_at <= at) & _OUTBOX.c.kind.not_in(URGENT_KINDS)
+    """The earlier (unsent) row is on the same queue, from the same number, and due; urgent rows
+    do not wait for one (an alert goes while an earlier alert to the same facilitator waits out a
+    back-off). Texts from two communities' own numbers are two threads on the phone: one does not
+    wait for the other's retry (`_EARLIER_FROM`)."""
+    return ((_EARLIER.c.queue == _OUTBOX.c.queue) & (_EARLIER.c.due_at <= at) & _OUTBOX.c.kind.not_in(URGENT_KINDS)
+            & or_(_EARLIER.c.community_id == _OUTBOX.c.community_id, _EARLIER_FROM.is_(None), _ROW_FROM.is_(None),
+                  _EARLIER_FROM == _ROW_FROM))
 
 
 def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str, final_attempt: bool,

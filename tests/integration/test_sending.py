@@ -1108,3 +1108,24 @@ def test_a_message_refused_for_hearths_account_for_two_days_is_failed_not_tried_
         wrong.extensions["hearth_db"].engine.dispose()
     got = fresh(session, row)
     assert got.error_code == 20003 and "refused for 2 days" in got.error_message
+
+
+def test_a_reply_from_one_community_does_not_wait_for_another_communitys_retry(app, session, member, double):
+    """A phone in two communities gets each one's texts from that community's own number, in a
+    thread of its own: Elm's answer does not wait while Oak's waits out a retry's back-off."""
+    from service.directory import create_community
+
+    elm = create_community(session, "Elm House", "Europe/London", phone_number="+441632960001")
+    session.commit()
+    elm_member = add_member(session, elm, "Alex", member.phone, welcome=False)
+    session.commit()
+    double.fail(member.phone, "500", times=1)
+    oak_reply = queue_message(session, key="oak", to=member.phone, body="Oak: thanks", kind="reply", member=member)
+    session.commit()
+    elm_reply = queue_message(session, key="elm", to=member.phone, body="Elm: thanks", kind="reply",
+                              member=elm_member)
+    session.commit()
+    with pytest.raises(TransientSendError):
+        send(app, session, oak_reply)
+    assert send(app, session, elm_reply) == "sent"
+    assert [(m["from"], m["body"]) for m in double.messages] == [("+441632960001", "Elm: thanks")]
