@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import datetime, timedelta
 
 from redis import Redis
@@ -20,9 +21,12 @@ PAGES = 20  # rows looked at in one sweep: up to PAGES x BATCH, so a backlog of 
 # too. A worker takes a job off its queue a moment before RQ records it as started: a sweep that
 # looked in between would give the row a second job, which skips a failed send's back-off.
 CONFIRM = timedelta(seconds=2)
-# Rows a sweep found without a job: outbox id -> when first found (epoch seconds, the app's clock).
+# Rows a sweep found without a job: outbox id -> when first found (epoch seconds, the app's clock),
+# one set for each host that sweeps (`HOST`): two hosts' clocks may differ by seconds, and a time
+# one wrote is not compared with the other's (the set is gone once its host has not swept for FORGET).
 UNSEEN = "hearth-sweep-unseen"
-# A mark no sweep has renewed for this long is of a row that has had a job since, or was sent.
+HOST = socket.gethostname()
+# A mark older than this is of a row that has had a job since, or was sent.
 FORGET = timedelta(minutes=1)
 
 
@@ -42,7 +46,7 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH, confirm: timedelta
     at = now()
     rule, waits_for = sweepable(at)
     live: set[int] | None = None
-    missing, seen_live = [], []
+    missing = []
     # The crisis queue's rows first: after a flush an alert must not wait for a broadcast's rows
     # due before it, nor be hidden behind more of them than a sweep looks at.
     for group in (_OUTBOX.c.queue == "crisis", _OUTBOX.c.queue != "crisis"):
@@ -59,39 +63,47 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH, confirm: timedelta
                 break
             if live is None:
                 live = live_send_rows(redis, started_after=at - lease())
-            for row in rows:
-                if row.id in live:
-                    seen_live.append(row.id)
-                elif row.waits_for not in live:
-                    missing.append((row.id, row.queue, row.to_number))
+            missing += [(row.id, row.queue, row.to_number) for row in rows
+                        if row.id not in live and row.waits_for not in live]
             if len(missing) >= limit or len(rows) < limit:
                 break
             after = (rows[-1].due_at, rows[-1].id)
         if len(missing) >= limit:
             break
-    confirmed = set(_confirmed(redis, [row[0] for row in missing], seen_live, at, confirm))
+    marks = f"{UNSEEN}:{HOST}"
+    if live is None:  # no row to look at: the marks of rows that have had a job since still go
+        live = live_send_rows(redis, started_after=at - lease()) if redis.exists(marks) else set()
+    confirmed = set(_confirmed(redis, marks, [row[0] for row in missing], live, at, confirm))
     # Enqueued together, as at commit: held bulk rows (an import's welcomes) go in batches.
     enqueued = enqueue_sends(redis, sorted(row for row in missing if row[0] in confirmed), replace_dead=True)
     if confirmed:
-        redis.zrem(UNSEEN, *confirmed)
+        redis.zrem(marks, *confirmed)
     return enqueued
 
 
-def _confirmed(redis: Redis, missing: list[int], live: list[int], at: datetime, confirm: timedelta) -> list[int]:
+def _confirmed(redis: Redis, marks: str, missing: list[int], live: set[int], at: datetime,
+               confirm: timedelta) -> list[int]:
     """Of the rows found without a job now, those a sweep at least `confirm` ago found so too;
-    the others are marked as found now. Rows found with a job lose their mark."""
+    the others are marked as found now. Rows that have a job now lose their mark, whether or not
+    this sweep looked at them (a row behind another being sent is not looked at, and its job may
+    be taken again by a worker as the sweep after looks)."""
     stamp = at.timestamp()
     with redis.pipeline(transaction=False) as pipeline:
-        # Marks no sweep renewed, and marks from a clock ahead of this one: found afresh.
-        pipeline.zremrangebyscore(UNSEEN, "-inf", f"({stamp - FORGET.total_seconds()}")
-        pipeline.zremrangebyscore(UNSEEN, f"({stamp + confirm.total_seconds()}", "+inf")
-        if live:
-            pipeline.zrem(UNSEEN, *live)
+        # Marks too old to be of this row's latest finding, and marks from before this host's clock went back.
+        pipeline.zremrangebyscore(marks, "-inf", f"({stamp - FORGET.total_seconds()}")
+        pipeline.zremrangebyscore(marks, f"({stamp + confirm.total_seconds()}", "+inf")
+        pipeline.zrange(marks, 0, -1)
+        marked = pipeline.execute()[-1]
+    had_a_job = [entry for entry in marked if int(entry) in live]
+    with redis.pipeline(transaction=False) as pipeline:
+        if had_a_job:
+            pipeline.zrem(marks, *had_a_job)
         if missing:
-            pipeline.zadd(UNSEEN, {str(row): stamp for row in missing}, nx=True)
-            pipeline.zmscore(UNSEEN, [str(row) for row in missing])
+            pipeline.zadd(marks, {str(row): stamp for row in missing}, nx=True)
+            pipeline.zmscore(marks, [str(row) for row in missing])
+            pipeline.expire(marks, int(FORGET.total_seconds()))
         done = pipeline.execute()
-    found = done[-1] if missing else []
+    found = done[-2] if missing else []
     return [row for row, first in zip(missing, found) if first is not None and stamp - first >= confirm.total_seconds()]
 
 

@@ -450,7 +450,7 @@ def test_the_clock_sweeps_while_a_long_scheduled_run_goes_on(app, session, membe
     import threading
     import time
 
-    from service.sweeper import CONFIRM, UNSEEN
+    from service.sweeper import CONFIRM, HOST, UNSEEN
     from workers.clock import serve
 
     row = queue_message(session, key="a", to=member.phone, body="hi", kind="reply", member=member)
@@ -472,7 +472,7 @@ def test_the_clock_sweeps_while_a_long_scheduled_run_goes_on(app, session, membe
                 time.sleep(0.01)
             return condition()
 
-        assert within(20, lambda: redis.zscore(UNSEEN, str(row.id)) is not None), "no sweep found it"
+        assert within(20, lambda: redis.zscore(f"{UNSEEN}:{HOST}", str(row.id)) is not None), "no sweep found it"
         clock.advance(seconds=CONFIRM.total_seconds())
         assert within(20, lambda: send_job_id(row.id) in queued_ids(redis)), "no sweep during the run gave it a job"
         assert not run_goes_on.is_set()
@@ -480,3 +480,77 @@ def test_the_clock_sweeps_while_a_long_scheduled_run_goes_on(app, session, membe
         stopping.append(True)
         run_goes_on.set()
         clock_process.join(timeout=30)
+
+
+def test_two_sweepers_whose_clocks_differ_still_wait_for_a_second_finding(session, member, redis, clock,
+                                                                          monkeypatch):
+    """Two clocks run, one host's time a few seconds behind the other's: a row found without a job
+    (its job in a worker's hands, not yet recorded as started) by one is not given a job by the
+    other a moment later; each waits to find it so twice, `CONFIRM` apart."""
+    from service import sweeper
+    from service.sweeper import sweep
+
+    row = queue_message(session, key="a", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    queue("replies", redis).remove(send_job_id(row.id))  # taken off its queue, not yet started
+    clock.advance(seconds=10)
+    monkeypatch.setattr(sweeper, "HOST", "behind")
+    assert sweep(session, redis) == 0  # the clock 10 s behind
+    clock.advance(seconds=10.5)
+    monkeypatch.setattr(sweeper, "HOST", "ahead")
+    assert sweep(session, redis) == 0, "the other clock, half a second later: found once"
+
+
+def test_two_sweepers_whose_clocks_differ_by_more_than_a_minute_give_a_lost_row_a_job(session, member, redis,
+                                                                                      clock, monkeypatch):
+    from service import sweeper
+    from service.sweeper import sweep
+
+    row = queue_message(session, key="a", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    redis.flushdb()
+    clock.advance(minutes=5)
+    swept = 0
+    for _ in range(10):  # each sweeps every second, one host's time 90 s behind the other's
+        clock.advance(seconds=-90)
+        monkeypatch.setattr(sweeper, "HOST", "behind")
+        swept += sweep(session, redis)
+        clock.advance(seconds=90.5)
+        monkeypatch.setattr(sweeper, "HOST", "ahead")
+        swept += sweep(session, redis)
+        clock.advance(seconds=0.5)
+    assert swept == 1
+    assert queued_ids(redis) == [send_job_id(row.id)]
+
+
+def test_a_row_that_had_a_job_while_no_sweep_looked_at_it_starts_its_wait_afresh(session, member, redis, clock):
+    """A row found without a job (a worker had just taken it), then behind an earlier message to
+    the same number being sent (so no sweep looks at it) while its job waits on its queue: once
+    that message is sent, a sweep that finds the row without a job (a worker taking it again) does
+    not give it a second one at once."""
+    from sqlalchemy import update
+
+    from service.models import OutboundMessage
+    from service.sweeper import CONFIRM, sweep
+
+    earlier = queue_message(session, key="r", to=member.phone, body="reply", kind="reply", member=member,
+                            due_at=clock.now + timedelta(hours=1))
+    row = queue_message(session, key="a", to=member.phone, body="hi", kind="broadcast", member=member)
+    session.commit()
+    [job_id] = queued_ids(redis, "bulk")
+    bulk = queue("bulk", redis)
+    bulk.remove(job_id)
+    assert sweep(session, redis) == 0  # found without a job
+    bulk.enqueue_job(Job.fetch(job_id, connection=redis, serializer=JSONSerializer))  # it had one after all
+    session.execute(update(OutboundMessage).where(OutboundMessage.id == earlier.id)
+                    .values(state="sending", claimed_at=clock.now, due_at=clock.now))
+    session.commit()
+    for _ in range(3):
+        clock.advance(seconds=1)
+        assert sweep(session, redis) == 0  # behind the message being sent: not looked at
+    session.execute(update(OutboundMessage).where(OutboundMessage.id == earlier.id).values(state="sent"))
+    session.commit()
+    bulk.remove(job_id)  # a worker takes it
+    assert sweep(session, redis) == 0, "found without a job once, not twice CONFIRM apart"
+    clock.advance(seconds=CONFIRM.total_seconds())
+    assert sweep(session, redis) == 1
