@@ -222,25 +222,32 @@ def test_a_closing_day_without_a_time_is_refused(runner, member, session, clock,
     assert result.exit_code != 0 and "a date alone" in result.output
 
 
+def _timers_fail_once(monkeypatch, error: Exception) -> list:
+    """A timer's first run raises `error`, the runs after it go as usual; the timer ids run, in order."""
+    import service.timers
+
+    real, calls = service.timers._fire, []
+
+    def fire(*args):
+        calls.append(args[2])
+        if len(calls) == 1:
+            raise error
+        return real(*args)
+
+    monkeypatch.setattr(service.timers, "_fire", fire)
+    return calls
+
+
 def test_a_timer_whose_run_is_a_deadlocks_victim_is_run_again_not_dropped(runner, post_signed, member, session,
                                                                              clock, monkeypatch):
     """PostgreSQL rolls a deadlock's victim back whole: the timer is fired again, not set aside as failed."""
     import psycopg
     from sqlalchemy.exc import OperationalError
 
-    import service.timers
-
     clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     _start_vote(runner, "2026-11-23T18:00")
-    real, calls = service.timers._fire, []
-
-    def fire(*args):
-        calls.append(args[2])
-        if len(calls) == 1:
-            raise OperationalError("SELECT ...", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
-        return real(*args)
-
-    monkeypatch.setattr(service.timers, "_fire", fire)
+    calls = _timers_fail_once(monkeypatch, OperationalError("SELECT ...", {},
+                                                            psycopg.errors.DeadlockDetected("deadlock detected")))
     clock.now = datetime(2026, 11, 23, 18, 1, tzinfo=UTC)
     assert fire_due_timers(session) == {"timers": 1}  # the vote's closing time, after its re-run
     assert len(calls) == 2 and calls[0] == calls[1]
@@ -296,20 +303,10 @@ def test_a_timer_whose_run_meets_the_database_coming_back_is_fired_later_not_set
     import psycopg
     from sqlalchemy.exc import OperationalError
 
-    import service.timers
-
     clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     _start_vote(runner, "2026-11-23T18:00")
-    real, calls = service.timers._fire, []
-
-    def fire(*args):
-        calls.append(args[2])
-        if len(calls) == 1:
-            starting = psycopg.errors.CannotConnectNow("the database system is starting up")
-            raise OperationalError("SELECT ...", {}, starting)
-        return real(*args)
-
-    monkeypatch.setattr(service.timers, "_fire", fire)
+    starting = psycopg.errors.CannotConnectNow("the database system is starting up")
+    _timers_fail_once(monkeypatch, OperationalError("SELECT ...", {}, starting))
     clock.now = datetime(2026, 11, 23, 18, 1, tzinfo=UTC)
     with pytest.raises(OperationalError):
         fire_due_timers(session)  # the clock's tick logs it, and tries again next tick
