@@ -52,19 +52,22 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH, confirm: timedelta
     for group in (_OUTBOX.c.queue == "crisis", _OUTBOX.c.queue != "crisis"):
         after = None
         for _ in range(PAGES):
-            query = select(_OUTBOX.c.id, _OUTBOX.c.queue, _OUTBOX.c.to_number, _OUTBOX.c.due_at,
-                           waits_for.label("waits_for")).where(rule, group)
+            query = select(_OUTBOX.c.id, _OUTBOX.c.queue, _OUTBOX.c.to_number, _OUTBOX.c.due_at).where(rule, group)
             if after is not None:
                 due, last = after
                 query = query.where(or_(_OUTBOX.c.due_at > due, and_(_OUTBOX.c.due_at == due, _OUTBOX.c.id > last)))
             rows = session.execute(query.order_by(_OUTBOX.c.due_at, _OUTBOX.c.id).limit(limit)).all()
-            session.rollback()
             if not rows:
+                session.rollback()
                 break
             if live is None:
                 live = live_send_rows(redis, started_after=at - lease())
-            missing += [(row.id, row.queue, row.to_number) for row in rows
-                        if row.id not in live and row.waits_for not in live]
+            without = [row for row in rows if row.id not in live]
+            # What each waits for, asked only of rows with no job (a backlog's rows have theirs).
+            waiting = dict(session.execute(select(_OUTBOX.c.id, waits_for).where(
+                _OUTBOX.c.id.in_([row.id for row in without]))).all()) if without else {}
+            session.rollback()
+            missing += [(row.id, row.queue, row.to_number) for row in without if waiting.get(row.id) not in live]
             if len(missing) >= limit or len(rows) < limit:
                 break
             after = (rows[-1].due_at, rows[-1].id)
