@@ -100,3 +100,16 @@ def test_an_error_answered_as_rfc_9457_problem_details_is_classified_as_the_lega
     assert refused.value.code == code and f"refused ({code})" in str(refused.value)
     if error is RateLimitedSendError:
         assert refused.value.retry_after == 2.0
+
+
+def test_the_twilio_sdk_hearth_asks_for_raises_problem_details_as_their_own_error():
+    """The transport imports TwilioServiceException, which twilio-python has from 9.10 on: an older
+    9.x, kept by an install made before, would stop every process that sends from starting."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    [twilio] = [spec for spec in project["dependencies"] if re.match(r"twilio\s*[<>=]", spec)]
+    least = re.search(r">=\s*([\d.]+)", twilio)
+    assert least is not None and tuple(map(int, least.group(1).split("."))) >= (9, 10), twilio
