@@ -74,6 +74,9 @@ _COMMUNITY_NUMBER = _SENT_FROM.label("community_number")
 _EARLIER_FROM = (select(_COMMUNITIES.c.phone_number).where(_COMMUNITIES.c.id == _EARLIER.c.community_id)
                  .scalar_subquery())
 _ROW_FROM = _COMMUNITY.with_only_columns(_COMMUNITIES.c.phone_number).correlate(_OUTBOX).scalar_subquery()
+# The earlier row and this one are texts in one thread on the phone: not from two communities' own numbers.
+_SAME_THREAD = or_(_EARLIER.c.community_id == _OUTBOX.c.community_id, _EARLIER_FROM.is_(None), _ROW_FROM.is_(None),
+                   _EARLIER_FROM == _ROW_FROM)
 # What a send must know of the community's quiet hours, read in the same statement as the claim.
 _COMMUNITY_QUIET = tuple(_COMMUNITY.with_only_columns(column).scalar_subquery().label(f"community_{column.name}")
                          for column in (_COMMUNITIES.c.timezone, _COMMUNITIES.c.quiet_start, _COMMUNITIES.c.quiet_end))
@@ -130,8 +133,7 @@ def _waiting(at) -> ColumnElement[bool]:
     back-off). Texts from two communities' own numbers are two threads on the phone: one does not
     wait for the other's retry (`_EARLIER_FROM`)."""
     return ((_EARLIER.c.queue == _OUTBOX.c.queue) & (_EARLIER.c.due_at <= at) & _OUTBOX.c.kind.not_in(URGENT_KINDS)
-            & or_(_EARLIER.c.community_id == _OUTBOX.c.community_id, _EARLIER_FROM.is_(None), _ROW_FROM.is_(None),
-                  _EARLIER_FROM == _ROW_FROM))
+            & _SAME_THREAD)
 
 
 def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str, final_attempt: bool,
@@ -398,7 +400,7 @@ def deliver_batch(session: Session, outbox_ids: list[int], *, give_way: Callable
                   **how) -> list[str]:
     """`deliver` each row in turn; a transient failure of one does not hold up the others, but for
     the rows after it to the same recipient, which wait with it (a turn's second message must not
-    arrive before its first).
+    arrive before its first), unless they are from another community's own number.
 
     The batch then raises that failure so RQ tries it again later, when the rows sent meanwhile
     are skipped by their claim.
@@ -433,12 +435,12 @@ DEFERRED = "deferred"
 
 
 def _to_the_same_recipient(session: Session, outbox_id: int, later: list[int]) -> set[int]:
-    """Which of the `later` rows go to the same number as `outbox_id`."""
+    """Which of the `later` rows go to the same number as `outbox_id`, in the same thread on the
+    phone (`_SAME_THREAD`: another community's own number does not wait for this one's retry)."""
     if not later:
         return set()
-    recipient = select(_OUTBOX.c.to_number).where(_OUTBOX.c.id == outbox_id).scalar_subquery()
-    return set(session.connection().scalars(
-        select(_OUTBOX.c.id).where(_OUTBOX.c.id.in_(later), _OUTBOX.c.to_number == recipient)))
+    return set(session.connection().scalars(select(_OUTBOX.c.id).where(_OUTBOX.c.id.in_(later), exists().where(
+        _EARLIER.c.id == outbox_id, _EARLIER.c.to_number == _OUTBOX.c.to_number, _SAME_THREAD))))
 
 
 def _claim(session: Session, outbox_id: int):

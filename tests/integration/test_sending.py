@@ -1129,3 +1129,27 @@ def test_a_reply_from_one_community_does_not_wait_for_another_communitys_retry(a
         send(app, session, oak_reply)
     assert send(app, session, elm_reply) == "sent"
     assert [(m["from"], m["body"]) for m in double.messages] == [("+441632960001", "Elm: thanks")]
+
+
+def test_in_one_job_a_reply_from_one_community_does_not_wait_for_another_communitys_retry(app, session, member,
+                                                                                         double):
+    """The sweeper puts one number's rows on a queue in one job whatever community they are from:
+    Oak's reply failing there holds back no text from Elm's own number, which is a thread of its own."""
+    from service.directory import create_community
+    from service.sending import deliver_batch
+
+    elm = create_community(session, "Elm House", "Europe/London", phone_number="+441632960001")
+    session.commit()
+    elm_member = add_member(session, elm, "Alex", member.phone, welcome=False)
+    session.commit()
+    double.fail(member.phone, "500", times=1)
+    rows = [queue_message(session, key="oak", to=member.phone, body="Oak: thanks", kind="reply", member=member),
+            queue_message(session, key="elm", to=member.phone, body="Elm: thanks", kind="reply", member=elm_member),
+            queue_message(session, key="oak2", to=member.phone, body="Oak: noted", kind="reply", member=member)]
+    session.commit()
+    runtime = app.extensions["hearth_runtime"]
+    how = dict(transport=runtime.transport, limiter=runtime.limiter, sender="+441632960000", final_attempt=False)
+    with pytest.raises(TransientSendError):
+        deliver_batch(session, [row.id for row in rows], **how)
+    assert [(m["from"], m["body"]) for m in double.messages] == [("+441632960001", "Elm: thanks")]
+    assert fresh(session, rows[2]).state == "pending"  # Oak's next waits for Oak's first
