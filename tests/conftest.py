@@ -31,9 +31,16 @@ def pytest_configure(config):
     import ipaddress
     import socket
 
+    def loopback(host: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host.partition("%")[0])
+        except ValueError:  # a name, which connect resolves itself
+            return host == "localhost"
+        return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+
     def guarded(connect):
         def to_loopback_only(sock, address):
-            if sock.family in (socket.AF_INET, socket.AF_INET6) and not ipaddress.ip_address(address[0]).is_loopback:
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and not loopback(address[0]):
                 raise OSError(f"a test tried to reach {address[0]}: tests talk to this machine only")
             return connect(sock, address)
         return to_loopback_only

@@ -20,3 +20,12 @@ def test_loopback_is_reached_as_before():
     with socket.create_server(("127.0.0.1", 0)) as server:
         with socket.create_connection(server.getsockname(), timeout=1):
             pass
+
+
+def test_loopback_named_as_localhost_is_reached_and_another_name_is_not():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        with socket.socket() as probe:
+            probe.connect(("localhost", server.getsockname()[1]))
+        with socket.socket() as probe:
+            with pytest.raises(OSError, match="tests talk to this machine only"):
+                probe.connect(("api.twilio.com", 443))
