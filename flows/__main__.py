@@ -22,7 +22,11 @@ def _paths(args: list[str]) -> list[Path] | None:
     found: list[Path] = []
     for arg in args or [str(BUNDLED_DIR)]:
         path = Path(arg)
-        files = flow_files(path) if path.is_dir() else [path]
+        try:
+            files = flow_files(path) if path.is_dir() else [path]
+        except OSError as exc:
+            print(f"error: {path} cannot be read ({exc.strerror})")
+            return None
         if not files:
             print(f"error: {path} holds no flow files (names ending .yaml or .yml)")
             return None

@@ -181,10 +181,12 @@ def load_registry(extra_dirs: Iterable[str | os.PathLike] = (), include_bundled:
     problems: list[Problem] = []
     flows: list[Flow] = []
     for folder in folders:
-        if not folder.is_dir():
-            problems.append(Problem(display_path(folder), None, None, "not a folder of flows"))
+        try:
+            paths = flow_files(folder)
+        except OSError as exc:  # missing, not a folder, or not ours to read
+            problems.append(Problem(display_path(folder), None, None, f"not a folder of flows ({exc.strerror})"))
             continue
-        for path in flow_files(folder):
+        for path in paths:
             flow, found = load_flow_file(path)
             problems.extend(found)
             if flow is not None:

@@ -215,3 +215,26 @@ def test_a_flow_file_whose_name_ends_in_capitals_is_loaded(tmp_path):
     registry, problems = load_registry([tmp_path])
     assert [p for p in problems if p.is_error] == []
     assert Path(registry.get("checkin").source_path).name == "Checkin.YAML"
+
+
+def test_a_folder_of_flows_that_cannot_be_read_is_a_problem_named_not_a_crash(tmp_path, monkeypatch, capsys):
+    """HEARTH_FLOWS_DIR missing, a file, or a folder the service may not list: each is named, and the
+    bundled flows run; before, a folder it may not list stopped every process that loads flows."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (tmp_path / "a-file.yaml").write_text("id: x\n")
+    real = Path.iterdir
+
+    def iterdir(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    registry, problems = load_registry([tmp_path / "missing", tmp_path / "a-file.yaml", locked])
+    assert [p.message for p in problems] == ["not a folder of flows (No such file or directory)",
+                                             "not a folder of flows (Not a directory)",
+                                             "not a folder of flows (Permission denied)"]
+    assert registry.get("checkin") is not None
+    assert main(["validate", str(locked)]) == 1
+    assert f"error: {locked} cannot be read (Permission denied)" in capsys.readouterr().out
