@@ -103,10 +103,11 @@ def _confirmed(redis: Redis, marks: str, missing: list[int], live: set[int], at:
             pipeline.zrem(marks, *had_a_job)
         if missing:
             pipeline.zadd(marks, {str(row): stamp for row in missing}, nx=True)
-            pipeline.zmscore(marks, [str(row) for row in missing])
             pipeline.expire(marks, int(FORGET.total_seconds()))
+            for row in missing:  # one ZSCORE each, not ZMSCORE: Redis before 6.2 (Ubuntu 22.04's) has none
+                pipeline.zscore(marks, str(row))
         done = pipeline.execute()
-    found = done[-2] if missing else []
+    found = done[-len(missing):] if missing else []
     return [row for row, first in zip(missing, found) if first is not None and stamp - first >= confirm.total_seconds()]
 
 

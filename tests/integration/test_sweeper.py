@@ -376,12 +376,13 @@ def test_a_row_is_given_a_new_job_only_once_two_sweeps_apart_found_it_without_on
     between sees the row without a job. Only a second sweep, `CONFIRM` later, that finds it so
     too gives it one; before, that sweep gave it a second job, whose run skipped the back-off of
     a failed send and counted two of its tries."""
-    from service.sweeper import CONFIRM, sweep
+    from service.sweeper import CONFIRM, FORGET, HOST, UNSEEN, sweep
 
     row = queue_message(session, key="a", to=member.phone, body="hi", kind="reply", member=member)
     session.commit()
     queue("replies", redis).remove(send_job_id(row.id))  # taken off its queue, not yet started
     assert sweep(session, redis) == 0
+    assert 0 < redis.ttl(f"{UNSEEN}:{HOST}") <= FORGET.total_seconds()  # gone once no sweep has found it for FORGET
     clock.advance(seconds=1)
     assert sweep(session, redis) == 0
     clock.advance(seconds=CONFIRM.total_seconds() - 1)
