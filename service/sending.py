@@ -66,17 +66,17 @@ _COMMUNITIES = Community.__table__
 # A community with a number of its own texts from it (its members reply to it, and it has its own
 # rate limit); the rest from the configured sender.
 _COMMUNITY = select(_COMMUNITIES).where(_COMMUNITIES.c.id == _OUTBOX.c.community_id)
-# The number a row is sent from: its community's own; None, the configured sender.
-_SENT_FROM = _COMMUNITY.with_only_columns(_COMMUNITIES.c.phone_number).scalar_subquery()
+# The number a row is sent from: its community's own; None, the configured sender. Tied to the
+# outer statement's row even inside the claim's look at earlier rows (`_SAME_THREAD`).
+_SENT_FROM = _COMMUNITY.with_only_columns(_COMMUNITIES.c.phone_number).correlate(_OUTBOX).scalar_subquery()
 _COMMUNITY_NUMBER = _SENT_FROM.label("community_number")
 # The number an earlier row to the same number is sent from (None: the configured sender, which a
 # community may also have as its own number, so a row from it keeps its order with every other).
 _EARLIER_FROM = (select(_COMMUNITIES.c.phone_number).where(_COMMUNITIES.c.id == _EARLIER.c.community_id)
                  .scalar_subquery())
-_ROW_FROM = _COMMUNITY.with_only_columns(_COMMUNITIES.c.phone_number).correlate(_OUTBOX).scalar_subquery()
 # The earlier row and this one are texts in one thread on the phone: not from two communities' own numbers.
-_SAME_THREAD = or_(_EARLIER.c.community_id == _OUTBOX.c.community_id, _EARLIER_FROM.is_(None), _ROW_FROM.is_(None),
-                   _EARLIER_FROM == _ROW_FROM)
+_SAME_THREAD = or_(_EARLIER.c.community_id == _OUTBOX.c.community_id, _EARLIER_FROM.is_(None), _SENT_FROM.is_(None),
+                   _EARLIER_FROM == _SENT_FROM)
 # What a send must know of the community's quiet hours, read in the same statement as the claim.
 _COMMUNITY_QUIET = tuple(_COMMUNITY.with_only_columns(column).scalar_subquery().label(f"community_{column.name}")
                          for column in (_COMMUNITIES.c.timezone, _COMMUNITIES.c.quiet_start, _COMMUNITIES.c.quiet_end))

@@ -12,7 +12,7 @@ from .base import Base
 # Pipeline states of an outbox row (ours); the carrier's view is `delivery_status`.
 PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "failed", "cancelled"
 UNSENT = (PENDING, SENDING)  # an outbox row that may still go
-UNSENT_WHERE = "state IN ('pending', 'sending')"
+UNSENT_WHERE = f"state IN ({', '.join(repr(state) for state in UNSENT)})"
 
 # Carrier statuses in the order they can happen; a callback never moves a message backwards.
 DELIVERY_RANK = {
