@@ -106,7 +106,8 @@ def test_replayed_message_sid_gets_the_same_answer_and_changes_nothing_twice(pos
 
 
 @pytest.mark.parametrize("word", ["STOP", "stop", " Stop ", "STOP!", "stopall", "UNSUBSCRIBE", "cancel",
-                                  "End.", "quit", "  QUIT  ", "Stop.", "¡stop!", "OPTOUT", "revoke"])
+                                  "End.", "quit", "  QUIT  ", "Stop.", "¡stop!", "OPTOUT", "revoke",
+                                  "Stop please", "please STOP", "Stop, thanks x"])
 def test_every_opt_out_word_opts_out_with_one_confirmation(post_signed, member, session, word):
     [confirmation] = replies(post_signed("/twilio/sms", sms_form(word)))
     assert "no more messages" in confirmation

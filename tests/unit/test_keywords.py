@@ -4,7 +4,7 @@ import unicodedata
 import pytest
 from hypothesis import given, strategies as st
 
-from service.keywords import changes_consent, classify, normalise
+from service.keywords import changes_consent, classify, keyword, normalise
 
 
 @pytest.mark.parametrize("body", ["STOP", "stop", " Stop. ", "STOPALL", "unsubscribe", "Cancel!", "end", "QUIT"])
@@ -39,7 +39,7 @@ def test_changes_consent_holds_for_every_word_that_opts_anyone_in_or_out(body):
     always = {classify(body, opted_out=False)} & consent
     only_once_opted_out = ({classify(body, opted_out=True)} & consent) - always
     assert changes_consent(body) == bool(always)
-    assert bool(only_once_opted_out) == (normalise(body) == "YES")
+    assert bool(only_once_opted_out) == (keyword(body) == "YES")
 
 
 @given(st.text(alphabet=st.sampled_from("sStToOpP!?.,_ \u00a0\u200b\u3000é9²🙂-'\n"), max_size=12))
@@ -60,3 +60,18 @@ def test_a_stop_typed_in_full_width_letters_opts_out(body):
     """A phone in a full-width input mode sends these: the member asked to stop all the same."""
     assert classify(body, opted_out=False) == "opt_out"
     assert changes_consent(body)
+
+
+@pytest.mark.parametrize("body, opted_out, word", [
+    ("Stop please", False, "opt_out"), ("please STOP", False, "opt_out"), ("Stop, thanks x", False, "opt_out"),
+    ("STOP pls!", False, "opt_out"), ("stop thank you", False, "opt_out"), ("Stop\u00a0please", False, "opt_out"),
+    ("Ｓｔｏｐ　ｐｌｅａｓｅ", False, "opt_out"), ("Unsubscribe please.", False, "opt_out"),
+    ("stop all", False, "opt_out"), ("Opt out", False, "opt_out"), ("opt-out please", False, "opt_out"),
+    ("Start please", True, "opt_in"), ("yes please", True, "opt_in"), ("Help please", False, "help"),
+    ("yes please", False, None), ("please don't stop", False, None), ("stop it please", False, None),
+    ("thanks", False, None), ("please", False, None), ("x", False, None), ("stop texting me thanks", False, None),
+])
+def test_a_keyword_with_a_please_or_thanks_around_it_is_that_keyword(body, opted_out, word):
+    """A member who writes "Stop please" has asked to stop: the courtesy does not hide the word."""
+    assert classify(body, opted_out=opted_out) == word
+    assert changes_consent(body) == (word in ("opt_out", "opt_in") and classify(body, opted_out=False) == word)
