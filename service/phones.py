@@ -30,6 +30,9 @@ def to_e164(raw: str, region: str = "GB", *, entered: bool = True) -> str:
     text = _ascii_digits((raw or "").strip())
     if not text:
         raise InvalidPhone(raw, "it is empty")
+    if _SCIENTIFIC.match(text):
+        raise InvalidPhone(raw, "it is in scientific notation, as a spreadsheet shows a long number, and has lost"
+                                " digits: format the phone column as text and save the CSV again")
     # A long run of digits may be an international number without its plus ("447700900123" in a
     # spreadsheet). It is read in the community's region when that gives a valid number keeping
     # every digit (13812345678 in China is +86 138...), and as international otherwise.
@@ -45,6 +48,11 @@ def to_e164(raw: str, region: str = "GB", *, entered: bool = True) -> str:
     if entered and not phonenumbers.is_valid_number(number) and not fictional(e164):
         raise InvalidPhone(raw, "no number like it is in use (is a digit missing or one too many?)")
     return e164
+
+
+# A number as Excel shows one of 12 digits or more in a General column (4.47701E+11, or 4,47701E+11 where the
+# decimal mark is a comma), and writes it in its "CSV": read as a number, only its first digits would be left.
+_SCIENTIFIC = re.compile(r"^[0-9][.,][0-9]*E\+?[0-9]+$", re.IGNORECASE)
 
 
 # Ofcom's numbers for drama and testing (never allocated), as E.164 prefixes of 13-character numbers.

@@ -94,6 +94,15 @@ def test_letters_in_a_number_are_refused_not_read_as_keypad_digits(raw):
     assert refused.value.reason == "it has letters in it"
 
 
+@pytest.mark.parametrize("raw", ["4.47701E+11", "4.47701e+11", "7.7009E+09", "4,47701E+11", " 4.47701E+11 "])
+def test_a_number_a_spreadsheet_wrote_in_scientific_notation_is_refused_saying_so(raw):
+    """Excel shows a long number in a General column as 4.47701E+11 and saves its "CSV" that way:
+    the last digits are gone, and the operator needs to know that, not that there are letters in it."""
+    with pytest.raises(InvalidPhone) as refused:
+        to_e164(raw, "GB")
+    assert "scientific notation" in refused.value.reason and "as text" in refused.value.reason
+
+
 @pytest.mark.parametrize("raw", ["07700 900123 (w)", "07700 900123 (mob)", "07700 900123 M", "07700900123 (UK)",
                                  "+44 7700 900123 GB", "Mob: 07700 900123 home", "07700 900123 (mobile) "])
 def test_a_note_after_a_whole_number_is_skipped(raw):
