@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from functools import wraps
 
 from flask import abort, current_app, request
 from twilio.request_validator import RequestValidator
 
 from .exceptions import BadRequest
+
+log = logging.getLogger(__name__)
 
 # Twilio's richest webhook (an MMS with ten media and its sender's geography) has about 50 fields.
 # A form with thousands costs the signature check a tenth of a second each: refused before it.
@@ -42,7 +45,12 @@ def twilio_signed(view):
         if config.validate_signatures:
             signature = request.headers.get("X-Twilio-Signature", "")
             validator = RequestValidator(signing_token(config))
-            if not signature or not validator.validate(public_url(), request.form, signature):
+            url = public_url()
+            if not signature or not validator.validate(url, request.form, signature):
+                # Behind a proxy, a PUBLIC_BASE_URL that is not the URL Twilio was given refuses every
+                # text: the URL checked is what lets an operator see that.
+                log.warning("webhook refused (403): X-Twilio-Signature %s for %s",
+                            "does not match" if signature else "missing", url)
                 abort(403, description="X-Twilio-Signature does not match this request")
         return view(*args, **kwargs)
 

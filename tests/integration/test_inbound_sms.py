@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import func, select
 
@@ -401,3 +403,12 @@ def test_start_after_a_pause_sends_messages_again(post_signed, member, session, 
     session.expire_all()
     again = session.get(Member, member.id)
     assert (again.status, again.paused_until) == ("active", None)
+
+
+def test_a_refused_signature_is_logged_with_the_url_it_was_checked_against(post_signed, member, caplog):
+    """Behind a proxy, a PUBLIC_BASE_URL that is not the URL Twilio was given refuses every text:
+    the log names the URL checked, so the operator can compare it with the one set at Twilio."""
+    with caplog.at_level(logging.WARNING, logger="service.signature"):
+        response = post_signed("/twilio/sms", sms_form("hi"), url="http://hearth.example.org/twilio/sms")
+    assert response.status_code == 403
+    assert "https://hearth.example.org/twilio/sms" in caplog.text and "does not match" in caplog.text
