@@ -25,6 +25,15 @@ class InboundSms:
 
 
 @dataclass(frozen=True)
+class InboundCall:
+    """One inbound voice call."""
+
+    sid: str
+    from_number: str
+    to_number: str
+
+
+@dataclass(frozen=True)
 class StatusCallback:
     """One outbound message status report."""
 
@@ -75,6 +84,15 @@ def parse_inbound_sms(form) -> InboundSms:
     if len(body) > MAX_BODY:
         raise BadRequest(f"Body is longer than {MAX_BODY} characters")
     return InboundSms(sid=sid, from_number=sender, to_number=to, body=body)
+
+
+def parse_inbound_call(form) -> InboundCall:
+    """CallSid, From and To of an inbound call (From may be "anonymous" or a withheld number's placeholder)."""
+    sid = _sid(form, "CallSid")
+    if not sid.startswith("CA"):
+        raise BadRequest("CallSid is not a call's sid")
+    caller = _field(form, "From").strip()[:32]
+    return InboundCall(sid=sid, from_number=caller, to_number=_number(form, "To"))
 
 
 def parse_status_callback(form) -> StatusCallback:

@@ -8,9 +8,10 @@ from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 
+from .calls import answer_call
 from .database import db, rerun_if_disconnected
 from .exceptions import BadRequest
-from .forms import parse_inbound_sms, parse_status_callback
+from .forms import parse_inbound_call, parse_inbound_sms, parse_status_callback
 from .inbound import handle_sms
 from .signature import twilio_signed
 from .status import record_status
@@ -30,6 +31,14 @@ def sms():
     message = parse_inbound_sms(request.form)
     converse = current_app.extensions.get("hearth_converse")
     return _xml(rerun_if_disconnected(db.session, lambda: handle_sms(db.session, message, converse=converse)))
+
+
+@bp.post("/voice")
+@twilio_signed
+def voice():
+    """An inbound call: every caller hears that this number takes texts, and the crisis contacts."""
+    call = parse_inbound_call(request.form)
+    return _xml(answer_call(db.session, call))
 
 
 @bp.post("/status")
