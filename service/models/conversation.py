@@ -8,7 +8,12 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base
+from flows.steps.alert import SEVERITIES
+
+from .base import Base, one_of
+
+# What a timer is for: an ask's reminder and no-answer, a wait step's end, the flow's expiry.
+TIMER_KINDS = ("reminder", "no_answer", "wait", "expiry")
 
 
 class FlowVersion(Base):
@@ -74,6 +79,7 @@ class Alert(Base):
     """Something a facilitator should look at."""
 
     __tablename__ = "alerts"
+    __table_args__ = (one_of("severity", SEVERITIES),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
@@ -90,7 +96,8 @@ class Timer(Base):
     """A conversation's wait (reminder, no answer, expiry): the clock resumes the flow when due."""
 
     __tablename__ = "timers"
-    __table_args__ = (UniqueConstraint("conversation_id", "token"), Index("ix_timers_due", "fired_at", "due_at"))
+    __table_args__ = (UniqueConstraint("conversation_id", "token"), Index("ix_timers_due", "fired_at", "due_at"),
+                      one_of("kind", TIMER_KINDS))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base
+from .base import Base, one_of
 
 STATUSES = ("active", "paused", "opted_out", "left")
 CHANNELS = ("sms", "voice")
@@ -22,6 +22,8 @@ class Member(Base):
         UniqueConstraint("community_id", "phone"),
         # The clock's pass every second: paused members whose pause has run out (`consent.end_pauses`).
         Index("ix_members_status_paused_until", "status", "paused_until"),
+        one_of("status", STATUSES),
+        one_of("channel", CHANNELS),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -7,12 +7,20 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base
+from .base import Base, one_of
 
 # Pipeline states of an outbox row (ours); the carrier's view is `delivery_status`.
 PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "failed", "cancelled"
+STATES = (PENDING, SENDING, SENT, FAILED, CANCELLED)
 UNSENT = (PENDING, SENDING)  # an outbox row that may still go
 UNSENT_WHERE = f"state IN ({', '.join(repr(state) for state in UNSENT)})"
+
+# The queues a row is sent from (`workers.queues`), the kinds of message (`outbox.QUEUE_FOR_KIND`),
+# how a row was sent other than by a job (a reply in the webhook's TwiML), and its encoding.
+QUEUES = ("crisis", "replies", "bulk")
+KINDS = ("crisis", "alert", "reply", "welcome", "flow", "reminder", "broadcast", "checkin")
+VIAS = ("twiml",)
+ENCODINGS = ("GSM-7", "UCS-2")
 
 # Carrier statuses in the order they can happen; a callback never moves a message backwards.
 DELIVERY_RANK = {
@@ -49,6 +57,11 @@ class OutboundMessage(Base):
         # The rows not yet sent, by number: what a claim looks for before it takes a later one.
         Index("ix_outbound_unsent_to", "to_number", "id", postgresql_where=text(UNSENT_WHERE),
               sqlite_where=text(UNSENT_WHERE)),
+        one_of("state", STATES),
+        one_of("queue", QUEUES),
+        one_of("kind", KINDS),
+        one_of("via", VIAS),
+        one_of("encoding", ENCODINGS),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

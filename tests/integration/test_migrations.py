@@ -61,7 +61,7 @@ def _seed_at_0002(url: str) -> None:
         # What refers to the conversation: a downgrade must not rebuild (drop) the table under it.
         conn.execute(insert(t["results"]).values(conversation_id=1, member_id=1, flow_id="checkin", name="mood",
                                                  value="2", saved_at=EARLIER))
-        conn.execute(insert(t["timers"]).values(conversation_id=1, token="expire", kind="expire", due_at=LATER))
+        conn.execute(insert(t["timers"]).values(conversation_id=1, token="expire", kind="expiry", due_at=LATER))
     engine.dispose()
 
 
@@ -291,3 +291,165 @@ def test_the_migrations_build_the_schema_the_models_declare(empty_url):
     if DATABASE == "sqlite":
         differences = [d for d in differences if not (isinstance(d, list) and d[0][0] == "modify_type")]
     assert differences == []
+
+
+def _checks(inspector_or_metadata) -> dict[tuple[str, str], list[str]]:
+    """Each CHECK constraint by (table, name), as the values it lets through."""
+    import re
+
+    from sqlalchemy import CheckConstraint
+
+    def values(sqltext) -> list[str]:
+        return sorted(re.findall(r"'([^']*)'", str(sqltext)))
+
+    if isinstance(inspector_or_metadata, MetaData):
+        return {(table.name, check.name): values(check.sqltext) for table in inspector_or_metadata.tables.values()
+                for check in table.constraints if isinstance(check, CheckConstraint)}
+    inspector = inspector_or_metadata
+    return {(table, check["name"]): values(check["sqltext"]) for table in inspector.get_table_names()
+            for check in inspector.get_check_constraints(table)}
+
+
+def test_the_migrations_build_the_checks_the_models_declare(empty_url):
+    """Alembic's comparison leaves CHECK constraints out: each one the models declare is built, with
+    the same values, and no other."""
+    from service.models import Base
+
+    upgrade(empty_url)
+    engine = make_engine(empty_url)
+    try:
+        built = _checks(inspect(engine))
+    finally:
+        engine.dispose()
+    declared = _checks(Base.metadata)
+    assert ("members", "ck_members_status") in declared
+    assert built == declared
+
+
+def test_the_checks_let_through_every_value_the_code_writes():
+    from flows.flow_schema import build_schema
+    from flows.sms import measure
+    from service.models.conversation import TIMER_KINDS
+    from service.models.messages import ENCODINGS, KINDS, QUEUES
+    from service.outbox import QUEUE_FOR_KIND
+    from workers.queues import PRIORITY
+
+    assert set(QUEUE_FOR_KIND) == set(KINDS) and set(QUEUE_FOR_KIND.values()) == set(QUEUES) == set(PRIORITY)
+    assert {measure("hello").name, measure("hello 😀").name} == set(ENCODINGS)
+    assert set(build_schema()["$defs"]["turn"]["properties"]["timeout"]["enum"]) == set(TIMER_KINDS)
+
+
+@pytest.mark.parametrize(("statement", "check"), [
+    ("UPDATE members SET status = 'opted-out'", "ck_members_status"),
+    ("UPDATE members SET channel = 'whatsapp'", "ck_members_channel"),
+    ("UPDATE outbound_messages SET state = 'sent ok'", "ck_outbound_messages_state"),
+    ("UPDATE outbound_messages SET queue = 'default'", "ck_outbound_messages_queue"),
+    ("UPDATE outbound_messages SET kind = 'digest'", "ck_outbound_messages_kind"),
+    ("UPDATE outbound_messages SET via = 'rest'", "ck_outbound_messages_via"),
+    ("UPDATE outbound_messages SET encoding = 'UTF-8'", "ck_outbound_messages_encoding"),
+    ("INSERT INTO alerts (community_id, severity, summary, created_at) VALUES (1, 'urgent', 'x', :at)",
+     "ck_alerts_severity"),
+    ("INSERT INTO timers (conversation_id, token, kind, due_at) VALUES (1, 't', 'expire', :at)", "ck_timers_kind"),
+])
+def test_the_database_refuses_a_value_outside_a_column_s_set(session, member, statement, check):
+    from sqlalchemy.exc import IntegrityError
+
+    from service.outbox import queue_message
+
+    queue_message(session, key="welcome:1", to=member.phone, body="Welcome", kind="welcome", member=member)
+    session.execute(text("INSERT INTO flow_versions (digest, flow_id, version, source_path, source_text, loaded_at)"
+                         " VALUES ('d', 'checkin', 1, 'checkin.yaml', 'id: checkin', :at)"), {"at": EARLIER})
+    session.execute(text("INSERT INTO conversations (member_id, flow_id, flow_digest, active, started_at, updated_at)"
+                         " VALUES (:member, 'checkin', 'd', false, :at, :at)"), {"member": member.id, "at": EARLIER})
+    session.commit()
+    with pytest.raises(IntegrityError, match=check if DATABASE != "sqlite" else "CHECK constraint failed"):
+        session.execute(text(statement), {"at": EARLIER})
+    session.rollback()
+
+
+def test_0018_stops_at_a_value_its_checks_would_refuse_and_changes_nothing(empty_url):
+    """A row written outside the code (by hand, or by a script) stops `hearth db upgrade` with the
+    table, column and value named, before any migration of the run has changed anything."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from service.migrations import current, revisions
+
+    upgrade(empty_url, "0016")
+    engine = make_engine(empty_url)
+    tables = MetaData()
+    tables.reflect(engine)
+    t = tables.tables
+    with engine.begin() as conn:
+        conn.execute(insert(t["communities"]).values(
+            id=1, name="Oak House", timezone="Europe/London", language="en", region="GB", help_text="help",
+            welcome_text="welcome", opt_out_reply="bye", opt_in_reply="hello", crisis_contacts=[], created_at=EARLIER))
+        for n, status in ((1, "active"), (2, "opted-out"), (3, "opted-out")):
+            conn.execute(insert(t["members"]).values(
+                id=n, community_id=1, name="Sam", phone=f"+44770090012{n}", channel="sms", status=status, fields={},
+                created_at=EARLIER))
+    engine.dispose()
+
+    def hearth_db_upgrade() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "from service.cli import main; main()", "db", "upgrade"],
+                              cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "DATABASE_URL": empty_url, "REDIS_URL": "redis://127.0.0.1:1/0"})
+
+    done = hearth_db_upgrade()
+    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert ("members.status holds 'opted-out' in 2 row(s), not one of active, paused, opted_out, left"
+            in done.stderr.replace("\n", " "))
+    assert "Nothing was changed" in done.stderr
+    assert current(empty_url) == "0016"  # 0017, which ran before 0018 in the same upgrade, was rolled back too
+    engine = make_engine(empty_url)
+    assert "ix_members_status_paused_until" not in {i["name"] for i in inspect(engine).get_indexes("members")}
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE members SET status = 'opted_out' WHERE status = 'opted-out'"))
+    engine.dispose()
+
+    done = hearth_db_upgrade()
+    assert done.returncode == 0, done.stderr
+    assert current(empty_url) == revisions()[-1]
+
+
+def test_0018_keeps_every_row_that_refers_to_a_member_and_downgrades(empty_url):
+    """On SQLite the checks rebuild `members`, which every other table's rows refer to."""
+    upgrade(empty_url, "0002")
+    _seed_at_0002(empty_url)
+    upgrade(empty_url, "0017")
+    engine = make_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO alerts (community_id, member_id, conversation_id, severity, summary, created_at)"
+                          " VALUES (1, 1, 1, 'high', 'x', :at)"), {"at": EARLIER})
+        conn.execute(text("INSERT INTO audit_log (at, actor, action, community_id, member_id, details)"
+                          " VALUES (:at, 'cli:jo', 'member.added', 1, 1, '{}')"), {"at": EARLIER})
+        conn.execute(text("INSERT INTO outbound_messages (idempotency_key, community_id, member_id, to_number, body,"
+                          " kind, queue, state, due_at, attempts, segments, encoding, created_at, updated_at)"
+                          " VALUES ('welcome:1', 1, 1, '+447700900123', 'Welcome', 'welcome', 'replies', 'pending',"
+                          " :at, 0, 1, 'GSM-7', :at, :at)"), {"at": EARLIER})
+    engine.dispose()
+    referring = ("members", "conversations", "results", "timers", "alerts", "audit_log", "inbound_messages",
+                 "outbound_messages")
+
+    def counts() -> list[int]:
+        engine = make_engine(empty_url)
+        with engine.connect() as conn:
+            found = [conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() for table in referring]
+            if DATABASE == "sqlite":
+                assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
+            assert conn.execute(text("SELECT name, status, phone FROM members")).all() == [
+                ("Sam", "active", "+447700900123")]
+        engine.dispose()
+        return found
+
+    upgrade(empty_url)
+    assert counts() == [1, 1, 1, 1, 1, 1, 2, 1]
+    command.downgrade(alembic_config(empty_url), "0017")
+    assert counts() == [1, 1, 1, 1, 1, 1, 2, 1]
+    engine = make_engine(empty_url)
+    assert _checks(inspect(engine)) == {}
+    engine.dispose()
+    upgrade(empty_url)
+    assert counts() == [1, 1, 1, 1, 1, 1, 2, 1]
+
