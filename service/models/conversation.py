@@ -84,7 +84,8 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    # Looked up when a text ends a conversation: did it raise an alert (`converse._raised_an_alert`).
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), index=True)
     severity: Mapped[str] = mapped_column(String(8))
     summary: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]

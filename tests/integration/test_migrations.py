@@ -453,3 +453,18 @@ def test_0018_keeps_every_row_that_refers_to_a_member_and_downgrades(empty_url):
     upgrade(empty_url)
     assert counts() == [1, 1, 1, 1, 1, 1, 2, 1]
 
+
+def test_an_alert_is_found_by_its_conversation_through_an_index(session):
+    """When a text ends a conversation, the webhook asks whether it raised an alert
+    (`converse._raised_an_alert`): by index, not by reading every alert."""
+    from sqlalchemy import exists
+
+    from service.models import Alert
+
+    indexes = {i["name"]: i["column_names"] for i in inspect(session.get_bind()).get_indexes("alerts")}
+    assert indexes.get("ix_alerts_conversation_id") == ["conversation_id"]
+    if DATABASE == "sqlite":
+        query = select(exists().where(Alert.conversation_id == 1)).compile(
+            session.get_bind(), compile_kwargs={"literal_binds": True})
+        plan = " ".join(str(row[-1]) for row in session.execute(text(f"EXPLAIN QUERY PLAN {query}")))
+        assert "USING INDEX ix_alerts_conversation_id" in plan, plan

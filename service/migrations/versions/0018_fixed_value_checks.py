@@ -1,6 +1,8 @@
 """CHECK constraints on the columns that hold one of a fixed set of values (a member's status and
 channel; an outbox row's state, queue, kind, via and encoding; an alert's severity; a timer's
-kind): the code writes only those, and now the database refuses any other.
+kind): the code writes only those, and now the database refuses any other. And
+`ix_alerts_conversation_id`: the webhook looks up whether a conversation a text ended raised an
+alert (`converse._raised_an_alert`), which read every alert without it.
 
 A row already holding another value stops the upgrade before anything is changed, naming the
 table, the column and the value: the upgrade runs in one transaction, and is rolled back whole.
@@ -49,9 +51,11 @@ def upgrade() -> None:
             for column, values in columns.items():
                 batch.create_check_constraint(op.f(f"ck_{table}_{column}"), one_of(column, values))
         _alter(table, add)
+    op.create_index("ix_alerts_conversation_id", "alerts", ["conversation_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_alerts_conversation_id", table_name="alerts")
     for table, columns in CHECKS.items():
         def drop(batch, table=table, columns=columns) -> None:
             for column in columns:
