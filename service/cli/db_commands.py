@@ -25,7 +25,7 @@ def upgrade_command(revision: str) -> None:
         upgrade(url, revision)
         now_at = current(url)
     except CommandError as exc:  # a revision that does not exist, say, or the database's is not one of ours
-        newer = _newer_than_this_code()
+        newer = newer_than_this_code()
         if newer is None:
             raise click.ClickException(f"cannot upgrade to {revision!r}: {exc}") from None
         click.echo(f"Database is at {newer}, newer than this code's newest migration ({revisions()[-1]}):"
@@ -40,7 +40,7 @@ def upgrade_command(revision: str) -> None:
         click.echo(f"It was past {revision} already; `hearth db upgrade` does not go back.")
 
 
-def _newer_than_this_code() -> str | None:
+def newer_than_this_code() -> str | None:
     """The revision of a database migrated by a newer Hearth than this code (a release rolled back
     after its migrations ran), which this code runs on and leaves as it is; None when it is at one
     of this code's revisions or cannot be read. One at a revision that is not Hearth's (another

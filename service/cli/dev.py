@@ -23,8 +23,9 @@ from sqlalchemy import make_url
 from service.config import is_loopback, shown_url
 from service.database import db
 from service.demo import DEMO_FACILITATOR, DEMO_MEMBERS, seed_demo
-from service.migrations import upgrade
+from service.migrations import revisions, upgrade
 
+from .db_commands import newer_than_this_code
 from .errors import clear_errors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ def dev_command(port: int) -> None:
     config = current_app.config["HEARTH"]
     _port_free(port)
     with clear_errors(schema=False):  # it upgrades the schema itself
-        upgrade(config.database_url)
+        _upgrade(config.database_url)
         if seed_demo(db.session):
             click.echo("Seeded 'Demo Community' with members " + ", ".join(f"{n} {p}" for n, p in DEMO_MEMBERS)
                        + f", and facilitator {DEMO_FACILITATOR[0]} {DEMO_FACILITATOR[1]}.")
@@ -71,6 +72,22 @@ def dev_command(port: int) -> None:
                 private_redis.wait(timeout=10)
     if failed:
         raise click.ClickException(f"a process of the service stopped (honcho exited {failed}): see its output above")
+
+
+def _upgrade(url: str) -> None:
+    """Migrate to this code's newest revision; a database a newer Hearth migrated (which `hearth db
+    upgrade` leaves as it is) is refused in one line: this code would run on a schema it does not know."""
+    from alembic.util import CommandError
+
+    try:
+        upgrade(url)
+    except CommandError as exc:
+        newer = newer_than_this_code()
+        if newer is None:
+            raise click.ClickException(f"cannot upgrade the database: {exc}") from None
+        raise click.ClickException(f"the database is at {newer}, newer than this code's newest migration"
+                                   f" ({revisions()[-1]}): a newer Hearth migrated it. Run that Hearth on it,"
+                                   " or set DATABASE_URL to another database") from None
 
 
 def _from_anywhere(url: str) -> str:

@@ -162,3 +162,18 @@ def test_dev_runs_from_any_folder_and_a_sigterm_stops_all_of_it(tmp_path, config
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     assert (tmp_path / "h.db").exists()
+
+
+def test_dev_on_a_database_a_newer_hearth_migrated_says_so_and_stops(tmp_path):
+    """`hearth db upgrade` leaves such a database as it is; `hearth dev`, which migrates first, says
+    the same in one line and runs nothing on a schema this code does not know."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path}/h.db"
+    assert hearth("db", "upgrade", DATABASE_URL=url).returncode == 0
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    done = hearth("dev", "--port", str(_unused_port()), DATABASE_URL=url)
+    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout, done.stderr[-2000:]
+    assert "Error: the database is at 9999, newer than this code's newest migration" in done.stderr
+    assert "Hearth is starting" not in done.stdout
