@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
+from urllib.parse import quote
 
 from flask import current_app
 from sqlalchemy import Engine, create_engine, event, make_url
@@ -29,8 +30,11 @@ class Database:
     """The engine and session of the current app; each app gets its own in `init_app`."""
 
     def init_app(self, app) -> Bound:
-        """Build the engine for the app's DATABASE_URL and remove the session after each request."""
-        bound = Bound(make_engine(app.config["HEARTH"].database_url))
+        """Build the engine for the app's DATABASE_URL and remove the session after each request.
+
+        With `HEARTH_MAKE_DATABASE` False (the command line) a SQLite file that is not there is not made.
+        """
+        bound = Bound(make_engine(app.config["HEARTH"].database_url, make=app.config.get("HEARTH_MAKE_DATABASE", True)))
         app.extensions["hearth_db"] = bound
 
         @app.teardown_appcontext
@@ -66,22 +70,29 @@ CONNECT_SECONDS = 5
 SQLITE_BUSY_SECONDS = 10
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, make: bool = True) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout so processes can share it.
 
     Its errors never carry a statement's values: they are members' texts and numbers, and errors
-    go to the log.
+    go to the log. With `make` False, a SQLite file that is not there (a mistyped path) is not
+    made, nor its folder: connecting fails instead.
     """
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        if make and path and path != ":memory:":
             folder = Path(path).parent
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ValueError(f"DATABASE_URL: the folder {str(folder)!r} cannot be made ({exc.strerror})") from None
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS}, hide_parameters=True)
+
+        if not make and path and path != ":memory:":
+            @event.listens_for(engine, "do_connect")
+            def _open_only(_dialect, _record, cargs, cparams) -> None:
+                cargs[0] = "file:" + quote(cargs[0]) + "?mode=rw"  # read-write, never create
+                cparams["uri"] = True
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:

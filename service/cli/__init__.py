@@ -21,7 +21,9 @@ def _create_app(*_args):
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return create_app()
+        # Only `hearth db upgrade` and `hearth dev` make a SQLite database, as they migrate it
+        # (`migrations.upgrade` has an engine of its own); any other command names a file not there.
+        return create_app(overrides={"HEARTH_MAKE_DATABASE": False})
     except ValueError as exc:  # a setting in the environment that cannot be used
         raise click.ClickException(str(exc)) from None
     except ArgumentError as exc:  # DATABASE_URL is not a URL SQLAlchemy can use

@@ -17,10 +17,12 @@ from service.exceptions import HearthError
 def clear_errors(schema: bool = True):
     """Roll back and print `Error: ...` for any HearthError (or unready database) raised inside.
 
-    With `schema`, first refuse a database whose schema is older than this code's (migrated part
-    of the way): a command would fail half-way, on a column it does not have yet.
+    With `schema`, first refuse a SQLite file that is not there (a mistyped DATABASE_URL), and a
+    database whose schema is older than this code's (migrated part of the way): a command would
+    fail half-way, on a column it does not have yet.
     """
     if schema:
+        _database_is_there()
         _schema_is_current()
     try:
         yield
@@ -32,6 +34,14 @@ def clear_errors(schema: bool = True):
         hint = f"; is DATABASE_URL ({_shown_url()}) the database you meant? if so, run `hearth db upgrade` first" \
             if missing_table(exc) else ""
         raise click.ClickException(f"the database refused this ({database_reason(exc)}){hint}") from None
+
+
+def _database_is_there() -> None:
+    url = db.engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
+            and not Path(url.database).exists():
+        raise click.ClickException(f"there is no database at {Path(url.database).resolve()}: is DATABASE_URL"
+                                   f" ({_shown_url()}) the one you meant? `hearth db upgrade` makes one there")
 
 
 def _schema_is_current() -> None:

@@ -48,11 +48,12 @@ def hearth(*args: str, **env: str) -> subprocess.CompletedProcess:
     ("nosuchdriver://x/y", ["db", "upgrade"], "Error: DATABASE_URL must be a PostgreSQL URL"),
     ("mysql://root@localhost/hearth", ["db", "upgrade"], "not mysql://"),
     ("sqlite:///{tmp}/h.db", ["db", "upgrade", "no-such-revision"], "Error: cannot upgrade to 'no-such-revision'"),
-    ("sqlite:///{tmp}/h.db", ["community", "create", "Foo"],
-     "Error: the database refused this (no such table: communities); is DATABASE_URL (sqlite:///{tmp}/h.db) the"
+    ("sqlite:///{tmp}/empty.db", ["community", "create", "Foo"],
+     "Error: the database refused this (no such table: communities); is DATABASE_URL (sqlite:///{tmp}/empty.db) the"
      " database you meant? if so, run `hearth db upgrade` first"),
 ])
 def test_command_line_errors_are_one_clear_line(tmp_path, url, args, says):
+    (tmp_path / "empty.db").touch()  # a database with no tables: an empty file is one to SQLite
     done = hearth(*args, DATABASE_URL=url.format(tmp=tmp_path))
     assert done.returncode == 1
     assert says.format(tmp=tmp_path) in done.stderr.replace("\n", " ") and "Traceback" not in done.stderr + done.stdout
@@ -177,3 +178,18 @@ def test_dev_on_a_database_a_newer_hearth_migrated_says_so_and_stops(tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout, done.stderr[-2000:]
     assert "Error: the database is at 9999, newer than this code's newest migration" in done.stderr
     assert "Hearth is starting" not in done.stdout
+
+
+@pytest.mark.parametrize("args", [["community", "create", "Foo"], ["members", "list", "--community", "Foo"],
+                                  ["flows", "start", "vote", "--community", "Foo"]])
+def test_a_command_on_a_sqlite_file_that_is_not_there_names_it_and_makes_nothing(tmp_path, args):
+    """A mistyped DATABASE_URL is named; only `hearth db upgrade` (and `hearth dev`) make a database."""
+    url = f"sqlite:///{tmp_path}/instnace/hearht.db"
+    done = hearth(*args, DATABASE_URL=url)
+    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout, done.stderr[-2000:]
+    assert (f"Error: there is no database at {tmp_path}/instnace/hearht.db: is DATABASE_URL ({url}) the one you"
+            " meant? `hearth db upgrade` makes one there") in done.stderr.replace("\n", " ")
+    assert list(tmp_path.iterdir()) == []
+
+    assert hearth("db", "upgrade", DATABASE_URL=url).returncode == 0
+    assert (tmp_path / "instnace" / "hearht.db").exists()
