@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select, text
 from sqlalchemy.orm import Session
 
 from flows import awaits_answer, next_occurrence, only_listens, previous_occurrence
@@ -140,8 +140,17 @@ def _ensure_schedules(session: Session, library, at: datetime) -> None:
             if (community.id, flow.id) not in rows:
                 due = next_occurrence(flow, at, community.timezone)
                 if due is not None:
-                    session.add(Schedule(community_id=community.id, flow_id=flow.id, next_due_at=due))
+                    session.execute(_NEW_SCHEDULE, {"community_id": community.id, "flow_id": flow.id,
+                                                    "next_due_at": due})
     session.commit()
+
+
+# Two clocks may both find a new community without its row: the second to write it keeps the
+# first's (on PostgreSQL its insert waits for the first to commit), and this pass runs on that row.
+_NEW_SCHEDULE = text(
+    "INSERT INTO schedules (community_id, flow_id, next_due_at) VALUES (:community_id, :flow_id, :next_due_at)"
+    " ON CONFLICT (community_id, flow_id) DO NOTHING"
+).bindparams(bindparam("next_due_at", type_=Schedule.__table__.c.next_due_at.type))
 
 
 def start_for_members(session: Session, library, community: Community, flow, params: dict, origin: str,

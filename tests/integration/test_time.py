@@ -159,6 +159,51 @@ def test_two_clocks_at_once_start_each_check_in_and_fire_each_reminder_once(conf
     assert (errors, checkins, reminders, sum(d["timers"] for d in done)) == ([], 40, 40, 40)
 
 
+
+def test_two_clocks_making_a_new_community_s_schedule_at_once_share_the_first_one_s_row(
+        config, clock, redis, session, community):
+    """The second clock to write a new community's schedule row, after both looked and found none,
+    uses the first one's row rather than failing on the unique key (and logging a traceback)."""
+    from sqlalchemy import event
+
+    from service import create_app
+    from service.database import db
+    from service.models import Schedule
+    from tests.conftest import DATABASE
+
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    community_id = community.id
+    second = create_app(config, overrides={"CLOCK": clock})
+    first_ran = []
+
+    @event.listens_for(second.extensions["hearth_db"].engine, "before_cursor_execute")
+    def first_clock_writes_meanwhile(conn, _cursor, statement, *_):
+        if first_ran or not statement.startswith("INSERT INTO schedules"):
+            return
+        first_ran.append(True)
+        if DATABASE == "sqlite":
+            # SQLite's writers take turns (BEGIN IMMEDIATE): the first clock could not write while
+            # this one holds the lock, so its row is written here, after this clock looked.
+            conn.exec_driver_sql("INSERT INTO schedules (community_id, flow_id, next_due_at) VALUES (?, ?, ?)",
+                                 (community_id, "checkin", "2026-11-23 10:00:00.000000"))
+        else:  # the first clock, on a connection of its own, writes and commits
+            assert run_schedules(session) == {"scheduled_starts": 0}
+
+    try:
+        with second.app_context():
+            assert run_schedules(db.session) == {"scheduled_starts": 0}
+    finally:
+        second.extensions["hearth_db"].engine.dispose()
+    assert first_ran
+    session.expire_all()
+    rows = session.scalars(select(Schedule)).all()
+    assert [(row.community_id, row.flow_id, row.next_due_at) for row in rows] == [
+        (community_id, "checkin", datetime(2026, 11, 23, 10, 0, tzinfo=UTC))]
+
+    clock.now = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)  # and the row runs, once
+    assert run_schedules(session) == {"scheduled_starts": 0}  # the community has no members
+    assert session.scalar(select(Schedule.next_due_at)) == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
 # --- pauses across clock changes (checked; these pass) -------------------------------------------
 
 @pytest.mark.parametrize("paused_at, words, until, sent", [
