@@ -248,11 +248,24 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
     try:
         return _record_sent(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
     except JobTimeoutException:
-        # The carrier took it, and RQ stopped the job as it was being recorded: a receipt lets the
-        # claim that takes the row over after its lease record it, rather than send it again.
-        if receipts is not None:
-            receipts.keep(outbox_id, claim.idempotency_key, sent)
+        _record_cut_short(session, outbox_id, attempt, claim.idempotency_key, sent, receipts)
         raise
+
+
+def _record_cut_short(session: Session, outbox_id: int, attempt: int, key: str, sent: dict,
+                      receipts: Receipts | None) -> None:
+    """Record a send the carrier took whose record RQ's timeout cut short (it may have landed in a
+    wait for Redis, with the database working): in the row at once, which is the record of truth
+    (a receipt alone is lost when Redis is down too, and the claim that takes the row over after
+    its lease would send it again); failing that, in a receipt, which that claim records instead."""
+    try:
+        session.rollback()
+        _record_sent(session, outbox_id, attempt, key, sent, receipts, waits=(0.0,))
+    except Exception:  # noqa: BLE001 - the timeout is what RQ must see
+        log.exception("outbox row %s: the carrier took it and its job's time ran out before it was recorded",
+                      outbox_id)
+        if receipts is not None:
+            receipts.keep(outbox_id, key, sent)
 
 
 def _refused_for_good(session: Session, claim, from_number: str | None, exc: SetupSendError) -> str | None:
@@ -365,11 +378,11 @@ def _hold(limiter, sender: str, seconds: float) -> None:
 
 
 def _record_sent(session: Session, outbox_id: int, attempt: int, key: str, sent: dict, receipts: Receipts | None,
-                 receipted: bool = False) -> str:
+                 receipted: bool = False, waits: tuple[float, ...] | None = None) -> str:
     """Record that the carrier took the row, then apply any status callback that came first.
 
     With `receipts`, a failed try to record it leaves a receipt (unless it is `receipted`
-    already), which is forgotten once a try succeeds.
+    already), which is forgotten once a try succeeds. `waits`: `_settle`'s, by default ~15 s.
     """
     kept = receipted
 
@@ -380,7 +393,8 @@ def _record_sent(session: Session, outbox_id: int, attempt: int, key: str, sent:
             kept = True
 
     # An earlier try's error no longer describes the row.
-    state = _settle(session, outbox_id, attempt, "sent", **sent, error_code=None, error_message=None, failed=keep)
+    state = _settle(session, outbox_id, attempt, "sent", **sent, error_code=None, error_message=None, failed=keep,
+                    waits=waits)
     if receipts is not None and kept:
         receipts.forget(outbox_id)
     # A callback that arrived between the carrier's answer and that commit is applied now.
@@ -511,7 +525,7 @@ SENT_WAITS = (0.0, 1.0, 2.0, 4.0, 8.0)
 
 
 def _settle(session: Session, outbox_id: int, attempt: int, state: str, *, also=None, failed=None,
-            **values) -> str:
+            waits: tuple[float, ...] | None = None, **values) -> str:
     """Record how this attempt's send ended (and `also` what follows from it) in one transaction.
 
     Written only while the attempt's claim holds the row; a claim that lapsed writes nothing
@@ -545,7 +559,9 @@ def _settle(session: Session, outbox_id: int, attempt: int, state: str, *, also=
                         " twice", outbox_id)
         session.commit()
         return state
-    return rerun_if_disconnected(session, write, waits=SENT_WAITS if state == "sent" else (0.0,), failed=failed)
+    if waits is None:
+        waits = SENT_WAITS if state == "sent" else (0.0,)
+    return rerun_if_disconnected(session, write, waits=waits, failed=failed)
 
 
 def _status_callback_url() -> str | None:

@@ -889,6 +889,41 @@ def test_a_send_whose_job_times_out_as_it_is_recorded_is_recorded_by_the_next_cl
     assert (got.state, got.provider_sid, len(double.messages)) == ("sent", double.messages[0]["sid"], 1)
 
 
+def test_a_send_whose_job_times_out_as_it_is_recorded_while_redis_is_down_is_recorded_not_sent_again(
+        app, session, member, double, clock, monkeypatch):
+    """RQ's timeout lands in the record of a message the carrier took (in a wait for Redis, say),
+    with the database working and Redis down: no receipt can be kept, so the row itself records it
+    at once, and the claim that takes it over after the lease finds it sent."""
+    from redis import Redis
+    from rq.timeouts import JobTimeoutException
+
+    import service.sending
+    from service.receipts import Receipts
+
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    runtime = app.extensions["hearth_runtime"]
+    settle = service.sending._settle
+    stops = [JobTimeoutException("Task exceeded maximum timeout value (30 seconds)")]
+
+    def times_out_once_when_recording(session_, outbox_id, attempt, state, **values):
+        if state == "sent" and stops:
+            raise stops.pop()
+        return settle(session_, outbox_id, attempt, state, **values)
+
+    monkeypatch.setattr(service.sending, "_settle", times_out_once_when_recording)
+    redis_down = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1, socket_timeout=1)
+    how = dict(transport=runtime.transport, limiter=runtime.limiter, receipts=Receipts(redis_down),
+               sender="+441632960000", final_attempt=False)
+    with pytest.raises(JobTimeoutException):  # RQ still sees its job timed out
+        deliver(session, row.id, **how)
+    session.rollback()
+    clock.advance(seconds=app.config["HEARTH"].send_lease + 1)
+    assert (deliver(session, row.id, **how), len(double.messages)) == ("skipped", 1)
+    got = fresh(session, row)
+    assert (got.state, got.provider_sid, got.attempts) == ("sent", double.messages[0]["sid"], 1)
+
+
 def test_a_wait_for_the_rate_limit_longer_than_the_lease_keeps_the_claim(app, session, member, double, clock):
     """A 429's hold (or a queue of workers) keeps a send waiting past its lease: the worker still
     has the row, so the sweeper must not hand it to another one (which would count it cut off)."""
