@@ -329,8 +329,8 @@ def _keeping(session: Session, outbox_id: int, attempt: int) -> Callable[[], boo
 
 
 def _send(transport, claim, from_number: str | None, outbox_id: int):
-    """The transport's send; an error it does not classify (a proxy's HTML page where the carrier's
-    JSON should be, a bug) counts as a transient one that may have reached the carrier: tried
+    """The transport's send; an error it does not classify (a proxy's HTML page answered 200 where
+    the carrier's JSON should be, a bug) counts as a transient one that may have reached the carrier: tried
     again within the job's retries, then recorded as failed, never left `sending` to be sent again
     each time its claim lapses."""
     try:

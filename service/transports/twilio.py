@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from urllib.parse import urlsplit
 
 from requests.exceptions import ConnectTimeout, RequestException
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
@@ -42,9 +44,11 @@ class TwilioTransport:
             self.client.edge = self.client.region = None
             self.client.api.base_url = config.twilio_api_base
             http.session.trust_env = False
-        # The SDK's exception carries no headers: Retry-After is read off the response as it comes.
+        # The SDK's exception carries no headers: Retry-After, and whether the answer is the API's
+        # JSON at all, are read off the response as it comes.
         self._retry_after: str | None = None
-        http.session.hooks["response"].append(self._note_retry_after)
+        self._not_the_api: str | None = None
+        http.session.hooks["response"].append(self._note_answer)
         self.sender = (
             {"messaging_service_sid": config.twilio_messaging_service_sid}
             if config.twilio_messaging_service_sid
@@ -53,7 +57,8 @@ class TwilioTransport:
 
     def send(self, to: str, body: str, status_callback: str | None, from_number: str | None = None) -> SendResult:
         """Create the message; 429 and 5xx are transient, the account's or sender's refusal a setup
-        error, other 4xx permanent.
+        error, other 4xx permanent. An error answered in something other than JSON (a web server's
+        404 page at a wrong TWILIO_API_BASE, a proxy's 502 page) is not the API's: a setup error.
 
         `from_number` (a community's own number) is the From; with a Messaging Service it must be
         in the service's sender pool, which Twilio then sends it through.
@@ -61,10 +66,12 @@ class TwilioTransport:
         extra = {"status_callback": status_callback} if status_callback else {}
         if from_number:
             extra["from_"] = from_number
-        self._retry_after = None
+        self._retry_after = self._not_the_api = None
         try:
             message = self.client.messages.create(to=to, body=body, **{**self.sender, **extra})
         except (TwilioRestException, TwilioServiceException) as exc:
+            if self._not_the_api is not None:
+                raise SetupSendError(self._not_the_api[:500]) from None
             raise _classify(exc, self._retry_after) from None
         except RequestException as exc:
             if _never_reached(exc):
@@ -75,8 +82,13 @@ class TwilioTransport:
         segments = int(message.num_segments or 0) or measure(body).segments
         return SendResult(sid=message.sid, status=message.status or "queued", segments=segments)
 
-    def _note_retry_after(self, response, *args, **kwargs):
+    def _note_answer(self, response, *args, **kwargs):
         self._retry_after = response.headers.get("Retry-After")
+        # A 429 asks Hearth to slow down, whoever answered it: it is held as Twilio's is.
+        if response.status_code >= 400 and response.status_code != 429 and not _is_json(response.text):
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+            self._not_the_api = (f"{_shown(response.url)} answered {response.status_code} with {kind}, not the"
+                                 " Twilio API's JSON: check TWILIO_API_BASE (or a proxy in the way)")
         return response
 
 
@@ -104,6 +116,21 @@ def _seconds(retry_after: str | None) -> float:
     except (TypeError, ValueError):
         return RETRY_AFTER_DEFAULT
     return min(max(seconds, 0.1), RETRY_AFTER_MOST) if math.isfinite(seconds) else RETRY_AFTER_DEFAULT
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _shown(url: str) -> str:
+    """The URL asked, without any user or password in it, fit for the log."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=host, query="", fragment="").geturl()
 
 
 def _never_reached(exc: RequestException) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -157,6 +159,60 @@ def test_an_answer_the_transport_cannot_read_is_retried_then_recorded_never_left
     got = fresh(session, row)
     assert (got.state, got.attempts, len(double.requests)) == ("failed", 7, 2)
     assert "JSONDecodeError" in got.error_message
+
+
+@contextmanager
+def web_server_answering(status: int, page: bytes):
+    """A web server on loopback that answers every request with `status` and an HTML page (what a
+    wrong TWILIO_API_BASE, or a proxy in the way, answers); yields its base URL."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("status, page", [
+    (404, b"<html><body><h1>Not Found</h1></body></html>"),  # a TWILIO_API_BASE that is not the API
+    (502, b"<html><body>502 Bad Gateway</body></html>"),  # a proxy in the way
+])
+def test_an_error_page_where_the_apis_json_belongs_is_a_setup_error_and_the_message_waits(
+        config, clock, session, member, caplog, status, page):
+    """Not the message's fault: on its job's last run, its own tries used, it is not failed but
+    waits for the sweeper as under a refused account, and the log says what is wrong and which URL
+    was asked."""
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="broadcast", member=member)
+    session.commit()
+    tried_all_but_once(session, row)
+    with web_server_answering(status, page) as base:
+        wrong = create_app(dataclasses.replace(config, transport="twilio", twilio_api_base=base),
+                           overrides={"TESTING": True, "CLOCK": clock})
+        assert send(wrong, session, row, final=True) == "pending"
+        wrong.extensions["hearth_db"].engine.dispose()
+    got = fresh(session, row)
+    assert (got.state, got.refusals, got.due_at) == ("pending", 1, clock.now + timedelta(minutes=10))
+    asked = f"{base}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    assert got.error_message == (f"{asked} answered {status} with text/html, not the Twilio API's JSON:"
+                                 " check TWILIO_API_BASE (or a proxy in the way)")
+    assert [r.levelname for r in caplog.records if asked in r.getMessage()] == ["ERROR"]
 
 
 class TimesOut:
