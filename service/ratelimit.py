@@ -25,7 +25,8 @@ class SendRateLimiter:
     a webhook's TwiML (`charge`) hold back the sends after them, but not urgent ones.
 
     The carrier can also ask Hearth to wait (a 429): `hold` stops every worker's sends from that
-    sender for as long as it asked, with or without a rate.
+    sender for as long as it asked, with or without a rate. Urgent sends waiting out a hold still
+    go first when it ends.
     """
 
     def __init__(self, redis_url: str, rate: float, sleep: Callable[[float], None] = time.sleep,
@@ -33,8 +34,8 @@ class SendRateLimiter:
         self.rate = rate
         self.sleep = sleep
         self.redis = redis if redis is not None else Redis.from_url(redis_url)
-        self._take, self._charge, self._hold, self._give_back = (
-            self.redis.register_script(script) for script in (_TAKE, _CHARGE, _HOLD, _GIVE_BACK))
+        self._take, self._charge, self._hold, self._give_back, self._mark = (
+            self.redis.register_script(script) for script in (_TAKE, _CHARGE, _HOLD, _GIVE_BACK, _MARK))
         if rate <= 0:
             self.item = None
             return
@@ -58,33 +59,34 @@ class SendRateLimiter:
         429, set perhaps while this send waited) is waited out, and the turn taken afresh after it,
         so the sends it held go out spaced rather than at once when it ends.
 
-        An `urgent` send takes the next turn before any other send waiting for it, and does not wait
-        for the replies `charge` counted (the replies were sent; an alert must not queue behind
-        them). Other sends wait for both.
+        An `urgent` send takes the next turn before any other send waiting for it, a hold's end
+        included (it stays marked as waiting while it waits the hold out), and does not wait for
+        the replies `charge` counted (the replies were sent; an alert must not queue behind them).
+        Other sends wait for both.
 
         `alive` is asked before every pause whether the send still wants its turn (a worker keeps
         its claim on the message meanwhile); when it answers False, `GaveUp` is raised.
         """
         sleep = self.sleep if alive is None else _asking(alive, self.sleep)
         waited = 0.0
+        turn = uuid.uuid4().hex  # this send's mark: on the gap its turn sets, and among the urgent sends waiting
         while True:
-            turn = None
             if self.item is not None:
-                turn, took = self._take_turn(sender, cost, sleep, urgent)
-                waited += took
+                waited += self._take_turn(sender, turn, cost, sleep, urgent)
             held = self.redis.pttl(_hold_key(sender))
             if held <= 0:
                 return waited
-            if turn is not None:  # the gap this turn set is given back: it must not outlast the hold
+            if urgent:  # still the first to go when the hold ends, whichever worker wakes first
+                self._mark(keys=(_urgent_key(sender),), args=(turn, held + URGENT_MARK_MS))
+            if self.item is not None:  # the gap this turn set is given back: it must not outlast the hold
                 self._give_back(keys=(_gap_key(sender),), args=(turn,))
             sleep(held / 1000)
             waited += held / 1000
 
-    def _take_turn(self, sender: str, cost: int, sleep: Callable[[float], None],
-                   urgent: bool) -> tuple[str, float]:
+    def _take_turn(self, sender: str, turn: str, cost: int, sleep: Callable[[float], None], urgent: bool) -> float:
         """Wait for the gap after the sender's last send (and, unless `urgent`, for the urgent sends
-        waiting and the replies charged), then for room in its window; the turn's own mark on the
-        gap key, and the seconds waited."""
+        waiting and the replies charged), then for room in its window; mark the gap key with
+        `turn`; the seconds waited."""
         waited = 0.0
         gap_key = _gap_key(sender)
         parts = max(1, cost)
@@ -92,7 +94,6 @@ class SendRateLimiter:
         # At most MAX_GAP_MS after a long text: the next send (a crisis alert, say) must not wait
         # past its job's time for one message of many parts.
         gap = min(self.gap_ms * parts, max(self.gap_ms, MAX_GAP_MS))
-        turn = uuid.uuid4().hex
         keys = (gap_key, _urgent_key(sender), _replied_key(sender))
         replies_waited = urgent
         while True:
@@ -113,7 +114,7 @@ class SendRateLimiter:
             pause = min(max(reset_at - time.time(), 0.002), 1.0)
             sleep(pause)
             waited += pause
-        return turn, waited
+        return waited
 
     def charge(self, sender: str, cost: int = 1) -> None:
         """Count, after the fact, a message that left without taking a turn: a reply in a webhook's
@@ -159,7 +160,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', at)
 local gap = redis.call('PTTL', KEYS[1])
 if urgent then
   redis.call('ZADD', KEYS[2], at + tonumber(ARGV[5]), ARGV[1])
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
 else
   if redis.call('ZCARD', KEYS[2]) > 0 then return math.max(gap, 10) end
   local replied = redis.call('PTTL', KEYS[3])
@@ -180,6 +181,14 @@ if total > left then redis.call('SET', KEYS[1], 1, 'PX', total) end
 # Set the hold unless one that lasts longer is in force.
 _HOLD = """
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], 1, 'PX', ARGV[1]) end
+"""
+# Mark an urgent send (ARGV[1]) as waiting among the others (KEYS[1]) for ARGV[2] ms from now, by
+# Redis's clock: the hold it waits out and URGENT_MARK_MS after.
+_MARK = """
+local time = redis.call('TIME')
+local at = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZADD', KEYS[1], at + tonumber(ARGV[2]), ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 """
 # Remove the gap a turn set, unless another turn's has replaced it.
 _GIVE_BACK = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"

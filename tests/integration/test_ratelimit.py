@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from service.ratelimit import SendRateLimiter
 from tests.conftest import REDIS_URL
 
@@ -249,3 +251,50 @@ def test_a_send_waits_for_the_replies_counted_once_not_for_a_stream_of_them(redi
     limiter.charge(sender, cost=3)  # 3 s of replies; one more comes during every pause
     assert limiter.acquire(sender) > 0
     assert len(waits) == 1, f"it waited {waits}"
+
+
+@pytest.mark.parametrize("rate", [4])
+def test_an_urgent_send_waiting_out_a_carriers_hold_goes_before_a_send_that_wakes_first(redis, rate):
+    """An alert and a broadcast message both wait out a 429's hold; the broadcast's worker happens
+    to wake first when it ends: the alert still goes first."""
+    import threading
+
+    sender = "+441632960000"
+    hold_key = f"hearth-send-hold:{sender}"
+    SendRateLimiter(REDIS_URL, rate).hold(sender, 30)
+    order, lock = [], threading.Lock()
+    alert_held, broadcast_held, broadcast_moved, end_alerts_wait, end_broadcasts_wait = (
+        threading.Event() for _ in range(5))
+
+    def sleep_as(held: threading.Event, end_of_wait: threading.Event):
+        def sleep(seconds):
+            if redis.exists(hold_key):  # waiting out the hold: until the test says it is over
+                held.set()
+                assert end_of_wait.wait(10)
+            else:  # any other wait: the broadcast's, after the hold, while the alert goes first
+                broadcast_moved.set()
+                time.sleep(seconds)
+        return sleep
+
+    def send(name, sleep, urgent):
+        SendRateLimiter(REDIS_URL, rate, sleep=sleep).acquire(sender, urgent=urgent)
+        with lock:
+            order.append(name)
+        if name == "broadcast":
+            broadcast_moved.set()
+
+    alert = threading.Thread(target=send, args=("alert", sleep_as(alert_held, end_alerts_wait), True))
+    broadcast = threading.Thread(target=send, args=("broadcast", sleep_as(broadcast_held, end_broadcasts_wait),
+                                                    False))
+    alert.start()
+    assert alert_held.wait(10)
+    broadcast.start()
+    assert broadcast_held.wait(10)
+    redis.delete(hold_key)  # the hold is over, and the broadcast's worker wakes first
+    end_broadcasts_wait.set()
+    assert broadcast_moved.wait(10)  # it went, or waits for the alert
+    end_alerts_wait.set()
+    alert.join(10)
+    broadcast.join(10)
+    assert order == ["alert", "broadcast"], order
+
