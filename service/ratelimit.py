@@ -26,7 +26,9 @@ class SendRateLimiter:
 
     The carrier can also ask Hearth to wait (a 429): `hold` stops every worker's sends from that
     sender for as long as it asked, with or without a rate. Urgent sends waiting out a hold still
-    go first when it ends.
+    go first when it ends. With no rate (`rate` 0), the sends after a hold take turns spaced
+    AFTER_HOLD_GAP_MS apart, from when it is set until AFTER_HOLD_MS after it ends, so that those
+    it kept back do not all go at once and meet another 429.
     """
 
     def __init__(self, redis_url: str, rate: float, sleep: Callable[[float], None] = time.sleep,
@@ -57,7 +59,8 @@ class SendRateLimiter:
         next send waits as long as its parts take at the rate (3 s), so the rate holds on average.
         A carrier's hold is looked at once the send has its turn: one in force (another worker's
         429, set perhaps while this send waited) is waited out, and the turn taken afresh after it,
-        so the sends it held go out spaced rather than at once when it ends.
+        so the sends it held go out spaced rather than at once when it ends: at the rate, or with
+        no rate AFTER_HOLD_GAP_MS apart (until AFTER_HOLD_MS after the hold ends).
 
         An `urgent` send takes the next turn before any other send waiting for it, a hold's end
         included (it stays marked as waiting while it waits the hold out), and does not wait for
@@ -70,30 +73,39 @@ class SendRateLimiter:
         sleep = self.sleep if alive is None else _asking(alive, self.sleep)
         waited = 0.0
         turn = uuid.uuid4().hex  # this send's mark: on the gap its turn sets, and among the urgent sends waiting
+        paced = self.item is not None  # takes turns: at the rate, or with none after a hold
         while True:
-            if self.item is not None:
+            took = paced
+            if paced:
                 waited += self._take_turn(sender, turn, cost, sleep, urgent)
-            held = self.redis.pttl(_hold_key(sender))
+            with self.redis.pipeline(transaction=False) as pipeline:
+                held, pacing = pipeline.pttl(_hold_key(sender)).pttl(_pace_key(sender)).execute()
+            if not paced and pacing > 0:  # no rate, but a hold is in force or ended a moment ago
+                paced = True
+                if held <= 0:
+                    continue
             if held <= 0:
                 return waited
             if urgent:  # still the first to go when the hold ends, whichever worker wakes first
                 self._mark(keys=(_urgent_key(sender),), args=(turn, held + URGENT_MARK_MS))
-            if self.item is not None:  # the gap this turn set is given back: it must not outlast the hold
+            if took:  # the gap this turn set is given back: it must not outlast the hold
                 self._give_back(keys=(_gap_key(sender),), args=(turn,))
             sleep(held / 1000)
             waited += held / 1000
 
     def _take_turn(self, sender: str, turn: str, cost: int, sleep: Callable[[float], None], urgent: bool) -> float:
         """Wait for the gap after the sender's last send (and, unless `urgent`, for the urgent sends
-        waiting and the replies charged), then for room in its window; mark the gap key with
-        `turn`; the seconds waited."""
+        waiting and the replies charged), then for room in its window (with a rate); mark the gap
+        key with `turn`; the seconds waited."""
         waited = 0.0
         gap_key = _gap_key(sender)
         parts = max(1, cost)
-        cost = min(parts, self.item.amount)  # the window never grants more than its amount at once
+        if self.item is not None:
+            cost = min(parts, self.item.amount)  # the window never grants more than its amount at once
+        gap_ms = self.gap_ms if self.item is not None else AFTER_HOLD_GAP_MS
         # At most MAX_GAP_MS after a long text: the next send (a crisis alert, say) must not wait
         # past its job's time for one message of many parts.
-        gap = min(self.gap_ms * parts, max(self.gap_ms, MAX_GAP_MS))
+        gap = min(gap_ms * parts, max(gap_ms, MAX_GAP_MS))
         keys = (gap_key, _urgent_key(sender), _replied_key(sender))
         replies_waited = urgent
         while True:
@@ -109,7 +121,7 @@ class SendRateLimiter:
             pause = (min(left, URGENT_MARK_MS // 2) if urgent else abs(left)) / 1000
             sleep(pause)
             waited += pause
-        while not self.limiter.hit(self.item, "hearth-send", sender, cost=cost):
+        while self.item is not None and not self.limiter.hit(self.item, "hearth-send", sender, cost=cost):
             reset_at, _remaining = self.limiter.get_window_stats(self.item, "hearth-send", sender)
             pause = min(max(reset_at - time.time(), 0.002), 1.0)
             sleep(pause)
@@ -130,8 +142,9 @@ class SendRateLimiter:
 
     def hold(self, sender: str, seconds: float) -> None:
         """Send nothing from `sender` for `seconds`, in any worker: a hold in force is stretched,
-        never shortened (in one step, so two 429s at once keep the longer)."""
-        self._hold(keys=(_hold_key(sender),), args=(max(1, int(seconds * 1000)),))
+        never shortened (in one step, so two 429s at once keep the longer). Without a rate, sends
+        are spaced until AFTER_HOLD_MS after it ends."""
+        self._hold(keys=(_hold_key(sender), _pace_key(sender)), args=(max(1, int(seconds * 1000)), AFTER_HOLD_MS))
 
 
 class GaveUp(Exception):
@@ -178,9 +191,12 @@ local left = math.max(redis.call('PTTL', KEYS[1]), 0)
 local total = math.min(left + tonumber(ARGV[1]), tonumber(ARGV[2]))
 if total > left then redis.call('SET', KEYS[1], 1, 'PX', total) end
 """
-# Set the hold unless one that lasts longer is in force.
+# Set the hold (KEYS[1], ARGV[1] ms) unless one that lasts longer is in force, and the spacing
+# after it (KEYS[2], ARGV[2] ms longer) likewise.
 _HOLD = """
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], 1, 'PX', ARGV[1]) end
+local paced = tonumber(ARGV[1]) + tonumber(ARGV[2])
+if redis.call('PTTL', KEYS[2]) < paced then redis.call('SET', KEYS[2], 1, 'PX', paced) end
 """
 # Mark an urgent send (ARGV[1]) as waiting among the others (KEYS[1]) for ARGV[2] ms from now, by
 # Redis's clock: the hold it waits out and URGENT_MARK_MS after.
@@ -197,6 +213,10 @@ MAX_GAP_MS = 10_000
 # An urgent send waiting for its turn is known to the others for this long after it last asked
 # (it asks at least twice as often), so a worker that stops while it waits holds nobody back.
 URGENT_MARK_MS = 2_000
+# With no rate, sends after a carrier's hold go one every AFTER_HOLD_GAP_MS (ten a second, the
+# default HEARTH_SEND_RATE and a UK long code's rate) until AFTER_HOLD_MS after the hold ends.
+AFTER_HOLD_GAP_MS = 100
+AFTER_HOLD_MS = 10_000
 
 
 def _gap_key(sender: str) -> str:
@@ -205,6 +225,10 @@ def _gap_key(sender: str) -> str:
 
 def _hold_key(sender: str) -> str:
     return f"hearth-send-hold:{sender}"
+
+
+def _pace_key(sender: str) -> str:
+    return f"hearth-send-paced:{sender}"
 
 
 def _urgent_key(sender: str) -> str:

@@ -253,10 +253,10 @@ def test_a_send_waits_for_the_replies_counted_once_not_for_a_stream_of_them(redi
     assert len(waits) == 1, f"it waited {waits}"
 
 
-@pytest.mark.parametrize("rate", [4])
+@pytest.mark.parametrize("rate", [0, 4])
 def test_an_urgent_send_waiting_out_a_carriers_hold_goes_before_a_send_that_wakes_first(redis, rate):
-    """An alert and a broadcast message both wait out a 429's hold; the broadcast's worker happens
-    to wake first when it ends: the alert still goes first."""
+    """An alert and a broadcast message both wait out a 429's hold (with a rate or none); the
+    broadcast's worker happens to wake first when it ends: the alert still goes first."""
     import threading
 
     sender = "+441632960000"
@@ -298,3 +298,25 @@ def test_an_urgent_send_waiting_out_a_carriers_hold_goes_before_a_send_that_wake
     broadcast.join(10)
     assert order == ["alert", "broadcast"], order
 
+
+
+def test_with_no_rate_the_sends_a_carriers_hold_kept_back_go_out_spaced_when_it_ends(redis):
+    """No rate set: the sends a 429 held do not all go at once when it ends (another 429), but one
+    part every AFTER_HOLD_GAP_MS (100 ms), for AFTER_HOLD_MS (10 s) after it; then at once again."""
+    sender = "+441632960000"
+    waits = []
+
+    def sleep(seconds):  # notes the wait and ends it, so the test waits for nothing
+        waits.append(seconds)
+        redis.delete(f"hearth-send-hold:{sender}", f"hearth-send-gap:{sender}")
+
+    limiter = SendRateLimiter(REDIS_URL, 0, sleep=sleep)
+    limiter.hold(sender, 30)
+    spaced_for = redis.pttl(f"hearth-send-paced:{sender}")
+    assert limiter.acquire(sender, cost=50) > 20  # the first waits the hold out, then goes
+    waits.clear()
+    assert limiter.acquire(sender) > 0, "the next went at once, with the first"
+    assert len(waits) == 1 and 4 < waits[0] <= 5, f"not 50 parts at 100 ms: {waits}"
+    assert 30_000 < spaced_for <= 40_000, "spaced until 10 s after the hold"
+    redis.delete(f"hearth-send-paced:{sender}")  # those 10 s later
+    assert limiter.acquire(sender) == 0 and limiter.acquire(sender) == 0
