@@ -8,7 +8,6 @@ import signal
 import threading
 import time
 
-
 log = logging.getLogger("hearth.clock")
 TICK_SECONDS = 1.0
 # A task failing the same way tick after tick (the database down, not migrated yet) is logged in
@@ -91,16 +90,25 @@ def serve(app, stopping: list, tick_seconds: float = TICK_SECONDS) -> None:
     tasks (pauses, timers, scheduled runs) every tick on this one. A scheduled run over a large
     community can take minutes; the rows whose jobs were lost meanwhile, or whose jobs left them
     to wait for an earlier message, must not wait for it to end."""
+    from service.host_clock import Watch
+
     sweeping = threading.Thread(target=_every, args=(app, [_sweep], stopping, tick_seconds), name="sweeper",
                                 daemon=True)
     sweeping.start()
-    _every(app, app.extensions.get("hearth_clock_tasks", []), stopping, tick_seconds)
-    sweeping.join(timeout=30)
+    try:
+        _every(app, app.extensions.get("hearth_clock_tasks", []), stopping, tick_seconds, Watch(app, "clock"))
+    finally:
+        stopping.append(True)  # the sweeper too, when this host's clock has gone off
+        sweeping.join(timeout=30)
 
 
-def _every(app, tasks, stopping: list, tick_seconds: float) -> None:
+def _every(app, tasks, stopping: list, tick_seconds: float, watch=None) -> None:
+    """Run `tasks` every tick until `stopping`; first, at each tick, `watch` (`host_clock.Watch`):
+    a host clock gone off since the start stops the clock as its start would have."""
     failures = Failures()
     while not stopping:
+        if watch is not None:
+            watch()
         started = time.monotonic()
         done = _run(app, tasks, failures)
         if any(done.values()):

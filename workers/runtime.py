@@ -19,10 +19,23 @@ class Worker(SimpleWorker):
     """RQ's SimpleWorker (jobs run in the worker's own process, which keeps the app, its database
     pool and its flows from job to job), which builds the app as it starts: a setting that cannot
     be used, or a host clock far from the database's and Redis's, stops it at once with one line,
-    rather than failing every job (or taking live workers' claims) while it looks alive."""
+    rather than failing every job (or taking live workers' claims) while it looks alive. The clock
+    is looked at again before a job once a minute has gone by (`host_clock.Watch`)."""
 
     def __init__(self, *args, **kwargs) -> None:
         from service import host_clock
 
         host_clock.check(worker_app(), "worker")
         super().__init__(*args, **kwargs)
+        self.clock_watch = host_clock.Watch(worker_app(), "worker")
+
+    def execute_job(self, job, queue) -> None:
+        """Run a job, unless this host's clock has gone off since the last look: then the worker
+        stops as its start would have, and the job, not begun, goes back to the front of its queue."""
+        try:
+            self.clock_watch()
+        except SystemExit:
+            queue.intermediate_queue.remove(job.id)
+            queue.push_job_id(job.id, at_front=True)
+            raise
+        super().execute_job(job, queue)
