@@ -106,7 +106,7 @@ class SendRateLimiter:
         # At most MAX_GAP_MS after a long text: the next send (a crisis alert, say) must not wait
         # past its job's time for one message of many parts.
         gap = min(gap_ms * parts, max(gap_ms, MAX_GAP_MS))
-        keys = (gap_key, _urgent_key(sender), _replied_key(sender))
+        keys = (gap_key, _urgent_key(sender), _replied_key(sender), _hold_key(sender))
         replies_waited = urgent
         while True:
             # 0: the turn is taken; otherwise the milliseconds until it is worth asking again,
@@ -163,8 +163,10 @@ def _asking(alive: Callable[[], bool], sleep: Callable[[float], None]) -> Callab
 # Take the turn (the gap key, KEYS[1], marked ARGV[1] for ARGV[2] ms) unless the gap after the
 # last send is still running, or, for a send that is not urgent (ARGV[3] 0), an urgent send waits
 # (KEYS[2]: the urgent turns waiting, each known until ARGV[5] ms after it last asked, by Redis's
-# clock) or, unless they were waited for once (ARGV[4] 1), replies were charged (KEYS[3]).
-# 0 when taken, else the ms to wait before asking again: negative when the replies' wait.
+# clock; then at least the carrier's hold, KEYS[4], is waited out before asking again, as the
+# urgent send waits it out too) or, unless they were waited for once (ARGV[4] 1), replies were
+# charged (KEYS[3]). 0 when taken, else the ms to wait before asking again: negative when the
+# replies' wait.
 _TAKE = """
 local urgent = ARGV[3] == '1'
 local time = redis.call('TIME')
@@ -175,7 +177,7 @@ if urgent then
   redis.call('ZADD', KEYS[2], at + tonumber(ARGV[5]), ARGV[1])
   if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
 else
-  if redis.call('ZCARD', KEYS[2]) > 0 then return math.max(gap, 10) end
+  if redis.call('ZCARD', KEYS[2]) > 0 then return math.max(gap, 10, redis.call('PTTL', KEYS[4])) end
   local replied = redis.call('PTTL', KEYS[3])
   if ARGV[4] == '0' and replied > 0 then return -replied end
 end

@@ -300,6 +300,24 @@ def test_an_urgent_send_waiting_out_a_carriers_hold_goes_before_a_send_that_wake
 
 
 
+
+def test_a_send_that_waits_for_an_urgent_one_waiting_out_a_hold_waits_the_hold_out_in_one_pause(redis):
+    """An alert waits out a 10 s hold: a broadcast message behind it sleeps until the hold ends,
+    rather than asking Redis again every 10 ms for all of it."""
+    sender = "+441632960000"
+    limiter = SendRateLimiter(REDIS_URL, 4)
+    limiter.hold(sender, 10)
+    seconds, micros = redis.time()
+    redis.zadd(f"hearth-send-urgent:{sender}", {"the alert": seconds * 1000 + micros // 1000 + 12_000})
+    waits = []
+
+    def sleep(pause):  # notes the pause; the first ends the hold and the alert's wait, as the alert goes
+        waits.append(pause)
+        redis.delete(f"hearth-send-hold:{sender}", f"hearth-send-urgent:{sender}")
+
+    SendRateLimiter(REDIS_URL, 4, sleep=sleep).acquire(sender)
+    assert waits and waits[0] > 5, f"it asked again after {waits[0]} s of a 10 s hold"
+
 def test_with_no_rate_the_sends_a_carriers_hold_kept_back_go_out_spaced_when_it_ends(redis):
     """No rate set: the sends a 429 held do not all go at once when it ends (another 429), but one
     part every AFTER_HOLD_GAP_MS (100 ms), for AFTER_HOLD_MS (10 s) after it; then at once again."""
