@@ -57,8 +57,9 @@ class TwilioTransport:
 
     def send(self, to: str, body: str, status_callback: str | None, from_number: str | None = None) -> SendResult:
         """Create the message; 429 and 5xx are transient, the account's or sender's refusal a setup
-        error, other 4xx permanent. An error answered in something other than JSON (a web server's
-        404 page at a wrong TWILIO_API_BASE, a proxy's 502 page) is not the API's: a setup error.
+        error, other 4xx permanent. An error answered in something other than JSON is not the API's:
+        a 4xx page (a web server's 404 at a wrong TWILIO_API_BASE) is a setup error, a 5xx page (a
+        proxy's 502) transient, and either names the URL asked.
 
         `from_number` (a community's own number) is the From; with a Messaging Service it must be
         in the service's sender pool, which Twilio then sends it through.
@@ -71,7 +72,11 @@ class TwilioTransport:
             message = self.client.messages.create(to=to, body=body, **{**self.sender, **extra})
         except (TwilioRestException, TwilioServiceException) as exc:
             if self._not_the_api is not None:
-                raise SetupSendError(self._not_the_api[:500]) from None
+                # A page at the wrong address (404) or a refusal of the way in (401, 403) lasts until
+                # the settings change; a proxy's 502 or 503 page may be gone in a moment, and the row's
+                # tries with back-off are the right wait (an alert must not wait ten minutes for one).
+                said = self._not_the_api[:500]
+                raise (TransientSendError(said) if exc.status >= 500 else SetupSendError(said)) from None
             raise _classify(exc, self._retry_after) from None
         except RequestException as exc:
             if _never_reached(exc):

@@ -192,9 +192,9 @@ def web_server_answering(status: int, page: bytes):
 
 @pytest.mark.parametrize("status, page", [
     (404, b"<html><body><h1>Not Found</h1></body></html>"),  # a TWILIO_API_BASE that is not the API
-    (502, b"<html><body>502 Bad Gateway</body></html>"),  # a proxy in the way
+    (401, b"<html><body>Authorization Required</body></html>"),  # a proxy that wants its own login
 ])
-def test_an_error_page_where_the_apis_json_belongs_is_a_setup_error_and_the_message_waits(
+def test_a_4xx_page_where_the_apis_json_belongs_is_a_setup_error_and_the_message_waits(
         config, clock, session, member, caplog, status, page):
     """Not the message's fault: on its job's last run, its own tries used, it is not failed but
     waits for the sweeper as under a refused account, and the log says what is wrong and which URL
@@ -213,6 +213,23 @@ def test_an_error_page_where_the_apis_json_belongs_is_a_setup_error_and_the_mess
     assert got.error_message == (f"{asked} answered {status} with text/html, not the Twilio API's JSON:"
                                  " check TWILIO_API_BASE (or a proxy in the way)")
     assert [r.levelname for r in caplog.records if asked in r.getMessage()] == ["ERROR"]
+
+
+def test_a_5xx_page_where_the_apis_json_belongs_is_tried_again_soon_naming_the_url(config, clock, session, member):
+    """A proxy's 502 page may be gone in a moment: the row's own tries with back-off follow (an
+    alert must not wait a setup error's ten minutes for one), and the row says which URL answered."""
+    row = queue_message(session, key="k", to=member.phone, body="hi", kind="alert", member=member)
+    session.commit()
+    with web_server_answering(502, b"<html><body>502 Bad Gateway</body></html>") as base:
+        proxied = create_app(dataclasses.replace(config, transport="twilio", twilio_api_base=base),
+                             overrides={"TESTING": True, "CLOCK": clock})
+        with pytest.raises(TransientSendError):
+            send(proxied, session, row)
+        proxied.extensions["hearth_db"].engine.dispose()
+    got = fresh(session, row)
+    assert (got.state, got.refusals) == ("pending", 0)
+    asked = f"{base}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    assert got.error_message.startswith(f"{asked} answered 502 with text/html, not the Twilio API's JSON")
 
 
 class TimesOut:
