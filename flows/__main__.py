@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -53,10 +54,10 @@ def _validate(paths: list[Path]) -> bool:
     them, so a start_flow to a flow that is not loaded is an error here as well as there.
     """
     loaded = _load(paths)
-    given = {path.resolve() for path in paths}
+    given = {os.path.realpath(path) for path in paths}  # a loop of links has no end to resolve to
     # Each bundled file is read once: the given ones above, the rest here (their own problems are
     # the bundled flows', checked by the suite, not the author's).
-    bundled = [flow for path in bundled_files() if path.resolve() not in given
+    bundled = [flow for path in bundled_files() if os.path.realpath(path) not in given
                for flow in (load_flow_file(path)[0],) if flow is not None]
     registry, problems = settle(bundled + [flow for _, flow in loaded])
     for problem in problems:

@@ -182,6 +182,9 @@ def load_flow_file(path: str | os.PathLike):
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
+        if Path(path).is_symlink():  # a link to a file since moved or deleted: say where it led
+            return None, [Problem(shown, None, None, f"cannot read the file: it links to {os.readlink(path)},"
+                                                     f" which cannot be read ({exc.strerror})")]
         return None, [Problem(shown, None, None, f"cannot read the file: {exc}")]
     try:
         text = data.decode("utf-8")

@@ -130,9 +130,10 @@ def bundled_files() -> list[Path]:
 
 def flow_files(directory: str | os.PathLike) -> list[Path]:
     """The flow files in a folder, as the service loads them: names ending .yaml or .yml, in any
-    case (a community's Checkin.YAML, saved by a Windows editor, is its check-in)."""
-    return sorted(path for path in Path(directory).iterdir()
-                  if path.suffix.lower() in (".yaml", ".yml") and path.is_file())
+    case (a community's Checkin.YAML, saved by a Windows editor, is its check-in). A link that
+    leads nowhere is one too, so that loading it names it as a file that cannot be read."""
+    return sorted(path for path in Path(directory).iterdir() if path.suffix.lower() in (".yaml", ".yml")
+                  and (path.is_file() or (path.is_symlink() and not path.exists())))
 
 
 def settle(loaded: Iterable[Flow]) -> tuple[Registry, list[Problem]]:

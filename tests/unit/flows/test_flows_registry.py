@@ -238,3 +238,18 @@ def test_a_folder_of_flows_that_cannot_be_read_is_a_problem_named_not_a_crash(tm
     assert registry.get("checkin") is not None
     assert main(["validate", str(locked)]) == 1
     assert f"error: {locked} cannot be read (Permission denied)" in capsys.readouterr().out
+
+
+def test_a_link_to_a_flow_file_that_is_gone_is_a_problem_named(tmp_path, capsys):
+    """A checkin.yaml linking to a file since moved (or a loop of links) is refused with its name,
+    as an unreadable file is: before, it was left out without a word and the bundled check-in ran."""
+    (tmp_path / "checkin.yaml").symlink_to(tmp_path / "moved" / "checkin.yaml")
+    (tmp_path / "loop.yml").symlink_to(tmp_path / "loop.yml")
+    registry, problems = load_registry([tmp_path])
+    gone, looped = sorted((p for p in problems if p.is_error), key=lambda p: p.file)
+    assert gone.file.endswith("checkin.yaml") and "links to" in gone.message and "moved" in gone.message
+    assert "No such file or directory" in gone.message
+    assert looped.file.endswith("loop.yml") and "Too many levels of symbolic links" in looped.message
+    assert registry.get("checkin").source_path == str(BUNDLED_DIR / "checkin.yaml")
+    assert main(["validate", str(tmp_path)]) == 1
+    assert "checkin.yaml: cannot read the file" in capsys.readouterr().out
