@@ -9,6 +9,8 @@ from flows import defaults, language, templating
 from flows.clock import UTC, as_utc, to_datetime, zone
 from flows.events import FlowEnded, RaiseAlert, SaveResult, Send, SetField, StartFlow, WaitUntil
 from flows.exceptions import TemplateFailure
+from flows.loader import display_path
+from flows.problem import Problem
 
 log = logging.getLogger("flows")
 
@@ -57,26 +59,34 @@ class Run:
             }
         return self._variables
 
-    def _render(self, source: str | None) -> str | None:
+    def _render(self, source: str | None, step, instead: str) -> str | None:
+        """`source` rendered, or None when it fails for this member's data, logged as a problem of
+        the flow's file and step with what is done `instead`."""
         if source is None:
             return None
         try:
             return templating.render(source, self.variables())
         except TemplateFailure as exc:
-            log.warning("flow %s: template failed, falling back: %s", self.flow.id, exc)
+            where = Problem(display_path(self.flow.source_path), getattr(step, "line", None), getattr(step, "id", None),
+                            f"template failed for member {self.member.get('id')}: {exc}; {instead}")
+            log.error("flow %s", where)
             return None
 
     def text(self, message: Any, step) -> str:
-        """A message rendered in the member's language; never raises."""
+        """A message rendered in the member's language, else in the flow's default one; never raises.
+
+        Empty, so not sent, when neither renders for this member (an undefined value in a sum): a
+        text with pieces missing ("You have days left") could say something it does not mean.
+        """
         day = self.now.astimezone(zone(self.community.get("timezone"))).date().isoformat()
         seed = f"{self.member.get('id')}|{day}|{step.id}"
         primary, fallback = language.select(message, self.language, self.flow.language, seed)
-        rendered = self._render(primary)
-        if rendered is None:
-            rendered = self._render(fallback)
-        if rendered is None:
-            rendered = templating.strip_tags(primary or fallback or "")
-        return rendered
+        fallback = fallback if fallback != primary else None
+        rendered = self._render(primary, step, "the message was not sent" if fallback is None
+                                else "sent in the flow's default language instead")
+        if rendered is None and fallback is not None:
+            rendered = self._render(fallback, step, "the message was not sent")
+        return rendered if rendered is not None else ""
 
     def moment(self, value: Any) -> datetime | None:
         """A field value rendered and read as a moment; one written without an offset is the
@@ -87,8 +97,16 @@ class Run:
         """A field value: text is rendered as a template, anything else kept."""
         if not isinstance(value, str):
             return value
-        rendered = self._render(value)
+        rendered = self._render(value, None, "its text without the tags is used")
         return rendered if rendered is not None else templating.strip_tags(value)
+
+    def summary(self, source: Any, step) -> str:
+        """An alert's summary rendered; when it fails for this member's data the alert still goes,
+        saying its summary could not be written rather than giving one with pieces missing."""
+        rendered = self._render(source, step, "the alert says so") if isinstance(source, str) else None
+        if rendered is None:
+            return f"An alert from {self.flow.id} (step {step.id}); its summary could not be written."
+        return rendered
 
     def send(self, message: Any, step, voice: dict | None = None) -> None:
         """Emit Send unless the text renders empty."""

@@ -1,7 +1,7 @@
 """The sandbox flow templates render in: Jinja's, immutable, and unable to build a huge value.
 
-Flows are written by a community's staff, and a mistake in one must fail that text (its fallback
-is sent), not stall the worker or the clock that renders it, nor take its memory.
+Flows are written by a community's staff, and a mistake in one must fail that text (it is not
+sent, and the failure is logged), not stall the worker or the clock that renders it, nor take its memory.
 """
 from __future__ import annotations
 

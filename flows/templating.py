@@ -127,7 +127,7 @@ def render(source: str, variables: dict) -> str:
 
 
 def strip_tags(source: str) -> str:
-    """`source` with every {{ }} / {% %} tag removed: the last-resort text."""
+    """`source` with every {{ }} / {% %} tag removed: the last-resort value of a field that failed."""
     return " ".join(_TAG.sub(" ", source).split())
 
 

@@ -29,5 +29,5 @@ class AlertStep(StepType):
 
     def enter(self, step, run):
         """Raise the alert."""
-        run.alert(step.get("severity"), run.value(step.get("summary")), step)
+        run.alert(step.get("severity"), run.summary(step.get("summary"), step), step)
         return Go()

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from .flows_testkit import make_context
 
-from flows import Send, load_flow_text, start
+from flows import RaiseAlert, Send, load_flow_text, start
 from flows import templating
 from flows.clock import format_local
 from flows.exceptions import TemplateFailure
@@ -74,9 +74,37 @@ def test_the_sandbox_refuses_unsafe_attributes_and_degrades():
     assert out == ["xy"] or out == ["x y"]
 
 
-def test_runtime_failure_falls_back_to_the_raw_text_without_tags():
+def test_a_text_that_fails_for_this_members_data_is_not_sent_and_the_failure_names_file_and_step(caplog):
+    """A sum over a field only some members have: before, the member got the text with its tags
+    stripped ("You have days left"), which says something else; now nothing, and the error is
+    logged as the flow's problem, as a refused file's are."""
     head = "triggers: {facilitator: {params: [n]}}\n"
-    assert sent("\"Total: {{ params.n // 0 }} items\"", head, {"n": 3}) == ["Total: items"]
+    text = "\"You have {{ member.fields.days - 1 }} days left, {{ member.name }}.\""
+    assert sent(text, head, member={"name": "Jo", "fields": {"days": 3}}) == ["You have 2 days left, Jo."]
+    assert sent(text, head, member={"id": "m7", "name": "Jo", "fields": {}}) == []
+    assert sent("\"Total: {{ params.n // 0 }} items\"", head, {"n": 3}) == []
+    failures = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(failures) == 2
+    assert failures[0].getMessage() == (
+        "flow <string>:5: step 's': template failed for member m7: UndefinedError: 'dict object' has no"
+        " attribute 'days'; the message was not sent")
+
+
+def test_a_translation_that_fails_gives_the_default_language_text_whole(caplog):
+    head = "languages: [en, cy]\n"
+    text = "{en: \"Hi {{ member.name }}\", cy: \"Helo {{ member.fields.n + 1 }}\"}"
+    assert sent(text, head, member={"name": "Jo", "language": "cy", "fields": {}}) == ["Hi Jo"]
+    assert "sent in the flow's default language instead" in caplog.text
+
+
+def test_an_alert_whose_summary_fails_still_goes_and_says_so(caplog):
+    flow, _ = load_flow_text("id: t\nversion: 1\nsteps:\n  - id: tell\n    type: alert\n    severity: high\n"
+                             "    summary: \"{{ member.name }} is {{ member.fields.age + 1 }}\"\n")
+    alerts = [e for e in start(flow, make_context(member={"name": "Jo", "fields": {}})).events
+              if isinstance(e, RaiseAlert)]
+    assert [(a.severity, a.summary) for a in alerts] == [
+        ("high", "An alert from t (step tell); its summary could not be written.")]
+    assert "step 'tell': template failed" in caplog.text
 
 
 @pytest.mark.parametrize("member,community,expected", [
@@ -133,7 +161,7 @@ def test_ordinary_arithmetic_still_works():
 ])
 def test_a_template_that_would_build_a_huge_value_fails_rather_than_stall_the_process(source):
     """Each of these, before it was refused, took seconds to minutes or gigabytes: the text's
-    fallback is sent instead (`TemplateFailure`)."""
+    default-language text is tried instead, else nothing is sent (`TemplateFailure`)."""
     with pytest.raises(TemplateFailure):
         templating.render(source, {"member": {"name": "Ann"}})
 

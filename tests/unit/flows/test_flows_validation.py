@@ -199,8 +199,7 @@ def test_template_that_does_not_compile():
     ("{{ params.args | number(7, 1, 60, 9) }}", "filter 'number' is given the wrong arguments"),
 ])
 def test_a_filter_given_the_wrong_arguments_is_refused_not_garbled_at_run_time(template, complaint):
-    """Refused here, it would otherwise fail in front of a member, who would get the text with its
-    tags stripped ("See you .")."""
+    """Refused here, it would otherwise fail in front of every member, who would get nothing."""
     text = flow(f"  - id: hi\n    type: send\n    text: \"See you {template}\"\n")
     expect(text, "text:", "hi", complaint)
 
