@@ -8,7 +8,9 @@ from __future__ import annotations
 import math
 import re
 
+from jinja2 import nodes, pass_context
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 # The longest text or list a template may build by repetition or padding: far beyond any SMS (a
@@ -23,6 +25,42 @@ _PADDING = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 # Widths and precisions in a format: "%0300000000d", "%.5f"; "{:>300000000}".
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\d*)(?:\.(\d*))?")
 _SPEC = re.compile(r"\{[^{}]*?:([^{}]*)\}")
+# The items all the loops of one render may take together: a flow loops over a vote's options or
+# the crisis contacts; two loops of 10,000 nested ran 100,000,000 times.
+MAX_LOOP_ITEMS = 1_000
+# The longest text a render (or a `{% set %}` block, or a macro) may give: an SMS is cut at 1,600.
+MAX_RENDERED = 10_000
+# The filter every `{% for %}` reads its items through (`FlowSandbox._parse`).
+COUNTED = "_counted"
+
+
+class _RenderContext(Context):
+    """One render's context, with the loop items it may still take."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loop_items_left = MAX_LOOP_ITEMS
+
+
+@pass_context
+def counted(context, items):
+    """`items` one by one, refused once the render's loops have taken MAX_LOOP_ITEMS."""
+    for item in items:
+        context.loop_items_left = getattr(context, "loop_items_left", MAX_LOOP_ITEMS) - 1
+        if context.loop_items_left < 0:
+            raise SecurityError(f"loops of more than {MAX_LOOP_ITEMS} items in all")
+        yield item
+
+
+def _joined(parts) -> str:
+    """The parts of a render joined, refused past MAX_RENDERED characters (before the rest are made)."""
+    taken, size = [], 0
+    for part in parts:
+        size += len(part)
+        if size > MAX_RENDERED:
+            raise SecurityError(f"a text of more than {MAX_RENDERED} characters")
+        taken.append(part)
+    return "".join(taken)
 
 
 class FlowSandbox(ImmutableSandboxedEnvironment):
@@ -30,6 +68,15 @@ class FlowSandbox(ImmutableSandboxedEnvironment):
     padding and formats cannot build a value of unbounded size."""
 
     intercepted_binops = frozenset({"*", "**", "%"})
+    context_class = _RenderContext
+    concat = staticmethod(_joined)
+
+    def _parse(self, source, name, filename):
+        """The template's tree, each loop reading its items through the `counted` filter."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, COUNTED, [], [], None, None, lineno=loop.lineno)
+        return tree
 
     def call_binop(self, context, operator: str, left, right):
         """`*`, `**` and `%` as usual, refused past MAX_REPEATED items, MAX_EXPONENT or MAX_DIGITS."""
@@ -50,6 +97,8 @@ class FlowSandbox(ImmutableSandboxedEnvironment):
         """A call as usual; padding past MAX_REPEATED characters is refused."""
         if isinstance(getattr(__obj, "__self__", None), str) and __obj.__name__ in _PADDING:
             _check_width(*args)
+        if isinstance(__obj, LoopContext):  # a recursive loop's `loop(...)`: its items are not counted
+            raise SecurityError("a recursive loop")
         return super().call(__context, __obj, *args, **kwargs)
 
     def wrap_str_format(self, value):

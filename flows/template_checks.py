@@ -100,4 +100,7 @@ def check_template(source: str, scope: Scope) -> list[tuple[str, int]]:
             found.append((f"template does not compile: no test named '{node.name}'", node.lineno))
     for node in tree.find_all(_FORBIDDEN):
         found.append(("templates may not extend, include or import others", node.lineno))
+    for node in tree.find_all(nodes.For):
+        if node.recursive:  # each `loop(...)` could run for ever, each level over more items than the last
+            found.append(("templates may not use recursive loops", node.lineno))
     return found

@@ -15,7 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from flows import clock, defaults
 from flows.answers import read_number
 from flows.exceptions import TemplateFailure
-from flows.sandbox import FlowSandbox, checked_filters
+from flows.sandbox import COUNTED, FlowSandbox, checked_filters, counted
 
 DEFAULT_FORMAT = "%a %-d %b at %H:%M"
 _TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
@@ -103,7 +103,7 @@ def environment() -> SandboxedEnvironment:
     )
     env.filters.update(
         local=_local, add_days=_add_days, iso=_iso, number=_number, days=_days, first_name=_first_name,
-        **checked_filters(env.filters),
+        **checked_filters(env.filters), **{COUNTED: counted},
     )
     # Templates see only the documented names: not Jinja's range, dict, lipsum (pages of
     # Latin in a text), cycler, joiner or namespace, which loading would otherwise accept.

@@ -175,3 +175,36 @@ def test_a_template_that_would_build_a_huge_value_fails_rather_than_stall_the_pr
 ])
 def test_formats_padding_and_powers_of_a_usual_size_work(source, text):
     assert templating.render(source, {"member": {"name": "Ann"}}) == text
+
+
+@pytest.mark.parametrize("source, refusal", [
+    # 9,000,000 turns of an empty body: seconds of a worker's time, for nothing.
+    ("{% for a in 'x' * 3000 %}{% for b in 'x' * 3000 %}{% endfor %}{% endfor %}", "loops of more than 1000 items"),
+    ("{% for a in member.name * 2000 %}{{ a }}{% endfor %}", "loops of more than 1000 items"),
+    # 2,000,000 characters, each turn's text within the repetition limit.
+    ("{% for a in 'x' * 200 %}{{ 'y' * 10000 }}{% endfor %}", "a text of more than 10000 characters"),
+    ("{% set big %}{% for a in 'x' * 200 %}{{ 'y' * 10000 }}{% endfor %}{% endset %}{{ big | length }}",
+     "a text of more than 10000 characters"),
+    ("{% for c in [['a']] recursive %}{{ c if c is string else loop(c) }}{% endfor %}", "a recursive loop"),
+])
+def test_loops_are_limited_in_items_and_in_the_text_they_build(source, refusal):
+    """Loops nested in loops, each within the repetition limit, ran 10,000 x 10,000 times or built
+    megabytes; all the loops of one render now take 1,000 items at most, and it gives 10,000
+    characters at most."""
+    with pytest.raises(TemplateFailure, match=f"SecurityError: {refusal}"):
+        templating.render(source, {"member": {"name": "Ann"}})
+
+
+def test_loops_of_a_usual_size_work():
+    source = ("{% for o in options %}{{ loop.index }}={{ o }}{% if not loop.last %}, {% endif %}"
+              "{% else %}none{% endfor %}")
+    assert templating.render(source, {"options": ["a", "b", "c"]}) == "1=a, 2=b, 3=c"
+    assert templating.render(source, {"options": []}) == "none"
+    assert templating.render("{% for o in nothing.here %}x{% else %}-{% endfor %}", {}) == "-"
+    assert templating.render("{% for a in 'x' * 20 %}{% for b in 'x' * 40 %}.{% endfor %}{% endfor %}", {}) == "." * 800
+
+
+def test_a_send_whose_loops_run_too_long_is_not_sent_and_names_its_file_and_step(caplog):
+    text = "\"{% for a in member.name * 400 %}{% for b in member.name * 400 %}{% endfor %}{% endfor %}Hi\""
+    assert sent(text, member={"name": "Ann"}) == []
+    assert "step 's': template failed for member" in caplog.text and "loops of more than 1000 items" in caplog.text

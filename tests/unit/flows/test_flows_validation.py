@@ -465,3 +465,10 @@ def test_a_file_that_is_not_utf8_is_named_with_its_line_and_column(tmp_path):
     assert flow_ is None
     assert problem.line == flow(ASK).splitlines().index("    text: Reply 1 or 2") + 1
     assert problem.message == "not UTF-8: byte 0xe9 at column 14 (save the file as UTF-8)"
+
+
+def test_a_recursive_loop_in_a_template_is_refused_when_the_flow_loads():
+    """Each `loop(...)` can go over more items than the one before, for ever."""
+    loop = "{% for c in member.name recursive %}{{ loop(c * 2) }}{% endfor %}"
+    text = flow(f"  - id: hi\n    type: send\n    text: \"{loop}\"\n")
+    expect(text, "text:", "hi", "templates may not use recursive loops")
