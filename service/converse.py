@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import current_app
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 import flows
-from flows import Message, keyword_params
+from flows import Message, fold, keyword_params
 
+from .clock import now
 from .conversations import active_conversation, context, resume_flow, start_flow, waits_behind
 from .forms import InboundSms
 from .inbound import Handling
-from .models import Alert, Community, Member
+from .models import Alert, Community, InboundMessage, Member
 from .timers import overdue_before_text
+
+# How long a text that repeats the member's last one is still taken as that one again (`_repeats_answer`).
+REPEAT_WINDOW = timedelta(hours=1)
 
 
 def converse(session: Session, member: Member, community: Community, sms: InboundSms) -> Handling:
@@ -86,7 +92,7 @@ def _converse(session: Session, library, member: Member, community: Community, s
                           hold=hold)
         return Handling(f"flow:{keyword_flow.id}", turn.sent, bool(turn.alerts))
     catch_all = library.registry.catch_all
-    if conversation is not None:
+    if conversation is not None and not _repeats_answer(session, member, conversation, active, sms, catch_all):
         turn = resume_flow(session, library, member, community, conversation, Message(sms.body), origin)
         if turn.taken or catch_all is None:
             return Handling(f"flow:{conversation.flow_id}", turn.sent, bool(turn.alerts))
@@ -98,3 +104,20 @@ def _converse(session: Session, library, member: Member, community: Community, s
                           current=conversation, hold=conversation is not None)
         return Handling(f"flow:{catch_all.id}", turn.sent, bool(turn.alerts))
     return Handling("help_fallback", [community.render(community.help_text)])
+
+
+def _repeats_answer(session: Session, member: Member, conversation, flow, sms: InboundSms, catch_all) -> bool:
+    """Whether a flow that only listens (a vote already cast) leaves this text alone, as one it does
+    not take: it repeats, within REPEAT_WINDOW, the member's last text that a flow took, and another
+    flow took it (YES again after the YES that finished a meeting RSVP the vote waited behind). The
+    member is answering that flow again, not changing their vote; "1" or another option changes it.
+    Texts the catch-all answered (a repeat left alone, too) do not count as the last."""
+    if flow is None or not flows.only_listens(flow, conversation.state):
+        return False
+    answered = [f"flow:{catch_all.id}"] if catch_all is not None else []
+    last = session.execute(select(InboundMessage.body, InboundMessage.handled_as).where(
+        InboundMessage.member_id == member.id, InboundMessage.received_at >= now() - REPEAT_WINDOW,
+        InboundMessage.handled_as.not_in(answered))
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(1)).first()
+    return (last is not None and last.handled_as.startswith("flow:")
+            and last.handled_as != f"flow:{conversation.flow_id}" and fold(last.body) == fold(sms.body))

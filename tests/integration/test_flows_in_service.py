@@ -1293,3 +1293,31 @@ def test_flows_start_says_when_a_closing_time_falls_in_quiet_hours(runner, membe
     evening = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
                                   "--param", "options=Yes,No", "--param", "closes_at=2026-11-25T18:00"])
     assert "quiet hours" not in evening.output
+
+
+def _start_rsvp(runner):
+    result = runner.invoke(args=["flows", "start", "meeting_rsvp", "--community", "Oak House", "--param",
+                                 'meeting={"title": "Community meeting", "starts_at": "2026-11-25T10:00"}'])
+    assert "Started meeting_rsvp for 1 member(s)." in result.output, result.output
+
+
+def test_a_yes_repeated_after_a_finished_rsvp_does_not_change_a_vote_open_behind_it(runner, post_signed, member,
+                                                                                   session, clock):
+    """A member who voted No is sent a meeting RSVP, which the vote waits behind. Their YES finishes
+    the RSVP and the vote is back, listening for a changed vote; a second YES (sent twice, or "yes"
+    to "see you there") is the RSVP's answer again, not a vote for Yes. A vote changed another way
+    still counts."""
+    clock.now = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+    _start_vote(runner, "2026-11-27T18:00")
+    assert "your vote for No is in" in say(post_signed, "2")[0]
+    _start_rsvp(runner)
+    assert say(post_signed, "YES") == ["Great, see you there."]
+    assert [c[0] for c in _conversations(session) if c[1]] == ["vote"]  # back, listening
+    for repeat in ("Yes!", "yes"):
+        [again] = say(post_signed, repeat)
+        assert again.startswith("Sorry, I didn't understand that."), again  # as any text the vote does not take
+    session.expire_all()
+    assert session.scalar(select(Result.value).where(Result.name == "vote")) == "No"
+    assert session.scalar(select(Result.value).where(Result.name == "rsvp")) == "yes"
+    assert "your vote for Yes is in" in say(post_signed, "1")[0]
+    assert "your vote for No is in" in say(post_signed, "No")[0]
