@@ -61,6 +61,21 @@ def queue_message(session: Session, *, key: str, to: str, body: str, kind: str,
     return row
 
 
+def welcome_now(session: Session, member: Member, queue: str) -> None:
+    """Send the member's welcome now if it waits for the end of quiet hours: a flow started for them
+    in quiet hours (a facilitator's `--in-quiet-hours`, a schedule whose time is in them) must not
+    reach them before it. It joins `queue`, the flow's, ahead of the flow's messages, so that a
+    claim takes it first (a row waits for an earlier one due on its queue). A welcome held has no
+    job yet: the sweeper gives rows one when they fall due."""
+    at = clock_now()
+    for row in session.scalars(select(OutboundMessage).where(
+            OutboundMessage.member_id == member.id, OutboundMessage.kind == "welcome",
+            OutboundMessage.state == "pending", OutboundMessage.due_at > at)):
+        row.due_at, row.queue, row.updated_at = at, queue, at
+        session.flush()
+        _stage(session, row)
+
+
 def record_twiml_replies(session: Session, *, sid: str, to: str, bodies: list[str], member_id: int | None,
                          community_id: int | None) -> int:
     """Record the replies an inbound message's TwiML answer carries: sent with the answer, so no job.

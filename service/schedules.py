@@ -16,6 +16,7 @@ from .consent import pause_ended
 from .dispatch import sends_held
 from .conversations import Turn, active_conversation, start_flow, waits_behind
 from .models import Community, Conversation, Member, Schedule, Timer
+from .outbox import welcome_now
 
 BUSY_WINDOW = timedelta(hours=1)
 # A scheduled run tries again this often for members who were busy, while its messages would still
@@ -212,6 +213,7 @@ def _start_one(session, library, community, flow, params, origin, query, member_
         pause_ended(session, member, "clock")
     try:
         with session.begin_nested():
+            welcome_now(session, member, "bulk")  # the queue the flow's messages go on (`conversations._apply`)
             start_flow(session, library, member, community, flow, params, member_origin(origin, member.id),
                        Turn(due_at=due_at), current=current)
     except Exception:

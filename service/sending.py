@@ -346,12 +346,16 @@ def _send(transport, claim, from_number: str | None, outbox_id: int):
 def _not_now(claim) -> tuple[str, dict] | None:
     """Whether a row's time has gone by the time its turn comes (it waited for workers, Redis or
     the carrier), as (state, values) for the row, or None: a welcome or broadcast in quiet hours
-    waits for their end again; a check-in or reminder more than `clock.MISSED_AFTER` late is set
-    aside, and so is a reminder in quiet hours, as the clock does with a reminder timer."""
+    waits for their end again, unless it was due in them on purpose (a welcome sent ahead of a flow
+    started then, `outbox.welcome_now`); a check-in or reminder more than `clock.MISSED_AFTER` late
+    is set aside, and so is a reminder in quiet hours, as the clock does with a reminder timer."""
     at = now()
     until = None
     if (claim.kind in QUIET_KINDS or claim.kind == "reminder") and claim.community_timezone:
-        until = quiet_until(at, claim.community_timezone, claim.community_quiet_start, claim.community_quiet_end)
+        hours = (claim.community_timezone, claim.community_quiet_start, claim.community_quiet_end)
+        until = quiet_until(at, *hours)
+        if claim.kind in QUIET_KINDS and until is not None and quiet_until(claim.due_at, *hours) is not None:
+            until = None
     if until is not None and claim.kind in QUIET_KINDS:
         return "pending", dict(claimed_at=None, due_at=until)
     if until is not None:

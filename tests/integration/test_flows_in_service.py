@@ -633,6 +633,25 @@ def test_a_facilitator_starts_a_flow_in_quiet_hours_only_when_asked_to(runner, m
     assert session.scalar(select(OutboundMessage.due_at).where(OutboundMessage.kind == "flow")) == clock.now
 
 
+def test_a_flow_started_in_quiet_hours_reaches_a_new_member_after_their_welcome(runner, session, community, clock):
+    """Bea, added at 22:00, has her welcome held until 08:00. A vote started then with
+    --in-quiet-hours went to her at once, before any word of what Hearth is or how to stop it; now
+    her welcome goes first, in the same queue, and a send takes the vote only after it."""
+    from service.sending import claimable
+
+    clock.now = datetime(2026, 11, 23, 22, 0, tzinfo=timezone.utc)  # 22:00 in London: quiet until 08:00
+    add_member(session, community, "Bea", "07700 900124")
+    session.commit()
+    started = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                  "--param", "options=Yes,No", "--in-quiet-hours"])
+    assert started.exit_code == 0, started.output
+    session.expire_all()
+    rows = session.execute(select(OutboundMessage.kind, OutboundMessage.due_at, OutboundMessage.queue)
+                           .order_by(OutboundMessage.id)).all()
+    assert rows == [("welcome", clock.now, "bulk"), ("flow", clock.now, "bulk")]
+    assert session.scalars(select(OutboundMessage.kind).where(claimable(clock.now))).all() == ["welcome"]
+
+
 def test_a_reminder_that_falls_in_quiet_hours_is_set_aside(post_signed, member, session, clock):
     clock.now = datetime(2026, 11, 23, 19, 30, tzinfo=timezone.utc)  # 19:30: the reminder is due at 22:30
     post_signed("/twilio/sms", sms_form("CHECKIN"))

@@ -723,6 +723,25 @@ def test_a_welcome_whose_turn_comes_in_quiet_hours_waits_for_their_end(app, sess
     assert send(app, session, row) == "sent" and len(double.messages) == 1
 
 
+def test_a_welcome_sent_ahead_of_a_flow_started_in_quiet_hours_goes_then_and_first(app, session, member, double,
+                                                                                    clock):
+    """A flow started in quiet hours (`--in-quiet-hours`) sends the member's held welcome ahead of
+    it: the welcome is not held again when its turn comes, and the flow's message waits for it."""
+    from service.outbox import welcome_now
+
+    clock.now = datetime(2026, 11, 23, 22, 0, tzinfo=timezone.utc)  # quiet hours 21:00-08:00, London
+    welcome = queue_message(session, key="w", to=member.phone, body="Welcome", kind="welcome", member=member)
+    session.commit()
+    assert fresh(session, welcome).due_at == datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
+    welcome_now(session, member, "bulk")
+    vote = queue_message(session, key="v", to=member.phone, body="Film night?", kind="flow", member=member,
+                         queue="bulk")
+    session.commit()
+    assert send(app, session, vote) == "skipped"  # the welcome goes first
+    assert [send(app, session, row) for row in (welcome, vote)] == ["sent", "sent"]
+    assert [m["body"] for m in double.messages] == ["Welcome", "Film night?"]
+
+
 @pytest.mark.parametrize("kind, sent_late", [("checkin", False), ("reminder", False), ("flow", True),
                                              ("alert", True), ("welcome", True)])
 def test_a_check_in_or_reminder_whose_turn_comes_over_an_hour_late_is_set_aside(app, session, member, double, clock,
