@@ -85,7 +85,10 @@ def start_flow(session: Session, library: FlowLibrary, member: Member, community
     turn = turn or Turn()
     if current is UNKNOWN:
         current = active_conversation(session, member)
-    if current is not None and (hold or waits_behind(library.version(session, current.flow_digest))):
+    behind = library.version(session, current.flow_digest) if current is not None else None
+    if current is not None and behind is None:
+        _unavailable(session, current, resume_waiting=False)
+    elif current is not None and (hold or waits_behind(behind)):
         current.active, current.suspended_at = False, now()
     elif current is not None:
         _end(session, current, "interrupted", resume_waiting=False)
@@ -127,14 +130,22 @@ def resume_flow(session: Session, library: FlowLibrary, member: Member, communit
     turn = turn or Turn()
     flow = library.version(session, conversation.flow_digest)
     if flow is None:
-        # The stored source no longer loads (it always should): end cleanly rather than fail.
-        _end(session, conversation, "flow_unavailable")
+        _unavailable(session, conversation)
+        turn.taken = False  # a member's text is answered as if no flow were in progress
         return turn
     outcome = flows.resume(flow, conversation.state, input_, context(member, community))
     if not outcome.events and outcome.state == conversation.state:
         turn.taken = False
         return turn
     return _apply(session, library, member, community, conversation, outcome, origin, turn, 0)
+
+
+def _unavailable(session: Session, conversation: Conversation, resume_waiting: bool = True) -> None:
+    """End a conversation whose flow no longer loads (its stored source is refused by this code's
+    checks): it can never go on, so it must not stand as the member's exchange, nor wait behind."""
+    log.error("conversation %s (flow %s, version %s): its flow no longer loads; ended as flow_unavailable",
+              conversation.id, conversation.flow_id, conversation.flow_digest[:12])
+    _end(session, conversation, "flow_unavailable", resume_waiting=resume_waiting)
 
 
 def _kind(origin: str) -> str:

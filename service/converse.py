@@ -100,8 +100,9 @@ def _converse(session: Session, library, member: Member, community: Community, s
         # given a text that is none ("Can someone call me?"): the catch-all answers it, as with no
         # flow, and the flow waits behind it meanwhile.
     if catch_all is not None:
+        live = conversation if conversation is not None and conversation.active else None  # not one just ended
         turn = start_flow(session, library, member, community, catch_all, keyword_params(sms.body), origin,
-                          current=conversation, hold=conversation is not None)
+                          current=live, hold=live is not None)
         return Handling(f"flow:{catch_all.id}", turn.sent, bool(turn.alerts))
     return Handling("help_fallback", [community.render(community.help_text)])
 

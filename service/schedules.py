@@ -232,6 +232,8 @@ def _busy(session: Session, library, current: Conversation, at: datetime) -> boo
     if current.updated_at <= at - BUSY_WINDOW:
         return False
     flow = library.version(session, current.flow_digest)
+    if flow is None:
+        return False  # its flow no longer loads: it cannot go on, and the start ends it (`start_flow`)
     if awaits_answer(flow, current.state):
         return True
     # A member's own flow that has stopped asking and only listens (a check-in waiting for a late

@@ -1340,3 +1340,45 @@ def test_a_yes_repeated_after_a_finished_rsvp_does_not_change_a_vote_open_behind
     assert session.scalar(select(Result.value).where(Result.name == "rsvp")) == "yes"
     assert "your vote for Yes is in" in say(post_signed, "1")[0]
     assert "your vote for No is in" in say(post_signed, "No")[0]
+
+
+def test_a_conversation_whose_flow_no_longer_loads_is_ended_not_counted_busy(app, session, community, clock, caplog):
+    """Its stored version is refused by this code's checks, so it can never go on: the 10:00 check-in
+    took it for an exchange and skipped the member all through its hour. Now it is ended, saying
+    why, and the member gets the check-in."""
+    from service.models import FlowVersion
+
+    alex = add_member(session, community, "Alex", "07700 900123", welcome=False)
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    source = "id: old\nversion: 1\nsteps: []\n"  # no step: refused when it loads
+    session.add(FlowVersion(digest="d" * 64, flow_id="old", version=1, source_path="old.yaml", source_text=source,
+                            loaded_at=clock.now))
+    session.flush()
+    clock.now = datetime(2026, 11, 23, 9, 50, tzinfo=timezone.utc)
+    session.add(Conversation(member_id=alex.id, flow_id="old", flow_digest="d" * 64, active=True, origin="reply:x",
+                             state={"flow": {"id": "old"}, "step": "ask", "timers": {}}, started_at=clock.now,
+                             updated_at=clock.now))
+    session.commit()
+    clock.now = datetime(2026, 11, 23, 10, 0, 5, tzinfo=timezone.utc)
+    assert run_schedules(session) == {"scheduled_starts": 1}
+    assert [(c[0], c[1], c[3]) for c in _conversations(session)] == [("old", False, "flow_unavailable"),
+                                                                      ("checkin", True, None)]
+    assert "its flow no longer loads" in caplog.text
+
+
+def test_a_text_to_a_conversation_whose_flow_no_longer_loads_is_answered(post_signed, member, session, clock):
+    """The conversation is ended, and the text answered as with no flow in progress: before, it
+    was ended and the member got no answer at all."""
+    from service.models import FlowVersion
+
+    session.add(FlowVersion(digest="d" * 64, flow_id="old", version=1, source_path="old.yaml",
+                            source_text="id: old\nversion: 1\nsteps: []\n", loaded_at=clock.now))
+    session.flush()
+    session.add(Conversation(member_id=member.id, flow_id="old", flow_digest="d" * 64, active=True, origin="reply:x",
+                             state={"flow": {"id": "old"}, "step": "ask", "timers": {}}, started_at=clock.now,
+                             updated_at=clock.now))
+    session.commit()
+    [answer] = say(post_signed, "hello")
+    assert answer.startswith("Sorry, I didn't understand that."), answer
+    assert [(c[0], c[1], c[3]) for c in _conversations(session)] == [("old", False, "flow_unavailable")]
