@@ -7,12 +7,14 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import bindparam, or_, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from flows import awaits_answer, next_occurrence, only_listens, previous_occurrence
 
 from .clock import MISSED_AFTER, missed, now
 from .consent import pause_ended
+from .database import RUN_AGAIN
 from .dispatch import sends_held
 from .conversations import Turn, active_conversation, start_flow, waits_behind
 from .models import Community, Conversation, Member, Schedule, Timer
@@ -188,7 +190,15 @@ def start_for_members(session: Session, library, community: Community, flow, par
 def _start_each(session, library, community, flow, params, origin, query, at, due_at) -> tuple[int, list[int]]:
     started, busy = 0, []
     for member_id in session.scalars(query.with_only_columns(Member.id).order_by(Member.id)).all():
-        outcome = _start_one(session, library, community, flow, params, origin, query, member_id, at, due_at)
+        try:
+            outcome = _start_one(session, library, community, flow, params, origin, query, member_id, at, due_at)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) not in RUN_AGAIN:
+                raise  # the database is down or dropped the connection: the run fails, and its next try goes on
+            # A deadlock's victim is rolled back whole, the member's lock too: run again once, locked afresh.
+            log.warning("running again after a conflict: %s", str(exc.orig).splitlines()[0])
+            session.rollback()
+            outcome = _start_one(session, library, community, flow, params, origin, query, member_id, at, due_at)
         session.commit()  # their start, or only their lock: the next member is held alone
         started += outcome == "started"
         if outcome == "busy":
@@ -216,7 +226,9 @@ def _start_one(session, library, community, flow, params, origin, query, member_
             welcome_now(session, member, "bulk")  # the queue the flow's messages go on (`conversations._apply`)
             start_flow(session, library, member, community, flow, params, member_origin(origin, member.id),
                        Turn(due_at=due_at), current=current)
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RUN_AGAIN:
+            raise  # a deadlock's victim or a serialization failure: `_start_each` runs the member again
         log.exception("could not start %s for member %s", flow.id, member.id)
         return None
     return "started"

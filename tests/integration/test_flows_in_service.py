@@ -1382,3 +1382,64 @@ def test_a_text_to_a_conversation_whose_flow_no_longer_loads_is_answered(post_si
     [answer] = say(post_signed, "hello")
     assert answer.startswith("Sorry, I didn't understand that."), answer
     assert [(c[0], c[1], c[3]) for c in _conversations(session)] == [("old", False, "flow_unavailable")]
+
+
+def test_a_members_scheduled_start_that_meets_a_deadlock_is_run_again(app, session, community, clock, monkeypatch,
+                                                                      caplog):
+    """PostgreSQL rolls a deadlock's victim back: before, the member's start was logged as failed
+    and they missed that day's check-in; now it is run again, with the member locked afresh."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    import service.schedules
+
+    for n in range(2):
+        add_member(session, community, f"M{n}", f"07700 900{n + 300:03d}", welcome=False)
+    session.commit()
+    real, calls = service.schedules.start_flow, []
+
+    def start_flow(session, library, member, *args, **kwargs):
+        calls.append(member.id)
+        if len(calls) == 2:  # the second member's first try
+            raise OperationalError("INSERT ...", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+        return real(session, library, member, *args, **kwargs)
+
+    monkeypatch.setattr(service.schedules, "start_flow", start_flow)
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    clock.now = datetime(2026, 11, 23, 10, 0, 5, tzinfo=timezone.utc)
+    assert run_schedules(session) == {"scheduled_starts": 2}
+    assert calls[1] == calls[2] and len(calls) == 3
+    assert session.scalar(select(func.count(Conversation.id)).where(Conversation.flow_id == "checkin")) == 2
+    assert "running again after a conflict: deadlock detected" in caplog.text
+
+
+def test_a_scheduled_start_that_deadlocks_twice_is_run_by_the_next_tick(app, session, community, clock, monkeypatch):
+    """Run again once, a start that is a deadlock's victim a second time fails the run: the slot is
+    not moved on, so the clock's next tick runs it, skipping the members it started already."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    import service.schedules
+
+    for n in range(2):
+        add_member(session, community, f"M{n}", f"07700 900{n + 300:03d}", welcome=False)
+    session.commit()
+    real, calls = service.schedules.start_flow, []
+
+    def start_flow(session, library, member, *args, **kwargs):
+        calls.append(member.id)
+        if len(calls) in (2, 3):
+            raise OperationalError("INSERT ...", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+        return real(session, library, member, *args, **kwargs)
+
+    monkeypatch.setattr(service.schedules, "start_flow", start_flow)
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    run_schedules(session)
+    clock.now = datetime(2026, 11, 23, 10, 0, 5, tzinfo=timezone.utc)
+    with pytest.raises(OperationalError):
+        run_schedules(session)
+    session.rollback()
+    clock.now = datetime(2026, 11, 23, 10, 0, 6, tzinfo=timezone.utc)
+    assert run_schedules(session) == {"scheduled_starts": 1}
+    assert session.scalar(select(func.count(Conversation.id)).where(Conversation.flow_id == "checkin")) == 2
