@@ -275,7 +275,8 @@ def _set_field(session: Session, member: Member, event: SetField) -> None:
     if event.field == "paused_until":
         until = to_datetime(event.value, member.community.timezone)  # no offset: the community's time
         if event.value and until is None:
-            log.warning("flow set paused_until to %r, which is not a time; ignored", event.value)
+            # Not the value: a flow may set it from the member's own words.
+            log.warning("a flow set paused_until of member %s to text which is not a time; ignored", member.id)
             return
         member.paused_until = until
         if member.status in ("active", "paused"):
@@ -289,7 +290,8 @@ def _set_field(session: Session, member: Member, event: SetField) -> None:
                 member.language = language_code(str(event.value)) if event.value else None
             except HearthError:
                 # A flow that sets it from a member's answer ("Welsh please") must not fail their text.
-                log.warning("flow set language to %r, which is not a language code; ignored", event.value)
+                log.warning("a flow set the language of member %s to text which is not a language code; ignored",
+                            member.id)
                 return
         else:
             member.fields = {**(member.fields or {}), event.field: event.value}

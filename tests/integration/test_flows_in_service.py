@@ -1443,3 +1443,34 @@ def test_a_scheduled_start_that_deadlocks_twice_is_run_by_the_next_tick(app, ses
     clock.now = datetime(2026, 11, 23, 10, 0, 6, tzinfo=timezone.utc)
     assert run_schedules(session) == {"scheduled_starts": 1}
     assert session.scalar(select(func.count(Conversation.id)).where(Conversation.flow_id == "checkin")) == 2
+
+
+def test_a_field_a_flow_cannot_set_from_an_answer_is_logged_without_the_members_words(config, clock, tmp_path, redis,
+                                                                                        caplog):
+    """A member's answer is theirs: the warning names the member and the field, not what they wrote."""
+    (tmp_path / "prefs.yaml").write_text("""
+id: prefs
+version: 1
+language: en
+triggers: {keywords: [prefs]}
+steps:
+  - {id: lang, type: ask, text: "Which language would you like?", answer: text, result: lang, next: set_lang,
+     unreadable: {next: thanks}, no_answer: {after: 1h, next: thanks}, voice: {say: "Please text it."}}
+  - {id: set_lang, type: set_field, field: language, value: "{{ answers.lang }}", next: back}
+  - {id: back, type: ask, text: "When should check-ins start again?", answer: text, result: back, next: set_back,
+     unreadable: {next: thanks}, no_answer: {after: 1h, next: thanks}, voice: {say: "Please text it."}}
+  - {id: set_back, type: set_field, field: paused_until, value: "{{ answers.back }}", next: thanks}
+  - {id: thanks, type: send, text: Thanks.}
+""")
+    app = _app_with_flows(config, clock, tmp_path)
+    with caplog.at_level("WARNING", logger="hearth.conversations"):
+        texts(_post(app, "prefs"))
+        texts(_post(app, "Welsh please, I feel awful today"))
+        replies = texts(_post(app, "when my sister has gone home"))
+    app.extensions["hearth_db"].engine.dispose()
+    assert replies == ["Thanks."]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "hearth.conversations"]
+    assert len(warnings) == 2, warnings
+    assert "which is not a language code; ignored" in warnings[0] and "member 1" in warnings[0]
+    assert "which is not a time; ignored" in warnings[1] and "member 1" in warnings[1]
+    assert "awful" not in caplog.text and "sister" not in caplog.text
