@@ -35,12 +35,15 @@ def _database_url(url: str | None) -> str:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in DATABASE_SCHEMES:
         raise ValueError(f"DATABASE_URL must be a PostgreSQL URL (postgresql://user@host/db) or a SQLite one"
-                         f" (sqlite:///path/hearth.db), not {scheme + '://...' if scheme else repr(url)}")
+                         f" (sqlite:///path/hearth.db), not {scheme + '://...' if scheme else _shown_value(url)}")
     try:
         parsed = make_url(url)
         parsed.port  # noqa: B018 -- a port that is not a number fails here, not at the first connection
-    except (ArgumentError, ValueError) as exc:
-        raise ValueError(f"DATABASE_URL cannot be read: {exc}") from None
+    except (ArgumentError, ValueError):
+        # Not SQLAlchemy's words: they quote what it read as the port, which in postgresql://user:password
+        # (no host) is the password.
+        raise ValueError(f"DATABASE_URL cannot be read: what stands for its port is not a number ({NOT_SHOWN})"
+                         ) from None
     if scheme.startswith("sqlite") and parsed.database in (None, "", ":memory:"):
         # Each process (and each connection) would have a database of its own, empty.
         raise ValueError("DATABASE_URL names no file: SQLite in memory cannot be shared by Hearth's processes;"
@@ -83,6 +86,18 @@ def shown_url(url: str) -> str:
     return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
 
 
+NOT_SHOWN = "its value is not shown: it may hold a password"
+
+
+def _shown_value(value: str) -> str:
+    """A setting's value as an error message may quote it: a URL without its password (`shown_url`);
+    one that cannot be read as a URL but may hold a password (a ':' or '@' in it) not at all."""
+    parts = _split(value)
+    if parts is not None and parts.netloc:
+        return repr(shown_url(value))
+    return f"that ({NOT_SHOWN})" if ":" in value or "@" in value else repr(value)
+
+
 def _folder(env, name: str) -> str | None:
     folder = env.get(name) or None
     if folder is not None and not Path(folder).is_dir():
@@ -97,9 +112,10 @@ def _base_url(env, name: str) -> str | None:
         return None
     parts = _split(value)
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{name} must be an absolute URL such as https://hearth.example.org, not {value!r}")
+        raise ValueError(f"{name} must be an absolute URL such as https://hearth.example.org, not"
+                         f" {_shown_value(value)}")
     if parts.query or parts.fragment:
-        raise ValueError(f"{name} must not carry a query or a fragment: {value!r}")
+        raise ValueError(f"{name} must not carry a query or a fragment: {_shown_value(value)}")
     return value
 
 
@@ -121,7 +137,7 @@ def _api_base(env) -> str | None:
     value = _base_url(env, "TWILIO_API_BASE")
     if value and urlsplit(value).scheme == "http" and not is_loopback(urlsplit(value).hostname):
         raise ValueError(f"TWILIO_API_BASE must use https unless it is on this machine (127.0.0.1, ::1,"
-                         f" localhost): every request carries the auth token; not {value!r}")
+                         f" localhost): every request carries the auth token; not {_shown_value(value)}")
     return value
 
 

@@ -39,7 +39,7 @@ def test_credentials_choose_the_twilio_transport():
     ({"DATABASE_URL": "mysql://root@localhost/hearth"}, "DATABASE_URL must be a PostgreSQL URL .* not mysql://"),
     ({"DATABASE_URL": "postgresql+asyncpg://x/y"}, "not postgresql\\+asyncpg://"),
     ({"DATABASE_URL": "hearth.db"}, "not 'hearth.db'"),
-    ({"DATABASE_URL": "postgresql://u@h:port/db"}, "DATABASE_URL cannot be read: invalid literal"),
+    ({"DATABASE_URL": "postgresql://u@h:port/db"}, "DATABASE_URL cannot be read: what stands for its port is not a"),
     ({"DATABASE_URL": "sqlite://"}, "DATABASE_URL names no file: SQLite in memory cannot be shared"),
     ({"DATABASE_URL": "sqlite:///:memory:"}, "DATABASE_URL names no file"),
     ({"REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL must be a Redis URL such as redis://127.0.0.1:6379/0: it cannot"),
@@ -57,6 +57,21 @@ def test_credentials_choose_the_twilio_transport():
 def test_bad_settings_are_named(env, message):
     with pytest.raises(ValueError, match=message):
         Config.from_env(env)
+
+
+@pytest.mark.parametrize("env", [
+    {"DATABASE_URL": "hearth:s3cret@db.internal/hearth"},  # no scheme
+    {"DATABASE_URL": "postgresql://hearth:s3cret"},  # no host: the password is read as the port
+    {"DATABASE_URL": "postgresql://hearth:s3cret@db.internal:5432x/hearth"},
+    {"TWILIO_API_BASE": "http://AC1:s3cret@api.example.org"},
+    {"TWILIO_API_BASE": "https://AC1:s3cret@api.example.org:port"},
+    {"PUBLIC_BASE_URL": "https://hearth:s3cret@hearth.example.org/?a=1"},
+    {"PUBLIC_BASE_URL": "hearth:s3cret@hearth.example.org"},
+])
+def test_a_setting_refused_is_not_quoted_with_its_password(env):
+    with pytest.raises(ValueError) as refused:
+        Config.from_env(env)
+    assert "s3cret" not in str(refused.value) and next(iter(env)) in str(refused.value)
 
 
 @pytest.mark.parametrize("url", ["postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg://u@h/db",
