@@ -141,6 +141,16 @@ def _api_base(env) -> str | None:
     return value
 
 
+def _public_base(env) -> str | None:
+    """PUBLIC_BASE_URL: HTTPS, or plain HTTP to this machine only: Twilio posts members' texts and
+    numbers to it, and the delivery reports Hearth asks for, which must not cross a network in clear."""
+    value = _base_url(env, "PUBLIC_BASE_URL")
+    if value and urlsplit(value).scheme == "http" and not is_loopback(urlsplit(value).hostname):
+        raise ValueError(f"PUBLIC_BASE_URL must use https unless it is on this machine (127.0.0.1, ::1, localhost):"
+                         f" Twilio posts members' texts to it; not {_shown_value(value)}")
+    return value
+
+
 def _seconds(env, name: str, default: float, most: float) -> float:
     """A number of seconds above 0 and at most `most` (nan, inf or 1e12 would break every use)."""
     try:
@@ -208,7 +218,7 @@ class Config:
             database_url=_database_url(env.get("DATABASE_URL")),
             redis_url=_redis_url(env.get("REDIS_URL")),
             secret_key=env.get("SECRET_KEY") or secrets.token_hex(16),
-            public_base_url=_base_url(env, "PUBLIC_BASE_URL"),
+            public_base_url=_public_base(env),
             twilio_account_sid=sid,
             twilio_auth_token=token,
             twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,

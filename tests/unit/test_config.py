@@ -50,6 +50,8 @@ def test_credentials_choose_the_twilio_transport():
     ({"PUBLIC_BASE_URL": "ftp://hearth.example.org"}, "PUBLIC_BASE_URL must be an absolute URL"),
     ({"PUBLIC_BASE_URL": "https://hearth.example.org:port"}, "PUBLIC_BASE_URL must be an absolute URL"),
     ({"PUBLIC_BASE_URL": "https://hearth.example.org/?a=1"}, "PUBLIC_BASE_URL must not carry a query"),
+    ({"PUBLIC_BASE_URL": "http://hearth.example.org"}, "PUBLIC_BASE_URL must use https unless"),
+    ({"PUBLIC_BASE_URL": "http://192.168.1.20:5000/hearth"}, "PUBLIC_BASE_URL must use https unless"),
     ({"TWILIO_API_BASE": "http://api.example.org"}, "TWILIO_API_BASE must use https unless"),
     ({"TWILIO_API_BASE": "http://10.0.0.5:8080"}, "TWILIO_API_BASE must use https unless"),
     ({"TWILIO_API_BASE": "127.0.0.1:8080"}, "TWILIO_API_BASE must be an absolute URL"),
@@ -96,6 +98,11 @@ def test_half_a_twilio_set_up_is_refused_not_turned_into_the_console(env, missin
                                   "https://api.twilio.example"])
 def test_the_api_base_may_be_https_or_this_machine(base):
     assert Config.from_env({"TWILIO_API_BASE": base}).twilio_api_base == base.rstrip("/")
+
+
+@pytest.mark.parametrize("base", ["http://127.0.0.1:5000", "http://localhost:5000", "https://hearth.example.org"])
+def test_the_public_base_url_may_be_https_or_this_machine(base):
+    assert Config.from_env({"PUBLIC_BASE_URL": base}).public_base_url == base
 
 
 def test_a_public_base_url_with_a_path_is_kept_without_its_trailing_slash():
