@@ -208,3 +208,32 @@ def test_a_send_whose_loops_run_too_long_is_not_sent_and_names_its_file_and_step
     text = "\"{% for a in member.name * 400 %}{% for b in member.name * 400 %}{% endfor %}{% endfor %}Hi\""
     assert sent(text, member={"name": "Ann"}) == []
     assert "step 's': template failed for member" in caplog.text and "loops of more than 1000 items" in caplog.text
+
+
+def test_the_jinja_hearth_requires_has_no_known_way_out_of_its_sandbox():
+    """Staff write flow templates, and the sandbox is all that keeps them from running Python: Jinja
+    before 3.1.5 let a stored `str.format` escape it (CVE-2024-56326), before 3.1.6 `|attr('format')`
+    (CVE-2025-27516). An install over an older Jinja that the requirement still allowed kept it."""
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    pyproject = Path(__file__).resolve().parents[3] / "pyproject.toml"
+    required = [Requirement(line) for line in tomllib.loads(pyproject.read_text())["project"]["dependencies"]]
+    jinja = next(requirement for requirement in required if requirement.name.lower() == "jinja2")
+    assert not jinja.specifier.contains("3.1.5") and not jinja.specifier.contains("3.1.4")
+    assert jinja.specifier.contains("3.1.6")
+
+
+@pytest.mark.parametrize("source", [
+    "{{ ('{0.__class__.__mro__}'|attr('format'))(member) }}",
+    "{% set f = '{0.__class__.__mro__}'.format %}{{ f(member) }}",
+    "{{ '{0.__class__.__mro__}'.format_map({'0': member}) }}",
+])
+def test_str_format_however_it_is_reached_stays_in_the_sandbox(source):
+    try:
+        rendered = templating.render(source, {"member": {"name": "Alex"}})
+    except TemplateFailure:
+        return
+    assert "class" not in rendered and "object" not in rendered
