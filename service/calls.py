@@ -14,6 +14,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from .database import rerun_if_disconnected
 from .directory import community_for_number
 from .forms import InboundCall
+from .inbound import XML_UNSAFE
 from .models.community import UK_CRISIS_CONTACTS
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,8 @@ def answer_call(session: Session, call: InboundCall) -> str:
         session.rollback()
         community = None
     contacts = community.contacts if community is not None else UK_CRISIS_CONTACTS
-    words = ("This number takes text messages only. If you need to talk to someone now: "
-             + " ".join(spoken(contact) for contact in contacts))
+    words = XML_UNSAFE.sub("", "This number takes text messages only. If you need to talk to someone now: "
+                           + " ".join(spoken(contact) for contact in contacts))
     log.info("call %s to %s answered with the crisis contacts", call.sid, call.to_number)
     response = VoiceResponse()
     response.say(words, language="en-GB")

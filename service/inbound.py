@@ -52,7 +52,7 @@ def handle_sms(session: Session, sms: InboundSms, converse=None) -> str:
         handling = _handle_member(session, word, member, community, sms, converse)
     community_id = community.id if community else None
     member_id = member.id if member else None
-    replies = [_XML_UNSAFE.sub("", reply) for reply in handling.replies]
+    replies = [XML_UNSAFE.sub("", reply) for reply in handling.replies]
     response = _twiml(replies)
     if not _record(session, sms, community_id, member_id, handling.handled_as, response):
         # A copy racing this one committed first (this one waited for it): undo this run.
@@ -261,7 +261,7 @@ def _handle_member(session: Session, word: str | None, member: Member, community
 
 # Characters XML 1.0 cannot carry (a control character a member typed, echoed by a flow, say):
 # left in, they would make the whole answer unreadable to Twilio.
-_XML_UNSAFE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+XML_UNSAFE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _twiml(replies: list[str]) -> str:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from service.calls import spoken
+from service.directory import update_community
 from service.models import AuditEvent, InboundMessage, OutboundMessage
 
 
@@ -99,3 +100,13 @@ def test_spoken_reads_numbers_digit_by_digit_and_says_what_a_voice_would_misread
     assert spoken({"name": "Shout", "how": "text SHOUT to 85258", "when": "free, 24/7"}) == \
         "Shout, text SHOUT to 8 5 2 5 8, free, day and night."
     assert spoken({"name": "NHS 111", "how": "call 111", "when": ""}) == "NHS 1 1 1, call 1 1 1."
+
+
+def test_a_character_xml_cannot_carry_in_a_crisis_contact_never_breaks_the_answer(post_signed, community, session):
+    """A noncharacter pasted into a contact's name (set with `community set`, which takes it) would make
+    the TwiML unreadable, and a caller in crisis would hear Twilio's error instead of the lines."""
+    update_community(session, community, crisis_contacts=["Oak House\ufffe night line; call 0113 496 0000"])
+    session.commit()
+    response = post_signed("/twilio/voice", call_form())
+    assert response.status_code == 200
+    assert "Oak House night line, call 0 1 1 3, 4 9 6, 0 0 0 0." in said(response)[0]
