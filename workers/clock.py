@@ -64,11 +64,22 @@ def _run(app, tasks, failures: Failures) -> dict[str, int]:
             try:
                 done.update(task(db.session))
             except Exception as exc:  # noqa: BLE001 - logged, and tried again next tick
-                db.session.rollback()
+                _roll_back(db.session)
                 failures.failed(number, exc)
             else:
                 failures.worked(number)
     return done
+
+
+def _roll_back(session) -> None:
+    """End a failed task's transaction. The rollback fails in its turn when the connection has gone
+    since the task's last statement (the database restarted as the task waited for Redis): the pool
+    replaces that connection, and the error must not leave the tick, which would end the sweeper's
+    thread for good, or the clock."""
+    try:
+        session.rollback()
+    except Exception:  # noqa: BLE001 - the task's own failure is the one logged
+        log.warning("clock task: its transaction's connection was gone when it was rolled back")
 
 
 def run(app=None, tick_seconds: float = TICK_SECONDS) -> None:

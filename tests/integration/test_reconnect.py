@@ -221,3 +221,28 @@ def test_a_failed_ping_replaces_every_pooled_connection(app, database_url, monke
     with engine.connect() as a, engine.connect() as b:  # one is pinged, fails, and takes the pool with it
         assert a.execute(text("SELECT 1")).scalar() == b.execute(text("SELECT 1")).scalar() == 1
 
+
+
+def test_the_clock_goes_on_when_the_database_and_redis_restart_as_a_task_runs(app, session, member, database_url,
+                                                                            trust_pooled_connections, monkeypatch):
+    """The host of PostgreSQL and Redis restarts while a sweep is between its read and its look at the
+    queues: Redis refuses, and rolling back the read finds its connection gone too. The failure is
+    logged and the tick goes on to the other tasks; the next tick sweeps (before, the rollback's error
+    left the tick, and ended the sweeper's thread for good)."""
+    import service.sweeper
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from workers.clock import tick
+
+    queue_message(session, key="k-clock", to=member.phone, body="hi", kind="reply", member=member)
+    session.commit()
+    live_send_rows = service.sweeper.live_send_rows
+
+    def restarting(redis, started_after):
+        end_other_connections(database_url)
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(service.sweeper, "live_send_rows", restarting)
+    assert set(tick(app)) == {"pauses_ended", "timers", "scheduled_starts"}  # the sweep failed; the rest ran
+    monkeypatch.setattr(service.sweeper, "live_send_rows", live_send_rows)
+    assert tick(app)["swept"] == 0  # the row's job, queued at its commit, is live
