@@ -61,7 +61,7 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH, confirm: timedelta
                 session.rollback()
                 break
             if live is None:
-                live = live_send_rows(redis, started_after=at - lease())
+                live = live_send_rows(redis, started_after=at - lease(), late=lease())
             without = [row for row in rows if row.id not in live]
             # What each waits for, asked only of rows with no job (a backlog's rows have theirs).
             waiting = dict(session.execute(select(_OUTBOX.c.id, waits_for).where(
@@ -75,7 +75,7 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH, confirm: timedelta
             break
     marks = f"{UNSEEN}:{HOST}"
     if live is None:  # no row to look at: the marks of rows that have had a job since still go
-        live = live_send_rows(redis, started_after=at - lease()) if redis.exists(marks) else set()
+        live = live_send_rows(redis, started_after=at - lease(), late=lease()) if redis.exists(marks) else set()
     confirmed = set(_confirmed(redis, marks, [row[0] for row in missing], live, at, confirm))
     # Enqueued together, as at commit: held bulk rows (an import's welcomes) go in batches.
     enqueued = enqueue_sends(redis, sorted(row for row in missing if row[0] in confirmed), replace_dead=True)

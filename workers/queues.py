@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from redis import Redis
@@ -149,15 +149,16 @@ def release_rows(connection: Redis, ids: list[int]) -> None:
             pipeline.execute()
 
 
-def live_send_rows(connection: Redis, started_after: datetime) -> set[int]:
-    """Outbox rows whose job will still run: waiting in a queue, scheduled (a retry), or running:
-    started, or last heard of (a batch reports between its sends), after `started_after`; and rows
-    a run holds to enqueue together (`HELD_ROWS`), until their mark runs out.
+def live_send_rows(connection: Redis, started_after: datetime, late: timedelta | None = None) -> set[int]:
+    """Outbox rows whose job will still run: waiting in a queue, scheduled (a retry) for a time less
+    than `late` ago, or running: started, or last heard of (a batch reports between its sends), after
+    `started_after`; and rows a run holds to enqueue together (`HELD_ROWS`), until their mark runs out.
 
     A job a killed worker had taken off its queue is in none of these (or was last heard of long
-    ago), so the sweeper replaces it.
+    ago), so the sweeper replaces it; so is a retry no scheduler has moved for `late` after its time
+    (the worker holding RQ's scheduler lock died, and the others look for the lock every ten minutes).
     """
-    waiting, started, held = _snapshot(connection)
+    waiting, started, held = _snapshot(connection, late)
     live = set(waiting)
     started_ids = sorted(started)
     for job_id, heard in zip(started_ids, _last_heard(connection, started_ids)):
@@ -165,20 +166,23 @@ def live_send_rows(connection: Redis, started_after: datetime) -> set[int]:
             live.add(job_id)
     # A job that ended while those were read may have put its rows on a queue first (a batch that
     # gives way): what waits now, and what was taken since, is live too.
-    waiting_now, started_now, held_now = _snapshot(connection)
+    waiting_now, started_now, held_now = _snapshot(connection, late)
     live |= waiting_now | (started_now - started)
     return {row for job_id in live for row in row_ids(job_id)} | held | held_now
 
 
-def _snapshot(connection: Redis) -> tuple[set[str], set[str], set[int]]:
-    """The ids of the jobs waiting (on a queue, or scheduled for a retry) and of those started, on
-    every queue, and the rows held by a run, read in one transaction: a job a worker takes
-    meanwhile is seen in one or the other, and a held row once its job is queued in one or the other."""
+def _snapshot(connection: Redis, late: timedelta | None) -> tuple[set[str], set[str], set[int]]:
+    """The ids of the jobs waiting (on a queue, or scheduled for a retry at a time less than `late`
+    ago) and of those started, on every queue, and the rows held by a run, read in one transaction: a
+    job a worker takes meanwhile is seen in one or the other, and a held row once its job is queued
+    in one or the other."""
     queues = [queue(name, connection) for name in PRIORITY]
+    # A scheduled job's score is its time, in the clock of the worker that scheduled it.
+    scheduled_since = "-inf" if late is None else time.time() - late.total_seconds()
     with connection.pipeline(transaction=True) as pipeline:
         for q in queues:
             pipeline.lrange(q.key, 0, -1)
-            pipeline.zrange(q.scheduled_job_registry.key, 0, -1)
+            pipeline.zrangebyscore(q.scheduled_job_registry.key, scheduled_since, "+inf")
             pipeline.zrange(q.started_job_registry.key, 0, -1)
         pipeline.zrangebyscore(HELD_ROWS, time.time(), "+inf")
         *read, held = pipeline.execute()

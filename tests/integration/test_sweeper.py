@@ -207,8 +207,8 @@ def test_rows_a_batch_hands_back_while_the_sweeper_reads_are_live(session, membe
         pipeline.execute()
     real, looks = queues._snapshot, []
 
-    def snapshot(connection):
-        looked = real(connection)
+    def snapshot(connection, late):
+        looked = real(connection, late)
         if not looks:  # just after the first look, the batch gives way and ends
             queues.hand_back(redis, "bulk", ids[1:])
             job.delete()
@@ -555,3 +555,24 @@ def test_a_row_that_had_a_job_while_no_sweep_looked_at_it_starts_its_wait_afresh
     assert sweep(session, redis) == 0, "found without a job once, not twice CONFIRM apart"
     clock.advance(seconds=CONFIRM.total_seconds())
     assert sweep(session, redis) == 1
+
+
+def test_a_retry_no_scheduler_moves_is_replaced_once_it_is_a_lease_late(app, session, member, redis):
+    """A job's retry waits in its queue's scheduled registry for a worker's scheduler to move it at its
+    time. With none doing so (the worker holding RQ's scheduler lock was killed, and the others look
+    for the lock every ten minutes; Redis failed under the scheduler's process, which ended), the row
+    would wait as long, its job counted live. A retry late by less than a lease is left to the
+    scheduler; one later than that is replaced by a job on the queue."""
+    row = queue_message(session, key="a", to=member.phone, body="hi", kind="alert", member=member)
+    session.commit()
+    crisis = queue("crisis", redis)
+    job_id = send_job_id(row.id)
+    crisis.remove(job_id)
+    job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+    lease = timedelta(seconds=app.config["HEARTH"].send_lease)
+    crisis.schedule_job(job, datetime.now(timezone.utc) - lease + timedelta(seconds=10))  # as RQ's Retry does
+    assert sweep_now(session, redis) == 0, "a retry a little late is the scheduler's"
+    crisis.schedule_job(job, datetime.now(timezone.utc) - lease - timedelta(seconds=10))
+    assert sweep_now(session, redis) == 1
+    assert queued_ids(redis, "crisis") == [job_id]
+    assert crisis.scheduled_job_registry.get_job_ids() == []
