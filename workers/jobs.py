@@ -8,7 +8,7 @@ from redis.exceptions import RedisError
 from rq import get_current_job
 
 from .queues import SEND_RETRY_INTERVALS, hand_back, report_and_look_ahead
-from .runtime import worker_app
+from .runtime import STOPPING, worker_app
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,8 @@ def send_messages(outbox_ids: list[int]) -> list[str]:
 
     A batch gives way to more urgent queues: when a job is waiting on one between two sends, the
     rows not yet tried go back to the front of this queue as a job of their own, and this job
-    ends, so the worker takes the urgent one next.
+    ends, so the worker takes the urgent one next. It gives way the same when its worker has been
+    asked to stop (a deploy), so that another worker sends the rest.
     """
     from service.database import db
     from service.sending import DEFERRED, deliver_batch
@@ -60,6 +61,8 @@ def _between_sends(job):
     first_run = job.retries_left is None or job.retries_left >= len(SEND_RETRY_INTERVALS)
 
     def give_way() -> bool:
+        if STOPPING.is_set():
+            return True  # the worker is stopping: the rows not tried go to another, retry or not
         try:
             return report_and_look_ahead(job) > 0 and first_run
         except RedisError:

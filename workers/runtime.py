@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 from rq.worker import SimpleWorker
+
+# Set once this process's worker has been asked to stop (SIGTERM, as a deploy sends it): a batch
+# under way ends at its next gap between two sends, handing back the rows it has not tried (`workers.jobs`).
+STOPPING = threading.Event()
 
 
 @lru_cache(maxsize=1)
@@ -28,6 +33,13 @@ class Worker(SimpleWorker):
         host_clock.check(worker_app(), "worker")
         super().__init__(*args, **kwargs)
         self.clock_watch = host_clock.Watch(worker_app(), "worker")
+
+    def request_stop(self, signum, frame) -> None:
+        """A stop that lets the job in hand end (RQ's warm shutdown), but not a whole batch: it ends
+        after the send in hand, so the process is gone before a deploy's grace runs out and its
+        SIGKILL cuts a send short (a message that may go twice, and rows left to the lease)."""
+        STOPPING.set()
+        super().request_stop(signum, frame)
 
     def execute_job(self, job, queue) -> None:
         """Run a job, unless this host's clock has gone off since the last look: then the worker

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -128,6 +130,27 @@ def test_worker_killed_mid_send_still_delivers_everything_and_the_one_in_flight_
     # Hearth counted it: the row the worker died sending is the one row taken over from a cut-off send.
     cut_off = read(select(OutboundMessage.body, OutboundMessage.cut_off).where(OutboundMessage.cut_off > 0))
     assert cut_off == [(hit, 1)]
+
+
+def test_a_worker_stopped_by_a_deploy_mid_batch_ends_after_the_send_in_hand(stack, db_app, double):
+    """SIGTERM while a batch is under way: the send in hand is answered and recorded, the rows not
+    tried go back to the front of the queue, and the worker ends within moments, not after the whole
+    batch (here 25 sends of 2 s), which a platform's grace (10 s for `docker stop`, 30 s on Heroku)
+    would cut short with a SIGKILL mid-send: a message that may go twice, and rows left to the lease."""
+    double.configure(answer_delay=2)
+    stack.start(workers=1)
+    bodies = queue_batch(members(25), 1, "deploy")  # 25 recipients' rows, committed together: one batch
+    wait_until(lambda: double.messages, timeout=60, what="the batch under way")
+    worker = stack.workers[0]
+    os.killpg(worker.pid, signal.SIGTERM)
+    worker.wait(timeout=15)
+    assert states().get("sending", 0) == 0 and len(double.messages) < 5, "nothing cut off; the rest not sent"
+    double.configure(answer_delay=0)
+    stack.start_worker()
+    wait_until(lambda: states().get("sent") == len(bodies), timeout=60, what="every row sent by the next worker")
+    received = Counter(m["body"] for m in double.messages)
+    assert set(received) == set(bodies) and max(received.values()) == 1, "each message delivered once"
+    assert read(select(func.count()).where(OutboundMessage.cut_off > 0)) == [(0,)]
 
 
 def test_callbacks_posted_out_of_order_and_twice_leave_every_message_delivered(stack, db_app, double):
