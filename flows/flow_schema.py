@@ -11,7 +11,7 @@ from pathlib import Path
 from flows.clock import MOMENT_PATTERN, TIME_PATTERN
 from flows.durations import PATTERN as DURATION_PATTERN
 from flows.steps import STEP_TYPES
-from flows.steps.base import NAME, STEP_ID
+from flows.steps.base import STEP_ID
 from flows.triggers import DAY_GROUPS, DAY_NAMES
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "flow.schema.json"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.etree import ElementTree
 
 from twilio.request_validator import RequestValidator
@@ -45,3 +48,32 @@ def sweep_now(session, redis, **kwargs) -> int:
     from service.sweeper import sweep
 
     return sweep(session, redis, confirm=timedelta(0), **kwargs)
+
+
+@contextmanager
+def answering(status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None):
+    """A web server on loopback that answers every POST with `status` and `body` (a carrier's error in
+    some shape, a wrong TWILIO_API_BASE's page, a proxy's); yields its base URL."""
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(status)
+            for name, value in {"Content-Type": content_type, "Content-Length": str(len(body)),
+                                **(headers or {})}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @click.command("dev")
-@click.option("--port", type=click.IntRange(1, 65535), default=lambda: os.environ.get("PORT") or 5000, show_default="$PORT, else 5000")
+@click.option("--port", type=click.IntRange(1, 65535), default=lambda: os.environ.get("PORT") or 5000,
+              show_default="$PORT, else 5000")
 @with_appcontext
 def dev_command(port: int) -> None:
     """Migrate, seed the demo community, make sure Redis answers, then run the Procfile."""

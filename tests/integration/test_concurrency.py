@@ -8,8 +8,6 @@ test_inbound_races.py does; none depends on a sleep.
 from __future__ import annotations
 
 import threading
-import time
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, text

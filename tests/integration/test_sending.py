@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 
 from service import create_app
-from service.database import db
 from service.directory import add_member
 from service.exceptions import RateLimitedSendError, SetupSendError, TransientSendError
 from service.models import AuditEvent, Member, OutboundMessage
@@ -19,6 +16,7 @@ from service.outbox import queue_message
 from service.sending import deliver
 from service.twilio_double import TwilioDouble
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
+from tests.support import answering
 
 
 @pytest.fixture
@@ -161,35 +159,6 @@ def test_an_answer_the_transport_cannot_read_is_retried_then_recorded_never_left
     assert "JSONDecodeError" in got.error_message
 
 
-@contextmanager
-def web_server_answering(status: int, page: bytes):
-    """A web server on loopback that answers every request with `status` and an HTML page (what a
-    wrong TWILIO_API_BASE, or a proxy in the way, answers); yields its base URL."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Page(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(status)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 @pytest.mark.parametrize("status, page", [
     (404, b"<html><body><h1>Not Found</h1></body></html>"),  # a TWILIO_API_BASE that is not the API
     (401, b"<html><body>Authorization Required</body></html>"),  # a proxy that wants its own login
@@ -202,7 +171,7 @@ def test_a_4xx_page_where_the_apis_json_belongs_is_a_setup_error_and_the_message
     row = queue_message(session, key="k", to=member.phone, body="hi", kind="broadcast", member=member)
     session.commit()
     tried_all_but_once(session, row)
-    with web_server_answering(status, page) as base:
+    with answering(status, page, "text/html; charset=utf-8") as base:
         wrong = create_app(dataclasses.replace(config, transport="twilio", twilio_api_base=base),
                            overrides={"TESTING": True, "CLOCK": clock})
         assert send(wrong, session, row, final=True) == "pending"
@@ -220,7 +189,7 @@ def test_a_5xx_page_where_the_apis_json_belongs_is_tried_again_soon_naming_the_u
     alert must not wait a setup error's ten minutes for one), and the row says which URL answered."""
     row = queue_message(session, key="k", to=member.phone, body="hi", kind="alert", member=member)
     session.commit()
-    with web_server_answering(502, b"<html><body>502 Bad Gateway</body></html>") as base:
+    with answering(502, b"<html><body>502 Bad Gateway</body></html>", "text/html; charset=utf-8") as base:
         proxied = create_app(dataclasses.replace(config, transport="twilio", twilio_api_base=base),
                              overrides={"TESTING": True, "CLOCK": clock})
         with pytest.raises(TransientSendError):

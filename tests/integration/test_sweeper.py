@@ -90,7 +90,7 @@ def test_bulk_rows_committed_together_go_in_batches_the_sweeper_counts_as_live(s
 def test_a_lost_job_behind_a_backlog_of_live_ones_is_found(session, member, redis, clock):
     """A broadcast's rows, all with live jobs, come first by due time: the lost one after them is
     still enqueued in the same sweep."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import timedelta
 
     backlog = [queue_message(session, key=f"b{i}", to=member.phone, body="hi", kind="broadcast", member=member,
                              due_at=clock.now - timedelta(minutes=5)) for i in range(7)]

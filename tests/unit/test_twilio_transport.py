@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from service.config import Config
 from service.exceptions import PermanentSendError, RateLimitedSendError, SetupSendError, TransientSendError
 from service.transports.twilio import TwilioTransport, _seconds
+from tests.support import answering
 
 pytestmark = pytest.mark.dbfree
 
@@ -73,29 +73,9 @@ def test_an_error_answered_as_rfc_9457_problem_details_is_classified_as_the_lega
     problem = json.dumps({"type": f"https://www.twilio.com/docs/errors/{code}", "title": "Refused",
                           "status": status, "code": code, "detail": f"refused ({code})"}).encode()
 
-    class Carrier(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(status)
-            self.send_header("Content-Type", "application/problem+json")
-            self.send_header("Content-Length", str(len(problem)))
-            self.send_header("Retry-After", "2")
-            self.end_headers()
-            self.wfile.write(problem)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Carrier)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with answering(status, problem, "application/problem+json", {"Retry-After": "2"}) as base:
         with pytest.raises(error) as refused:
-            transport(f"http://127.0.0.1:{server.server_address[1]}", timeout=5).send("+447700900123", "hi", None)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+            transport(base, timeout=5).send("+447700900123", "hi", None)
     assert type(refused.value) is error
     assert refused.value.code == code and f"refused ({code})" in str(refused.value)
     if error is RateLimitedSendError:
