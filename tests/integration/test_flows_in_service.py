@@ -1384,10 +1384,9 @@ def test_a_text_to_a_conversation_whose_flow_no_longer_loads_is_answered(post_si
     assert [(c[0], c[1], c[3]) for c in _conversations(session)] == [("old", False, "flow_unavailable")]
 
 
-def test_a_members_scheduled_start_that_meets_a_deadlock_is_run_again(app, session, community, clock, monkeypatch,
-                                                                      caplog):
-    """PostgreSQL rolls a deadlock's victim back: before, the member's start was logged as failed
-    and they missed that day's check-in; now it is run again, with the member locked afresh."""
+def _deadlocking_starts(session, community, monkeypatch, on: tuple[int, ...]) -> list[int]:
+    """Two members, and scheduled starts whose calls numbered `on` (from 1) are a deadlock's victim;
+    the ids of the members each call started, in order."""
     import psycopg
     from sqlalchemy.exc import OperationalError
 
@@ -1400,11 +1399,19 @@ def test_a_members_scheduled_start_that_meets_a_deadlock_is_run_again(app, sessi
 
     def start_flow(session, library, member, *args, **kwargs):
         calls.append(member.id)
-        if len(calls) == 2:  # the second member's first try
+        if len(calls) in on:
             raise OperationalError("INSERT ...", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
         return real(session, library, member, *args, **kwargs)
 
     monkeypatch.setattr(service.schedules, "start_flow", start_flow)
+    return calls
+
+
+def test_a_members_scheduled_start_that_meets_a_deadlock_is_run_again(app, session, community, clock, monkeypatch,
+                                                                      caplog):
+    """PostgreSQL rolls a deadlock's victim back: before, the member's start was logged as failed
+    and they missed that day's check-in; now it is run again, with the member locked afresh."""
+    calls = _deadlocking_starts(session, community, monkeypatch, on=(2,))  # the second member's first try
     clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
     run_schedules(session)
     clock.now = datetime(2026, 11, 23, 10, 0, 5, tzinfo=timezone.utc)
@@ -1417,23 +1424,9 @@ def test_a_members_scheduled_start_that_meets_a_deadlock_is_run_again(app, sessi
 def test_a_scheduled_start_that_deadlocks_twice_is_run_by_the_next_tick(app, session, community, clock, monkeypatch):
     """Run again once, a start that is a deadlock's victim a second time fails the run: the slot is
     not moved on, so the clock's next tick runs it, skipping the members it started already."""
-    import psycopg
     from sqlalchemy.exc import OperationalError
 
-    import service.schedules
-
-    for n in range(2):
-        add_member(session, community, f"M{n}", f"07700 900{n + 300:03d}", welcome=False)
-    session.commit()
-    real, calls = service.schedules.start_flow, []
-
-    def start_flow(session, library, member, *args, **kwargs):
-        calls.append(member.id)
-        if len(calls) in (2, 3):
-            raise OperationalError("INSERT ...", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
-        return real(session, library, member, *args, **kwargs)
-
-    monkeypatch.setattr(service.schedules, "start_flow", start_flow)
+    _deadlocking_starts(session, community, monkeypatch, on=(2, 3))
     clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
     run_schedules(session)
     clock.now = datetime(2026, 11, 23, 10, 0, 5, tzinfo=timezone.utc)

@@ -36,6 +36,13 @@ def empty_url(tmp_path):
     admin.dispose()
 
 
+def _oak_house(conn, t) -> None:
+    """The community row the seeds' other rows refer to, in the columns every revision has."""
+    conn.execute(insert(t["communities"]).values(
+        id=1, name="Oak House", timezone="Europe/London", language="en", region="GB", help_text="help",
+        welcome_text="welcome", opt_out_reply="bye", opt_in_reply="hello", crisis_contacts=[], created_at=EARLIER))
+
+
 def _seed_at_0002(url: str) -> None:
     """A community, a member who has texted twice, and a conversation: rows that refer to the member."""
     engine = make_engine(url)
@@ -43,9 +50,7 @@ def _seed_at_0002(url: str) -> None:
     tables.reflect(engine)
     t = tables.tables
     with engine.begin() as conn:
-        conn.execute(insert(t["communities"]).values(
-            id=1, name="Oak House", timezone="Europe/London", language="en", region="GB", help_text="help",
-            welcome_text="welcome", opt_out_reply="bye", opt_in_reply="hello", crisis_contacts=[], created_at=EARLIER))
+        _oak_house(conn, t)
         conn.execute(insert(t["members"]).values(
             id=1, community_id=1, name="Sam", phone="+447700900123", channel="sms", status="active", fields={},
             created_at=EARLIER, last_inbound_at=LATER))
@@ -382,9 +387,7 @@ def test_0018_stops_at_a_value_its_checks_would_refuse_and_changes_nothing(empty
     tables.reflect(engine)
     t = tables.tables
     with engine.begin() as conn:
-        conn.execute(insert(t["communities"]).values(
-            id=1, name="Oak House", timezone="Europe/London", language="en", region="GB", help_text="help",
-            welcome_text="welcome", opt_out_reply="bye", opt_in_reply="hello", crisis_contacts=[], created_at=EARLIER))
+        _oak_house(conn, t)
         for n, status in ((1, "active"), (2, "opted-out"), (3, "opted-out")):
             conn.execute(insert(t["members"]).values(
                 id=n, community_id=1, name="Sam", phone=f"+44770090012{n}", channel="sms", status=status, fields={},
