@@ -49,17 +49,13 @@ class _Resolver(BaseResolver):
 _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
-_Resolver.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
-)
+_Resolver.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789"))
 _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
     list("-+0123456789."),
 )
-_Resolver.add_implicit_resolver(
-    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
-)
+_Resolver.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
 _Resolver.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^<<$"), ["<"])
 
 
@@ -73,14 +69,18 @@ def _key(value: Any) -> str:
 
 class _Constructor(SafeConstructor):
     def construct_object(self, node, deep=False):
-        """PyYAML's constructors; a tagged value they cannot read (`!!int 2a`) is refused at its line."""
+        """PyYAML's constructors; a tagged value they cannot read (`!!int 2a`) is refused at its line, as is a
+        NUL written as an escape ("\\0"): PostgreSQL cannot store the message or alert holding it."""
         try:
-            return super().construct_object(node, deep)
+            value = super().construct_object(node, deep)
         except yaml.YAMLError:
             raise
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             what = repr(node.value) if isinstance(node.value, str) else "this value"
             raise ConstructorError(None, None, f"!!{node.tag.rsplit(':', 1)[-1]} cannot read {what}", node.start_mark)
+        if isinstance(value, str) and "\x00" in value:
+            raise ConstructorError(None, None, "a NUL character (\\0), which no text may hold", node.start_mark)
+        return value
 
     def construct_lined_map(self, node):
         """A Mapping with lines; a key written twice is refused, one written overrides a merge's (`<<:`)."""
@@ -123,7 +123,6 @@ if _Parser is not None:
             _Resolver.__init__(self)
 
 else:  # pragma: no cover
-
     from yaml.composer import Composer
     from yaml.parser import Parser
     from yaml.reader import Reader

@@ -472,3 +472,14 @@ def test_a_recursive_loop_in_a_template_is_refused_when_the_flow_loads():
     loop = "{% for c in member.name recursive %}{{ loop(c * 2) }}{% endfor %}"
     text = flow(f"  - id: hi\n    type: send\n    text: \"{loop}\"\n")
     expect(text, "text:", "hi", "templates may not use recursive loops")
+
+
+@pytest.mark.parametrize("escape", ["\\0", "\\x00", "\\u0000"])
+def test_a_nul_written_as_an_escape_is_refused_at_its_line(escape):
+    """PostgreSQL cannot store a NUL: a text or alert holding one would fail as a member's text is answered."""
+    text = flow(ASK.replace("    text: Reply 1 or 2\n", f'    text: "Reply 1{escape} or 2"\n'))
+    [problem] = problems(text)
+    assert (problem.line, problem.step) == (line_of(text, "Reply 1"), "q")
+    assert "NUL character" in problem.message
+    alert = flow(f'  - {{id: a, type: alert, severity: low, summary: "x{escape}"}}\n')
+    assert "NUL character" in problems(alert)[0].message
