@@ -121,7 +121,8 @@ def render(source: str, variables: dict) -> str:
     if not is_template(source):
         return source
     try:
-        return _compiled(source).render(variables)
+        # A NUL ("{{ '\\x00' }}", "{{ '%c' % 0 }}") means nothing in a text, and PostgreSQL cannot store one.
+        return _compiled(source).render(variables).replace("\x00", "")
     except Exception as exc:  # the sandbox and user data can raise anything
         raise TemplateFailure(f"{type(exc).__name__}: {exc}") from exc
 

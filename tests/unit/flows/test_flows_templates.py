@@ -144,6 +144,11 @@ def test_a_template_cannot_build_a_value_of_unbounded_size(source):
         templating.render(source, {})
 
 
+@pytest.mark.parametrize("source", ["{{ 'a\\x00b' }}", "{{ 'a%cb' % 0 }}"])
+def test_a_template_gives_no_nul_which_postgresql_cannot_store(source):
+    assert templating.render(source, {}) == "ab"
+
+
 def test_ordinary_arithmetic_still_works():
     assert templating.render("{{ '-' * 20 }} {{ 3 * 4 }} {{ 2 ** 10 }} {{ 1.5 * 2 }}", {}) == "-" * 20 + " 12 1024 3.0"
 
