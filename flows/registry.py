@@ -108,10 +108,14 @@ class Registry:
         owners: dict[str, str] = {}
         for flow in self.flows.values():
             shown = display_path(flow.source_path)
-            for step in flow.steps.values():
-                if step.type == "start_flow" and step.get("flow") not in self.flows:
+            for step in (step for step in flow.steps.values() if step.type == "start_flow"):
+                target = self.flows.get(step.get("flow"))
+                if target is None:
                     problems.append(Problem(shown, step.line, step.id,
                                             f"start_flow to a flow that is not loaded: '{step.get('flow')}'"))
+                elif missing := sorted(target.triggers.required_params() - set(step.get("params") or {})):
+                    problems.append(Problem(shown, step.line, step.id, f"start_flow to '{target.id}' does not pass"
+                                            " what it needs: " + ", ".join(f"params.{n}" for n in missing)))
             for word in sorted(flow.triggers.all_keywords()):
                 if word in owners and owners[word] != flow.id:
                     problems.append(Problem(shown, None, None, f"keyword '{word}' also starts "

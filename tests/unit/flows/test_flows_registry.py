@@ -57,6 +57,18 @@ def test_start_flow_to_a_missing_flow_is_refused(tmp_path):
     assert any("ok.yaml:4: step 'go': start_flow to a flow that is not loaded: 'hand'" in m for m in messages)
 
 
+def test_start_flow_to_a_flow_without_the_params_it_needs_is_refused(tmp_path):
+    """The bundled vote needs a question and options: handed over without them, members would get
+    "Community vote: " and no options."""
+    write(tmp_path, "bare.yaml", HANDOVER.format(id="bare", target="vote"))
+    write(tmp_path, "asks.yaml", HANDOVER.format(id="asks", target="vote")
+          + "    params: {question: Film night?, options: [Yes, No]}\n")
+    registry, problems = load_registry([tmp_path])
+    assert "bare" not in registry.flows and "asks" in registry.flows
+    assert [str(p) for p in problems] == [f"{tmp_path / 'bare.yaml'}:4: step 'go': start_flow to 'vote' does not"
+                                          " pass what it needs: params.options, params.question"]
+
+
 def test_validate_refuses_a_start_flow_to_a_flow_that_is_not_loaded(tmp_path, capsys):
     typo = write(tmp_path, "typo.yaml", HANDOVER.format(id="typo", target="chekin"))
     menu = write(tmp_path, "menu.yaml", HANDOVER.format(id="menu", target="help"))
