@@ -29,6 +29,20 @@ def test_every_example_conversation_passes(registry, flow_id):
     assert not failed, "\n\n".join(failed)
 
 
+@pytest.mark.parametrize("flow_id", [p.stem for p in BUNDLED])
+def test_the_examples_reach_every_step(registry, flow_id, monkeypatch):
+    """A step no example reaches is a text nobody has read in a conversation (`flows test` passes without it)."""
+    entered = set()
+    for kind in STEP_TYPES.values():
+        def enter(step, run, _enter=kind.enter):
+            entered.add(step.id)
+            return _enter(step, run)
+        monkeypatch.setattr(kind, "enter", enter)
+    flow = registry.get(flow_id)
+    run_examples(flow)
+    assert [step for step in flow.steps if step not in entered] == []
+
+
 def test_at_least_one_flow_is_translated_into_welsh(registry):
     assert any("cy" in f.languages for f in registry.flows.values())
 
