@@ -8,8 +8,9 @@ from __future__ import annotations
 import math
 import re
 
-from jinja2 import nodes, pass_context
+from jinja2 import nodes, pass_context, pass_environment, pass_eval_context
 from jinja2.exceptions import SecurityError
+from jinja2.filters import make_attrgetter
 from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -97,6 +98,8 @@ class FlowSandbox(ImmutableSandboxedEnvironment):
         """A call as usual; padding past MAX_REPEATED characters is refused."""
         if isinstance(getattr(__obj, "__self__", None), str) and __obj.__name__ in _PADDING:
             _check_width(*args)
+        if isinstance(getattr(__obj, "__self__", None), str) and __obj.__name__ == "replace" and len(args) >= 2:
+            _check_replace(__obj.__self__, *args[:3])
         if isinstance(__obj, LoopContext):  # a recursive loop's `loop(...)`: its items are not counted
             raise SecurityError("a recursive loop")
         return super().call(__context, __obj, *args, **kwargs)
@@ -110,8 +113,9 @@ class FlowSandbox(ImmutableSandboxedEnvironment):
 
 
 def checked_filters(filters: dict) -> dict:
-    """Jinja's `format`, `center` and `indent` filters, their widths checked first."""
-    jinja = {name: filters[name] for name in ("format", "center", "indent")}
+    """Jinja's `format`, `center` and `indent` filters, their widths checked first; `replace`, and
+    `sum` (of texts or lists), their results' sizes."""
+    jinja = {name: filters[name] for name in ("format", "center", "indent", "replace", "sum")}
 
     def format_(value, *args, **kwargs):
         """Jinja's `format`."""
@@ -127,12 +131,39 @@ def checked_filters(filters: dict) -> dict:
         """Jinja's `indent`."""
         _check_width(width if isinstance(width, int) else len(str(width)))
         return jinja["indent"](value, width, *args, **kwargs)
-    return {"format": format_, "center": center, "indent": indent}
+
+    @pass_eval_context
+    def replace(eval_ctx, value, old, new, count=None):
+        """Jinja's `replace`."""
+        _check_replace(value, old, new, -1 if count is None else count)
+        return jinja["replace"](eval_ctx, value, old, new, count)
+
+    @pass_environment
+    def sum_(environment, iterable, attribute=None, start=0):
+        """Jinja's `sum`: adding lists or texts copies each total again, so the whole is bounded."""
+        values = list(iterable)
+        if attribute is not None:
+            values = list(map(make_attrgetter(environment, attribute), values))
+        if sum(len(v) for v in [start, *values] if isinstance(v, (str, list, tuple))) > MAX_REPEATED:
+            raise SecurityError(f"a sum of more than {MAX_REPEATED} items")
+        return jinja["sum"](environment, values, None, start)
+    return {"format": format_, "center": center, "indent": indent, "replace": replace, "sum": sum_}
 
 
 def _check_width(*numbers) -> None:
     if any(isinstance(n, int) and n > MAX_REPEATED for n in numbers):
         raise SecurityError(f"padding to more than {MAX_REPEATED} characters")
+
+
+def _check_replace(text, old, new, count=-1) -> None:
+    """Refuse a replacement whose result would pass MAX_REPEATED characters (each 'x' of 10,000 made
+    10,000: 100,000,000 characters, and another replace of that a million million)."""
+    text, old, new = str(text), str(old), str(new)
+    times = text.count(old) if old else len(text) + 1
+    if isinstance(count, int) and count >= 0:
+        times = min(times, count)
+    if len(text) + times * (len(new) - len(old)) > MAX_REPEATED:
+        raise SecurityError(f"a replacement giving more than {MAX_REPEATED} characters")
 
 
 def _check_format(text: str) -> None:

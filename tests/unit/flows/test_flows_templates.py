@@ -171,6 +171,29 @@ def test_a_template_that_would_build_a_huge_value_fails_rather_than_stall_the_pr
         templating.render(source, {"member": {"name": "Ann"}})
 
 
+@pytest.mark.parametrize("source", [
+    "{{ (('x' * 9999) | replace('x', 'x' * 9999)) | length }}",
+    "{{ ('x' * 9999).replace('x', 'x' * 9999) | length }}",
+    "{{ ([[1] * 9999] * 100) | sum(start=[]) | length }}",
+])
+def test_a_replacement_or_sum_that_would_build_a_huge_value_is_refused(source):
+    """Each was within every other limit and built 100,000,000 characters or items (a second
+    replace of that, a million million), or copied millions of items over and over (a sum)."""
+    with pytest.raises(TemplateFailure, match="SecurityError"):
+        templating.render(source, {})
+
+
+@pytest.mark.parametrize("source, text", [
+    ("{{ 'a-b-c' | replace('-', ', ') }}", "a, b, c"),
+    ("{{ 'a-b-c'.replace('-', '', 1) }}", "ab-c"),
+    ("{{ [1, 2, 3] | sum }}", "6"),
+    ("{{ [{'n': 2}, {'n': 3}] | sum(attribute='n') }}", "5"),
+    ("{{ [[1], [2]] | sum(start=[]) }}", "[1, 2]"),
+])
+def test_replacements_and_sums_of_a_usual_size_work(source, text):
+    assert templating.render(source, {}) == text
+
+
 @pytest.mark.parametrize("source, text", [
     ("{{ '%05.1f' | format(3.14159) }}", "003.1"),
     ("{{ '{:>6}'.format(member.name) }}", "   Ann"),
