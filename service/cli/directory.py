@@ -506,7 +506,8 @@ def list_members_command(community_name, status) -> None:
 @click.option("--community", "community_name", required=True)
 @click.option("--name", required=True)
 @click.option("--phone", required=True)
-@click.option("--on-call", is_flag=True, help="Gets crisis alerts first.")
+@click.option("--on-call", is_flag=True, help="Gets the community's alerts; while nobody is on call, every"
+              " facilitator gets them.")
 def add_facilitator_command(community_name, name, phone, on_call) -> None:
     """Add a facilitator."""
     with clear_errors():

@@ -626,6 +626,13 @@ def test_facilitator_add(runner, community, session):
     assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "facilitator.added")) == 1
 
 
+def test_facilitator_add_says_who_gets_the_alerts(runner):
+    """Only the on-call facilitators get an alert, of any severity, at once: there is no escalation
+    to the others later (not built), so the option must not promise they are told "first"."""
+    shown = " ".join(runner.invoke(args=["facilitator", "add", "--help"]).output.split())
+    assert "--on-call Gets the community's alerts; while nobody is on call, every facilitator gets them." in shown
+
+
 def test_facilitator_add_refuses_a_landline_saying_alerts_go_by_text(runner, community, session):
     result = runner.invoke(args=["facilitator", "add", "--community", "Oak House", "--name", "Jo",
                                  "--phone", "020 7946 0099"])
