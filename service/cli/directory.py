@@ -174,7 +174,7 @@ def show_community_command(name) -> None:
 @click.option("--community", "community_name", required=True)
 @click.option("--name", required=True)
 @click.option("--phone", required=True, help="Any common format; stored as E.164.")
-@click.option("--language", default=None)
+@click.option("--language", default=None, help="The member's language (like en or cy)  [default: the community's]")
 @click.option("--channel", type=click.Choice(["sms", "voice"], case_sensitive=False), default="sms", show_default=True)
 @click.option("--no-welcome", is_flag=True, help="Do not send the welcome message.")
 def add_member_command(community_name, name, phone, language, channel, no_welcome) -> None:

@@ -49,7 +49,7 @@ def validate_command(paths: tuple[str, ...]) -> None:
 @flows_cli.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 def test_command(paths: tuple[str, ...]) -> None:
-    """Run the example conversations in flow files."""
+    """Run the example conversations in flow files (default: bundled and HEARTH_FLOWS_DIR)."""
     raise SystemExit(flows_main(["test", *_paths(paths)]))
 
 

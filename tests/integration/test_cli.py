@@ -810,6 +810,14 @@ def test_flows_validate_says_ok_for_each_good_file_and_names_file_line_and_step_
     assert f"error: {typo}:4: step 'go': start_flow to a flow that is not loaded: 'chekin'" in refused.output
 
 
+def test_options_that_default_to_something_say_what(runner):
+    """An option left out means something: its help says what, as `flows validate` does."""
+    tested = " ".join(runner.invoke(args=["flows", "test", "--help"]).output.split())
+    assert "Run the example conversations in flow files (default: bundled and HEARTH_FLOWS_DIR)." in tested
+    added = " ".join(runner.invoke(args=["member", "add", "--help"]).output.split())
+    assert "--language TEXT The member's language (like en or cy) [default: the community's]" in added
+
+
 def test_members_list_shows_each_member_their_state_and_when_they_last_texted(runner, community, session,
                                                                                post_signed, clock):
     from tests.support import sms_form
