@@ -111,7 +111,7 @@ def _port_free(port: int) -> None:
 
 
 def _wait_through_ctrl_c(process: subprocess.Popen) -> int:
-    """Wait for honcho to end; its exit status, or 0 when Ctrl-C or SIGTERM ended it. Ctrl-C
+    """Wait for honcho to end; its exit status, or 0 when Ctrl-C (SIGINT) or SIGTERM ended it. Ctrl-C
     reaches it too, and a SIGTERM to this process is passed on to it: it stops web, worker and
     clock (a worker may finish its job first); only then is this process done, and a private
     Redis stopped. Without either honcho ends only when one of its processes did (the web server
@@ -122,7 +122,12 @@ def _wait_through_ctrl_c(process: subprocess.Popen) -> int:
         stopped.append(True)
         process.send_signal(signal.SIGTERM)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    def interrupted(*_) -> None:
+        stopped.append(True)  # Ctrl-C reaches honcho too, from the terminal's process group
+
+    # Set even when SIGINT came in ignored (a script's background job, which a signal to its process
+    # group still stops through honcho): that stop is then this command's own, not a failure.
+    previous = signal.signal(signal.SIGTERM, stop), signal.signal(signal.SIGINT, interrupted)
     try:
         while True:
             try:
@@ -131,7 +136,8 @@ def _wait_through_ctrl_c(process: subprocess.Popen) -> int:
             except KeyboardInterrupt:
                 stopped.append(True)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
 
 
 def local_procfile(text: str) -> str:

@@ -126,11 +126,14 @@ def test_a_command_on_a_database_migrated_part_of_the_way_says_to_upgrade(tmp_pa
     assert "the database is at 0004, and this code needs" in done.stderr and "hearth db upgrade" in done.stderr
 
 
-@pytest.mark.parametrize("url", ["sqlite:///{tmp}/h.db", "sqlite:///h.db"])
-def test_dev_runs_from_any_folder_and_a_sigterm_stops_all_of_it(tmp_path, config, url):
+@pytest.mark.parametrize("url, stop", [("sqlite:///{tmp}/h.db", "sigterm"), ("sqlite:///h.db", "sigterm"),
+                                       ("sqlite:///{tmp}/h.db", "sigint to a background job's group")])
+def test_dev_runs_from_any_folder_and_a_sigterm_stops_all_of_it(tmp_path, config, url, stop):
     """Started from outside the checkout (the Procfile's lines run from it all the same, on the
     database the command migrated, even named relative to where it ran), then stopped as a service
-    manager stops it: web, worker and clock go with it, and the port is free."""
+    manager stops it, or as a script stops the background job it started (SIGINT to its process
+    group, which a background job's Python otherwise ignores): web, worker and clock go with it,
+    it exits 0, and the port is free."""
     import signal
     import socket
 
@@ -142,7 +145,9 @@ def test_dev_runs_from_any_folder_and_a_sigterm_stops_all_of_it(tmp_path, config
     dev = subprocess.Popen([sys.executable, "-c", "from service.cli import main; main()", "dev", "--port", str(port)],
                            cwd=tmp_path, env={**os.environ, "DATABASE_URL": url.format(tmp=tmp_path),
                                               "REDIS_URL": config.redis_url},
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                           preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if stop != "sigterm"
+                           else None)
 
     def healthy() -> bool:
         assert dev.poll() is None, dev.communicate()[0][-2000:]
@@ -152,7 +157,10 @@ def test_dev_runs_from_any_folder_and_a_sigterm_stops_all_of_it(tmp_path, config
             return False
     try:
         wait_until(healthy, timeout=60, what="hearth dev's /healthz")
-        dev.send_signal(signal.SIGTERM)
+        if stop == "sigterm":
+            dev.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(dev.pid, signal.SIGINT)
         output = dev.communicate(timeout=30)[0]
     finally:
         if dev.poll() is None:  # the test failed: nothing it started is left behind
