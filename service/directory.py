@@ -47,7 +47,8 @@ def _name(raw: str | None, what: str) -> str:
         # ("Alex\u202e" makes "scored 1" read "1 derocs"). Joiners, which scripts and emoji need, stay.
         raise HearthError(f"a {what}'s name must not contain characters that reorder or break the text"
                           f" around it ({name!r})")
-    return name
+    # "Oak  House" and "Oak\u00a0House" look like "Oak House" in every list and text: one name.
+    return " ".join(name.split())
 
 
 # Unicode's explicit direction controls: embeddings, overrides and isolates.
@@ -303,10 +304,11 @@ def _free_number(session: Session, raw: str, region: str, community: Community |
 
 
 def _called(session: Session, name: str) -> Community | None:
-    """The community called `name` in any case, compared in Python: SQLite's lower() folds only
+    """The community called `name` in any case and spacing, compared in Python: SQLite's lower() folds only
     ASCII (Élan and élan would be two communities), PostgreSQL's depends on the collation."""
-    folded = name.strip().casefold()
-    return next((c for c in session.scalars(select(Community)) if c.name.casefold() == folded), None)
+    folded = " ".join(name.split()).casefold()
+    return next((c for c in session.scalars(select(Community)) if " ".join(c.name.split()).casefold() == folded),
+                None)
 
 
 def community_named(session: Session, name: str) -> Community:

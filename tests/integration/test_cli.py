@@ -48,6 +48,19 @@ def test_a_community_is_found_by_its_name_in_any_case_beyond_ascii(runner, sessi
     assert session.scalar(select(func.count()).select_from(Community)) == 1
 
 
+def test_a_community_name_differing_only_in_its_spaces_is_the_same_community(runner, session):
+    assert runner.invoke(args=["community", "create", "Oak House"]).exit_code == 0
+    for name in (" oak  house ", "Oak\u00a0House"):
+        again = runner.invoke(args=["community", "create", name, "--phone-number", "01632 960001"])
+        assert again.exit_code == 1 and "already a community called 'Oak House'" in again.output, again.output
+    assert session.scalars(select(Community.name)).all() == ["Oak House"]
+    spaced = runner.invoke(args=["community", "create", "Elm  Court", "--phone-number", "01632 960001"])
+    assert spaced.exit_code == 0, spaced.output
+    assert session.scalar(select(Community.name).where(Community.id != 1)) == "Elm Court"
+    shown = runner.invoke(args=["community", "show", "elm   court"])
+    assert shown.exit_code == 0 and shown.output.startswith("Elm Court:"), shown.output
+
+
 def test_local_numbers_are_read_in_the_timezones_country_unless_told(runner, session):
     def create(name, *args):
         result = runner.invoke(args=["community", "create", name, *args])
