@@ -144,6 +144,11 @@ def _checked(flow, params: dict) -> dict:
         value = params.get(name)
         if isinstance(value, str):
             value = params[name] = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list) and not all(isinstance(option, (str, int, float)) and not isinstance(
+                option, bool) and str(option).strip() for option in value):
+            # Members would read "2 = None", "3 = {'a': 1}" or a blank option.
+            raise click.BadParameter(f"{flow.id} shows members each option in {name} as text: give each as words"
+                                     f" or a number, none blank, like --param '{name}=[\"Yes\", \"No\"]'")
         if not isinstance(value, list) or len(value) < 2:
             raise click.BadParameter(f"{flow.id} numbers the options in {name} for members to choose from: give two"
                                      f" or more, like --param '{name}=[\"Yes\", \"No\"]' or --param {name}=Yes,No")

@@ -421,6 +421,24 @@ def test_flows_start_reads_options_written_with_commas_and_names_phones_that_are
     assert row.queue == "bulk"  # sent to a community: replies to members' texts do not wait behind it
 
 
+@pytest.mark.parametrize("options", ['["Yes", null]', '["Yes", {"a": 1}]', '["Yes", ["No"]]', '["Yes", " "]',
+                                     '["Yes", true]'])
+def test_flows_start_refuses_options_members_would_read_as_nonsense(runner, member, session, options):
+    """Members would get "2 = None", "2 = {'a': 1}" or a blank option to vote for."""
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
+                                 "--param", f"options={options}", "--in-quiet-hours"])
+    assert result.exit_code == 2 and "vote shows members each option in options as text" in result.output, \
+        result.output
+    assert session.scalar(select(func.count(OutboundMessage.id))) == 0
+
+
+def test_flows_start_takes_numbers_as_options(runner, member, session):
+    result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Day?",
+                                 "--param", "options=[12, 19.5]", "--in-quiet-hours"])
+    assert result.exit_code == 0, result.output
+    assert "1 = 12\n2 = 19.5" in session.scalar(select(OutboundMessage.body).where(OutboundMessage.kind == "flow"))
+
+
 def test_a_facilitator_starts_a_vote_and_members_may_change_their_vote(runner, post_signed, member, session, clock):
     result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House",
                                  "--param", "question=Film night on Friday?", "--param", 'options=["Yes", "No"]',
