@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from flows import next_occurrence
 from flows.folding import fold
-from flows.sms import measure
+from flows.sms import measure, non_gsm7
 
 from service.clock import now
 from service.database import db
@@ -118,16 +118,21 @@ def _uk_contacts_note(community) -> None:
 
 def _crisis_notes(community, changed) -> None:
     """What the crisis line costs in the changed texts that say {crisis}, where more than one
-    plain SMS; with new contacts, in all of them, and which texts give a line of their own."""
+    plain SMS; with new contacts, in all of them, and which texts give a line of their own. A
+    changed text without {crisis} is named where it is more than one plain SMS too."""
     contacts_changed = "crisis_contacts" in changed
     for key, (what, _) in TEXTS.items():
         template = getattr(community, key) if contacts_changed or key in changed else None
-        if template and "{crisis}" in template:
-            cost = measure(community.render(template))
+        crisis = bool(template) and "{crisis}" in template
+        if crisis or (template and key in changed):
+            text = community.render(template)
+            cost = measure(text)
             if cost.segments > 1 or cost.name != "GSM-7":
                 parts = f"{cost.segments} SMS part{'s' if cost.segments != 1 else ''}"
-                click.echo(f"Note: with the crisis line in it the {what} is {parts} ({cost.name}).")
-        elif template and contacts_changed and key in SIGNPOSTING:
+                which = f": {', '.join(non_gsm7(text))}" if cost.name != "GSM-7" else ""
+                click.echo(f"Note: {'with the crisis line in it ' if crisis else ''}the {what} is {parts}"
+                           f" ({cost.name}{which}).")
+        if template and "{crisis}" not in template and contacts_changed and key in SIGNPOSTING:
             click.echo(f"Note: the {what} does not say {{crisis}}, so it still gives whatever line it names"
                        f" itself: {community.render(template)!r}")
 

@@ -228,13 +228,26 @@ def test_new_crisis_contacts_name_the_texts_they_do_not_reach_and_what_they_cost
     assert result.exit_code == 0, result.output
     assert ("Note: the help text does not say {crisis}, so it still gives whatever line it names itself:"
             " 'Staff on 01632 960111. Samaritans 116 123.'") in result.output
-    assert "Note: with the crisis line in it the welcome text is 3 SMS parts (UCS-2)." in result.output
+    assert "Note: with the crisis line in it the welcome text is 3 SMS parts (UCS-2: \u2013, \u00e2)." in result.output
     # Typography alone is written plainly, so it does not make every text UCS-2.
     runner.invoke(args=["community", "set", "Oak House", "--crisis-contact", "Crisis team \u2013 \u2018Oak\u2019;"
                         " call 01632 960999"])
     session.expire_all()
     assert session.scalar(select(Community.crisis_contacts)) == [{"name": "Crisis team - 'Oak'",
                                                                    "how": "call 01632 960999"}]
+
+
+@pytest.mark.parametrize("text, note", [
+    ("Staff are on 01632 960111 from 9 till 5. " * 4, "Note: the help text is 2 SMS parts (GSM-7)."),
+    ("Ring \u201cthe office\u201d on 01632 960111 \u263a", "Note: the help text is 1 SMS part (UCS-2: \u201c, \u201d,"
+                                                           " \u263a)."),
+])
+def test_community_set_says_what_a_new_text_without_the_crisis_line_costs(runner, community, text, note):
+    """A help text past one SMS, or with one character that makes it UCS-2, costs every member who asks more."""
+    result = runner.invoke(args=["community", "set", "Oak House", "--help-text", text])
+    assert result.exit_code == 0 and note in result.output, result.output
+    plain = runner.invoke(args=["community", "set", "Oak House", "--help-text", "Staff: 01632 960111."])
+    assert "Note" not in plain.output, plain.output
 
 
 def import_members(runner, tmp_path, text: str, community: str = "Oak House"):
