@@ -16,7 +16,9 @@ from .models import OutboundMessage
 from .sending import lease, sweepable
 
 BATCH = 500
-PAGES = 20  # rows looked at in one sweep: up to PAGES x BATCH, so a backlog of live jobs hides none
+# Rows looked at in one sweep: up to PAGES x BATCH of the crisis queue's, then as many of the others',
+# so a backlog of live jobs hides none.
+PAGES = 20
 # A row found without a job is given one only when a sweep at least this long before found it so
 # too. A worker takes a job off its queue a moment before RQ records it as started: a sweep that
 # looked in between would give the row a second job, which skips a failed send's back-off.
