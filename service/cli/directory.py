@@ -224,7 +224,11 @@ def import_members_command(file, community_name, no_welcome) -> None:
     with clear_errors():
         community = community_named(db.session, community_name)
     try:
-        text = file.read()
+        text = file.read(MAX_IMPORT_CHARACTERS + 1)
+        if len(text) > MAX_IMPORT_CHARACTERS:
+            raise click.ClickException(f"{file.name} is larger than an import takes ({MAX_IMPORT_CHARACTERS:,}"
+                                       " characters, some 200,000 members): is it the file you meant? Split it"
+                                       " and import each part") from None
         reader = csv.DictReader(io.StringIO(text), delimiter=_delimiter(text), strict=True)
         named = [_column(h) for h in reader.fieldnames or []]
         headers = set(named)
@@ -388,6 +392,10 @@ def _unspoken(member) -> str | None:
     return (f"no flow speaks {member.language!r} (they speak {', '.join(sorted(spoken))}): {member.name} gets"
             f" the community's language where a flow has it, else the flow's own")
 
+
+# An import is read whole before its first row goes in (a bad header stops it before any change):
+# a file chosen by mistake (a backup, a video) must be refused, not fill the memory.
+MAX_IMPORT_CHARACTERS = 20_000_000
 
 ALREADY = "not added"  # a row already in the community: not an error (running an import again)
 

@@ -462,6 +462,19 @@ def test_import_says_a_blank_first_line_is_why_it_finds_no_header(runner, commun
     assert "first line is blank" not in import_members(runner, tmp_path, "").output
 
 
+def test_an_import_of_a_file_larger_than_it_takes_is_refused_before_any_row(runner, community, session, tmp_path,
+                                                                             monkeypatch):
+    """A file chosen by mistake is refused after reading no more than the limit, not read whole."""
+    import service.cli.directory
+
+    monkeypatch.setattr(service.cli.directory, "MAX_IMPORT_CHARACTERS", 40)
+    result = import_members(runner, tmp_path, "name,phone\nAna,07700 900201\nBo,07700 900202\n")  # 44 characters
+    assert result.exit_code == 1
+    assert "is larger than an import takes (40 characters" in result.output and "Split it" in result.output
+    assert session.scalar(select(func.count(Member.id))) == 0
+    assert import_members(runner, tmp_path, "name,phone\nAna,07700 900201\n").exit_code == 0  # 29 characters
+
+
 def test_import_reads_the_usual_names_of_the_columns(runner, community, session, tmp_path):
     result = import_members(runner, tmp_path, "Full Name,Phone Number,Language\nAna,07700 900201,cy\n")
     assert result.exit_code == 0, result.output
