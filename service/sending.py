@@ -227,7 +227,8 @@ def deliver(session: Session, outbox_id: int, *, transport, limiter, sender: str
             return _settle(session, outbox_id, attempt, "failed", **why)
         if final_attempt and setup:
             # Not the message's fault: it is not failed, but waits for the sweeper to try it again.
-            return _settle(session, outbox_id, attempt, "pending", claimed_at=None, due_at=now() + SETUP_WAIT, **why)
+            return _settle(session, outbox_id, attempt, "pending", claimed_at=None, due_at=_after_setup_wait(claim),
+                           **why)
         _settle(session, outbox_id, attempt, "pending", claimed_at=None, **why)
         raise
     except PermanentSendError as exc:
@@ -379,6 +380,16 @@ def _hold(limiter, sender: str, seconds: float) -> None:
         limiter.hold(sender, seconds)
     except RedisError as exc:
         log.warning("could not hold sends from %s for %.1f s (%s)", sender, seconds, exc)
+
+
+def _after_setup_wait(claim) -> datetime:
+    """When a row put back for the settings is tried again: SETUP_WAIT from now, or, for a message
+    that waits out quiet hours, their end when that falls in them (a time in them is taken as one it
+    was given on purpose, `_not_now`)."""
+    at = now() + SETUP_WAIT
+    if claim.kind in QUIET_KINDS and claim.community_timezone:
+        at = quiet_until(at, claim.community_timezone, claim.community_quiet_start, claim.community_quiet_end) or at
+    return at
 
 
 def _record_sent(session: Session, outbox_id: int, attempt: int, key: str, sent: dict, receipts: Receipts | None,

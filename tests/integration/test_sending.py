@@ -692,6 +692,31 @@ def test_a_welcome_whose_turn_comes_in_quiet_hours_waits_for_their_end(app, sess
     assert send(app, session, row) == "sent" and len(double.messages) == 1
 
 
+class RefusesTheAccount:
+    """A carrier that refuses Hearth's account (a rotated token) on every send."""
+
+    def send(self, *args, **kwargs):
+        raise SetupSendError("Twilio refused the account (HTTP 401)", code=20003)
+
+
+def test_a_welcome_put_back_for_the_settings_in_quiet_hours_waits_for_their_end(app, session, member, double,
+                                                                               clock):
+    """A welcome whose last try met a refusal of the account just before quiet hours is not tried
+    again SETUP_WAIT later, in them, as if that time were one it was given on purpose: it waits for their end."""
+    clock.now = datetime(2026, 11, 23, 20, 55, tzinfo=timezone.utc)  # quiet hours 21:00-08:00, London
+    row = queue_message(session, key="w", to=member.phone, body="Welcome", kind="welcome", member=member)
+    session.commit()
+    runtime = app.extensions["hearth_runtime"]
+    assert deliver(session, row.id, transport=RefusesTheAccount(), limiter=runtime.limiter, sender="+441632960000",
+                   final_attempt=True) == "pending"
+    assert fresh(session, row).due_at == datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
+    clock.now = datetime(2026, 11, 23, 21, 5, tzinfo=timezone.utc)  # the settings are fixed
+    assert send(app, session, row) != "sent"
+    assert double.messages == []
+    clock.now = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
+    assert send(app, session, row) == "sent" and len(double.messages) == 1
+
+
 def test_a_welcome_sent_ahead_of_a_flow_started_in_quiet_hours_goes_then_and_first(app, session, member, double,
                                                                                     clock):
     """A flow started in quiet hours (`--in-quiet-hours`) sends the member's held welcome ahead of
