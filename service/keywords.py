@@ -32,6 +32,10 @@ def normalise(body: str) -> str:
 COURTESY = frozenset({"PLEASE", "PLS", "PLZ", "THANKS", "THANX", "THANKYOU", "THX", "TA", "CHEERS", "X", "XX", "XXX"})
 # Twilio's one-word keywords as people also write them, in two.
 TWO_WORDS = {("STOP", "ALL"): "STOPALL", ("OPT", "OUT"): "OPTOUT", ("UN", "STOP"): "UNSTOP"}
+# Opt-out words that are also everyday answers: alone they opt out (Twilio blocks the number on
+# them), but "Cancel please" or "End thanks" more often answers a question (a meeting, a flow) than
+# asks to hear nothing more, and the carrier, which matches only the bare word, keeps delivering.
+EVERYDAY = frozenset({"CANCEL", "END", "QUIT"})
 # A longer text is a sentence, not a keyword with a courtesy or two around it.
 LONGEST = 40
 _BREAK = re.compile(r"[\W_]+")
@@ -44,11 +48,14 @@ def keyword(body: str) -> str:
     if len(text) > LONGEST or text.isalnum():
         return text
     words = _BREAK.split(text)
+    said = len(words)
     while words and words[0] in COURTESY:
         words.pop(0)
     while words and (words[-1] in COURTESY or words[-2:] == ["THANK", "YOU"]):
         del words[-2 if words[-1] == "YOU" else -1:]
     found = TWO_WORDS.get(tuple(words), words[0] if len(words) == 1 else None)
+    if found in EVERYDAY and len(words) < said:
+        return text
     return found if found in _KEYWORDS else text
 
 

@@ -75,3 +75,12 @@ def test_a_keyword_with_a_please_or_thanks_around_it_is_that_keyword(body, opted
     """A member who writes "Stop please" has asked to stop: the courtesy does not hide the word."""
     assert classify(body, opted_out=opted_out) == word
     assert changes_consent(body) == (word in ("opt_out", "opt_in") and classify(body, opted_out=False) == word)
+
+
+@pytest.mark.parametrize("body", ["Cancel please", "please cancel", "End thanks", "Quit x", "cancel, thank you"])
+def test_an_everyday_opt_out_word_with_a_courtesy_is_left_to_the_flows(body):
+    """CANCEL, END and QUIT alone opt out, as the carrier's rules have it; with a please or a thanks
+    they more often answer a question (a meeting cancelled, a flow ended) than ask to hear nothing
+    more, and the carrier, which reads only the bare word, goes on delivering."""
+    assert classify(body, opted_out=False) is None
+    assert not changes_consent(body)
