@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -145,7 +146,8 @@ def _checked(flow, params: dict) -> dict:
         if isinstance(value, str):
             value = params[name] = [part.strip() for part in value.split(",") if part.strip()]
         if isinstance(value, list) and not all(isinstance(option, (str, int, float)) and not isinstance(
-                option, bool) and str(option).strip() for option in value):
+                option, bool) and str(option).strip() and not (isinstance(option, float) and not math.isfinite(option))
+                for option in value):
             # Members would read "2 = None", "3 = {'a': 1}" or a blank option.
             raise click.BadParameter(f"{flow.id} shows members each option in {name} as text: give each as words"
                                      f" or a number, none blank, like --param '{name}=[\"Yes\", \"No\"]'")

@@ -422,7 +422,7 @@ def test_flows_start_reads_options_written_with_commas_and_names_phones_that_are
 
 
 @pytest.mark.parametrize("options", ['["Yes", null]', '["Yes", {"a": 1}]', '["Yes", ["No"]]', '["Yes", " "]',
-                                     '["Yes", true]'])
+                                     '["Yes", true]', '["Yes", NaN]', '["Yes", Infinity]'])
 def test_flows_start_refuses_options_members_would_read_as_nonsense(runner, member, session, options):
     """Members would get "2 = None", "2 = {'a': 1}" or a blank option to vote for."""
     result = runner.invoke(args=["flows", "start", "vote", "--community", "Oak House", "--param", "question=Film?",
