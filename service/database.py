@@ -153,6 +153,17 @@ def missing_table(exc: DBAPIError) -> bool:
 RUN_AGAIN = frozenset({"40P01", "40001"})
 
 
+def conflict(exc: BaseException) -> bool:
+    """Whether PostgreSQL rolled this transaction back as a deadlock's victim or a serialization
+    failure: the other side goes on, and a second run finds the way clear."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RUN_AGAIN
+
+
+def running_again(exc: DBAPIError) -> None:
+    """Log a conflict's work being run again: it means two paths take locks in different orders."""
+    log.warning("running again after a conflict: %s", str(exc.orig).splitlines()[0])
+
+
 def rerun_if_disconnected(session: Session, work: Callable[[], T], *, waits: tuple[float, ...] = (0.0,),
                           failed: Callable[[], None] | None = None) -> T:
     """Run `work`, and again if its connection turned out dead or PostgreSQL made it a deadlock's victim.
@@ -172,12 +183,12 @@ def rerun_if_disconnected(session: Session, work: Callable[[], T], *, waits: tup
         except DBAPIError as exc:
             if failed is not None:
                 failed()
-            conflict = getattr(exc.orig, "sqlstate", None) in RUN_AGAIN
-            retry = exc.connection_invalidated or conflict or (len(waits) > 1 and isinstance(exc, OperationalError))
+            conflicted = conflict(exc)
+            retry = exc.connection_invalidated or conflicted or (len(waits) > 1 and isinstance(exc, OperationalError))
             if not retry or attempt == len(waits):
                 raise
-            if conflict:
-                log.warning("running again after a conflict: %s", str(exc.orig).splitlines()[0])
+            if conflicted:
+                running_again(exc)
             session.rollback()
             time.sleep(waits[attempt])
     raise AssertionError("unreachable")

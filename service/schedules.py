@@ -14,7 +14,7 @@ from flows import awaits_answer, next_occurrence, only_listens, previous_occurre
 
 from .clock import MISSED_AFTER, missed, now
 from .consent import pause_ended
-from .database import RUN_AGAIN
+from .database import conflict, running_again
 from .dispatch import sends_held
 from .conversations import Turn, active_conversation, start_flow, waits_behind
 from .models import Community, Conversation, Member, Schedule, Timer
@@ -193,10 +193,10 @@ def _start_each(session, library, community, flow, params, origin, query, at, du
         try:
             outcome = _start_one(session, library, community, flow, params, origin, query, member_id, at, due_at)
         except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) not in RUN_AGAIN:
+            if not conflict(exc):
                 raise  # the database is down or dropped the connection: the run fails, and its next try goes on
             # A deadlock's victim is rolled back whole, the member's lock too: run again once, locked afresh.
-            log.warning("running again after a conflict: %s", str(exc.orig).splitlines()[0])
+            running_again(exc)
             session.rollback()
             outcome = _start_one(session, library, community, flow, params, origin, query, member_id, at, due_at)
         session.commit()  # their start, or only their lock: the next member is held alone
@@ -227,7 +227,7 @@ def _start_one(session, library, community, flow, params, origin, query, member_
             start_flow(session, library, member, community, flow, params, member_origin(origin, member.id),
                        Turn(due_at=due_at), current=current)
     except Exception as exc:
-        if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RUN_AGAIN:
+        if conflict(exc):
             raise  # a deadlock's victim or a serialization failure: `_start_each` runs the member again
         log.exception("could not start %s for member %s", flow.id, member.id)
         return None
