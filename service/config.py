@@ -132,22 +132,23 @@ def is_loopback(host: str | None) -> bool:
 
 
 def _api_base(env) -> str | None:
-    """TWILIO_API_BASE: HTTPS, or plain HTTP to this machine only (the Twilio double): every request
-    carries the account's credentials, which must not cross a network in clear."""
-    value = _base_url(env, "TWILIO_API_BASE")
-    if value and urlsplit(value).scheme == "http" and not is_loopback(urlsplit(value).hostname):
-        raise ValueError(f"TWILIO_API_BASE must use https unless it is on this machine (127.0.0.1, ::1,"
-                         f" localhost): every request carries the auth token; not {_shown_value(value)}")
-    return value
+    """TWILIO_API_BASE: every request carries the account's credentials."""
+    return _private_base(env, "TWILIO_API_BASE", "every request carries the auth token")
 
 
 def _public_base(env) -> str | None:
-    """PUBLIC_BASE_URL: HTTPS, or plain HTTP to this machine only: Twilio posts members' texts and
-    numbers to it, and the delivery reports Hearth asks for, which must not cross a network in clear."""
-    value = _base_url(env, "PUBLIC_BASE_URL")
+    """PUBLIC_BASE_URL: Twilio posts members' texts and numbers to it, and the delivery reports
+    Hearth asks for."""
+    return _private_base(env, "PUBLIC_BASE_URL", "Twilio posts members' texts to it")
+
+
+def _private_base(env, name: str, why: str) -> str | None:
+    """A base URL what crosses it must not cross a network in clear: HTTPS, or plain HTTP to this
+    machine only (the Twilio double, a local run)."""
+    value = _base_url(env, name)
     if value and urlsplit(value).scheme == "http" and not is_loopback(urlsplit(value).hostname):
-        raise ValueError(f"PUBLIC_BASE_URL must use https unless it is on this machine (127.0.0.1, ::1, localhost):"
-                         f" Twilio posts members' texts to it; not {_shown_value(value)}")
+        raise ValueError(f"{name} must use https unless it is on this machine (127.0.0.1, ::1, localhost):"
+                         f" {why}; not {_shown_value(value)}")
     return value
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from urllib.parse import urlsplit
 
 from requests.exceptions import ConnectTimeout, RequestException
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
@@ -13,6 +12,8 @@ from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
 from flows.sms import measure
+
+from ..config import shown_url
 from ..exceptions import PermanentSendError, RateLimitedSendError, SetupSendError, TransientSendError
 from .base import SendResult
 
@@ -92,7 +93,7 @@ class TwilioTransport:
         # A 429 asks Hearth to slow down, whoever answered it: it is held as Twilio's is.
         if response.status_code >= 400 and response.status_code != 429 and not _is_json(response.text):
             kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
-            self._not_the_api = (f"{_shown(response.url)} answered {response.status_code} with {kind}, not the"
+            self._not_the_api = (f"{shown_url(response.url)} answered {response.status_code} with {kind}, not the"
                                  " Twilio API's JSON: check TWILIO_API_BASE (or a proxy in the way)")
         return response
 
@@ -129,13 +130,6 @@ def _is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _shown(url: str) -> str:
-    """The URL asked, without any user or password in it, fit for the log."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=host, query="", fragment="").geturl()
 
 
 def _never_reached(exc: RequestException) -> bool:
