@@ -352,10 +352,9 @@ def _not_now(claim) -> tuple[str, dict] | None:
     is set aside, and so is a reminder in quiet hours, as the clock does with a reminder timer."""
     at = now()
     until = None
-    if (claim.kind in QUIET_KINDS or claim.kind == "reminder") and claim.community_timezone:
-        hours = (claim.community_timezone, claim.community_quiet_start, claim.community_quiet_end)
-        until = quiet_until(at, *hours)
-        if claim.kind in QUIET_KINDS and until is not None and quiet_until(claim.due_at, *hours) is not None:
+    if claim.kind in QUIET_KINDS or claim.kind == "reminder":
+        until = _quiet_until(claim, at)
+        if claim.kind in QUIET_KINDS and until is not None and _quiet_until(claim, claim.due_at) is not None:
             until = None
     if until is not None and claim.kind in QUIET_KINDS:
         return "pending", dict(claimed_at=None, due_at=until)
@@ -387,9 +386,15 @@ def _after_setup_wait(claim) -> datetime:
     that waits out quiet hours, their end when that falls in them (a time in them is taken as one it
     was given on purpose, `_not_now`)."""
     at = now() + SETUP_WAIT
-    if claim.kind in QUIET_KINDS and claim.community_timezone:
-        at = quiet_until(at, claim.community_timezone, claim.community_quiet_start, claim.community_quiet_end) or at
-    return at
+    return (_quiet_until(claim, at) or at) if claim.kind in QUIET_KINDS else at
+
+
+def _quiet_until(claim, moment: datetime) -> datetime | None:
+    """When the claimed row's community's quiet hours end, if `moment` falls in them (None if not,
+    none are set, or the row has no community)."""
+    if not claim.community_timezone:
+        return None
+    return quiet_until(moment, claim.community_timezone, claim.community_quiet_start, claim.community_quiet_end)
 
 
 def _record_sent(session: Session, outbox_id: int, attempt: int, key: str, sent: dict, receipts: Receipts | None,

@@ -48,6 +48,10 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH, confirm: timedelta
     at = now()
     rule, waits_for = sweepable(at)
     live: set[int] | None = None
+
+    def jobs() -> set[int]:
+        """The rows with a live job (a retry a lease past its time is not one)."""
+        return live_send_rows(redis, started_after=at - lease(), late=lease())
     missing = []
     # The crisis queue's rows first: after a flush an alert must not wait for a broadcast's rows
     # due before it, nor be hidden behind more of them than a sweep looks at.
@@ -63,7 +67,7 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH, confirm: timedelta
                 session.rollback()
                 break
             if live is None:
-                live = live_send_rows(redis, started_after=at - lease(), late=lease())
+                live = jobs()
             without = [row for row in rows if row.id not in live]
             # What each waits for, asked only of rows with no job (a backlog's rows have theirs).
             waiting = dict(session.execute(select(_OUTBOX.c.id, waits_for).where(
@@ -77,7 +81,7 @@ def sweep(session: Session, redis: Redis, limit: int = BATCH, confirm: timedelta
             break
     marks = f"{UNSEEN}:{HOST}"
     if live is None:  # no row to look at: the marks of rows that have had a job since still go
-        live = live_send_rows(redis, started_after=at - lease(), late=lease()) if redis.exists(marks) else set()
+        live = jobs() if redis.exists(marks) else set()
     confirmed = set(_confirmed(redis, marks, [row[0] for row in missing], live, at, confirm))
     # Enqueued together, as at commit: held bulk rows (an import's welcomes) go in batches.
     enqueued = enqueue_sends(redis, sorted(row for row in missing if row[0] in confirmed), replace_dead=True)
